@@ -1,0 +1,52 @@
+//! `sclc explain CODE`: the documentation page of a diagnostic code.
+
+use crate::Status;
+use scl_diagnostics::CodeDoc;
+
+/// Arguments of `sclc explain`.
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// A code such as `E0101`, or its name such as `unexpected-token`. Without one, every
+    /// code is listed.
+    #[arg(value_name = "CODE")]
+    code: Option<String>,
+}
+
+/// Every documented code, from every stage of the compiler, in code order.
+pub fn all_docs() -> Vec<&'static CodeDoc> {
+    let mut docs: Vec<&'static CodeDoc> = scl_syntax::codes::DOCS.iter().collect();
+    docs.sort_by_key(|d| d.code.code);
+    docs
+}
+
+/// Finds the page for `query`: a code in any case, or a code's kebab-case name.
+pub fn find(query: &str) -> Option<&'static CodeDoc> {
+    let q = query.trim();
+    all_docs().into_iter().find(|d| d.code.code.eq_ignore_ascii_case(q) || d.code.name == q)
+}
+
+/// Runs `sclc explain`.
+pub fn run(args: ExplainArgs) -> Status {
+    let Some(query) = args.code else {
+        for d in all_docs() {
+            println!("{}  {:<28} {}", d.code.code, d.code.name, d.summary);
+        }
+        return Status::Ok;
+    };
+    match find(&query) {
+        Some(d) => {
+            println!("{} {}: {}\n", d.code.code, d.code.name, d.summary);
+            print!("{}", d.explanation);
+            Status::Ok
+        }
+        None => {
+            let names = all_docs().into_iter().flat_map(|d| [d.code.code, d.code.name]);
+            eprintln!("sclc: error: no diagnostic code `{query}`");
+            if let Some(s) = scl_syntax::validate::did_you_mean(&query, names) {
+                eprintln!("  help: did you mean `{s}`?");
+            }
+            eprintln!("  help: `sclc explain` lists every code");
+            Status::Usage
+        }
+    }
+}

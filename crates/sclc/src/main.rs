@@ -1,0 +1,101 @@
+//! `sclc`, the SCL compiler's command line.
+//!
+//! This binary owns argument parsing, file reading and process exit codes; the compiler
+//! itself lives in the library crates. Exit codes: 0 when the policies are clean (warnings
+//! allowed), 1 when a policy has errors, 2 for usage and environment problems (a missing or
+//! unreadable file, a bad flag, an unknown code).
+
+mod check;
+mod explain;
+mod source;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+/// The SCL compiler: kernel lock policies, checked for safety and compiled to eBPF.
+#[derive(Parser, Debug)]
+#[command(name = "sclc", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Exit status: 0 clean, 1 errors in a policy, 2 usage or environment problems.\n\
+Run `sclc explain CODE` for the page of a diagnostic code.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse and check policies, and report every problem found.
+    Check(check::CheckArgs),
+    /// Explain a diagnostic code: what the rule protects and how to fix a violation.
+    Explain(explain::ExplainArgs),
+}
+
+/// How diagnostics are printed.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum FormatArg {
+    /// Source snippets with labels, notes and help (for people).
+    Human,
+    /// One line each: `file:line:col: error[CODE]: message` (for editors and grep).
+    Short,
+    /// One JSON object per line, with byte and line/column ranges (for tools).
+    Json,
+}
+
+/// When to use colour.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ColorArg {
+    /// When stderr is a terminal and `NO_COLOR` is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorArg {
+    /// Resolves `auto` against stderr and `NO_COLOR`.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            ColorArg::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+/// Exit status of a finished command.
+pub enum Status {
+    /// Everything is fine.
+    Ok,
+    /// A policy has errors.
+    PolicyErrors,
+    /// Usage or environment problem; the message was printed.
+    Usage,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Passes over the syntax tree are recursive but bounded (see `scl_syntax::parser`);
+    // a generous stack of our own keeps that bound far from the limit on every platform.
+    let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(move || match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
+    });
+    let status = match worker.map(|h| h.join()) {
+        Ok(Ok(status)) => status,
+        Ok(Err(_)) => {
+            eprintln!("sclc: internal error: the compiler panicked; please report this with the input that caused it");
+            return ExitCode::from(101);
+        }
+        Err(e) => {
+            eprintln!("sclc: error: cannot start the compiler thread: {e}");
+            Status::Usage
+        }
+    };
+    match status {
+        Status::Ok => ExitCode::SUCCESS,
+        Status::PolicyErrors => ExitCode::from(1),
+        Status::Usage => ExitCode::from(2),
+    }
+}
