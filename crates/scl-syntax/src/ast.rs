@@ -3,6 +3,9 @@
 //! The tree is what the parser saw, nothing resolved: names are strings, types are as
 //! written. Where the parser recovered from an error it leaves an `Error` node, so later
 //! passes can skip the broken piece and still look at the rest.
+//!
+//! Large nodes are boxed. The LR parser moves every symbol on its stack as one enum as big
+//! as the largest node, so keeping nodes small is what keeps parsing fast.
 
 use crate::lexer::TimeUnit;
 pub use scl_diagnostics::Span;
@@ -16,36 +19,38 @@ pub struct Ident {
     pub span: Span,
 }
 
-/// A possibly qualified name: `x`, `hist::record`.
+/// A name, possibly qualified by the module it was imported from: `x`, `hist::record`.
+///
+/// SCL modules do not nest, so a path has at most two segments; keeping the module
+/// separate spares an allocation for every name in the program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Path {
-    /// The segments, at least one.
-    pub segments: Vec<Ident>,
+    /// The module, for `module::name`.
+    pub module: Option<Box<Ident>>,
+    /// The name itself.
+    pub name: Ident,
     /// The whole path.
     pub span: Span,
 }
 
 impl Path {
-    /// The last segment: the name itself.
-    pub fn last(&self) -> &Ident {
-        self.segments.last().expect("a path has at least one segment")
+    /// An unqualified path.
+    pub fn simple(name: Ident) -> Path {
+        Path { span: name.span, module: None, name }
     }
 
-    /// True for a one-segment path.
+    /// True for a path without a module.
     pub fn is_simple(&self) -> bool {
-        self.segments.len() == 1
+        self.module.is_none()
     }
 }
 
 impl std::fmt::Display for Path {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, s) in self.segments.iter().enumerate() {
-            if i > 0 {
-                f.write_str("::")?;
-            }
-            f.write_str(&s.name)?;
+        if let Some(m) = &self.module {
+            write!(f, "{}::", m.name)?;
         }
-        Ok(())
+        f.write_str(&self.name.name)
     }
 }
 
@@ -71,13 +76,13 @@ pub enum ItemKind {
     /// `import hist;`
     Import(Ident),
     /// `const NAME: T = e;`
-    Const(ConstDecl),
+    Const(Box<ConstDecl>),
     /// `struct S { a: u32, ... }`
     Struct(StructDecl),
     /// `config`, `global`, `per_lock`, ... and `map` declarations.
-    State(StateDecl),
+    State(Box<StateDecl>),
     /// `fn name(...) -> T { ... }`
-    Fn(FnDecl),
+    Fn(Box<FnDecl>),
     /// `policy name for spinlock, mutex { on hook(...) { ... } }`
     Policy(Policy),
     /// Something the parser could not read; already reported.
@@ -180,8 +185,8 @@ pub struct Type {
 pub enum TypeKind {
     /// `u32`, `lock`, `Stats`, `hist::Log2`.
     Named(Path),
-    /// `hash<u32, Stats>`.
-    Generic(Path, Vec<Type>),
+    /// `hash<u32, Stats>`: the generic's name and its arguments.
+    Generic(Box<(Path, Vec<Type>)>),
     /// `[u64; 32]`.
     Array(Box<Type>, Box<Expr>),
 }
@@ -259,24 +264,10 @@ pub struct Stmt {
 /// The forms of statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StmtKind {
-    /// `let name: T = init;` (type and initialiser each optional; no initialiser means zero).
-    Let {
-        /// The new variable.
-        name: Ident,
-        /// Its declared type.
-        ty: Option<Type>,
-        /// Its first value.
-        init: Option<Expr>,
-    },
+    /// `let name: T = init;`
+    Let(Box<LetStmt>),
     /// `place op= value;`
-    Assign {
-        /// What is written.
-        target: Expr,
-        /// `=` or a compound operator.
-        op: AssignOp,
-        /// The value.
-        value: Expr,
-    },
+    Assign(Box<AssignStmt>),
     /// `e;`
     Expr(Expr),
     /// `if c1 { } else if c2 { } else { }`: the arms in order, then the final `else`.
@@ -289,16 +280,7 @@ pub enum StmtKind {
         else_: Option<Block>,
     },
     /// `for var in start..end { body }`
-    For {
-        /// The loop variable.
-        var: Ident,
-        /// First value.
-        start: Expr,
-        /// One past the last value; must be a compile-time constant.
-        end: Expr,
-        /// The body.
-        body: Block,
-    },
+    For(Box<ForStmt>),
     /// `return e;`
     Return(Option<Expr>),
     /// `break;`
@@ -311,13 +293,48 @@ pub enum StmtKind {
     Error,
 }
 
+/// `let name: T = init;` (type and initialiser each optional; no initialiser means zero).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LetStmt {
+    /// The new variable.
+    pub name: Ident,
+    /// Its declared type.
+    pub ty: Option<Type>,
+    /// Its first value.
+    pub init: Option<Expr>,
+}
+
+/// `place op= value;`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignStmt {
+    /// What is written.
+    pub target: Expr,
+    /// `=` or a compound operator.
+    pub op: AssignOp,
+    /// The value.
+    pub value: Expr,
+}
+
+/// `for var in start..end { body }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForStmt {
+    /// The loop variable.
+    pub var: Ident,
+    /// First value.
+    pub start: Expr,
+    /// One past the last value; must be a compile-time constant.
+    pub end: Expr,
+    /// The body.
+    pub body: Block,
+}
+
 /// The condition of an `if`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cond {
     /// A boolean expression.
     Expr(Expr),
     /// `let name = optional`: taken when the optional holds a value, bound to `name`.
-    Let(Ident, Expr),
+    Let(Ident, Box<Expr>),
 }
 
 /// One `if` or `else if` of an `if` statement.

@@ -37,7 +37,11 @@ pub struct State {
     file: FileId,
     /// Byte ranges of every token in the file, to find the token before an error.
     token_spans: Vec<(usize, usize)>,
+    /// Errors found while building the tree (too deep, capacity twice, brackets).
     diagnostics: Vec<Diagnostic>,
+    /// Grammar errors, each with the offset of the token that triggered it; some are later
+    /// dropped as echoes (see [`suppress_cascades`]).
+    parse_errors: Vec<(usize, Diagnostic)>,
     too_tall_reported: bool,
     /// The token that follows the item being parsed: the end of an item's tokens is the
     /// end of the file only if this is `None`.
@@ -51,6 +55,14 @@ impl State {
     }
 
     fn error(&mut self, e: ParseError<usize, Tok<'_>, Never>) {
+        let trigger = match &e {
+            ParseError::UnrecognizedToken { token: (l, ..), .. } | ParseError::ExtraToken { token: (l, ..) } => *l,
+            ParseError::UnrecognizedEof { location, .. } => {
+                self.next_token.as_ref().map_or(*location, |(span, _)| span.start as usize)
+            }
+            ParseError::InvalidToken { location } => *location,
+            ParseError::User { error } => match *error {},
+        };
         let d = match e {
             ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
                 self.unexpected(Span::new(l, r), Some(&tok.describe()), &expected)
@@ -68,7 +80,7 @@ impl State {
             }
             ParseError::User { error } => match error {},
         };
-        self.diagnostics.push(d);
+        self.parse_errors.push((trigger, d));
     }
 
     /// The diagnostic for an unexpected token, described as by [`Tok::describe`] (`None`:
@@ -101,7 +113,7 @@ impl State {
             Some(op @ ("`<`" | "`<=`" | "`>`" | "`>=`" | "`==`" | "`!=`")) => d
                 .with_note("comparisons do not chain")
                 .with_help(format!("compare each pair and join them with `&&`: `a {0} b && b {0} c`", op.trim_matches('`'))),
-            Some(_) if expected.len() == 1 && expected[0] == "identifier" && keyword.is_some_and(|k| k.chars().all(|c| c.is_ascii_alphabetic() || c == '_')) => {
+            Some(_) if expected.iter().any(|e| e == "identifier") && keyword.is_some_and(|k| k.chars().all(|c| c.is_ascii_alphabetic() || c == '_')) => {
                 d.with_help(format!("`{}` is a keyword and cannot be used as a name", keyword.unwrap_or_default()))
             }
             _ if wants_semi => d.with_help("statements and declarations end with `;`"),
@@ -152,7 +164,7 @@ impl State {
                         .with_label(format!("more than {MAX_EXPR_HEIGHT} levels deep")),
                 );
             }
-            return Type { kind: TypeKind::Named(Path { segments: vec![Ident { name: "_".into(), span }], span }), span };
+            return Type { kind: TypeKind::Named(Path::simple(Ident { name: "_".into(), span })), span };
         }
         ty
     }
@@ -185,7 +197,7 @@ impl State {
 fn type_height(t: &Type) -> usize {
     match &t.kind {
         TypeKind::Named(_) => 1,
-        TypeKind::Generic(_, args) => 1 + args.iter().map(type_height).max().unwrap_or(0),
+        TypeKind::Generic(g) => 1 + g.1.iter().map(type_height).max().unwrap_or(0),
         TypeKind::Array(e, _) => 1 + type_height(e),
     }
 }
@@ -222,7 +234,7 @@ fn friendly_expected(expected: &[String]) -> Vec<String> {
         let covered = (is_expr && EXPR_START.contains(n))
             || (is_stmt && STMT_START.contains(n))
             || (is_item && ITEM_START.contains(n))
-            || (ends && CONTINUATIONS.contains(n) && !(n == &"(" && has("{") && !has(";")));
+            || (ends && CONTINUATIONS.contains(n));
         if !covered {
             out.push(match *n {
                 "identifier" | "integer" | "string literal" => n.to_string(),
@@ -342,6 +354,40 @@ fn tok_open(close: &Tok<'_>) -> &'static str {
     }
 }
 
+/// Drops parse errors that are only echoes of an earlier error.
+///
+/// After an error (a bad character the lexer dropped, or a parse error the grammar
+/// recovered from) the parser resumes at the next token it can use, which is often in the
+/// middle of the broken statement. A parse error whose triggering token comes before any
+/// statement boundary (`;`, `{` or `}`) after the previous error is such an echo.
+fn suppress_cascades(
+    tokens: &[Spanned<'_>],
+    lex_errors: &[Diagnostic],
+    parse_errors: Vec<(usize, Diagnostic)>,
+) -> Vec<Diagnostic> {
+    let mut errors: Vec<(usize, Option<Diagnostic>)> =
+        lex_errors.iter().map(|d| (d.primary.span.start as usize, None)).collect();
+    errors.extend(parse_errors.into_iter().map(|(at, d)| (at, Some(d))));
+    errors.sort_by_key(|(at, _)| *at);
+    let boundary_between = |from: usize, to: usize| {
+        let first = tokens.partition_point(|(l, _, _)| *l <= from);
+        tokens[first..]
+            .iter()
+            .take_while(|(l, _, _)| *l < to)
+            .any(|(_, t, _)| matches!(t, Tok::Semi | Tok::LBrace | Tok::RBrace))
+    };
+    let mut kept = Vec::new();
+    let mut previous: Option<usize> = None;
+    for (at, d) in errors {
+        let echo = previous.is_some_and(|p| !boundary_between(p, at));
+        previous = Some(at);
+        if let Some(d) = d.filter(|_| !echo) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
 /// Parses a whole file: every item it could read, and every syntax error.
 ///
 /// Items that failed to parse appear as [`ItemKind::Error`]. The diagnostics are sorted by
@@ -356,6 +402,7 @@ pub fn parse_file(file: FileId, text: &str) -> (SourceFile, Vec<Diagnostic>) {
         file,
         token_spans: lexed.tokens.iter().map(|(l, _, r)| (*l, *r)).collect(),
         diagnostics: Vec::new(),
+        parse_errors: Vec::new(),
         too_tall_reported: false,
         next_token: None,
     };
@@ -382,6 +429,8 @@ pub fn parse_file(file: FileId, text: &str) -> (SourceFile, Vec<Diagnostic>) {
             }
         }
     }
+    let parse_errors = suppress_cascades(&lexed.tokens, &diagnostics, st.parse_errors);
+    diagnostics.extend(parse_errors);
     diagnostics.append(&mut st.diagnostics);
     let file_ast = SourceFile { items };
     diagnostics.extend(crate::validate::validate(file, &file_ast));

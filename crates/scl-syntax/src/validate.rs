@@ -130,7 +130,8 @@ impl Validator {
 
     fn stmt(&mut self, s: &Stmt) {
         match &s.kind {
-            StmtKind::Assign { target, .. } => {
+            StmtKind::Assign(a) => {
+                let target = &a.target;
                 if !is_place(target) {
                     self.out.push(
                         Diagnostic::error(codes::E0113, self.file, target.span, "cannot assign to this expression")
@@ -148,9 +149,9 @@ impl Validator {
                     self.block(b);
                 }
             }
-            StmtKind::For { body, .. } => {
+            StmtKind::For(f) => {
                 self.loop_depth += 1;
-                self.block(body);
+                self.block(&f.body);
                 self.loop_depth -= 1;
             }
             StmtKind::Block(b) => self.block(b),
