@@ -1,6 +1,8 @@
 //! UI tests: every `tests/ui/**/NAME.scl` is checked by the real `sclc` binary, and its
 //! diagnostics are compared with `NAME.short` (the one-line form) and `NAME.human` (the
-//! ariadne form, without colour). An empty `.short` means the file must check clean.
+//! ariadne form, without colour). A case whose name starts with `ok_` is a near miss that
+//! must check clean; every other case must report at least one error, so that blessing
+//! output from a broken compiler cannot turn a failing case into a silent one.
 //!
 //! A first line `// sclc: ARGS` adds arguments to `sclc check` (for example a target).
 //! Run with `SCL_BLESS=1` to write the expected files from today's output; review the
@@ -57,6 +59,13 @@ fn ui() {
         let (short, code) = sclc_check(&root, &rel, &extra, "short");
         let (human, human_code) = sclc_check(&root, &rel, &extra, "human");
         let has_error = short.lines().any(|l| l.contains(": error["));
+        let must_pass = case.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ok_"));
+        if must_pass == has_error {
+            failures.push(format!(
+                "{rel}: {}",
+                if must_pass { "an `ok_` case must check clean" } else { "expected at least one error" }
+            ));
+        }
         let expected_code = if has_error { 1 } else { 0 };
         if code != expected_code || human_code != expected_code {
             failures.push(format!("{rel}: exit codes {code}/{human_code}, expected {expected_code}"));
