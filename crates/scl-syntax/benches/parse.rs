@@ -13,7 +13,7 @@ use std::hint::black_box;
 pub fn generate(lines: usize) -> String {
     let mut out = String::from("import hist;\nconfig max_batch: u32 = 64;\n");
     let mut i = 0;
-    while out.len() < lines * 33 {
+    while out.matches('\n').count() < lines {
         out.push_str(&format!(
             "per_lock[4096] batch{i}: u32;\n\
              map prio{i}: hash<u32, u8>[1024];\n\

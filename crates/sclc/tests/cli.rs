@@ -1,0 +1,158 @@
+//! The command line as a user meets it: exit codes, environment errors, `--help`,
+//! `--version`, output formats, and `sclc explain` whose examples must do what they say.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sclc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sclc"))
+        .current_dir(repo_root())
+        .args(args)
+        .output()
+        .expect("sclc runs")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sclc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+#[test]
+fn examples_and_stdlib_check_clean() {
+    let mut files = Vec::new();
+    for dir in ["examples", "stdlib"] {
+        for e in std::fs::read_dir(repo_root().join(dir)).expect("dir exists").flatten() {
+            if e.path().extension().is_some_and(|x| x == "scl") {
+                files.push(format!("{dir}/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    assert!(files.len() >= 9, "seven examples and two stdlib modules, found {files:?}");
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = sclc(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn environment_problems_exit_2_with_a_clear_message() {
+    let missing = sclc(&["check", "no/such/file.scl"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("cannot read `no/such/file.scl`"), "{}", text(&missing.stderr));
+
+    let dir = sclc(&["check", "examples"]);
+    assert_eq!(dir.status.code(), Some(2));
+    assert!(text(&dir.stderr).contains("it is a directory"), "{}", text(&dir.stderr));
+
+    let binary = scratch("binary.scl");
+    std::fs::write(&binary, b"const A: u32 = 1;\n\xff\xfe\x00").expect("write");
+    let out = sclc(&["check", binary.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not UTF-8 text (first invalid byte at offset 18, line 2)"), "{}", text(&out.stderr));
+
+    // A bad file does not stop the others from being checked.
+    let out = sclc(&["check", "no/such/file.scl", "tests/ui/syntax/unknown_lock_kind.scl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("E0109"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(sclc(&[]).status.code(), Some(2));
+    assert_eq!(sclc(&["check"]).status.code(), Some(2));
+    assert_eq!(sclc(&["check", "--format", "xml", "a.scl"]).status.code(), Some(2));
+    assert_eq!(sclc(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn help_and_version_are_complete() {
+    let help = text(&sclc(&["--help"]).stdout);
+    for word in ["check", "explain", "Exit status", "sclc explain CODE"] {
+        assert!(help.contains(word), "--help lacks {word:?}:\n{help}");
+    }
+    let check_help = text(&sclc(&["check", "--help"]).stdout);
+    for word in ["--format", "human", "short", "json", "--color"] {
+        assert!(check_help.contains(word), "check --help lacks {word:?}:\n{check_help}");
+    }
+    let version = sclc(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(text(&version.stdout).trim(), format!("sclc {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn json_output_is_one_object_per_diagnostic() {
+    let out = sclc(&["check", "--format", "json", "tests/ui/syntax/many_errors.scl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is a JSON object"))
+        .collect();
+    assert!(lines.len() >= 5, "many_errors.scl reports several errors");
+    for v in &lines {
+        assert_eq!(v["severity"], "error");
+        assert!(v["code"].as_str().is_some_and(|c| c.starts_with('E')));
+        assert!(v["start"]["line"].as_u64().is_some() && v["span"]["start"].as_u64().is_some());
+    }
+}
+
+#[test]
+fn colour_only_when_asked() {
+    let plain = sclc(&["check", "tests/ui/syntax/unknown_lock_kind.scl"]);
+    assert!(!plain.stderr.contains(&0x1b), "not a terminal: no colour");
+    let coloured = sclc(&["check", "--color", "always", "tests/ui/syntax/unknown_lock_kind.scl"]);
+    assert!(coloured.stderr.contains(&0x1b));
+}
+
+/// Every explain page's erroneous example fails with its code; its fixed example passes.
+#[test]
+fn explain_pages_examples_do_what_they_say() {
+    let list = text(&sclc(&["explain"]).stdout);
+    let codes: Vec<&str> = list.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(codes.len() >= 14, "{list}");
+    for code in codes {
+        let page = sclc(&["explain", code]);
+        assert_eq!(page.status.code(), Some(0));
+        let page = text(&page.stdout);
+        let block_after = |marker: &str| -> Option<String> {
+            let rest = &page[page.find(marker)? + marker.len()..];
+            let start = rest.find("```scl\n")? + 7;
+            let end = rest[start..].find("```")?;
+            Some(rest[start..start + end].to_string())
+        };
+        let fixed = block_after("Fixed example:").unwrap_or_else(|| panic!("{code} has no fixed example"));
+        let path = scratch(&format!("{code}-fixed.scl"));
+        std::fs::write(&path, fixed).expect("write");
+        let out = sclc(&["check", "--format", "short", path.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(0), "{code}'s fixed example fails:\n{}", text(&out.stderr));
+        // E0107's failing input is too large to print; every other page shows one.
+        if let Some(bad) = block_after("Erroneous example:") {
+            let path = scratch(&format!("{code}-bad.scl"));
+            std::fs::write(&path, bad).expect("write");
+            let out = sclc(&["check", "--format", "short", path.to_str().expect("utf-8")]);
+            assert_eq!(out.status.code(), Some(1));
+            assert!(text(&out.stderr).contains(&format!("error[{code}]")), "{code}'s example gives:\n{}", text(&out.stderr));
+        } else {
+            assert_eq!(code, "E0107", "{code} lacks an erroneous example");
+        }
+    }
+}
+
+#[test]
+fn explain_accepts_names_and_rejects_unknown_codes() {
+    let by_name = sclc(&["explain", "unknown-lock-kind"]);
+    assert_eq!(by_name.status.code(), Some(0));
+    assert!(text(&by_name.stdout).starts_with("E0109 unknown-lock-kind"));
+    let unknown = sclc(&["explain", "E0019"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("did you mean"), "{}", text(&unknown.stderr));
+}
