@@ -133,7 +133,8 @@ pub struct HookDef {
     pub may_write_state: bool,
     /// A hook that must be given whenever this one is (`bypass_acquire` needs `bypass_release`).
     pub requires: Option<&'static str>,
-    /// The most BPF instructions one call may execute in the worst case.
+    /// The most BPF instructions one call may execute in the worst case, in atomic
+    /// context; where it may sleep, [`limits::SLEEPABLE_BUDGET`] applies.
     pub budget: u32,
     /// On the stock target: the `tp_btf` tracepoint it attaches to.
     pub tracepoint: Option<&'static str>,
@@ -584,7 +585,7 @@ pub fn method(name: &str) -> Option<&'static MethodDef> {
 }
 
 /// A read-only field of the `lock` or `waiter` view.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct FieldDef {
     /// Its name.
     pub name: &'static str,
@@ -643,4 +644,7 @@ pub mod limits {
     pub const DEFAULT_CAPACITY: u64 = 4096;
     /// The most entries any map may have.
     pub const MAX_CAPACITY: u64 = 1 << 20;
+    /// The instruction budget of a hook that may sleep for every lock kind of its policy
+    /// (the hook's own `budget` applies in atomic context).
+    pub const SLEEPABLE_BUDGET: u32 = 65_536;
 }

@@ -20,7 +20,7 @@ pub fn markdown() -> String {
          `SCL_BLESS=1 cargo test -p scl-catalogue` after changing the table.\n"
     );
     let _ = writeln!(w, "## Hooks\n");
-    let _ = writeln!(w, "| hook | returns | lock kinds | targets | context | writes state | budget (insns) |");
+    let _ = writeln!(w, "| hook | returns | lock kinds | targets | context | writes state | budget (insns, atomic) |");
     let _ = writeln!(w, "|---|---|---|---|---|---|---|");
     for h in HOOKS {
         let kinds = match h.kinds {
@@ -105,10 +105,12 @@ pub fn markdown() -> String {
     let _ = writeln!(
         w,
         "\n## Limits\n\n- `for` loops: at most {} iterations, bounds known at compile time.\n\
+         - Instructions per call: each hook's budget above in atomic context; {} where the hook may sleep for every lock kind of its policy.\n\
          - Stack: at most {} bytes per hook.\n\
          - `back_off`: clamped to `config {}` (default {} ns), never above {} ns.\n\
          - `per_lock` and `per_thread` state without `[N]`: {} entries.",
         limits::MAX_LOOP_ITERATIONS,
+        limits::SLEEPABLE_BUDGET,
         limits::MAX_STACK_BYTES,
         BACK_OFF_CONFIG,
         BACK_OFF_DEFAULT_MAX_NS,

@@ -15,6 +15,7 @@ pub struct ExplainArgs {
 /// Every documented code, from every stage of the compiler, in code order.
 pub fn all_docs() -> Vec<&'static CodeDoc> {
     let mut docs: Vec<&'static CodeDoc> = scl_syntax::codes::DOCS.iter().collect();
+    docs.extend(scl_sema::codes::docs());
     docs.sort_by_key(|d| d.code.code);
     docs
 }

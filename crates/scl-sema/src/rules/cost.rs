@@ -1,0 +1,339 @@
+//! Bounded cost: `E0350 cost-over-budget`, `E0351 unbounded-wait`, `E0352 division-by-zero`.
+//!
+//! Lock hooks run on the lock's critical path, so each has an instruction budget in the
+//! catalogue. This module estimates, for each hook, the most BPF instructions one call can
+//! execute: every path, loops multiplied by their trip counts, functions inlined, built-ins
+//! and map methods at their catalogue cost. The estimate is deliberately conservative
+//! (it over-counts, never under-counts, the code the back end emits). It also sizes the
+//! hook's stack frame for the memory rule. Waits are bounded separately: `back_off` is a
+//! timed busy wait, so its bound is in nanoseconds, not instructions.
+
+use crate::codes::{E0350, E0351, E0352};
+use crate::hir::*;
+use crate::ty::Ty;
+use crate::Checker;
+use scl_catalogue::{self as cat, BuiltinDef};
+use scl_diagnostics::{CodeDoc, Diagnostic, FileId, Span};
+use scl_syntax::ast::BinOp;
+
+/// Explain pages.
+pub static DOCS: &[CodeDoc] = &[
+    CodeDoc { code: E0350, summary: "a hook may execute more instructions than its budget", explanation: "Each hook has a budget of instructions per call (see `docs/hooks.md`): in atomic context 4096 for most and 1024 for the reorder hooks, which run once per waiter the shuffler looks at; 65536 for a hook that may sleep for every lock kind of its policy. The compiler estimates the worst case over every path, with loops multiplied by their trip counts and functions inlined; `sclc check --cost` prints the estimate of each hook. Shorten loops, or move work out of the hot hook.\n\nErroneous example:\n\n```scl\nper_cpu hist: [u64; 1024];\npolicy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        let n: u64 = 0;\n        for i in 0..1024 {\n            n += hist[i];\n        }\n        return n > 10;\n    }\n}\n```\n\nFixed example:\n\n```scl\nglobal total: u64;\npolicy p for spinlock {\n    on acquired(l: lock) {\n        total += 1;\n    }\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return total > 10;\n    }\n}\n```\n" },
+    CodeDoc { code: E0351, summary: "a wait longer than the limit", explanation: "`back_off(ns)` busy-waits in the hook, so it is clamped to the policy's `config max_backoff_ns` (100us if not declared), and that clamp may not exceed 1ms; `sleep(ns)` may not exceed 10ms. A constant argument over the limit, or a `max_backoff_ns` default over 1ms, is refused rather than silently clamped.\n\nErroneous example:\n\n```scl\nconfig max_backoff_ns: u64 = 5ms;\n```\n\nFixed example:\n\n```scl\nconfig max_backoff_ns: u64 = 500us;\n```\n" },
+    CodeDoc { code: E0352, summary: "division or remainder by a constant zero", explanation: "In BPF, `x / 0` is 0 and `x % 0` is `x`: no trap, just a wrong answer. A divisor that is the constant 0 is always a mistake, so it is refused.\n\nErroneous example:\n\n```scl\nconst BUCKETS: u64 = 0;\nfn slot(x: u64) -> u64 {\n    return x % BUCKETS;\n}\n```\n\nFixed example:\n\n```scl\nconst BUCKETS: u64 = 16;\nfn slot(x: u64) -> u64 {\n    return x % BUCKETS;\n}\n```\n" },
+];
+
+/// Reports a division or remainder by the constant zero.
+pub(crate) fn report_div_zero(cx: &mut Checker, file: FileId, span: Span, op: BinOp) {
+    let what = if op == BinOp::Div { "division" } else { "remainder" };
+    cx.report(
+        Diagnostic::error(E0352, file, span, format!("{what} by zero"))
+            .with_label("this is always 0")
+            .with_note("in BPF, `x / 0` is 0 and `x % 0` is x: no trap, just a wrong answer")
+            .with_help("divide by a non-zero constant, or check the divisor at run time"),
+    );
+}
+
+/// Checks the constant bound of a `back_off` or `sleep` call.
+pub(crate) fn check_wait_bound(cx: &mut Checker, file: FileId, def: &'static BuiltinDef, args: &[Arg], at: Loc) {
+    let limit = match def.name {
+        "back_off" => cat::BACK_OFF_HARD_LIMIT_NS,
+        "sleep" => cat::SLEEP_LIMIT_NS,
+        _ => return,
+    };
+    if let Some(Arg::Value(Expr { kind: ExprKind::Const(v), loc, .. })) = args.first() {
+        if *v > i128::from(limit) {
+            cx.report(
+                Diagnostic::error(E0351, file, loc.span, format!("`{}` of {v} ns is over the {limit} ns limit", def.name))
+                    .with_label("too long")
+                    .with_secondary(file, at.span, "in this call")
+                    .with_note(if def.name == "back_off" {
+                        "a busy wait stalls its CPU; lock hooks may wait at most 1ms"
+                    } else {
+                        "a sleep in a lock hook delays every waiter behind it"
+                    })
+                    .with_help(format!("wait at most {limit} ns")),
+            );
+        }
+    }
+}
+
+/// What the cost pass found for one hook.
+#[derive(Clone, Debug)]
+pub struct HookCost {
+    /// The hook's name.
+    pub hook: &'static str,
+    /// Worst-case instructions executed by one call.
+    pub insns: u64,
+    /// Estimated stack frame in bytes.
+    pub stack: u32,
+    /// The hook's budget.
+    pub budget: u32,
+    /// Where the handler is.
+    pub loc: Loc,
+}
+
+/// Fixed instructions around every hook: loading the context, the exit.
+const HOOK_OVERHEAD: u64 = 6;
+
+/// Estimates every hook, reports those over budget, checks the back-off clamp.
+pub(crate) fn estimate(cx: &mut Checker) -> Vec<HookCost> {
+    check_backoff_config(cx);
+    let Some(policy) = &cx.program.policy else { return Vec::new() };
+    let est = Estimator { program: &cx.program };
+    let costs: Vec<HookCost> = policy
+        .hooks
+        .iter()
+        .map(|h| {
+            let (insns, _) = est.block(&h.body.block);
+            HookCost {
+                hook: h.def.name,
+                insns: insns.saturating_add(HOOK_OVERHEAD),
+                stack: est.frame(&h.body, &[]),
+                budget: if h.atomic { h.def.budget } else { cat::limits::SLEEPABLE_BUDGET },
+                loc: h.loc,
+            }
+        })
+        .collect();
+    for c in &costs {
+        if c.insns > u64::from(c.budget) {
+            cx.report(
+                Diagnostic::error(E0350, c.loc.file, c.loc.span, format!("hook `{}` may execute about {} instructions per call", c.hook, c.insns))
+                    .with_label(format!("over its budget of {}", c.budget))
+                    .with_note("lock hooks run on the lock's critical path; the estimate covers the worst path, with loops multiplied by their trip counts")
+                    .with_help("shorten loops, or move work to a hook that runs less often; `sclc check --cost` shows each hook's estimate"),
+            );
+        }
+    }
+    costs
+}
+
+fn check_backoff_config(cx: &mut Checker) {
+    let main = cx.modules[0].file;
+    let bad: Vec<(Loc, u64)> = cx
+        .program
+        .states
+        .values()
+        .filter(|s| s.name == cat::BACK_OFF_CONFIG && s.loc.file == main)
+        .filter_map(|s| match s.storage {
+            StateStorage::Config(v) if v > cat::BACK_OFF_HARD_LIMIT_NS => Some((s.loc, v)),
+            _ => None,
+        })
+        .collect();
+    for (loc, v) in bad {
+        cx.report(
+            Diagnostic::error(E0351, loc.file, loc.span, format!("`{}` defaults to {v} ns, over the 1ms limit", cat::BACK_OFF_CONFIG))
+                .with_label("clamps every `back_off` of this policy")
+                .with_note("a busy wait stalls its CPU; lock hooks may wait at most 1ms")
+                .with_help(format!("use a default of at most {} ns", cat::BACK_OFF_HARD_LIMIT_NS)),
+        );
+    }
+}
+
+struct Estimator<'a> {
+    program: &'a Program,
+}
+
+impl Estimator<'_> {
+    /// (worst-case instructions, true if every path returns).
+    fn block(&self, b: &Block) -> (u64, bool) {
+        let mut total = 0u64;
+        for s in &b.stmts {
+            let (c, returns) = self.stmt(s);
+            total = total.saturating_add(c);
+            if returns {
+                return (total, true);
+            }
+        }
+        (total, false)
+    }
+
+    fn stmt(&self, s: &Stmt) -> (u64, bool) {
+        match s {
+            Stmt::Let(local, init) => {
+                let _ = local;
+                (init.as_ref().map_or(2, |e| self.expr(e) + self.store(&e.ty)), false)
+            }
+            Stmt::Assign { place, op, value, .. } => {
+                let read = if op.is_some() { self.place(place) + 1 } else { 0 };
+                (self.place(place) + read + self.expr(value) + self.store(&value.ty), false)
+            }
+            Stmt::Expr(e) => (self.expr(e), false),
+            Stmt::If { arms, else_ } => {
+                let mut worst = 0u64;
+                let mut conds = 0u64;
+                for (c, b) in arms {
+                    conds = conds.saturating_add(self.cond(c) + 1);
+                    worst = worst.max(conds.saturating_add(self.block(b).0));
+                }
+                let else_cost = else_.as_ref().map_or(0, |b| self.block(b).0);
+                worst = worst.max(conds.saturating_add(else_cost));
+                let returns = else_.as_ref().is_some_and(|e| self.block(e).1) && arms.iter().all(|(_, b)| self.block(b).1);
+                (worst, returns)
+            }
+            Stmt::For { start, end, body, .. } => {
+                let n = (end - start).max(0) as u64;
+                (n.saturating_mul(self.block(body).0 + 3) + 2, false)
+            }
+            Stmt::Return(e, _) => (e.as_ref().map_or(0, |e| self.expr(e)) + 2, true),
+            Stmt::Break | Stmt::Continue => (1, false),
+            Stmt::Block(b) => self.block(b),
+        }
+    }
+
+    fn cond(&self, c: &Cond) -> u64 {
+        match c {
+            Cond::Expr(e) => self.expr(e),
+            Cond::MapGet { key, .. } => self.expr(key) + 10,
+        }
+    }
+
+    /// Instructions to store a value of `ty` (one per 8 bytes, at least one).
+    fn store(&self, ty: &Ty) -> u64 {
+        u64::from(self.program.layout(ty).size.div_ceil(8).max(1))
+    }
+
+    /// Instructions to reach a place (map lookups for state included).
+    fn place(&self, p: &Place) -> u64 {
+        let base = match p.base {
+            PlaceBase::Local(_) => 1,
+            PlaceBase::State(id) => match self.program.states[id].storage {
+                StateStorage::Config(_) => 3,
+                StateStorage::Global | StateStorage::PerCpu => 9,
+                // Lookup, and on a miss: insert zero, look up again.
+                StateStorage::PerLock | StateStorage::PerThread => 24,
+                StateStorage::PerWaiter { .. } | StateStorage::Map { .. } => 4,
+            },
+            PlaceBase::LockField(_) | PlaceBase::WaiterField(..) => 2,
+            PlaceBase::PerWaiter(..) => 4,
+        };
+        let proj: u64 = p
+            .projections
+            .iter()
+            .map(|pr| match pr {
+                Projection::Field(_) => 0,
+                Projection::Index(e) => self.expr(e) + 4,
+            })
+            .sum();
+        base + proj
+    }
+
+    fn expr(&self, e: &Expr) -> u64 {
+        match &e.kind {
+            ExprKind::Const(_) => 2,
+            ExprKind::Read(p) => self.place(p) + 1,
+            ExprKind::Unary(_, x) => self.expr(x) + 1,
+            ExprKind::Binary(op, a, b) => {
+                let extra = match op {
+                    BinOp::Div | BinOp::Rem => 3,
+                    BinOp::And | BinOp::Or => 3,
+                    _ if op.is_comparison() => 3,
+                    _ => 1,
+                };
+                self.expr(a).saturating_add(self.expr(b)) + extra
+            }
+            ExprKind::Cast(x) => self.expr(x) + 2,
+            ExprKind::Call(f, args) => {
+                let callee = &self.program.funcs[*f];
+                self.args(args).saturating_add(self.block(&callee.body.block).0) + 2
+            }
+            ExprKind::Builtin(def, args) => self.args(args).saturating_add(u64::from(def.cost)),
+            ExprKind::Method(_, def, args) => {
+                args.iter().map(|a| self.expr(a)).fold(u64::from(def.cost), u64::saturating_add)
+            }
+            ExprKind::Struct(_, fields) => fields.iter().map(|f| self.expr(f) + self.store(&f.ty)).sum(),
+            ExprKind::Error => 0,
+        }
+    }
+
+    fn args(&self, args: &[Arg]) -> u64 {
+        args.iter()
+            .map(|a| match a {
+                Arg::Value(e) => self.expr(e),
+                Arg::Place(p) => self.place(p),
+            })
+            .fold(0, u64::saturating_add)
+    }
+
+    /// A body's stack frame: its locals, plus the deepest inlined callee's frame, plus
+    /// scratch for map keys, values and struct literals.
+    /// `by_ref` are the `inout` parameters: references to the caller's place, not copies.
+    fn frame(&self, body: &Body, by_ref: &[LocalId]) -> u32 {
+        let locals: u32 = body
+            .locals
+            .iter()
+            .filter(|(id, l)| l.map_ref.is_none() && !by_ref.contains(id))
+            .map(|(_, l)| l)
+            .map(|l| self.program.layout(&l.ty).size.div_ceil(8) * 8)
+            .sum();
+        let mut deepest = 0u32;
+        let mut scratch = 0u32;
+        self.walk_block(&body.block, &mut |e| match &e.kind {
+            ExprKind::Call(f, _) => {
+                let callee = &self.program.funcs[*f];
+                let by_ref: Vec<LocalId> = callee.params.iter().filter(|(_, inout)| *inout).map(|(l, _)| *l).collect();
+                deepest = deepest.max(self.frame(&callee.body, &by_ref));
+            }
+            ExprKind::Method(m, _, _) => {
+                let st = &self.program.states[*m];
+                let key = match &st.storage {
+                    StateStorage::Map { key: Some(k), .. } => self.program.layout(k).size,
+                    _ => 0,
+                };
+                scratch = scratch.max((key + self.program.layout(&st.ty).size).div_ceil(8) * 8);
+            }
+            ExprKind::Struct(..) => scratch = scratch.max(self.program.layout(&e.ty).size.div_ceil(8) * 8),
+            _ => {}
+        });
+        // State lookups need an 8-byte key slot.
+        locals.saturating_add(deepest).saturating_add(scratch).saturating_add(8)
+    }
+
+    fn walk_block(&self, b: &Block, f: &mut dyn FnMut(&Expr)) {
+        for s in &b.stmts {
+            match s {
+                Stmt::Let(_, Some(e)) | Stmt::Expr(e) | Stmt::Return(Some(e), _) => self.walk_expr(e, f),
+                Stmt::Assign { value, .. } => self.walk_expr(value, f),
+                Stmt::If { arms, else_ } => {
+                    for (c, b) in arms {
+                        match c {
+                            Cond::Expr(e) => self.walk_expr(e, f),
+                            Cond::MapGet { key, .. } => self.walk_expr(key, f),
+                        }
+                        self.walk_block(b, f);
+                    }
+                    if let Some(b) = else_ {
+                        self.walk_block(b, f);
+                    }
+                }
+                Stmt::For { body, .. } => self.walk_block(body, f),
+                Stmt::Block(b) => self.walk_block(b, f),
+                _ => {}
+            }
+        }
+    }
+
+    fn walk_expr(&self, e: &Expr, f: &mut dyn FnMut(&Expr)) {
+        f(e);
+        match &e.kind {
+            ExprKind::Unary(_, x) | ExprKind::Cast(x) => self.walk_expr(x, f),
+            ExprKind::Binary(_, a, b) => {
+                self.walk_expr(a, f);
+                self.walk_expr(b, f);
+            }
+            ExprKind::Call(_, args) | ExprKind::Builtin(_, args) => {
+                for a in args {
+                    if let Arg::Value(v) = a {
+                        self.walk_expr(v, f);
+                    }
+                }
+            }
+            ExprKind::Method(_, _, args) | ExprKind::Struct(_, args) => {
+                for a in args {
+                    self.walk_expr(a, f);
+                }
+            }
+            _ => {}
+        }
+    }
+}
