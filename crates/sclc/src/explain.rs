@@ -10,6 +10,9 @@ pub struct ExplainArgs {
     /// code is listed.
     #[arg(value_name = "CODE")]
     code: Option<String>,
+    /// Print every safety rule's page as Markdown (the source of `docs/safety.md`).
+    #[arg(long, conflicts_with = "code")]
+    safety_markdown: bool,
 }
 
 /// Every documented code, from every stage of the compiler, in code order.
@@ -28,6 +31,10 @@ pub fn find(query: &str) -> Option<&'static CodeDoc> {
 
 /// Runs `sclc explain`.
 pub fn run(args: ExplainArgs) -> Status {
+    if args.safety_markdown {
+        print!("{}", safety_markdown());
+        return Status::Ok;
+    }
     let Some(query) = args.code else {
         for d in all_docs() {
             println!("{}  {:<28} {}", d.code.code, d.code.name, d.summary);
@@ -50,4 +57,32 @@ pub fn run(args: ExplainArgs) -> Status {
             Status::Usage
         }
     }
+}
+
+/// `docs/safety.md`: the safety rules and warnings with their examples, generated from the
+/// same pages `sclc explain` prints (a test keeps the file in step).
+pub fn safety_markdown() -> String {
+    let mut out = String::from(
+        "# Safety rules\n\nGenerated from the checker's explain pages (`crates/scl-sema/src/rules/`); \
+         do not edit by hand: run `SCL_BLESS=1 cargo test -p sclc --test cli` after changing a page. \
+         `sclc explain CODE` prints the same text. Everything `sclc` accepts must also pass the \
+         kernel verifier; these rules are how the compiler makes sure of it first, with a precise \
+         message instead of a verifier log.\n\n",
+    );
+    let sections: [(&str, &str); 7] = [
+        ("E030", "Termination"),
+        ("E031", "No sleeping in atomic context"),
+        ("E032", "Lock integrity"),
+        ("E033", "Hooks"),
+        ("E034", "Memory"),
+        ("E035", "Bounded cost"),
+        ("W04", "Warnings"),
+    ];
+    for (prefix, title) in sections {
+        out.push_str(&format!("## {title}\n\n"));
+        for d in all_docs().into_iter().filter(|d| d.code.code.starts_with(prefix)) {
+            out.push_str(&format!("### {} `{}`: {}\n\n{}\n", d.code.code, d.code.name, d.summary, d.explanation));
+        }
+    }
+    out
 }

@@ -167,3 +167,20 @@ fn explain_accepts_names_and_rejects_unknown_codes() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("did you mean"), "{}", text(&unknown.stderr));
 }
+
+/// `docs/safety.md` is generated from the explain pages; keep it in step.
+#[test]
+fn safety_md_matches_the_explain_pages() {
+    let out = sclc(&["explain", "--safety-markdown"]);
+    assert_eq!(out.status.code(), Some(0));
+    let generated = text(&out.stdout);
+    let path = repo_root().join("docs/safety.md");
+    if std::env::var_os("SCL_BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("write docs/safety.md");
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(on_disk == generated, "docs/safety.md is stale: run `SCL_BLESS=1 cargo test -p sclc --test cli`");
+    for code in ["E0301", "E0310", "E0320", "E0334", "E0340", "E0350", "W0401"] {
+        assert!(generated.contains(code), "{code} is missing from docs/safety.md");
+    }
+}
