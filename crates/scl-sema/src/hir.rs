@@ -106,6 +106,8 @@ pub struct FieldInfo {
     pub ty: Ty,
     /// Byte offset in the struct.
     pub offset: u32,
+    /// Where the field is declared.
+    pub loc: Loc,
 }
 
 /// What kind of storage a state declaration has, resolved.

@@ -13,6 +13,7 @@
 
 pub mod codes;
 pub mod hir;
+pub mod refs;
 pub mod rules;
 mod stdlib;
 pub mod ty;
@@ -42,6 +43,8 @@ pub struct Checked {
     pub diagnostics: Vec<Diagnostic>,
     /// Per hook: the worst-case estimate the cost rule computed.
     pub costs: Vec<rules::cost::HookCost>,
+    /// Every name use the checker resolved, for editors (hover, go to definition).
+    pub references: Vec<refs::Reference>,
 }
 
 impl Checked {
@@ -78,6 +81,7 @@ pub fn check(files: &mut Files, file: FileId, ast: &ast::SourceFile, broken: &[s
         bodies: HashMap::new(),
         consts: HashMap::new(),
         broken: broken.to_vec(),
+        references: Vec::new(),
     };
     cx.load_modules(files, file, ast);
     typeck::check_program(&mut cx);
@@ -88,7 +92,7 @@ pub fn check(files: &mut Files, file: FileId, ast: &ast::SourceFile, broken: &[s
     };
     let mut diagnostics = cx.diagnostics;
     scl_diagnostics::sort(&mut diagnostics);
-    Checked { program: cx.program, diagnostics, costs }
+    Checked { program: cx.program, diagnostics, costs, references: cx.references }
 }
 
 /// One module: the main file or an imported stdlib module.
@@ -161,6 +165,8 @@ pub(crate) struct Checker {
     pub bodies: HashMap<BodyId, BodyFacts>,
     /// Spans of the main file's syntax errors.
     pub broken: Vec<scl_diagnostics::Span>,
+    /// Resolved name uses, for editors.
+    pub references: Vec<refs::Reference>,
     /// Folded constants by (module, item index); `None` for one that failed (reported once).
     pub consts: HashMap<(usize, usize), Option<(i128, ty::Ty)>>,
 }
@@ -224,6 +230,9 @@ impl Checker {
                     },
                 };
                 self.modules[next].imports.insert(name.name.clone(), index);
+                let at = hir::Loc { file: self.modules[next].file, span: name.span };
+                let target = refs::Target::Module { name: name.name.clone(), file: self.modules[index].file };
+                self.references.push(refs::Reference { at, target });
             }
             next += 1;
         }

@@ -9,6 +9,7 @@
 use crate::codes::*;
 use crate::hir::{self, *};
 use crate::ty::{align_to, IntTy, Layout, Ty};
+use crate::refs::{Reference, Target as RefTarget};
 use crate::{ArgRoot, BodyFacts, BodyId, Checker, Value};
 use cranelift_entity::PrimaryMap;
 use scl_catalogue::{self as cat, LockKind, MapKind, MethodTy, Target};
@@ -235,7 +236,7 @@ fn layout_struct(cx: &mut Checker, m: usize, id: StructId, s: &ast::StructDecl, 
         }
         let l = cx.program.layout(&ty);
         offset = align_to(offset, l.align);
-        fields.push(FieldInfo { name: f.name.name.clone(), ty, offset });
+        fields.push(FieldInfo { name: f.name.name.clone(), ty, offset, loc: loc(file, f.name.span) });
         offset = offset.saturating_add(l.size);
         align = align.max(l.align);
     }
@@ -282,6 +283,7 @@ pub(crate) fn resolve_type(cx: &mut Checker, m: usize, t: &ast::Type) -> Ty {
                     _ => {}
                 }
                 if let Some(&s) = cx.modules[m].types.get(n) {
+                    cx.references.push(Reference { at: loc(file, p.name.span), target: RefTarget::Struct(s) });
                     return Ty::Struct(s);
                 }
                 if cat::map_kind(n).is_some() {
@@ -305,7 +307,12 @@ pub(crate) fn resolve_type(cx: &mut Checker, m: usize, t: &ast::Type) -> Ty {
                 let module = p.module.as_ref().expect("qualified path");
                 match cx.modules[m].imports.get(&module.name).copied() {
                     Some(im) => match cx.modules[im].types.get(&p.name.name) {
-                        Some(&s) => Ty::Struct(s),
+                        Some(&s) => {
+                            let mfile = cx.modules[im].file;
+                            cx.references.push(Reference { at: loc(file, module.span), target: RefTarget::Module { name: module.name.clone(), file: mfile } });
+                            cx.references.push(Reference { at: loc(file, p.name.span), target: RefTarget::Struct(s) });
+                            Ty::Struct(s)
+                        }
                         None => {
                             cx.report(
                                 Diagnostic::error(E0203, file, p.name.span, format!("module `{}` has no type `{}`", module.name, p.name.name))
@@ -660,6 +667,9 @@ fn check_policy(cx: &mut Checker, sigs: &HashMap<FuncId, Sig>) {
             continue; // a hook the parser could not read
         }
         let def = crate::rules::hooks::check_hook_header(cx, file, h, &kinds, &mut seen);
+        if let Some(d) = cat::hook(&h.name.name) {
+            cx.references.push(Reference { at: loc(file, h.name.span), target: RefTarget::Hook(d.name) });
+        }
         let mut b = BodyCx::new(cx, 0, BodyKind::Hook(def));
         b.sigs = Some(sigs);
         let mut params = Vec::new();
@@ -756,6 +766,7 @@ impl<'a> BodyCx<'a> {
     fn declare(&mut self, name: &str, ty: Ty, span: Span, map_ref: Option<StateId>) -> LocalId {
         let id = self.locals.push(LocalDef { name: name.to_string(), ty, map_ref, loc: self.loc(span) });
         self.scopes.last_mut().expect("a scope").insert(name.to_string(), id);
+        self.record_local(span, id);
         id
     }
 
@@ -1017,6 +1028,7 @@ impl<'a> BodyCx<'a> {
             ast::ExprKind::Path(p) => {
                 if p.is_simple() {
                     if let Some(local) = self.lookup_local(&p.name.name) {
+                        self.record_local(p.name.span, local);
                         let ty = self.locals[local].ty.clone();
                         return Some(Place { base: PlaceBase::Local(local), projections: Vec::new(), ty, loc: self.loc(e.span) });
                     }
@@ -1128,6 +1140,8 @@ impl<'a> BodyCx<'a> {
                 let sd = &self.cx.program.structs[s];
                 match sd.fields.iter().position(|f| f.name == field.name) {
                     Some(i) => {
+                        self.record(field.span, RefTarget::Field { owner: s, index: i });
+                        let sd = &self.cx.program.structs[s];
                         base.ty = sd.fields[i].ty.clone();
                         base.projections.push(Projection::Field(i));
                         base.loc = self.loc(span);
@@ -1145,6 +1159,7 @@ impl<'a> BodyCx<'a> {
                 let PlaceBase::Local(_) = base.base else { return None };
                 match cat::lock_field(&field.name) {
                     Some(def) => {
+                        self.record(field.span, RefTarget::LockField(def.name));
                         if for_write {
                             crate::rules::integrity::report_view_write(self.cx, self.file, span, "lock", def.name);
                         }
@@ -1159,6 +1174,7 @@ impl<'a> BodyCx<'a> {
             Ty::Waiter => {
                 let PlaceBase::Local(w) = base.base else { return None };
                 if let Some(def) = cat::waiter_field(&field.name) {
+                    self.record(field.span, RefTarget::WaiterField(def.name));
                     if for_write {
                         crate::rules::integrity::report_view_write(self.cx, self.file, span, "waiter", def.name);
                     }
@@ -1168,6 +1184,7 @@ impl<'a> BodyCx<'a> {
                 let per_waiter = self.cx.modules[0].values.get(&field.name).copied();
                 if let Some(Value::State(id)) = per_waiter {
                     if self.cx.program.states[id].kind == StateKind::PerWaiter {
+                        self.record(field.span, RefTarget::State(id));
                         self.use_state(id);
                         let ty = self.cx.program.states[id].ty.clone();
                         return Some(Place { base: PlaceBase::PerWaiter(w, id), projections: Vec::new(), ty, loc: self.loc(span) });
@@ -1233,14 +1250,16 @@ impl<'a> BodyCx<'a> {
     }
 
     fn resolve_value(&mut self, p: &ast::Path) -> Option<Value> {
-        match &p.module {
-            None => self.cx.modules[self.module].values.get(&p.name.name).copied(),
+        let (module, v) = match &p.module {
+            None => (self.module, self.cx.modules[self.module].values.get(&p.name.name).copied()),
             Some(m) => {
                 let Some(&im) = self.cx.modules[self.module].imports.get(&m.name) else {
                     let d = unknown_module(self.file, m);
                     self.cx.report(d);
                     return Some(Value::Const(usize::MAX));
                 };
+                let mfile = self.cx.modules[im].file;
+                self.record(m.span, RefTarget::Module { name: m.name.clone(), file: mfile });
                 let v = self.cx.modules[im].values.get(&p.name.name).copied();
                 if v.is_none() {
                     self.cx.report(
@@ -1249,9 +1268,30 @@ impl<'a> BodyCx<'a> {
                     );
                     return Some(Value::Const(usize::MAX));
                 }
-                v
+                (im, v)
             }
-        }
+        };
+        let target = match v? {
+            Value::State(id) => RefTarget::State(id),
+            Value::Func(f) => RefTarget::Func(f),
+            Value::Const(index) => match &self.cx.modules[module].ast.items[index].kind {
+                ast::ItemKind::Const(c) => RefTarget::Const { loc: loc(self.cx.modules[module].file, c.name.span), name: c.name.name.clone() },
+                _ => return v,
+            },
+        };
+        self.record(p.name.span, target);
+        v
+    }
+
+    fn record(&mut self, span: Span, target: RefTarget) {
+        let at = self.loc(span);
+        self.cx.references.push(Reference { at, target });
+    }
+
+    fn record_local(&mut self, span: Span, local: LocalId) {
+        let l = &self.locals[local];
+        let target = RefTarget::Local { loc: l.loc, name: l.name.clone(), ty: self.cx.program.ty_name(&l.ty) };
+        self.record(span, target);
     }
 
     fn unknown_name(&mut self, p: &ast::Path) {
@@ -1424,6 +1464,7 @@ impl<'a> BodyCx<'a> {
         let l = self.loc(e.span);
         if p.is_simple() && !self.is_const() {
             if let Some(local) = self.lookup_local(&p.name.name) {
+                self.record_local(p.name.span, local);
                 let ty = self.locals[local].ty.clone();
                 return Expr { kind: ExprKind::Read(Place { base: PlaceBase::Local(local), projections: Vec::new(), ty: ty.clone(), loc: l }), ty, loc: l };
             }
@@ -1723,7 +1764,10 @@ impl<'a> BodyCx<'a> {
                             .with_label("not callable"),
                     ),
                     None if p.is_simple() => match cat::builtin(&p.name.name) {
-                        Some(def) => self.builtin_call(def, args, e),
+                        Some(def) => {
+                            self.record(p.name.span, RefTarget::Builtin(def.name));
+                            self.builtin_call(def, args, e)
+                        }
                         None => {
                             let mut names: Vec<String> = self
                                 .cx
@@ -1903,6 +1947,9 @@ impl<'a> BodyCx<'a> {
 
     fn method_call(&mut self, map: StateId, method: &ast::Ident, args: &[ast::Expr], e: &ast::Expr) -> Expr {
         let l = self.loc(e.span);
+        if let Some(def) = cat::method(&method.name) {
+            self.record(method.span, RefTarget::Method(def.name));
+        }
         self.use_state(map);
         let StateStorage::Map { kind, key } = self.cx.program.states[map].storage.clone() else {
             return Expr { kind: ExprKind::Error, ty: Ty::Error, loc: l };

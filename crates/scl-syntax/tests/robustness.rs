@@ -50,8 +50,14 @@ const VOCAB: &[&str] = &[
     "hash", "0", "42", "0xff", "5us", "\"s\"", "/*", "*/", "//", "\n", "é", "#",
 ];
 
+/// Cases per property: small by default to keep the suite fast; `SCL_FUZZ_CASES=N` for a
+/// long run (see docs/testing.md).
+fn cases(default: u32) -> u32 {
+    std::env::var("SCL_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
