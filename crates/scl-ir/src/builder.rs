@@ -1,24 +1,31 @@
 //! A cursor for building a [`Function`]: it appends to the current block and hands back
 //! the values it defines.
+#![allow(clippy::new_without_default)]
 
 use crate::ir::*;
 use scl_sema::hir::Loc;
 
-/// Appends instructions to one function.
-pub struct Builder<'f> {
+/// Appends instructions to one function, which it owns until [`Builder::finish`].
+pub struct Builder {
     /// The function being built.
-    pub func: &'f mut Function,
+    pub func: Function,
     /// The block instructions go to.
     pub block: Block,
     /// The source position recorded for new instructions.
     pub loc: Loc,
 }
 
-impl<'f> Builder<'f> {
-    /// A builder at the function's entry.
-    pub fn new(func: &'f mut Function) -> Builder<'f> {
+impl Builder {
+    /// A builder at the entry of a new function.
+    pub fn new() -> Builder {
+        let func = Function::new();
         let block = func.entry();
         Builder { func, block, loc: Loc::default() }
+    }
+
+    /// The function built.
+    pub fn finish(self) -> Function {
+        self.func
     }
 
     /// A new, empty block (placed after the others).
@@ -77,6 +84,14 @@ impl<'f> Builder<'f> {
     pub fn bin(&mut self, op: BinOp, width: Width, a: Value, b: Value) -> Value {
         let dst = self.value(ValTy::Int);
         self.push(InstData::Bin { op, width, dst, a, b });
+        dst
+    }
+
+    /// `ptr + off`: a pointer of the same kind, moved by a run-time offset.
+    pub fn ptr_add(&mut self, ptr: Value, off: Value) -> Value {
+        let ty = self.func.values[ptr].ty;
+        let dst = self.value(ty);
+        self.push(InstData::Bin { op: BinOp::Add, width: Width::W64, dst, a: ptr, b: off });
         dst
     }
 

@@ -438,6 +438,8 @@ pub enum MapOrigin {
     State(StateId),
     /// An explicit `map` declaration.
     Declared(StateId),
+    /// A map the compiler adds (`scl_zero`, `scl_flags`).
+    Hidden,
 }
 
 /// A BPF map of the module.

@@ -13,6 +13,8 @@
 
 pub mod builder;
 pub mod ir;
+pub mod lower;
+pub mod opt;
 pub mod print;
 pub mod verify;
 
@@ -25,8 +27,7 @@ mod tests {
 
     /// `if ctx.lock == 0 { return 1 } else { return 2 }`, built by hand.
     fn sample() -> Function {
-        let mut f = Function::new();
-        let mut b = Builder::new(&mut f);
+        let mut b = Builder::new();
         let then = b.create_block();
         let else_ = b.create_block();
         let ctx = b.ctx();
@@ -40,7 +41,7 @@ mod tests {
         b.switch_to(else_);
         let two = b.iconst(2);
         b.terminate(Terminator::Return(two));
-        f
+        b.finish()
     }
 
     #[test]
@@ -70,8 +71,7 @@ mod tests {
 
     #[test]
     fn the_verifier_refuses_dereferencing_a_maybe_null_map_value() {
-        let mut f = Function::new();
-        let mut b = Builder::new(&mut f);
+        let mut b = Builder::new();
         let key = b.slot(8, "key");
         let key_addr = b.slot_addr(key, 0);
         let map = b.value(ValTy::MapRef);
@@ -79,6 +79,7 @@ mod tests {
         let p = b.call(1, vec![map, key_addr], ValTy::MapValueOrNull);
         let v = b.load(p, 0, 8);
         b.terminate(Terminator::Return(v));
+        let f = b.finish();
         let errors = verify::verify(&f).unwrap_err();
         assert!(errors.iter().any(|e| e.contains("dereferences v2, a MapValueOrNull")), "{errors:?}");
     }

@@ -1,0 +1,1614 @@
+//! Lowering a checked program to IR: one program per hook, user functions inlined.
+//!
+//! State becomes BPF maps: `global` a one-entry array, `per_cpu` a one-entry per-CPU
+//! array, `per_lock` and `per_thread` LRU hashes keyed by the lock address and the thread
+//! id, `config` a variable in `.rodata`. A hook looks up every state entry it uses once, in
+//! its prologue, and keeps the pointers in stack slots; `per_lock`/`per_thread` entries are
+//! created zeroed on a miss (copied from the hidden all-zero map `scl_zero`), except in the
+//! reorder hooks, which may not write state and read a missing entry as zero instead.
+//!
+//! Values are kept canonical: after arithmetic on a type narrower than its ALU width the
+//! result is zero- or sign-extended again. Hook parameters are views of the context: the
+//! 128-byte context of the syncord and sim targets (design §5), or the tracepoint's `u64`
+//! arguments on the stock target, where the lock kind and the reader/writer bits come from
+//! the tracepoint flags.
+
+use crate::builder::Builder;
+use crate::ir::*;
+use scl_catalogue::{self as cat, MapKind, Target};
+use scl_sema::hir::{self, Arg, Body, Cond as HCond, ExprKind, LocalId, PlaceBase, Projection, StateId, StateStorage, Stmt};
+use scl_sema::ty::{IntTy, Ty};
+use scl_syntax::ast::{BinOp as HBin, UnOp};
+use std::collections::{HashMap, HashSet};
+
+/// `lock:contention_begin` flags (include/trace/events/lock.h).
+const LCB_F_SPIN: i64 = 1;
+const LCB_F_READ: i64 = 2;
+const LCB_F_WRITE: i64 = 4;
+const LCB_F_MUTEX: i64 = 32;
+
+/// BPF helper ids used here.
+mod helper {
+    pub const MAP_LOOKUP: u32 = 1;
+    pub const MAP_UPDATE: u32 = 2;
+    pub const MAP_DELETE: u32 = 3;
+    pub const KTIME: u32 = 5;
+    pub const PRANDOM: u32 = 7;
+    pub const SMP_ID: u32 = 8;
+    pub const PID_TGID: u32 = 14;
+    pub const NUMA_ID: u32 = 42;
+    pub const RINGBUF_OUTPUT: u32 = 130;
+    pub const COPY_FROM_USER: u32 = 148;
+}
+
+/// The most polls a bounded wait (`back_off`, `sleep`) makes before giving up.
+const WAIT_POLLS: i64 = 4096;
+
+/// The section a program of `hook` goes to on `target`.
+pub fn section(hook: &cat::HookDef, target: Target) -> String {
+    match (target, hook.tracepoint) {
+        (Target::Stock, Some(tp)) => format!("tp_btf/{tp}"),
+        _ => "syscall".to_string(),
+    }
+}
+
+/// Lowers `program` for `target`. The program must have checked without errors.
+pub fn lower(program: &hir::Program, target: Target) -> Module {
+    let mut cx = ModuleCx::new(program, target);
+    cx.declare_state();
+    let Some(policy) = &program.policy else { return cx.module };
+    cx.module.name = policy.name.clone();
+    let mut hooks: Vec<&hir::HookImpl> = policy.hooks.iter().collect();
+    // On stock, `contention_end` may need the flags `contention_begin` saw: a `contended`
+    // program then records them, written by us if the policy has none.
+    let stock_flags = target == Target::Stock && hooks.iter().any(|h| h.def.name == "contention_end" && uses_lock_flags(program, &h.body));
+    if stock_flags {
+        let id = cx.module.maps.push(MapDecl {
+            name: "scl_flags".into(),
+            kind: MapKind::LruHash,
+            key: Some(Ty::U32),
+            value: Some(Ty::U32),
+            key_size: 4,
+            value_size: 4,
+            max_entries: 16384,
+            origin: MapOrigin::Hidden,
+        });
+        cx.flags_map = Some(id);
+    }
+    hooks.sort_by_key(|h| cat::HOOKS.iter().position(|d| d.name == h.def.name));
+    for h in &hooks {
+        if target == Target::Stock && !h.def.on_target(Target::Stock) {
+            continue;
+        }
+        let func = FnCx::new(&mut cx, h.def, &h.body, &h.params).lower_hook(&h.body);
+        cx.module.programs.push(Program { hook: h.def, name: h.def.name.to_string(), func });
+    }
+    if stock_flags && !hooks.iter().any(|h| h.def.name == "contended") {
+        let def = cat::hook("contended").expect("in the catalogue");
+        static EMPTY: std::sync::LazyLock<Body> = std::sync::LazyLock::new(Body::default);
+        let func = FnCx::new(&mut cx, def, &EMPTY, &[]).lower_hook(&EMPTY);
+        cx.module.programs.push(Program { hook: def, name: def.name.to_string(), func });
+        cx.module.programs.sort_by_key(|p| cat::HOOKS.iter().position(|d| d.name == p.hook.name));
+    }
+    cx.module
+}
+
+/// True if `body` (or a function it calls) reads `lock.kind`, `is_reader` or `is_writer`.
+fn uses_lock_flags(program: &hir::Program, body: &Body) -> bool {
+    let mut found = false;
+    let mut seen = HashSet::new();
+    walk_body(program, body, &mut seen, &mut |e| {
+        if let ExprKind::Read(p) = &e.kind {
+            if let PlaceBase::LockField(f) = p.base {
+                found |= f.name != "addr";
+            }
+        }
+    });
+    found
+}
+
+/// Calls `f` on every expression of `body` and of the functions it calls (once each).
+fn walk_body(program: &hir::Program, body: &Body, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
+    fn block(program: &hir::Program, b: &hir::Block, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
+        for s in &b.stmts {
+            match s {
+                Stmt::Let(_, Some(e)) | Stmt::Expr(e) | Stmt::Return(Some(e), _) => expr(program, e, seen, f),
+                Stmt::Assign { place, value, .. } => {
+                    place_exprs(program, place, seen, f);
+                    expr(program, value, seen, f);
+                }
+                Stmt::If { arms, else_ } => {
+                    for (c, b) in arms {
+                        match c {
+                            HCond::Expr(e) => expr(program, e, seen, f),
+                            HCond::MapGet { key, .. } => expr(program, key, seen, f),
+                        }
+                        block(program, b, seen, f);
+                    }
+                    if let Some(b) = else_ {
+                        block(program, b, seen, f);
+                    }
+                }
+                Stmt::For { body, .. } => block(program, body, seen, f),
+                Stmt::Block(b) => block(program, b, seen, f),
+                _ => {}
+            }
+        }
+    }
+    fn place_exprs(program: &hir::Program, p: &hir::Place, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
+        for pr in &p.projections {
+            if let Projection::Index(i) = pr {
+                expr(program, i, seen, f);
+            }
+        }
+    }
+    fn expr(program: &hir::Program, e: &hir::Expr, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
+        f(e);
+        match &e.kind {
+            ExprKind::Read(p) => place_exprs(program, p, seen, f),
+            ExprKind::Unary(_, x) | ExprKind::Cast(x) => expr(program, x, seen, f),
+            ExprKind::Binary(_, a, b) => {
+                expr(program, a, seen, f);
+                expr(program, b, seen, f);
+            }
+            ExprKind::Call(callee, args) => {
+                for a in args {
+                    match a {
+                        Arg::Value(v) => expr(program, v, seen, f),
+                        Arg::Place(p) => place_exprs(program, p, seen, f),
+                    }
+                }
+                if seen.insert(*callee) {
+                    block(program, &program.funcs[*callee].body.block, seen, f);
+                }
+            }
+            ExprKind::Builtin(_, args) => {
+                for a in args {
+                    match a {
+                        Arg::Value(v) => expr(program, v, seen, f),
+                        Arg::Place(p) => place_exprs(program, p, seen, f),
+                    }
+                }
+            }
+            ExprKind::Method(_, _, args) | ExprKind::Struct(_, args) => {
+                for a in args {
+                    expr(program, a, seen, f);
+                }
+            }
+            ExprKind::Const(_) | ExprKind::Error => {}
+        }
+    }
+    block(program, &body.block, seen, f);
+}
+
+/// The state a body uses (reads or writes), through the functions it calls too.
+fn states_used(program: &hir::Program, body: &Body) -> Vec<StateId> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut note = |p: &hir::Place, out: &mut Vec<StateId>| {
+        if let PlaceBase::State(id) = p.base {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    };
+    // Places appear in reads, assignments and place arguments; walk them all.
+    fn places_in_block(b: &hir::Block, out: &mut Vec<StateId>, note: &mut dyn FnMut(&hir::Place, &mut Vec<StateId>)) {
+        for s in &b.stmts {
+            match s {
+                Stmt::Assign { place, .. } => note(place, out),
+                Stmt::If { arms, else_ } => {
+                    for (_, b) in arms {
+                        places_in_block(b, out, note);
+                    }
+                    if let Some(b) = else_ {
+                        places_in_block(b, out, note);
+                    }
+                }
+                Stmt::For { body, .. } => places_in_block(body, out, note),
+                Stmt::Block(b) => places_in_block(b, out, note),
+                _ => {}
+            }
+        }
+    }
+    places_in_block(&body.block, &mut out, &mut note);
+    walk_body(program, body, &mut seen, &mut |e| match &e.kind {
+        ExprKind::Read(p) => note(p, &mut out),
+        ExprKind::Call(_, args) | ExprKind::Builtin(_, args) => {
+            for a in args {
+                if let Arg::Place(p) = a {
+                    note(p, &mut out);
+                }
+            }
+        }
+        _ => {}
+    });
+    for f in seen {
+        places_in_block(&program.funcs[f].body.block, &mut out, &mut note);
+    }
+    out.sort();
+    out
+}
+
+/// Module-wide lowering state: which map or `.rodata` offset each piece of state got.
+struct ModuleCx<'p> {
+    program: &'p hir::Program,
+    target: Target,
+    module: Module,
+    state_maps: HashMap<StateId, MapId>,
+    rodata: HashMap<StateId, u32>,
+    zero_map: Option<MapId>,
+    flags_map: Option<MapId>,
+}
+
+/// A C identifier for a state name (`hist::x` becomes `hist__x`).
+pub fn c_name(name: &str) -> String {
+    name.replace("::", "__").chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+impl<'p> ModuleCx<'p> {
+    fn new(program: &'p hir::Program, target: Target) -> ModuleCx<'p> {
+        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::new(), rodata: HashMap::new(), zero_map: None, flags_map: None }
+    }
+
+    fn declare_state(&mut self) {
+        let program = self.program;
+        let mut zero_size = 0u32;
+        let mut rodata_end = 0u32;
+        for (id, st) in program.states.iter() {
+            let layout = program.layout(&st.ty);
+            let (kind, key, cap) = match &st.storage {
+                StateStorage::Config(default) => {
+                    let offset = scl_sema::ty::align_to(rodata_end, layout.align.max(1));
+                    rodata_end = offset + layout.size;
+                    self.rodata.insert(id, offset);
+                    self.module.rodata.push(RodataVar { name: c_name(&st.name), state: id, offset, size: layout.size, ty: st.ty.clone(), default: *default });
+                    continue;
+                }
+                StateStorage::PerWaiter { .. } => continue,
+                StateStorage::Global => (MapKind::Array, Some(Ty::U32), 1),
+                StateStorage::PerCpu => (MapKind::PercpuArray, Some(Ty::U32), 1),
+                StateStorage::PerLock => {
+                    zero_size = zero_size.max(layout.size);
+                    (MapKind::LruHash, Some(Ty::U64), st.capacity.unwrap_or(cat::limits::DEFAULT_CAPACITY))
+                }
+                StateStorage::PerThread => {
+                    zero_size = zero_size.max(layout.size);
+                    (MapKind::LruHash, Some(Ty::U32), st.capacity.unwrap_or(cat::limits::DEFAULT_CAPACITY))
+                }
+                StateStorage::Map { kind, key } => (*kind, key.clone(), st.capacity.unwrap_or(1)),
+            };
+            let ringbuf = kind == MapKind::Ringbuf;
+            let key_size = key.as_ref().map_or(0, |k| program.layout(k).size);
+            let origin = if st.kind == scl_syntax::ast::StateKind::Map { MapOrigin::Declared(id) } else { MapOrigin::State(id) };
+            let map = self.module.maps.push(MapDecl {
+                name: c_name(&st.name),
+                kind,
+                key: if ringbuf { None } else { key },
+                value: if ringbuf { None } else { Some(st.ty.clone()) },
+                key_size,
+                value_size: if ringbuf { 0 } else { layout.size.max(1) },
+                max_entries: u32::try_from(cap).unwrap_or(u32::MAX),
+                origin,
+            });
+            self.state_maps.insert(id, map);
+        }
+        if zero_size > 0 {
+            let size = zero_size.div_ceil(8) * 8;
+            let id = self.module.maps.push(MapDecl {
+                name: "scl_zero".into(),
+                kind: MapKind::Array,
+                key: Some(Ty::U32),
+                value: Some(Ty::Array(Box::new(Ty::Int(IntTy { signed: false, bits: 8 })), size)),
+                key_size: 4,
+                value_size: size,
+                max_entries: 1,
+                origin: MapOrigin::Hidden,
+            });
+            self.zero_map = Some(id);
+        }
+    }
+}
+
+/// How a local of the source is reached in the current inlined frame.
+#[derive(Clone, Copy, Debug)]
+enum Binding {
+    /// Its own stack slot.
+    Slot(Slot),
+    /// A pointer to somewhere else (an `inout` argument, an `if let` map value), spilled
+    /// to this slot; `ValTy` is what it points into.
+    Ref(Slot, ValTy),
+    /// The hook's lock.
+    Lock,
+    /// A waiter of the context, at this byte offset.
+    Waiter(u32),
+    /// The `ok` parameter of `contention_end`.
+    Ok,
+}
+
+/// Where a value is stored. The pointer is derived only at the moment of the store, after
+/// the value is computed: computing a value may open new blocks (an inlined call, a
+/// lookup), and IR values never cross blocks.
+#[derive(Clone, Copy)]
+enum Dest<'p> {
+    /// A stack slot, at a byte offset.
+    Slot(Slot, u32),
+    /// A place of the source, at a byte offset into it.
+    Place(&'p hir::Place, u32),
+}
+
+/// One inlined body: its locals, and where a `return` goes.
+struct Frame<'p> {
+    body: &'p Body,
+    locals: HashMap<LocalId, Binding>,
+    /// For an inlined function: the result slot and the continuation block.
+    ret: Option<(Option<Slot>, Block)>,
+}
+
+/// Lowering of one hook into one function.
+struct FnCx<'m, 'p> {
+    m: &'m mut ModuleCx<'p>,
+    hook: &'static cat::HookDef,
+    b: Builder,
+    ctx_slot: Slot,
+    state_ptrs: HashMap<StateId, Slot>,
+    exit: Block,
+    frames: Vec<Frame<'p>>,
+    /// (continue target, break target) of the enclosing loops.
+    loops: Vec<(Block, Block)>,
+}
+
+/// Size in bytes of a scalar load or store of `ty`.
+fn scalar_size(ty: &Ty) -> u8 {
+    match ty {
+        Ty::Int(i) => i.bits / 8,
+        Ty::Bool => 1,
+        _ => 8,
+    }
+}
+
+fn int_of(ty: &Ty) -> IntTy {
+    match ty {
+        Ty::Int(i) => *i,
+        _ => IntTy { signed: false, bits: 64 },
+    }
+}
+
+fn width(i: IntTy) -> Width {
+    if i.bits <= 32 {
+        Width::W32
+    } else {
+        Width::W64
+    }
+}
+
+impl<'m, 'p> FnCx<'m, 'p> {
+    fn new(m: &'m mut ModuleCx<'p>, hook: &'static cat::HookDef, body: &'p Body, params: &[LocalId]) -> FnCx<'m, 'p> {
+        let mut b = Builder::new();
+        let ctx_slot = b.slot(8, "ctx");
+        let exit = b.create_block();
+        let mut locals = HashMap::new();
+        for (i, local) in params.iter().enumerate() {
+            let binding = match hook.params.get(i).map(|p| (p.ty, p.ctx_offset)) {
+                Some((cat::HookParamTy::Lock, _)) => Binding::Lock,
+                Some((cat::HookParamTy::Waiter, off)) => Binding::Waiter(off),
+                Some((cat::HookParamTy::Bool, _)) => Binding::Ok,
+                None => continue,
+            };
+            locals.insert(*local, binding);
+        }
+        FnCx {
+            m,
+            hook,
+            b,
+            ctx_slot,
+            state_ptrs: HashMap::new(),
+            exit,
+            frames: vec![Frame { body, locals, ret: None }],
+            loops: Vec::new(),
+        }
+    }
+
+    fn target(&self) -> Target {
+        self.m.target
+    }
+
+    fn program(&self) -> &'p hir::Program {
+        self.m.program
+    }
+
+    fn lower_hook(mut self, body: &'p Body) -> Function {
+        // The exit block: the default result (0: "no", or nothing) for early exits.
+        self.b.switch_to(self.exit);
+        let zero = self.b.iconst(0);
+        self.b.terminate(Terminator::Return(zero));
+        let entry = self.b.func.entry();
+        self.b.switch_to(entry);
+        let ctx = self.b.ctx();
+        let ctx_addr = self.b.slot_addr(self.ctx_slot, 0);
+        self.b.store(ctx_addr, 0, 8, ctx);
+        self.prologue(body);
+        self.block(&body.block);
+        if !self.b.is_terminated() {
+            let zero = self.b.iconst(0);
+            self.b.terminate(Terminator::Return(zero));
+        }
+        let mut func = self.b.finish();
+        crate::opt::remove_unreachable(&mut func);
+        func
+    }
+
+    /// Looks up every state entry the hook uses; keeps the pointers in slots.
+    fn prologue(&mut self, body: &'p Body) {
+        if self.hook.name == "contended" && self.target() == Target::Stock {
+            if let Some(map) = self.m.flags_map {
+                // Record the flags for `contention_end`, keyed by thread.
+                let tid = self.tid();
+                let key = self.spill(tid, 4, "flags key");
+                let flags = self.ctx_arg(1);
+                let val = self.spill(flags, 4, "flags");
+                let mref = self.map_ref(map);
+                let flag = self.b.iconst(0);
+                let _ = self.b.call(helper::MAP_UPDATE, vec![mref, key, val, flag], ValTy::Int);
+            }
+        }
+        let reorder = !self.hook.may_write_state;
+        for id in states_used(self.program(), body) {
+            let storage = self.program().states[id].storage.clone();
+            let Some(&map) = self.m.state_maps.get(&id) else { continue };
+            let (key_value, key_size) = match storage {
+                StateStorage::Global | StateStorage::PerCpu => (self.b.iconst(0), 4),
+                StateStorage::PerLock => (self.lock_addr(), 8),
+                StateStorage::PerThread => (self.tid(), 4),
+                _ => continue,
+            };
+            let key = self.spill(key_value, key_size, "state key");
+            let mref = self.map_ref(map);
+            let ptr = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
+            let slot = self.b.slot(8, format!("&{}", self.program().states[id].name));
+            let slot_addr = self.b.slot_addr(slot, 0);
+            self.b.store(slot_addr, 0, 8, ptr);
+            let zero = self.b.iconst(0);
+            let found = self.b.cmp(Cond::Ne, ptr, zero);
+            let next = self.b.create_block();
+            let missing = self.b.create_block();
+            self.b.terminate(Terminator::Branch { cond: found, then: next, else_: missing });
+            self.b.switch_to(missing);
+            let creates = matches!(storage, StateStorage::PerLock | StateStorage::PerThread);
+            match (creates, self.m.zero_map) {
+                (true, Some(zm)) => {
+                    // A missing entry reads as the all-zero map's value; unless this hook
+                    // may not write state, the entry is then created from it.
+                    let zkey_v = self.b.iconst(0);
+                    let zkey = self.spill(zkey_v, 4, "zero key");
+                    let zref = self.map_ref(zm);
+                    let zptr = self.b.call(helper::MAP_LOOKUP, vec![zref, zkey], ValTy::MapValueOrNull);
+                    let zaddr = self.b.slot_addr(slot, 0);
+                    self.b.store(zaddr, 0, 8, zptr);
+                    let z = self.b.iconst(0);
+                    let ok = self.b.cmp(Cond::Ne, zptr, z);
+                    let have_zero = self.b.create_block();
+                    self.b.terminate(Terminator::Branch { cond: ok, then: have_zero, else_: self.exit });
+                    self.b.switch_to(have_zero);
+                    if reorder {
+                        self.b.terminate(Terminator::Jump(next));
+                    } else {
+                        let zaddr = self.b.slot_addr(slot, 0);
+                        let zval = self.b.load_ptr(zaddr, 0, ValTy::MapValue);
+                        let key_v2 = match storage {
+                            StateStorage::PerLock => self.lock_addr(),
+                            _ => self.tid(),
+                        };
+                        let key_slot = self.b.slot(8, "state key");
+                        let ka = self.b.slot_addr(key_slot, 0);
+                        self.b.store(ka, 0, key_size as u8, key_v2);
+                        let key2 = self.b.slot_addr(key_slot, 0);
+                        let mref = self.map_ref(map);
+                        let noexist = self.b.iconst(1);
+                        let _ = self.b.call(helper::MAP_UPDATE, vec![mref, key2, zval, noexist], ValTy::Int);
+                        let key3 = self.b.slot_addr(key_slot, 0);
+                        let mref = self.map_ref(map);
+                        let p2 = self.b.call(helper::MAP_LOOKUP, vec![mref, key3], ValTy::MapValueOrNull);
+                        let saddr = self.b.slot_addr(slot, 0);
+                        self.b.store(saddr, 0, 8, p2);
+                        let z = self.b.iconst(0);
+                        let ok = self.b.cmp(Cond::Ne, p2, z);
+                        self.b.terminate(Terminator::Branch { cond: ok, then: next, else_: self.exit });
+                    }
+                }
+                _ => self.b.terminate(Terminator::Jump(self.exit)),
+            }
+            self.b.switch_to(next);
+            self.state_ptrs.insert(id, slot);
+        }
+    }
+
+    /// Stores `v` into a new slot and returns the slot's address (for helper arguments).
+    fn spill(&mut self, v: Value, size: u32, name: &str) -> Value {
+        let slot = self.b.slot(size.max(8), name);
+        let addr = self.b.slot_addr(slot, 0);
+        self.b.store(addr, 0, size.min(8) as u8, v);
+        self.b.slot_addr(slot, 0)
+    }
+
+    fn map_ref(&mut self, map: MapId) -> Value {
+        let dst = self.b.value(ValTy::MapRef);
+        self.b.push(InstData::MapRef { dst, map });
+        dst
+    }
+
+    fn ctx(&mut self) -> Value {
+        let addr = self.b.slot_addr(self.ctx_slot, 0);
+        self.b.load_ptr(addr, 0, ValTy::Ctx)
+    }
+
+    /// The `n`-th tracepoint argument (stock target).
+    fn ctx_arg(&mut self, n: i16) -> Value {
+        let ctx = self.ctx();
+        self.b.load(ctx, n * 8, 8)
+    }
+
+    fn ctx_field(&mut self, offset: u32, size: u8) -> Value {
+        let ctx = self.ctx();
+        self.b.load(ctx, offset as i16, size)
+    }
+
+    fn lock_addr(&mut self) -> Value {
+        match self.target() {
+            Target::Stock => self.ctx_arg(0),
+            _ => self.ctx_field(0, 8),
+        }
+    }
+
+    fn tid(&mut self) -> Value {
+        match self.target() {
+            Target::Stock => {
+                let v = self.b.call(helper::PID_TGID, Vec::new(), ValTy::Int);
+                self.b.ext(32, false, v)
+            }
+            _ => self.ctx_field(24, 4),
+        }
+    }
+
+    /// The lock's flags in the syncord/sim encoding is not the tracepoint's; this returns
+    /// the tracepoint flags (stock only): from the context, or recorded by `contended`.
+    fn stock_flags(&mut self) -> Value {
+        if self.hook.name == "contended" {
+            return self.ctx_arg(1);
+        }
+        let Some(map) = self.m.flags_map else { return self.b.iconst(0) };
+        let tid = self.tid();
+        let key = self.spill(tid, 4, "flags key");
+        let mref = self.map_ref(map);
+        let p = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
+        // Select the flags or 0 without a cross-block value: through a slot.
+        let out = self.b.slot(8, "flags");
+        let out_addr = self.b.slot_addr(out, 0);
+        let zero = self.b.iconst(0);
+        self.b.store(out_addr, 0, 8, zero);
+        let slot = self.b.slot(8, "flags ptr");
+        let sa = self.b.slot_addr(slot, 0);
+        self.b.store(sa, 0, 8, p);
+        let z = self.b.iconst(0);
+        let found = self.b.cmp(Cond::Ne, p, z);
+        let yes = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.terminate(Terminator::Branch { cond: found, then: yes, else_: join });
+        self.b.switch_to(yes);
+        let sa = self.b.slot_addr(slot, 0);
+        let p = self.b.load_ptr(sa, 0, ValTy::MapValue);
+        let v = self.b.load(p, 0, 4);
+        let oa = self.b.slot_addr(out, 0);
+        self.b.store(oa, 0, 8, v);
+        self.b.terminate(Terminator::Jump(join));
+        self.b.switch_to(join);
+        let oa = self.b.slot_addr(out, 0);
+        self.b.load(oa, 0, 8)
+    }
+
+    fn lock_field(&mut self, name: &str) -> Value {
+        let stock = self.target() == Target::Stock;
+        match name {
+            "addr" => self.lock_addr(),
+            "kind" if stock => {
+                // spinlock 0, mutex 1, everything else (rwsem) 2.
+                let flags = self.stock_flags();
+                let spin_bit = self.b.iconst(LCB_F_SPIN);
+                let spin = self.b.bin(BinOp::And, Width::W64, flags, spin_bit);
+                let zero = self.b.iconst(0);
+                let is_spin = self.b.cmp(Cond::Ne, spin, zero);
+                let mutex_bit = self.b.iconst(LCB_F_MUTEX);
+                let mutex = self.b.bin(BinOp::And, Width::W64, flags, mutex_bit);
+                let zero = self.b.iconst(0);
+                let is_mutex = self.b.cmp(Cond::Ne, mutex, zero);
+                // kind = is_spin ? 0 : (is_mutex ? 1 : 2) = (1 - is_spin) * (2 - is_mutex)
+                let one = self.b.iconst(1);
+                let not_spin = self.b.bin(BinOp::Sub, Width::W64, one, is_spin);
+                let two = self.b.iconst(2);
+                let rest = self.b.bin(BinOp::Sub, Width::W64, two, is_mutex);
+                self.b.bin(BinOp::Mul, Width::W64, not_spin, rest)
+            }
+            "is_reader" | "is_writer" if stock => {
+                let flags = self.stock_flags();
+                let bit = self.b.iconst(if name == "is_reader" { LCB_F_READ } else { LCB_F_WRITE });
+                let v = self.b.bin(BinOp::And, Width::W64, flags, bit);
+                let zero = self.b.iconst(0);
+                self.b.cmp(Cond::Ne, v, zero)
+            }
+            "kind" => self.ctx_field(8, 4),
+            "is_reader" | "is_writer" => {
+                let flags = self.ctx_field(12, 4);
+                let bit = self.b.iconst(if name == "is_reader" { 1 } else { 2 });
+                let v = self.b.bin(BinOp::And, Width::W64, flags, bit);
+                let zero = self.b.iconst(0);
+                self.b.cmp(Cond::Ne, v, zero)
+            }
+            _ => self.b.iconst(0),
+        }
+    }
+
+    fn binding(&self, local: LocalId) -> Option<Binding> {
+        self.frames.last().and_then(|f| f.locals.get(&local)).copied()
+    }
+
+    fn local_ty(&self, local: LocalId) -> Ty {
+        self.frames.last().expect("a frame").body.locals[local].ty.clone()
+    }
+
+    /// The slot of a plain local, created on first use.
+    fn local_slot(&mut self, local: LocalId) -> Slot {
+        if let Some(Binding::Slot(s)) = self.frames.last().and_then(|f| f.locals.get(&local)) {
+            return *s;
+        }
+        let ty = self.local_ty(local);
+        let size = self.program().layout(&ty).size;
+        let name = self.frames.last().expect("a frame").body.locals[local].name.clone();
+        let slot = self.b.slot(size, name);
+        self.frames.last_mut().expect("a frame").locals.insert(local, Binding::Slot(slot));
+        slot
+    }
+
+    // ------------------------------------------------------------------------------
+    // Statements
+
+    fn block(&mut self, block: &'p hir::Block) {
+        for s in &block.stmts {
+            if self.b.is_terminated() {
+                // Code after a `return`, `break` or `continue` never runs.
+                return;
+            }
+            self.stmt(s);
+        }
+    }
+
+    fn stmt(&mut self, s: &'p Stmt) {
+        match s {
+            Stmt::Let(local, init) => {
+                let slot = self.fresh_local_slot(*local);
+                let ty = self.local_ty(*local);
+                match init {
+                    Some(e) => self.store_value(Dest::Slot(slot, 0), &ty, e),
+                    None => {
+                        let addr = self.b.slot_addr(slot, 0);
+                        self.zero(addr, &ty);
+                    }
+                }
+            }
+            Stmt::Assign { place, op, value, loc } => {
+                self.b.loc = *loc;
+                match op {
+                    None => self.store_value(Dest::Place(place, 0), &place.ty, value),
+                    Some(op) => {
+                        // The right side first: it may open blocks.
+                        let rhs = self.expr(value);
+                        let rhs_slot = self.spill_value(rhs);
+                        let ty = place.ty.clone();
+                        let size = scalar_size(&ty);
+                        let Some((ptr, off)) = self.place_ptr(place) else { return };
+                        let rhs = self.reload(rhs_slot);
+                        let old = self.b.load(ptr, off, size);
+                        let old = self.canon_load(old, &ty);
+                        let v = self.arith(*op, &ty, old, rhs, &value.ty);
+                        self.b.store(ptr, off, size, v);
+                    }
+                }
+            }
+            Stmt::Expr(e) => {
+                self.b.loc = e.loc;
+                let _ = self.expr(e);
+            }
+            Stmt::If { arms, else_ } => {
+                let join = self.b.create_block();
+                for (cond, body) in arms {
+                    let then = self.b.create_block();
+                    let next = self.b.create_block();
+                    self.cond(cond, then, next);
+                    self.b.switch_to(then);
+                    self.block(body);
+                    self.b.terminate(Terminator::Jump(join));
+                    self.b.switch_to(next);
+                }
+                if let Some(e) = else_ {
+                    self.block(e);
+                }
+                self.b.terminate(Terminator::Jump(join));
+                self.b.switch_to(join);
+            }
+            Stmt::For { var, start, end, body, loc } => {
+                self.b.loc = *loc;
+                let slot = self.fresh_local_slot(*var);
+                let ty = self.local_ty(*var);
+                let size = scalar_size(&ty);
+                let addr = self.b.slot_addr(slot, 0);
+                let s = self.b.iconst(*start as i64);
+                self.b.store(addr, 0, size, s);
+                let header = self.b.create_block();
+                let body_block = self.b.create_block();
+                let latch = self.b.create_block();
+                let exit = self.b.create_block();
+                self.b.terminate(Terminator::Jump(header));
+                self.b.switch_to(header);
+                let addr = self.b.slot_addr(slot, 0);
+                let i = self.b.load(addr, 0, size);
+                let i = self.canon_load(i, &ty);
+                let e = self.b.iconst(*end as i64);
+                let cond = if int_of(&ty).signed { Cond::SLt } else { Cond::ULt };
+                let c = self.b.cmp(cond, i, e);
+                self.b.terminate(Terminator::Branch { cond: c, then: body_block, else_: exit });
+                self.b.switch_to(body_block);
+                self.loops.push((latch, exit));
+                self.block(body);
+                self.loops.pop();
+                self.b.terminate(Terminator::Jump(latch));
+                self.b.switch_to(latch);
+                let addr = self.b.slot_addr(slot, 0);
+                let i = self.b.load(addr, 0, size);
+                let one = self.b.iconst(1);
+                let next = self.b.bin(BinOp::Add, width(int_of(&ty)), i, one);
+                self.b.store(addr, 0, size, next);
+                self.b.terminate(Terminator::Jump(header));
+                self.b.switch_to(exit);
+            }
+            Stmt::Return(value, loc) => {
+                self.b.loc = *loc;
+                let target = self.frames.last().and_then(|f| f.ret);
+                match target {
+                    Some((result, cont)) => {
+                        if let (Some(slot), Some(e)) = (result, value) {
+                            let v = self.expr(e);
+                            let addr = self.b.slot_addr(slot, 0);
+                            self.b.store(addr, 0, 8, v);
+                        }
+                        self.b.terminate(Terminator::Jump(cont));
+                    }
+                    None => {
+                        let v = match value {
+                            Some(e) => self.expr(e),
+                            None => self.b.iconst(0),
+                        };
+                        self.b.terminate(Terminator::Return(v));
+                    }
+                }
+            }
+            Stmt::Break => {
+                if let Some(&(_, exit)) = self.loops.last() {
+                    self.b.terminate(Terminator::Jump(exit));
+                }
+            }
+            Stmt::Continue => {
+                if let Some(&(latch, _)) = self.loops.last() {
+                    self.b.terminate(Terminator::Jump(latch));
+                }
+            }
+            Stmt::Block(b) => self.block(b),
+        }
+    }
+
+    /// A new slot for a local (a `let` or loop variable gets fresh storage each time it is
+    /// declared, so shadowing works).
+    fn fresh_local_slot(&mut self, local: LocalId) -> Slot {
+        let ty = self.local_ty(local);
+        let size = self.program().layout(&ty).size;
+        let name = self.frames.last().expect("a frame").body.locals[local].name.clone();
+        let slot = match self.frames.last().and_then(|f| f.locals.get(&local)) {
+            Some(Binding::Slot(s)) => *s,
+            _ => self.b.slot(size, name),
+        };
+        self.frames.last_mut().expect("a frame").locals.insert(local, Binding::Slot(slot));
+        slot
+    }
+
+    /// Branches to `then` if `cond` holds, else to `else_`.
+    fn cond(&mut self, cond: &'p HCond, then: Block, else_: Block) {
+        match cond {
+            HCond::Expr(e) => {
+                self.b.loc = e.loc;
+                let v = self.expr(e);
+                self.b.terminate(Terminator::Branch { cond: v, then, else_ });
+            }
+            HCond::MapGet { local, map, key, loc } => {
+                self.b.loc = *loc;
+                let p = self.lookup(*map, key);
+                let slot = self.b.slot(8, "if let");
+                let addr = self.b.slot_addr(slot, 0);
+                self.b.store(addr, 0, 8, p);
+                let zero = self.b.iconst(0);
+                let found = self.b.cmp(Cond::Ne, p, zero);
+                self.frames.last_mut().expect("a frame").locals.insert(*local, Binding::Ref(slot, ValTy::MapValue));
+                self.b.terminate(Terminator::Branch { cond: found, then, else_ });
+            }
+        }
+    }
+
+    /// `map_lookup_elem(map, &key)`.
+    fn lookup(&mut self, map: StateId, key: &'p hir::Expr) -> Value {
+        let mid = self.m.state_maps[&map];
+        let key_size = self.m.module.maps[mid].key_size;
+        let k = self.materialize(key, key_size);
+        let k = self.b.slot_addr(k, 0);
+        let mref = self.map_ref(mid);
+        self.b.call(helper::MAP_LOOKUP, vec![mref, k], ValTy::MapValueOrNull)
+    }
+
+    /// A stack slot holding `e` (`size` bytes), for helper arguments.
+    fn materialize(&mut self, e: &'p hir::Expr, size: u32) -> Slot {
+        let slot = self.b.slot(size.max(8), "tmp");
+        self.store_value(Dest::Slot(slot, 0), &e.ty, e);
+        slot
+    }
+
+    /// Keeps a scalar in a new stack slot, so it survives new blocks.
+    fn spill_value(&mut self, v: Value) -> Slot {
+        let slot = self.b.slot(8, "spill");
+        let a = self.b.slot_addr(slot, 0);
+        self.b.store(a, 0, 8, v);
+        slot
+    }
+
+    /// Reads back a scalar kept by [`Self::spill_value`].
+    fn reload(&mut self, slot: Slot) -> Value {
+        let a = self.b.slot_addr(slot, 0);
+        self.b.load(a, 0, 8)
+    }
+
+    /// The pointer of a destination, derived in the current block.
+    fn dest_ptr(&mut self, d: Dest<'p>) -> Option<(Value, i16)> {
+        match d {
+            Dest::Slot(slot, off) => Some((self.b.slot_addr(slot, 0), off as i16)),
+            Dest::Place(p, off) => self.place_ptr(p).map(|(ptr, o)| (ptr, o + off as i16)),
+        }
+    }
+
+    fn dest_field(d: Dest<'p>, extra: u32) -> Dest<'p> {
+        match d {
+            Dest::Slot(s, off) => Dest::Slot(s, off + extra),
+            Dest::Place(p, off) => Dest::Place(p, off + extra),
+        }
+    }
+
+    /// Stores `e` of type `ty` at `dest` (scalars, struct literals, copies, zero).
+    fn store_value(&mut self, dest: Dest<'p>, ty: &Ty, e: &'p hir::Expr) {
+        if ty.is_scalar() {
+            let v = self.expr(e);
+            let before = self.b.block;
+            let v_slot = (!matches!(dest, Dest::Slot(..)) && may_branch_place(dest)).then(|| self.spill_value(v));
+            let Some((ptr, off)) = self.dest_ptr(dest) else { return };
+            let v = match v_slot {
+                Some(s) => self.reload(s),
+                None => {
+                    debug_assert_eq!(before, self.b.block);
+                    v
+                }
+            };
+            self.b.store(ptr, off, scalar_size(ty), v);
+            return;
+        }
+        match &e.kind {
+            ExprKind::Const(0) => {
+                if let Some((ptr, off)) = self.dest_ptr(dest) {
+                    let p = self.offset_ptr(ptr, off);
+                    self.zero(p, ty);
+                }
+            }
+            ExprKind::Struct(s, fields) => {
+                let sd = &self.program().structs[*s];
+                let offsets: Vec<(u32, Ty)> = sd.fields.iter().map(|f| (f.offset, f.ty.clone())).collect();
+                for ((foff, fty), fe) in offsets.into_iter().zip(fields) {
+                    self.store_value(Self::dest_field(dest, foff), &fty, fe);
+                }
+            }
+            ExprKind::Read(place) => {
+                let size = self.program().layout(ty).size;
+                let Some((src, soff)) = self.place_ptr(place) else { return };
+                let src = self.offset_ptr(src, soff);
+                let src_ty = self.b.func.values[src].ty;
+                let src_slot = self.spill_value(src);
+                let Some((ptr, off)) = self.dest_ptr(dest) else { return };
+                let dst = self.offset_ptr(ptr, off);
+                let sa = self.b.slot_addr(src_slot, 0);
+                let src = self.b.load_ptr(sa, 0, src_ty);
+                self.b.push(InstData::MemCopy { dst_ptr: dst, src, size });
+            }
+            _ => {
+                let _ = self.expr(e);
+            }
+        }
+    }
+
+    fn offset_ptr(&mut self, ptr: Value, off: i16) -> Value {
+        if off == 0 {
+            return ptr;
+        }
+        let o = self.b.iconst(i64::from(off));
+        self.b.ptr_add(ptr, o)
+    }
+
+    fn zero(&mut self, ptr: Value, ty: &Ty) {
+        let size = self.program().layout(ty).size;
+        if ty.is_scalar() {
+            let z = self.b.iconst(0);
+            self.b.store(ptr, 0, scalar_size(ty), z);
+        } else {
+            self.b.push(InstData::MemZero { ptr, size });
+        }
+    }
+
+    // ------------------------------------------------------------------------------
+    // Places
+
+    /// A pointer and constant offset for a place in memory; `None` for the read-only views
+    /// (lock and waiter fields, per_waiter state), which `read_place` handles.
+    fn place_ptr(&mut self, p: &'p hir::Place) -> Option<(Value, i16)> {
+        let (mut ptr, mut off, mut ty) = match p.base {
+            PlaceBase::Local(l) => match self.binding(l) {
+                Some(Binding::Ref(slot, vt)) => {
+                    let a = self.b.slot_addr(slot, 0);
+                    (self.b.load_ptr(a, 0, vt), 0i64, self.local_ty(l))
+                }
+                Some(Binding::Lock | Binding::Waiter(_) | Binding::Ok) => return None,
+                Some(Binding::Slot(_)) | None => {
+                    let s = self.local_slot(l);
+                    (self.b.slot_addr(s, 0), 0, self.local_ty(l))
+                }
+            },
+            PlaceBase::State(id) => {
+                let st = &self.program().states[id];
+                let ty = st.ty.clone();
+                match st.storage {
+                    StateStorage::Config(_) => {
+                        let offset = self.m.rodata[&id];
+                        let dst = self.b.value(ValTy::MapValue);
+                        self.b.push(InstData::Rodata { dst, offset });
+                        (dst, 0, ty)
+                    }
+                    _ => {
+                        let slot = *self.state_ptrs.get(&id)?;
+                        let a = self.b.slot_addr(slot, 0);
+                        (self.b.load_ptr(a, 0, ValTy::MapValue), 0, ty)
+                    }
+                }
+            }
+            PlaceBase::LockField(_) | PlaceBase::WaiterField(..) | PlaceBase::PerWaiter(..) => return None,
+        };
+        for pr in &p.projections {
+            match pr {
+                Projection::Field(i) => {
+                    let Ty::Struct(s) = &ty else { return None };
+                    let f = &self.program().structs[*s].fields[*i];
+                    off += i64::from(f.offset);
+                    ty = f.ty.clone();
+                }
+                Projection::Index(idx) => {
+                    let Ty::Array(elem, n) = ty.clone() else { return None };
+                    let esize = self.program().layout(&elem).size;
+                    // Keep the base and the index in slots: the index may open blocks, and
+                    // the bounds check does.
+                    let base = self.offset_ptr(ptr, off as i16);
+                    let vt = self.b.func.values[base].ty;
+                    let base_slot = self.spill_value(base);
+                    let i = self.expr(idx);
+                    let i_slot = self.spill_value(i);
+                    let bound = self.b.iconst(i64::from(n));
+                    let inside = self.b.cmp(Cond::ULt, i, bound);
+                    let ok = self.b.create_block();
+                    let bad = self.b.create_block();
+                    let join = self.b.create_block();
+                    let elem_slot = self.b.slot(8, "element");
+                    // An index out of range reads 0 and writes nothing: it is redirected to
+                    // a zeroed scratch element.
+                    let scratch = self.b.slot(esize, "out of range");
+                    self.b.terminate(Terminator::Branch { cond: inside, then: ok, else_: bad });
+                    self.b.switch_to(ok);
+                    let ba = self.b.slot_addr(base_slot, 0);
+                    let base = self.b.load_ptr(ba, 0, vt);
+                    let i = self.reload(i_slot);
+                    // `i % n` is `i` here; it also tells the kernel verifier the bound.
+                    let nn = self.b.iconst(i64::from(n));
+                    let i = self.b.bin(BinOp::URem, Width::W64, i, nn);
+                    let sz = self.b.iconst(i64::from(esize));
+                    let byte = self.b.bin(BinOp::Mul, Width::W64, i, sz);
+                    let elem_ptr = self.b.ptr_add(base, byte);
+                    let ea = self.b.slot_addr(elem_slot, 0);
+                    self.b.store(ea, 0, 8, elem_ptr);
+                    self.b.terminate(Terminator::Jump(join));
+                    self.b.switch_to(bad);
+                    let sa = self.b.slot_addr(scratch, 0);
+                    self.b.push(InstData::MemZero { ptr: sa, size: esize.div_ceil(8) * 8 });
+                    let sa = self.b.slot_addr(scratch, 0);
+                    let ea = self.b.slot_addr(elem_slot, 0);
+                    self.b.store(ea, 0, 8, sa);
+                    self.b.terminate(Terminator::Jump(join));
+                    self.b.switch_to(join);
+                    let ea = self.b.slot_addr(elem_slot, 0);
+                    // A map value or a stack pointer, depending on the path: the kernel's
+                    // verifier follows each path; the IR records the in-range kind.
+                    ptr = self.b.load_ptr(ea, 0, vt);
+                    off = 0;
+                    ty = *elem;
+                }
+            }
+        }
+        let _ = &mut ptr;
+        Some((ptr, off as i16))
+    }
+
+    /// Reads a scalar place.
+    fn read_place(&mut self, p: &'p hir::Place) -> Value {
+        match p.base {
+            PlaceBase::LockField(f) => return self.lock_field(f.name),
+            PlaceBase::WaiterField(w, f) => {
+                if let Some(Binding::Waiter(base)) = self.binding(w) {
+                    let v = self.ctx_field(base + f.offset, f.size as u8);
+                    return v;
+                }
+                return self.b.iconst(0);
+            }
+            PlaceBase::PerWaiter(w, id) => {
+                let (Some(Binding::Waiter(base)), StateStorage::PerWaiter { offset }) = (self.binding(w), self.program().states[id].storage.clone()) else {
+                    return self.b.iconst(0);
+                };
+                let size = scalar_size(&p.ty);
+                let v = self.ctx_field(base + cat::WAITER_DATA_OFFSET + offset, size);
+                return self.canon_load(v, &p.ty);
+            }
+            PlaceBase::Local(l) => match self.binding(l) {
+                Some(Binding::Lock) => return self.lock_addr(),
+                Some(Binding::Waiter(_)) => return self.b.iconst(0),
+                Some(Binding::Ok) => {
+                    // contention_end's `ret`: 0 means the lock was acquired.
+                    let ret = self.ctx_arg(1);
+                    let r = self.b.ext(32, true, ret);
+                    let zero = self.b.iconst(0);
+                    return self.b.cmp(Cond::Eq, r, zero);
+                }
+                _ => {}
+            },
+            PlaceBase::State(_) => {}
+        }
+        match self.place_ptr(p) {
+            Some((ptr, off)) => {
+                let v = self.b.load(ptr, off, scalar_size(&p.ty));
+                self.canon_load(v, &p.ty)
+            }
+            None => self.b.iconst(0),
+        }
+    }
+
+    /// Loads are zero-extended; signed types are sign-extended again.
+    fn canon_load(&mut self, v: Value, ty: &Ty) -> Value {
+        match ty {
+            Ty::Int(i) if i.signed && i.bits < 64 => self.b.ext(i.bits, true, v),
+            _ => v,
+        }
+    }
+
+    // ------------------------------------------------------------------------------
+    // Expressions
+
+    /// Lowers a scalar expression to a value.
+    fn expr(&mut self, e: &'p hir::Expr) -> Value {
+        match &e.kind {
+            ExprKind::Const(v) => self.b.iconst(*v as i64),
+            ExprKind::Read(p) => self.read_place(p),
+            ExprKind::Unary(op, x) => {
+                let v = self.expr(x);
+                match op {
+                    UnOp::Not => {
+                        let one = self.b.iconst(1);
+                        self.b.bin(BinOp::Xor, Width::W64, v, one)
+                    }
+                    UnOp::Neg => {
+                        let i = int_of(&e.ty);
+                        let dst = self.b.value(ValTy::Int);
+                        self.b.push(InstData::Neg { width: width(i), dst, a: v });
+                        self.canon(dst, i)
+                    }
+                    UnOp::BitNot => {
+                        let i = int_of(&e.ty);
+                        let all = self.b.iconst(-1);
+                        let r = self.b.bin(BinOp::Xor, width(i), v, all);
+                        self.canon(r, i)
+                    }
+                }
+            }
+            ExprKind::Binary(op, a, b) => self.binary(*op, a, b, &e.ty),
+            ExprKind::Cast(x) => {
+                let v = self.expr(x);
+                match &e.ty {
+                    Ty::Int(to) => {
+                        if let Ty::Int(from) = &x.ty {
+                            if from.signed == to.signed && from.bits <= to.bits {
+                                return v; // canonical values widen for free
+                            }
+                        }
+                        self.canon(v, *to)
+                    }
+                    _ => v,
+                }
+            }
+            ExprKind::Call(f, args) => self.inline_call(*f, args),
+            ExprKind::Builtin(def, args) => self.builtin(def, args, &e.ty),
+            ExprKind::Method(map, def, args) => self.method(*map, def, args, &e.ty),
+            ExprKind::Struct(..) | ExprKind::Error => self.b.iconst(0),
+        }
+    }
+
+    /// Re-canonicalises `v` as an integer of type `i` after arithmetic.
+    fn canon(&mut self, v: Value, i: IntTy) -> Value {
+        match (i.bits, i.signed) {
+            (64, _) => v,
+            (32, false) => v, // the 32-bit ALU zero-extends
+            (bits, signed) => self.b.ext(bits, signed, v),
+        }
+    }
+
+    fn binary(&mut self, op: HBin, a: &'p hir::Expr, b: &'p hir::Expr, ty: &Ty) -> Value {
+        match op {
+            HBin::And | HBin::Or => return self.logic(op, a, b),
+            _ => {}
+        }
+        let (x, y) = self.pair(a, b);
+        if op.is_comparison() {
+            let signed = int_of(&a.ty).signed && a.ty != Ty::Bool;
+            let cond = match (op, signed) {
+                (HBin::Eq, _) => Cond::Eq,
+                (HBin::Ne, _) => Cond::Ne,
+                (HBin::Lt, false) => Cond::ULt,
+                (HBin::Le, false) => Cond::ULe,
+                (HBin::Gt, false) => Cond::UGt,
+                (HBin::Ge, false) => Cond::UGe,
+                (HBin::Lt, true) => Cond::SLt,
+                (HBin::Le, true) => Cond::SLe,
+                (HBin::Gt, true) => Cond::SGt,
+                (HBin::Ge, true) => Cond::SGe,
+                _ => Cond::Eq,
+            };
+            return self.b.cmp(cond, x, y);
+        }
+        self.arith(op, ty, x, y, &b.ty)
+    }
+
+    /// Evaluates `a` then `b`, keeping `a` in a slot if `b` opens blocks.
+    fn pair(&mut self, a: &'p hir::Expr, b: &'p hir::Expr) -> (Value, Value) {
+        let x = self.expr(a);
+        if !may_branch(b) {
+            let y = self.expr(b);
+            return (x, y);
+        }
+        let kept = self.spill_value(x);
+        let y = self.expr(b);
+        let y_kept = self.spill_value(y);
+        let x = self.reload(kept);
+        let y = self.reload(y_kept);
+        (x, y)
+    }
+
+    /// `x op y` at type `ty`, canonical result.
+    fn arith(&mut self, op: HBin, ty: &Ty, x: Value, y: Value, _rhs_ty: &Ty) -> Value {
+        let i = int_of(ty);
+        let w = width(i);
+        let bop = match (op, i.signed) {
+            (HBin::Add, _) => BinOp::Add,
+            (HBin::Sub, _) => BinOp::Sub,
+            (HBin::Mul, _) => BinOp::Mul,
+            (HBin::Div, false) => BinOp::UDiv,
+            (HBin::Div, true) => BinOp::SDiv,
+            (HBin::Rem, false) => BinOp::URem,
+            (HBin::Rem, true) => BinOp::SRem,
+            (HBin::BitAnd, _) => BinOp::And,
+            (HBin::BitOr, _) => BinOp::Or,
+            (HBin::BitXor, _) => BinOp::Xor,
+            (HBin::Shl, _) => BinOp::Shl,
+            (HBin::Shr, false) => BinOp::LShr,
+            (HBin::Shr, true) => BinOp::AShr,
+            _ => BinOp::Add,
+        };
+        let y = if matches!(bop, BinOp::Shl | BinOp::LShr | BinOp::AShr) {
+            // Shift counts wrap at the ALU width, as the hardware does.
+            let mask = self.b.iconst(if w == Width::W32 { 31 } else { 63 });
+            self.b.bin(BinOp::And, Width::W64, y, mask)
+        } else {
+            y
+        };
+        // Signed 32-bit operations work on the low 32 bits; smaller types too.
+        let r = self.b.bin(bop, w, x, y);
+        let needs = matches!(bop, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Shl | BinOp::SDiv | BinOp::SRem | BinOp::AShr)
+            || (i.signed && i.bits == 32);
+        if needs || (i.signed && i.bits < 64) {
+            self.canon(r, i)
+        } else {
+            r
+        }
+    }
+
+    /// `&&` / `||`: short-circuit when the right side has effects, else branch-free.
+    fn logic(&mut self, op: HBin, a: &'p hir::Expr, b: &'p hir::Expr) -> Value {
+        let x = self.expr(a);
+        if is_pure(b) {
+            let y = self.expr(b);
+            return self.b.bin(if op == HBin::And { BinOp::And } else { BinOp::Or }, Width::W64, x, y);
+        }
+        let slot = self.b.slot(8, "logic");
+        let addr = self.b.slot_addr(slot, 0);
+        self.b.store(addr, 0, 8, x);
+        let rhs = self.b.create_block();
+        let join = self.b.create_block();
+        let (then, else_) = if op == HBin::And { (rhs, join) } else { (join, rhs) };
+        self.b.terminate(Terminator::Branch { cond: x, then, else_ });
+        self.b.switch_to(rhs);
+        let y = self.expr(b);
+        let addr = self.b.slot_addr(slot, 0);
+        self.b.store(addr, 0, 8, y);
+        self.b.terminate(Terminator::Jump(join));
+        self.b.switch_to(join);
+        let addr = self.b.slot_addr(slot, 0);
+        self.b.load(addr, 0, 8)
+    }
+
+    fn inline_call(&mut self, f: hir::FuncId, args: &'p [Arg]) -> Value {
+        let func = &self.program().funcs[f];
+        let mut locals = HashMap::new();
+        for ((local, inout), arg) in func.params.iter().zip(args) {
+            match (inout, arg) {
+                (true, Arg::Place(p)) => {
+                    let Some((ptr, off)) = self.place_ptr(p) else { continue };
+                    let ptr = self.offset_ptr(ptr, off);
+                    let vt = self.b.func.values[ptr].ty;
+                    let slot = self.b.slot(8, format!("&{}", func.body.locals[*local].name));
+                    let a = self.b.slot_addr(slot, 0);
+                    self.b.store(a, 0, 8, ptr);
+                    locals.insert(*local, Binding::Ref(slot, vt));
+                }
+                (_, Arg::Value(e)) => {
+                    let ty = func.body.locals[*local].ty.clone();
+                    let size = self.program().layout(&ty).size;
+                    let slot = self.b.slot(size, func.body.locals[*local].name.clone());
+                    self.store_value(Dest::Slot(slot, 0), &ty, e);
+                    locals.insert(*local, Binding::Slot(slot));
+                }
+                (_, Arg::Place(_)) => {}
+            }
+        }
+        let result = (func.ret != Ty::Void).then(|| self.b.slot(8, format!("{} result", func.name)));
+        if let Some(r) = result {
+            let a = self.b.slot_addr(r, 0);
+            let z = self.b.iconst(0);
+            self.b.store(a, 0, 8, z);
+        }
+        let cont = self.b.create_block();
+        let saved_loops = std::mem::take(&mut self.loops);
+        self.frames.push(Frame { body: &func.body, locals, ret: Some((result, cont)) });
+        self.block(&func.body.block);
+        self.frames.pop();
+        self.loops = saved_loops;
+        self.b.terminate(Terminator::Jump(cont));
+        self.b.switch_to(cont);
+        match result {
+            Some(r) => {
+                let a = self.b.slot_addr(r, 0);
+                self.b.load(a, 0, 8)
+            }
+            None => self.b.iconst(0),
+        }
+    }
+
+    fn builtin(&mut self, def: &'static cat::BuiltinDef, args: &'p [Arg], ty: &Ty) -> Value {
+        let stock = self.target() == Target::Stock;
+        let value = |s: &mut Self, i: usize| match &args[i] {
+            Arg::Value(e) => s.expr(e),
+            Arg::Place(p) => s.read_place(p),
+        };
+        match def.name {
+            "now" => self.b.call(helper::KTIME, Vec::new(), ValTy::Int),
+            "cpu" if stock => self.b.call(helper::SMP_ID, Vec::new(), ValTy::Int),
+            "numa_node" if stock => self.b.call(helper::NUMA_ID, Vec::new(), ValTy::Int),
+            "cpu" => self.ctx_field(16, 4),
+            "numa_node" => self.ctx_field(20, 4),
+            "tid" => self.tid(),
+            "tgid" if stock => {
+                let v = self.b.call(helper::PID_TGID, Vec::new(), ValTy::Int);
+                let s = self.b.iconst(32);
+                self.b.bin(BinOp::LShr, Width::W64, v, s)
+            }
+            "tgid" => self.ctx_field(28, 4),
+            "random" => self.b.call(helper::PRANDOM, Vec::new(), ValTy::Int),
+            "min" | "max" => {
+                let (a, b) = match (&args[0], &args[1]) {
+                    (Arg::Value(x), Arg::Value(y)) => self.pair(x, y),
+                    _ => (value(self, 0), value(self, 1)),
+                };
+                let signed = int_of(ty).signed;
+                let lt = self.b.cmp(if signed { Cond::SLt } else { Cond::ULt }, a, b);
+                // min = b ^ ((a ^ b) & -(a < b)); max swaps the roles.
+                let zero = self.b.iconst(0);
+                let mask = self.b.bin(BinOp::Sub, Width::W64, zero, lt);
+                let x = self.b.bin(BinOp::Xor, Width::W64, a, b);
+                let m = self.b.bin(BinOp::And, Width::W64, x, mask);
+                let base = if def.name == "min" { b } else { a };
+                self.b.bin(BinOp::Xor, Width::W64, base, m)
+            }
+            "log2" => {
+                let v = value(self, 0);
+                self.log2(v)
+            }
+            "back_off" | "sleep" => {
+                let ns = value(self, 0);
+                let limit = if def.name == "back_off" { self.backoff_limit() } else { self.b.iconst(cat::SLEEP_LIMIT_NS as i64) };
+                self.wait(ns, limit);
+                self.b.iconst(0)
+            }
+            "read_user" => {
+                let addr = value(self, 0);
+                let slot = self.b.slot(8, "read_user");
+                let a = self.b.slot_addr(slot, 0);
+                let z = self.b.iconst(0);
+                self.b.store(a, 0, 8, z);
+                let a = self.b.slot_addr(slot, 0);
+                let n = self.b.iconst(8);
+                let _ = self.b.call(helper::COPY_FROM_USER, vec![a, n, addr], ValTy::Int);
+                let a = self.b.slot_addr(slot, 0);
+                self.b.load(a, 0, 8)
+            }
+            "atomic_add" | "atomic_cas" => self.atomic(def.name, args, ty),
+            _ => self.b.iconst(0),
+        }
+    }
+
+    /// The clamp of `back_off`: the policy's `config max_backoff_ns`, or the default.
+    fn backoff_limit(&mut self) -> Value {
+        let program = self.program();
+        let config = program.states.iter().find(|(_, s)| s.name == cat::BACK_OFF_CONFIG && matches!(s.storage, StateStorage::Config(_)));
+        match config {
+            Some((id, _)) => {
+                let offset = self.m.rodata[&id];
+                let dst = self.b.value(ValTy::MapValue);
+                self.b.push(InstData::Rodata { dst, offset });
+                self.b.load(dst, 0, 8)
+            }
+            None => self.b.iconst(cat::BACK_OFF_DEFAULT_MAX_NS as i64),
+        }
+    }
+
+    /// Busy-waits `min(ns, limit)` nanoseconds, polling the clock at most `WAIT_POLLS` times.
+    fn wait(&mut self, ns: Value, limit: Value) {
+        let lt = self.b.cmp(Cond::ULt, ns, limit);
+        let zero = self.b.iconst(0);
+        let mask = self.b.bin(BinOp::Sub, Width::W64, zero, lt);
+        let x = self.b.bin(BinOp::Xor, Width::W64, ns, limit);
+        let m = self.b.bin(BinOp::And, Width::W64, x, mask);
+        let d = self.b.bin(BinOp::Xor, Width::W64, limit, m);
+        let now = self.b.call(helper::KTIME, Vec::new(), ValTy::Int);
+        let deadline = self.b.bin(BinOp::Add, Width::W64, now, d);
+        let dslot = self.b.slot(8, "deadline");
+        let da = self.b.slot_addr(dslot, 0);
+        self.b.store(da, 0, 8, deadline);
+        let islot = self.b.slot(8, "polls");
+        let ia = self.b.slot_addr(islot, 0);
+        let z = self.b.iconst(0);
+        self.b.store(ia, 0, 8, z);
+        let header = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.terminate(Terminator::Jump(header));
+        self.b.switch_to(header);
+        let ia = self.b.slot_addr(islot, 0);
+        let i = self.b.load(ia, 0, 8);
+        let n = self.b.iconst(WAIT_POLLS);
+        let more = self.b.cmp(Cond::ULt, i, n);
+        self.b.terminate(Terminator::Branch { cond: more, then: body, else_: exit });
+        self.b.switch_to(body);
+        let ia = self.b.slot_addr(islot, 0);
+        let i = self.b.load(ia, 0, 8);
+        let one = self.b.iconst(1);
+        let i1 = self.b.bin(BinOp::Add, Width::W64, i, one);
+        self.b.store(ia, 0, 8, i1);
+        let t = self.b.call(helper::KTIME, Vec::new(), ValTy::Int);
+        let da = self.b.slot_addr(dslot, 0);
+        let deadline = self.b.load(da, 0, 8);
+        let waiting = self.b.cmp(Cond::ULt, t, deadline);
+        self.b.terminate(Terminator::Branch { cond: waiting, then: header, else_: exit });
+        self.b.switch_to(exit);
+    }
+
+    /// floor(log2(v)), branch-free: a binary search over 32, 16, 8, 4, 2, 1.
+    fn log2(&mut self, v: Value) -> Value {
+        let mut v = v;
+        let mut r = self.b.iconst(0);
+        for shift in [32i64, 16, 8, 4, 2, 1] {
+            let s = self.b.iconst(shift);
+            let hi = self.b.bin(BinOp::LShr, Width::W64, v, s);
+            let zero = self.b.iconst(0);
+            let t = self.b.cmp(Cond::Ne, hi, zero);
+            let sc = self.b.iconst(shift);
+            let step = self.b.bin(BinOp::Mul, Width::W64, t, sc);
+            v = self.b.bin(BinOp::LShr, Width::W64, v, step);
+            r = self.b.bin(BinOp::Add, Width::W64, r, step);
+        }
+        r
+    }
+
+    fn atomic(&mut self, name: &str, args: &'p [Arg], ty: &Ty) -> Value {
+        let Arg::Place(place) = &args[0] else { return self.b.iconst(0) };
+        // Operands first, kept in slots: they may open blocks, and so may the place.
+        let mut kept = Vec::new();
+        for a in &args[1..] {
+            let v = match a {
+                Arg::Value(e) => self.expr(e),
+                Arg::Place(p) => self.read_place(p),
+            };
+            kept.push(self.spill_value(v));
+        }
+        let Some((ptr, off)) = self.place_ptr(place) else { return self.b.iconst(0) };
+        let size = scalar_size(&place.ty);
+        let shared = self.b.func.values[ptr].ty == ValTy::MapValue && size >= 4;
+        let operands: Vec<Value> = kept.iter().map(|s| self.reload(*s)).collect();
+        if name == "atomic_add" {
+            let v = operands[0];
+            if shared {
+                let dst = self.b.value(ValTy::Int);
+                self.b.push(InstData::Atomic { op: AtomicOp::FetchAdd, size, dst, ptr, offset: off, val: v, expected: None });
+                return self.canon_load(dst, ty);
+            }
+            // A local (or a narrow field) is not shared: a plain read-modify-write.
+            let old = self.b.load(ptr, off, size);
+            let old = self.canon_load(old, &place.ty);
+            let new = self.arith(HBin::Add, &place.ty, old, v, &place.ty);
+            self.b.store(ptr, off, size, new);
+            return old;
+        }
+        let (expected, new) = (operands[0], operands[1]);
+        if shared {
+            let dst = self.b.value(ValTy::Int);
+            self.b.push(InstData::Atomic { op: AtomicOp::CmpXchg, size, dst, ptr, offset: off, val: new, expected: Some(expected) });
+            let old = self.canon_load(dst, &place.ty);
+            return self.b.cmp(Cond::Eq, old, expected);
+        }
+        let old = self.b.load(ptr, off, size);
+        let old = self.canon_load(old, &place.ty);
+        let same = self.b.cmp(Cond::Eq, old, expected);
+        // Not shared and in one block: store `same ? new : old`, branch-free.
+        let zero = self.b.iconst(0);
+        let mask = self.b.bin(BinOp::Sub, Width::W64, zero, same);
+        let x = self.b.bin(BinOp::Xor, Width::W64, new, old);
+        let m = self.b.bin(BinOp::And, Width::W64, x, mask);
+        let v = self.b.bin(BinOp::Xor, Width::W64, old, m);
+        self.b.store(ptr, off, size, v);
+        same
+    }
+
+    fn method(&mut self, map: StateId, def: &'static cat::MethodDef, args: &'p [hir::Expr], ty: &Ty) -> Value {
+        let mid = self.m.state_maps[&map];
+        let decl = self.m.module.maps[mid].clone();
+        match def.name {
+            "get_or" => {
+                let out = self.b.slot(8, "get_or");
+                let d = self.expr(&args[1]);
+                let oa = self.b.slot_addr(out, 0);
+                self.b.store(oa, 0, 8, d);
+                let p = self.lookup(map, &args[0]);
+                let slot = self.b.slot(8, "get_or ptr");
+                let sa = self.b.slot_addr(slot, 0);
+                self.b.store(sa, 0, 8, p);
+                let zero = self.b.iconst(0);
+                let found = self.b.cmp(Cond::Ne, p, zero);
+                let yes = self.b.create_block();
+                let join = self.b.create_block();
+                self.b.terminate(Terminator::Branch { cond: found, then: yes, else_: join });
+                self.b.switch_to(yes);
+                let sa = self.b.slot_addr(slot, 0);
+                let p = self.b.load_ptr(sa, 0, ValTy::MapValue);
+                let v = self.b.load(p, 0, scalar_size(ty));
+                let v = self.canon_load(v, ty);
+                let oa = self.b.slot_addr(out, 0);
+                self.b.store(oa, 0, 8, v);
+                self.b.terminate(Terminator::Jump(join));
+                self.b.switch_to(join);
+                let oa = self.b.slot_addr(out, 0);
+                self.b.load(oa, 0, 8)
+            }
+            "set" => {
+                let k = self.materialize(&args[0], decl.key_size);
+                let v = self.materialize(&args[1], decl.value_size);
+                let k = self.b.slot_addr(k, 0);
+                let v = self.b.slot_addr(v, 0);
+                let mref = self.map_ref(mid);
+                let flags = self.b.iconst(0);
+                self.b.call(helper::MAP_UPDATE, vec![mref, k, v, flags], ValTy::Int)
+            }
+            "delete" => {
+                let k = self.materialize(&args[0], decl.key_size);
+                let k = self.b.slot_addr(k, 0);
+                let mref = self.map_ref(mid);
+                self.b.call(helper::MAP_DELETE, vec![mref, k], ValTy::Int)
+            }
+            "emit" => {
+                let size = self.program().layout(&args[0].ty).size;
+                let v = self.materialize(&args[0], size);
+                let v = self.b.slot_addr(v, 0);
+                let mref = self.map_ref(mid);
+                let n = self.b.iconst(i64::from(size));
+                let flags = self.b.iconst(0);
+                self.b.call(helper::RINGBUF_OUTPUT, vec![mref, v, n, flags], ValTy::Int)
+            }
+            _ => self.b.iconst(0),
+        }
+    }
+}
+
+/// True if deriving the destination's pointer opens blocks (an indexed place).
+fn may_branch_place(d: Dest<'_>) -> bool {
+    match d {
+        Dest::Slot(..) => false,
+        Dest::Place(p, _) => p.projections.iter().any(|pr| matches!(pr, Projection::Index(_))),
+    }
+}
+
+/// True if lowering `e` may open new blocks (so values computed before it must be kept in
+/// slots): calls, lookups, indexing, waits, short-circuit logic.
+fn may_branch(e: &hir::Expr) -> bool {
+    match &e.kind {
+        ExprKind::Const(_) => false,
+        ExprKind::Read(p) => {
+            p.projections.iter().any(|pr| matches!(pr, Projection::Index(_)))
+                || matches!(p.base, PlaceBase::LockField(_) | PlaceBase::WaiterField(..) | PlaceBase::PerWaiter(..)) && true && lock_flag_read(p)
+        }
+        ExprKind::Unary(_, x) | ExprKind::Cast(x) => may_branch(x),
+        ExprKind::Binary(op, a, b) => {
+            may_branch(a) || may_branch(b) || (matches!(op, HBin::And | HBin::Or) && !is_pure(b))
+        }
+        ExprKind::Builtin(def, args) => {
+            matches!(def.name, "back_off" | "sleep" | "atomic_cas")
+                || args.iter().any(|a| match a {
+                    Arg::Value(v) => may_branch(v),
+                    Arg::Place(p) => p.projections.iter().any(|pr| matches!(pr, Projection::Index(_))),
+                })
+        }
+        ExprKind::Call(..) | ExprKind::Method(..) | ExprKind::Struct(..) => true,
+        ExprKind::Error => false,
+    }
+}
+
+/// On the stock target, `contention_end` reads the lock's flags through a lookup.
+fn lock_flag_read(p: &hir::Place) -> bool {
+    matches!(p.base, PlaceBase::LockField(f) if f.name != "addr")
+}
+
+/// True if evaluating `e` has no effect and cannot fail, so `&&`/`||` may evaluate it
+/// unconditionally.
+fn is_pure(e: &hir::Expr) -> bool {
+    match &e.kind {
+        ExprKind::Const(_) => true,
+        ExprKind::Read(p) => p.projections.iter().all(|pr| matches!(pr, Projection::Field(_))),
+        ExprKind::Unary(_, x) | ExprKind::Cast(x) => is_pure(x),
+        ExprKind::Binary(_, a, b) => is_pure(a) && is_pure(b),
+        _ => false,
+    }
+}
+
+/// Where a map comes from, for maps the compiler adds itself.
+impl MapOrigin {
+    /// True for maps the policy did not declare.
+    pub fn is_hidden(&self) -> bool {
+        matches!(self, MapOrigin::Hidden)
+    }
+}
