@@ -77,7 +77,8 @@ codes! {
     E0342 = "stack-too-large";
     /// A hook whose worst-case instruction count exceeds its budget.
     E0350 = "cost-over-budget";
-    /// A `back_off` or `sleep` whose bound cannot be shown to be within the limit.
+    /// A `back_off` or `sleep` with a constant wait over its limit, or a back-off clamp
+    /// over the hard limit (run-time waits are clamped).
     E0351 = "unbounded-wait";
     /// Division or remainder by a constant zero.
     E0352 = "division-by-zero";
@@ -87,6 +88,8 @@ codes! {
     W0402 = "unused-config";
     /// A hook that the chosen target never calls.
     W0403 = "hook-never-fires";
+    /// A lock kind listed twice in a policy's header.
+    W0404 = "duplicate-lock-kind";
 }
 
 /// Every explain page of the checker, in code order.

@@ -85,11 +85,9 @@ pub fn check(files: &mut Files, file: FileId, ast: &ast::SourceFile, broken: &[s
     };
     cx.load_modules(files, file, ast);
     typeck::check_program(&mut cx);
-    let costs = if !broken.is_empty() || cx.diagnostics.iter().any(Diagnostic::is_error) {
-        Vec::new()
-    } else {
-        rules::run(&mut cx)
-    };
+    // The whole-program rules follow the call graph; they run once the file parses, also
+    // after type errors, so every problem shows in one run.
+    let costs = if broken.is_empty() { rules::run(&mut cx) } else { Vec::new() };
     let mut diagnostics = cx.diagnostics;
     scl_diagnostics::sort(&mut diagnostics);
     Checked { program: cx.program, diagnostics, costs, references: cx.references }

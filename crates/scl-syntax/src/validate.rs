@@ -41,7 +41,12 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|&(d, c)| d <= (c.len().max(name.len()) / 3).max(1))
+        .filter(|&(d, c)| {
+            // One edit in three characters; names of one or two characters are too short
+            // for a guess to be more help than noise.
+            let longest = c.len().max(name.len());
+            longest >= 3 && d <= (longest / 3).max(1)
+        })
         .min()
         .map(|(_, c)| c)
 }

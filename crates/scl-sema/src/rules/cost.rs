@@ -19,7 +19,7 @@ use scl_syntax::ast::BinOp;
 /// Explain pages.
 pub static DOCS: &[CodeDoc] = &[
     CodeDoc { code: E0350, summary: "a hook may execute more instructions than its budget", explanation: "Each hook has a budget of instructions per call (see `docs/hooks.md`): in atomic context 4096 for most and 1024 for the reorder hooks, which run once per waiter the shuffler looks at; 65536 for a hook that may sleep for every lock kind of its policy. The compiler estimates the worst case over every path, with loops multiplied by their trip counts and functions inlined; `sclc check --cost` prints the estimate of each hook. Shorten loops, or move work out of the hot hook.\n\nErroneous example:\n\n```scl\nper_cpu hist: [u64; 1024];\npolicy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        let n: u64 = 0;\n        for i in 0..1024 {\n            n += hist[i];\n        }\n        return n > 10;\n    }\n}\n```\n\nFixed example:\n\n```scl\nglobal total: u64;\npolicy p for spinlock {\n    on acquired(l: lock) {\n        total += 1;\n    }\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return total > 10;\n    }\n}\n```\n" },
-    CodeDoc { code: E0351, summary: "a wait longer than the limit", explanation: "`back_off(ns)` busy-waits in the hook, so it is clamped to the policy's `config max_backoff_ns` (100us if not declared), and that clamp may not exceed 1ms; `sleep(ns)` may not exceed 10ms. A constant argument over the limit, or a `max_backoff_ns` default over 1ms, is refused rather than silently clamped.\n\nErroneous example:\n\n```scl\nconfig max_backoff_ns: u64 = 5ms;\n```\n\nFixed example:\n\n```scl\nconfig max_backoff_ns: u64 = 500us;\n```\n" },
+    CodeDoc { code: E0351, summary: "a wait longer than the limit", explanation: "`back_off(ns)` busy-waits in the hook, so it is clamped to the policy's `config max_backoff_ns` (100us if not declared), and that clamp may not exceed 1ms; `sleep(ns)` may not exceed 10ms. A constant argument over its limit, or a `max_backoff_ns` default over 1ms, is refused rather than silently clamped; a wait computed at run time is clamped.\n\nErroneous example:\n\n```scl\nconfig max_backoff_ns: u64 = 5ms;\n```\n\nFixed example:\n\n```scl\nconfig max_backoff_ns: u64 = 500us;\n```\n" },
     CodeDoc { code: E0352, summary: "division or remainder by a constant zero", explanation: "In BPF, `x / 0` is 0 and `x % 0` is `x`: no trap, just a wrong answer. A divisor that is the constant 0 is always a mistake, so it is refused.\n\nErroneous example:\n\n```scl\nconst BUCKETS: u64 = 0;\nfn slot(x: u64) -> u64 {\n    return x % BUCKETS;\n}\n```\n\nFixed example:\n\n```scl\nconst BUCKETS: u64 = 16;\nfn slot(x: u64) -> u64 {\n    return x % BUCKETS;\n}\n```\n" },
 ];
 
@@ -34,27 +34,48 @@ pub(crate) fn report_div_zero(cx: &mut Checker, file: FileId, span: Span, op: Bi
     );
 }
 
-/// Checks the constant bound of a `back_off` or `sleep` call.
+/// Checks the constant bound of a `back_off` or `sleep` call: a constant over the limit is
+/// refused rather than silently clamped. For `back_off` the limit is the policy's clamp,
+/// `config max_backoff_ns` (or its default when not declared).
 pub(crate) fn check_wait_bound(cx: &mut Checker, file: FileId, def: &'static BuiltinDef, args: &[Arg], at: Loc) {
-    let limit = match def.name {
-        "back_off" => cat::BACK_OFF_HARD_LIMIT_NS,
-        "sleep" => cat::SLEEP_LIMIT_NS,
+    let (limit, what) = match def.name {
+        "back_off" => match backoff_clamp(cx) {
+            Some(v) => (v, format!("this policy's clamp, `config {}` = {v} ns", cat::BACK_OFF_CONFIG)),
+            None => (cat::BACK_OFF_DEFAULT_MAX_NS, format!("the default clamp of {} ns (no `config {}` is declared)", cat::BACK_OFF_DEFAULT_MAX_NS, cat::BACK_OFF_CONFIG)),
+        },
+        "sleep" => (cat::SLEEP_LIMIT_NS, format!("the {} ns limit of `sleep`", cat::SLEEP_LIMIT_NS)),
         _ => return,
     };
     if let Some(Arg::Value(Expr { kind: ExprKind::Const(v), loc, .. })) = args.first() {
         if *v > i128::from(limit) {
+            let help = if def.name == "back_off" {
+                format!("wait at most {limit} ns, or raise `config {}` (never above {} ns)", cat::BACK_OFF_CONFIG, cat::BACK_OFF_HARD_LIMIT_NS)
+            } else {
+                format!("sleep at most {limit} ns")
+            };
             cx.report(
-                Diagnostic::error(E0351, file, loc.span, format!("`{}` of {v} ns is over the {limit} ns limit", def.name))
-                    .with_label("too long")
+                Diagnostic::error(E0351, file, loc.span, format!("`{}` of {v} ns is over {what}", def.name))
+                    .with_label("longer than the limit")
                     .with_secondary(file, at.span, "in this call")
                     .with_note(if def.name == "back_off" {
-                        "a busy wait stalls its CPU; lock hooks may wait at most 1ms"
+                        "a busy wait stalls its CPU; `back_off` never waits longer than its clamp"
                     } else {
                         "a sleep in a lock hook delays every waiter behind it"
                     })
-                    .with_help(format!("wait at most {limit} ns")),
+                    .with_help(help),
             );
         }
+    }
+}
+
+/// The default of the main file's `config max_backoff_ns`, if declared.
+fn backoff_clamp(cx: &Checker) -> Option<u64> {
+    match cx.modules[0].values.get(cat::BACK_OFF_CONFIG) {
+        Some(crate::Value::State(id)) => match cx.program.states[*id].storage {
+            StateStorage::Config(v) => Some(v),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

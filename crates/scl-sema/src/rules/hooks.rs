@@ -7,7 +7,7 @@
 //! on the chosen target. A decision hook the target never calls is an error (the policy
 //! would not do what it says); an observation hook it never calls is a warning.
 
-use crate::codes::{E0330, E0331, E0332, E0333, E0334, E0335, W0403};
+use crate::codes::{E0330, E0331, E0332, E0333, E0334, E0335, W0403, W0404};
 use crate::hir::HookImpl;
 use crate::Checker;
 use scl_catalogue::{self as cat, HookDef, LockKind, Target};
@@ -23,27 +23,36 @@ pub static DOCS: &[CodeDoc] = &[
     CodeDoc { code: E0333, summary: "a hook that does not exist for one of the policy's lock kinds", explanation: "Some hooks exist only for some locks: `bypass_acquire` and `bypass_release` are the reader bypass of reader-writer semaphores. A policy that handles them must apply to `rwsem` only.\n\nErroneous example:\n\n```scl\npolicy p for spinlock, rwsem {\n    on bypass_acquire(l: lock) -> bool { return false; }\n    on bypass_release(l: lock) -> bool { return false; }\n}\n```\n\nFixed example:\n\n```scl\npolicy p for rwsem {\n    on bypass_acquire(l: lock) -> bool { return false; }\n    on bypass_release(l: lock) -> bool { return false; }\n}\n```\n" },
     CodeDoc { code: E0334, summary: "a decision hook the target does not call", explanation: "The stock kernel only lets policies observe locks, through the `contended` and `contention_end` tracepoints. Hooks that change lock behaviour (the `bool` hooks) need a kernel with SynCord-style lock-policy hooks (`--target syncord`) or the simulator (`--target sim`). Without `--target`, every hook of the policy must share at least one target.\n\nErroneous example:\n\n```scl\n// sclc: --target stock\npolicy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return c.numa_node == s.numa_node;\n    }\n}\n```\n\nFixed example:\n\n```scl\n// sclc: --target sim\npolicy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return c.numa_node == s.numa_node;\n    }\n}\n```\n" },
     CodeDoc { code: E0335, summary: "a hook given without the hook it requires", explanation: "`bypass_acquire` lets a reader take an rwsem without its shared counter; `bypass_release` must undo exactly those acquisitions, so each requires the other.\n\nErroneous example:\n\n```scl\npolicy p for rwsem {\n    on bypass_acquire(l: lock) -> bool { return false; }\n}\n```\n\nFixed example:\n\n```scl\npolicy p for rwsem {\n    on bypass_acquire(l: lock) -> bool { return false; }\n    on bypass_release(l: lock) -> bool { return false; }\n}\n```\n" },
-    CodeDoc { code: W0403, summary: "a hook the chosen target never calls (or a lock kind listed twice)", explanation: "With `--target stock`, only `contended` and `contention_end` fire: observation hooks such as `acquired` compile but never run, so the policy sees less than it seems to. Decision hooks in that situation are errors (E0334). The same code warns about a lock kind listed twice.\n\nErroneous example:\n\n```scl\n// sclc: --target stock\nglobal n: u64;\npolicy p for spinlock {\n    on acquired(l: lock) { n += 1; }\n}\n```\n\nFixed example:\n\n```scl\n// sclc: --target stock\nglobal n: u64;\npolicy p for spinlock {\n    on contended(l: lock) { n += 1; }\n}\n```\n" },
+    CodeDoc { code: W0403, summary: "a hook the chosen target never calls", explanation: "With `--target stock`, only `contended` and `contention_end` fire: observation hooks such as `acquired` compile but never run, so the policy sees less than it seems to. Decision hooks in that situation are errors (E0334).\n\nErroneous example:\n\n```scl\n// sclc: --target stock\nglobal n: u64;\npolicy p for spinlock {\n    on acquired(l: lock) { n += 1; }\n}\n```\n\nFixed example:\n\n```scl\n// sclc: --target stock\nglobal n: u64;\npolicy p for spinlock {\n    on contended(l: lock) { n += 1; }\n}\n```\n" },
+    CodeDoc { code: W0404, summary: "a lock kind listed twice", explanation: "A policy's header lists each lock kind once; a repeat changes nothing and is usually a typo for another kind.\n\nErroneous example:\n\n```scl\nglobal n: u64;\npolicy p for spinlock, spinlock {\n    on contended(l: lock) { n += 1; }\n}\n```\n\nFixed example:\n\n```scl\nglobal n: u64;\npolicy p for spinlock, mutex {\n    on contended(l: lock) { n += 1; }\n}\n```\n" },
 ];
 
-fn targets_text(ts: &[Target]) -> String {
+fn targets_text(ts: &[Target], joiner: &str) -> String {
     let names: Vec<String> = ts.iter().map(|t| format!("`{t}`")).collect();
     match names.as_slice() {
         [a] => a.clone(),
-        [a, b] => format!("{a} and {b}"),
-        _ => names.join(", "),
+        [rest @ .., last] => format!("{} {joiner} {last}", rest.join(", ")),
+        [] => String::new(),
     }
 }
 
-/// Checks a handler's name, signature, kinds and target. Returns its catalogue entry if
-/// it names a hook that this policy may handle (not a duplicate).
+/// What [`check_hook_header`] found.
+pub(crate) struct HookHeader {
+    /// The catalogue entry, if the handler names a hook this policy may handle.
+    pub def: Option<&'static HookDef>,
+    /// True if the parameters match the hook's (so their types are the catalogue's).
+    pub params_ok: bool,
+}
+
+/// Checks a handler's name, signature, kinds and target.
 pub(crate) fn check_hook_header(
     cx: &mut Checker,
     file: FileId,
     h: &ast::Hook,
     kinds: &[LockKind],
     seen: &mut HashMap<&'static str, Span>,
-) -> Option<&'static HookDef> {
+) -> HookHeader {
+    let none = HookHeader { def: None, params_ok: false };
     let Some(def) = cat::hook(&h.name.name) else {
         let mut d = Diagnostic::error(E0330, file, h.name.span, format!("unknown hook `{}`", h.name.name)).with_label("not a hook");
         d = match scl_syntax::validate::did_you_mean(&h.name.name, cat::HOOKS.iter().map(|h| h.name)) {
@@ -54,7 +63,7 @@ pub(crate) fn check_hook_header(
             )),
         };
         cx.report(d);
-        return None;
+        return none;
     };
     if let Some(prev) = seen.get(def.name) {
         cx.report(
@@ -64,7 +73,7 @@ pub(crate) fn check_hook_header(
                 .with_note("the kernel runs one program per hook")
                 .with_help("merge the two handlers"),
         );
-        return None;
+        return none;
     }
     seen.insert(def.name, h.name.span);
     // Parameters: count, then each type.
@@ -122,7 +131,8 @@ pub(crate) fn check_hook_header(
     }
     if let Some(t) = cx.options.target {
         if !def.on_target(t) {
-            let others = targets_text(def.targets);
+            let others = targets_text(def.targets, "and");
+            let either = targets_text(def.targets, "or");
             if def.returns_bool {
                 cx.report(
                     Diagnostic::error(E0334, file, h.name.span, format!("hook `{}` is not available on the `{t}` target", def.name))
@@ -132,7 +142,7 @@ pub(crate) fn check_hook_header(
                         } else {
                             format!("`{}` runs only on {others}", def.name)
                         })
-                        .with_help(format!("build for {others}: `--target {}`", def.targets[0])),
+                        .with_help(format!("build for {either}: `--target {}`", def.targets[0])),
                 );
             } else {
                 cx.report(
@@ -143,7 +153,7 @@ pub(crate) fn check_hook_header(
             }
         }
     }
-    Some(def)
+    HookHeader { def: Some(def), params_ok: signature_ok }
 }
 
 /// Checks the hooks of the policy together: required companions, and (without a target)
@@ -169,7 +179,7 @@ pub(crate) fn check_companions(cx: &mut Checker, file: FileId, policy: &ast::Pol
             if let (Some(a), Some(b)) = (stock_only, policy_only) {
                 cx.report(
                     Diagnostic::error(E0334, file, b.loc.span, format!("no target runs both `{}` and `{}`", a.def.name, b.def.name))
-                        .with_label(format!("`{}` runs on {}", b.def.name, targets_text(b.def.targets)))
+                        .with_label(format!("`{}` runs on {}", b.def.name, targets_text(b.def.targets, "and")))
                         .with_secondary(file, a.loc.span, format!("`{}` runs only on `stock`", a.def.name))
                         .with_help(format!("split policy `{}` in two: a stock profiler and a syncord/sim policy", policy.name.name)),
                 );

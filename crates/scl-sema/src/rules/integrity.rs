@@ -10,7 +10,7 @@ use crate::codes::{E0320, E0321};
 use crate::hir::{FuncId, Loc};
 use crate::{ArgRoot, BodyId, Checker};
 use scl_diagnostics::{CodeDoc, Diagnostic, FileId, Span};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Explain pages.
 pub static DOCS: &[CodeDoc] = &[
@@ -40,7 +40,7 @@ Fixed example:\n\n```scl\nglobal handoffs: u64;\npolicy p for spinlock {\n    on
 pub(crate) fn report_view_write(cx: &mut Checker, file: FileId, span: Span, view: &str, field: &str) {
     cx.report(
         Diagnostic::error(E0320, file, span, format!("`{view}.{field}` is read-only"))
-            .with_label("the kernel's lock data")
+            .with_label(format!("the kernel's {view} data"))
             .with_note(format!("`{view}` is a view of the kernel's own data; writing it would corrupt the lock"))
             .with_help("keep values the policy changes in its own state, such as `per_lock` or `per_thread`"),
     );
@@ -51,7 +51,8 @@ pub(crate) fn report_view_write(cx: &mut Checker, file: FileId, span: Span, view
 #[derive(Clone, Default)]
 struct Summary {
     state: Option<Loc>,
-    params: HashSet<usize>,
+    /// Each written `inout` parameter, with a place that writes it.
+    params: HashMap<usize, Loc>,
 }
 
 fn summaries(cx: &Checker) -> HashMap<FuncId, Summary> {
@@ -66,18 +67,20 @@ fn summaries(cx: &Checker) -> HashMap<FuncId, Summary> {
             if s.state.is_none() {
                 s.state = facts.state_writes.first().copied();
             }
-            s.params.extend(facts.param_writes.iter().map(|(i, _)| *i));
+            for (i, l) in &facts.param_writes {
+                s.params.entry(*i).or_insert(*l);
+            }
             for (callee, call, roots) in &facts.calls {
                 let Some(cs) = sums.get(callee).cloned() else { continue };
                 if s.state.is_none() && cs.state.is_some() {
                     s.state = Some(*call);
                 }
                 for (i, root) in roots.iter().enumerate() {
-                    if cs.params.contains(&i) {
+                    if cs.params.contains_key(&i) {
                         match root {
                             ArgRoot::State if s.state.is_none() => s.state = Some(*call),
                             ArgRoot::Param(p) => {
-                                s.params.insert(*p);
+                                s.params.entry(*p).or_insert(*call);
                             }
                             _ => {}
                         }
@@ -105,14 +108,16 @@ pub(crate) fn check_reorder_writes(cx: &mut Checker) {
             continue;
         }
         let Some(facts) = cx.bodies.get(&BodyId::Hook(i)) else { continue };
-        let mut writes: Vec<(Loc, Option<(String, Loc)>)> = facts.state_writes.iter().map(|l| (*l, None)).collect();
+        let mut writes: Vec<(Loc, Option<(String, Loc, bool)>)> = facts.state_writes.iter().map(|l| (*l, None)).collect();
         for (callee, call, roots) in &facts.calls {
             let Some(s) = sums.get(callee) else { continue };
-            let through_param = roots.iter().enumerate().any(|(i, r)| *r == ArgRoot::State && s.params.contains(&i));
+            let name = cx.program.funcs[*callee].name.clone();
+            let through_param =
+                roots.iter().enumerate().find_map(|(i, r)| (*r == ArgRoot::State).then(|| s.params.get(&i)).flatten());
             if let Some(inner) = s.state {
-                writes.push((*call, Some((cx.program.funcs[*callee].name.clone(), inner))));
-            } else if through_param {
-                writes.push((*call, None));
+                writes.push((*call, Some((name, inner, false))));
+            } else if let Some(inner) = through_param {
+                writes.push((*call, Some((name, *inner, true))));
             }
         }
         for (at, via) in writes {
@@ -122,12 +127,13 @@ pub(crate) fn check_reorder_writes(cx: &mut Checker) {
     for (hook, hook_loc, at, via) in reports {
         let mut d = Diagnostic::error(E0321, at.file, at.span, format!("`{hook}` must not write policy state"))
             .with_label(match &via {
-                Some((f, _)) => format!("`{f}` writes state"),
+                Some((f, _, false)) => format!("`{f}` writes state"),
+                Some((f, _, true)) => format!("passes state to `{f}`, which writes it through an `inout` parameter"),
                 None => "writes state".to_string(),
             })
             .with_secondary(hook_loc.file, hook_loc.span, format!("in `{hook}`"));
-        if let Some((_, inner)) = via {
-            d = d.with_secondary(inner.file, inner.span, "the write");
+        if let Some((_, inner, param)) = via {
+            d = d.with_secondary(inner.file, inner.span, if param { "the write to the `inout` parameter" } else { "the write" });
         }
         d = d
             .with_note("the shuffler calls reorder hooks for every waiter it looks at: they must be pure decisions")

@@ -16,7 +16,10 @@ use crate::Checker;
 /// Runs the whole-program rules; returns each hook's cost estimate.
 pub(crate) fn run(cx: &mut Checker) -> Vec<cost::HookCost> {
     let recursive = termination::check_recursion(cx);
-    unused::check(cx);
+    // After an error, "unused" often means "used where the error is": stay quiet then.
+    if !cx.diagnostics.iter().any(scl_diagnostics::Diagnostic::is_error) {
+        unused::check(cx);
+    }
     if recursive {
         // The call graph has a cycle: the chain-following rules and the cost estimate
         // would not terminate meaningfully. The recursion error says what to fix.

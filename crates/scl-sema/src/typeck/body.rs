@@ -152,8 +152,7 @@ impl<'a> BodyCx<'a> {
             ast::StmtKind::Return(e) => {
                 let expected = match &self.kind {
                     BodyKind::Func(t) => t.clone(),
-                    BodyKind::Hook(Some(d)) if d.returns_bool => Ty::Bool,
-                    BodyKind::Hook(_) => Ty::Void,
+                    BodyKind::Hook(ret) => ret.clone(),
                     BodyKind::Const => Ty::Void,
                 };
                 let value = match (e, &expected) {
@@ -226,8 +225,11 @@ impl<'a> BodyCx<'a> {
                 Some(Cond::Expr(self.expect_bool(e)))
             }
             ast::Cond::Let(name, e) => {
-                let lookup = self.map_get(e)?;
-                let (map, key, value_ty) = lookup;
+                let Some((map, key, value_ty)) = self.map_get(e) else {
+                    // Bind the name anyway, so its uses do not cascade.
+                    self.declare(&name.name, Ty::Error, name.span, None);
+                    return None;
+                };
                 let local = self.declare(&name.name, value_ty, name.span, Some(map));
                 Some(Cond::MapGet { local, map, key, loc: self.loc(e.span) })
             }

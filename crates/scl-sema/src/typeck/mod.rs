@@ -638,8 +638,9 @@ fn check_policy(cx: &mut Checker, sigs: &HashMap<FuncId, Sig>) {
         if let Some(kind) = LockKind::from_name(&k.name) {
             if kinds.contains(&kind) {
                 cx.report(
-                    Diagnostic::warning(crate::codes::W0403, file, k.span, format!("lock kind `{}` is listed twice", k.name))
-                        .with_label("already listed"),
+                    Diagnostic::warning(crate::codes::W0404, file, k.span, format!("lock kind `{}` is listed twice", k.name))
+                        .with_label("already listed")
+                        .with_help("remove it, or name the kind you meant"),
                 );
             } else {
                 kinds.push(kind);
@@ -656,15 +657,22 @@ fn check_policy(cx: &mut Checker, sigs: &HashMap<FuncId, Sig>) {
         if h.name.name.is_empty() {
             continue; // a hook the parser could not read
         }
-        let def = crate::rules::hooks::check_hook_header(cx, file, h, &kinds, &mut seen);
+        let header = crate::rules::hooks::check_hook_header(cx, file, h, &kinds, &mut seen);
+        let def = header.def;
         if let Some(d) = cat::hook(&h.name.name) {
             cx.references.push(Reference { at: loc(file, h.name.span), target: RefTarget::Hook(d.name) });
         }
-        let mut b = BodyCx::new(cx, 0, BodyKind::Hook(def));
+        // The body is checked against the handler as written: a wrong signature is reported
+        // once, by the hook rule, not again by every use of a parameter or a `return`.
+        let declared_ret = match &h.ret {
+            Some(t) => resolve_type(cx, 0, t),
+            None => Ty::Void,
+        };
+        let mut b = BodyCx::new(cx, 0, BodyKind::Hook(declared_ret));
         b.sigs = Some(sigs);
         let mut params = Vec::new();
         for (i, p) in h.params.iter().enumerate() {
-            let ty = match def.and_then(|d| d.params.get(i)) {
+            let ty = match def.filter(|_| header.params_ok).and_then(|d| d.params.get(i)) {
                 Some(cp) => match cp.ty {
                     cat::HookParamTy::Lock => Ty::Lock,
                     cat::HookParamTy::Waiter => Ty::Waiter,
@@ -705,8 +713,8 @@ pub(crate) enum BodyKind {
     Const,
     /// A function with this result type.
     Func(Ty),
-    /// A hook handler (`None` if the hook is unknown).
-    Hook(Option<&'static cat::HookDef>),
+    /// A hook handler, with its result type as written.
+    Hook(Ty),
 }
 
 pub(super) trait CloneConst {
