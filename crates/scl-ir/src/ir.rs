@@ -275,6 +275,18 @@ pub enum InstData {
         /// Bytes, a multiple of the alignment of both.
         size: u32,
     },
+    /// `dst = bpf_loop(count, callback, ctx_ptr, 0)`: runs a built-in callback up to
+    /// `count` times; the callback is verified once, however many times it runs.
+    Loop {
+        /// Iterations run (the helper's result).
+        dst: Value,
+        /// The callback.
+        callback: Callback,
+        /// The most iterations.
+        count: Value,
+        /// The callback's context (a stack pointer).
+        ctx_ptr: Value,
+    },
     /// Zeroes `size` bytes at `ptr`.
     MemZero {
         /// Pointer.
@@ -300,6 +312,7 @@ impl InstData {
             | InstData::MapRef { dst, .. }
             | InstData::Rodata { dst, .. }
             | InstData::Call { dst, .. }
+            | InstData::Loop { dst, .. }
             | InstData::Atomic { dst, .. } => Some(*dst),
             InstData::Store { .. } | InstData::MemCopy { .. } | InstData::MemZero { .. } => None,
         }
@@ -322,14 +335,25 @@ impl InstData {
                 v
             }
             InstData::MemCopy { dst_ptr, src, .. } => vec![*dst_ptr, *src],
+            InstData::Loop { count, ctx_ptr, .. } => vec![*count, *ctx_ptr],
             InstData::MemZero { ptr, .. } => vec![*ptr],
         }
     }
 
     /// True if removing the instruction could change behaviour even if its result is unused.
     pub fn has_side_effects(&self) -> bool {
-        matches!(self, InstData::Store { .. } | InstData::Call { .. } | InstData::Atomic { .. } | InstData::MemCopy { .. } | InstData::MemZero { .. })
+        matches!(
+            self,
+            InstData::Store { .. } | InstData::Call { .. } | InstData::Loop { .. } | InstData::Atomic { .. } | InstData::MemCopy { .. } | InstData::MemZero { .. }
+        )
     }
+}
+
+/// The callbacks the back end provides for `bpf_loop`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Callback {
+    /// Stops once `ktime_get_ns() >= *(u64 *)ctx` (a deadline): a bounded busy wait.
+    WaitUntil,
 }
 
 /// How a block ends.

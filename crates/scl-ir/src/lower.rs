@@ -41,8 +41,9 @@ mod helper {
     pub const COPY_FROM_USER: u32 = 148;
 }
 
-/// The most polls a bounded wait (`back_off`, `sleep`) makes before giving up.
-const WAIT_POLLS: i64 = 4096;
+/// The most polls of the clock a bounded wait (`back_off`, `sleep`) makes: at least tens
+/// of milliseconds of polling, far more than any wait SCL allows.
+const WAIT_POLLS: i64 = 1 << 20;
 
 /// The section a program of `hook` goes to on `target`.
 pub fn section(hook: &cat::HookDef, target: Target) -> String {
@@ -1022,9 +1023,15 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     let ba = self.b.slot_addr(base_slot, 0);
                     let base = self.b.load_ptr(ba, 0, vt);
                     let i = self.reload(i_slot);
-                    // `i % n` is `i` here; it also tells the kernel verifier the bound.
-                    let nn = self.b.iconst(i64::from(n));
-                    let i = self.b.bin(BinOp::URem, Width::W64, i, nn);
+                    // The kernel verifier knows the bound from the check above (the spilled
+                    // index shares the checked register's identity); for a power-of-two
+                    // length, `i & (n - 1)` (which is `i` here) states it outright.
+                    let i = if n.is_power_of_two() {
+                        let mask = self.b.iconst(i64::from(n) - 1);
+                        self.b.bin(BinOp::And, Width::W64, i, mask)
+                    } else {
+                        i
+                    };
                     let sz = self.b.iconst(i64::from(esize));
                     let byte = self.b.bin(BinOp::Mul, Width::W64, i, sz);
                     let elem_ptr = self.b.ptr_add(base, byte);
@@ -1389,7 +1396,9 @@ impl<'m, 'p> FnCx<'m, 'p> {
         }
     }
 
-    /// Busy-waits `min(ns, limit)` nanoseconds, polling the clock at most `WAIT_POLLS` times.
+    /// Busy-waits `min(ns, limit)` nanoseconds: `bpf_loop` runs the wait callback, which
+    /// stops at the deadline, at most `WAIT_POLLS` times. The callback is verified once,
+    /// so a wait costs the verifier a handful of instructions whatever its length.
     fn wait(&mut self, ns: Value, limit: Value) {
         let lt = self.b.cmp(Cond::ULt, ns, limit);
         let zero = self.b.iconst(0);
@@ -1402,32 +1411,10 @@ impl<'m, 'p> FnCx<'m, 'p> {
         let dslot = self.b.slot(8, "deadline");
         let da = self.b.slot_addr(dslot, 0);
         self.b.store(da, 0, 8, deadline);
-        let islot = self.b.slot(8, "polls");
-        let ia = self.b.slot_addr(islot, 0);
-        let z = self.b.iconst(0);
-        self.b.store(ia, 0, 8, z);
-        let header = self.b.create_block();
-        let body = self.b.create_block();
-        let exit = self.b.create_block();
-        self.b.terminate(Terminator::Jump(header));
-        self.b.switch_to(header);
-        let ia = self.b.slot_addr(islot, 0);
-        let i = self.b.load(ia, 0, 8);
-        let n = self.b.iconst(WAIT_POLLS);
-        let more = self.b.cmp(Cond::ULt, i, n);
-        self.b.terminate(Terminator::Branch { cond: more, then: body, else_: exit });
-        self.b.switch_to(body);
-        let ia = self.b.slot_addr(islot, 0);
-        let i = self.b.load(ia, 0, 8);
-        let one = self.b.iconst(1);
-        let i1 = self.b.bin(BinOp::Add, Width::W64, i, one);
-        self.b.store(ia, 0, 8, i1);
-        let t = self.b.call(helper::KTIME, Vec::new(), ValTy::Int);
+        let count = self.b.iconst(WAIT_POLLS);
         let da = self.b.slot_addr(dslot, 0);
-        let deadline = self.b.load(da, 0, 8);
-        let waiting = self.b.cmp(Cond::ULt, t, deadline);
-        self.b.terminate(Terminator::Branch { cond: waiting, then: header, else_: exit });
-        self.b.switch_to(exit);
+        let dst = self.b.value(ValTy::Int);
+        self.b.push(InstData::Loop { dst, callback: Callback::WaitUntil, count, ctx_ptr: da });
     }
 
     /// floor(log2(v)), branch-free: a binary search over 32, 16, 8, 4, 2, 1.

@@ -72,6 +72,7 @@ impl fmt::Display for DisplayInst<'_> {
             },
             InstData::MemCopy { dst_ptr, src, size } => write!(f, "memcpy {dst_ptr}, {src}, {size}"),
             InstData::MemZero { ptr, size } => write!(f, "memzero {ptr}, {size}"),
+            InstData::Loop { dst, callback, count, ctx_ptr } => write!(f, "{dst} = call loop ({count}, {callback:?}, {ctx_ptr})"),
         }
         .and_then(|_| {
             let _ = self.0;

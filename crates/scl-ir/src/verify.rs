@@ -129,6 +129,11 @@ fn check_memory(f: &Function, i: Inst, data: &InstData, errors: &mut Vec<String>
             pointer(*src, errors);
         }
         InstData::MemZero { ptr, .. } => pointer(*ptr, errors),
+        InstData::Loop { ctx_ptr, .. } => {
+            if f.values[*ctx_ptr].ty != ValTy::Stack {
+                errors.push(format!("{i} passes {ctx_ptr} to a loop callback; it must point into the stack"));
+            }
+        }
         _ => {}
     }
 }

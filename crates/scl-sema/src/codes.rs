@@ -82,6 +82,8 @@ codes! {
     E0351 = "unbounded-wait";
     /// Division or remainder by a constant zero.
     E0352 = "division-by-zero";
+    /// A hook whose verification would exceed the kernel verifier's limits.
+    E0353 = "verifier-complexity";
     /// State that no hook or function uses.
     W0401 = "unused-state";
     /// A config value that nothing reads.

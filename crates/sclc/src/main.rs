@@ -5,6 +5,7 @@
 //! allowed), 1 when a policy has errors, 2 for usage and environment problems (a missing or
 //! unreadable file, a bad flag, an unknown code).
 
+mod build;
 mod check;
 mod explain;
 mod source;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Parse and check policies, and report every problem found.
     Check(check::CheckArgs),
+    /// Compile a policy to a BPF object (or show a stage with `--emit`).
+    Build(build::BuildArgs),
     /// Explain a diagnostic code: what the rule protects and how to fix a violation.
     Explain(explain::ExplainArgs),
 }
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
     // a generous stack of our own keeps that bound far from the limit on every platform.
     let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(move || match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Build(args) => build::run(args),
         Command::Explain(args) => explain::run(args),
     });
     let status = match worker.map(|h| h.join()) {

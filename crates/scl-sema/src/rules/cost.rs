@@ -8,7 +8,7 @@
 //! hook's stack frame for the memory rule. Waits are bounded separately: `back_off` is a
 //! timed busy wait, so its bound is in nanoseconds, not instructions.
 
-use crate::codes::{E0350, E0351, E0352};
+use crate::codes::{E0350, E0351, E0352, E0353};
 use crate::hir::*;
 use crate::ty::Ty;
 use crate::Checker;
@@ -20,6 +20,7 @@ use scl_syntax::ast::BinOp;
 pub static DOCS: &[CodeDoc] = &[
     CodeDoc { code: E0350, summary: "a hook may execute more instructions than its budget", explanation: "Each hook has a budget of instructions per call (see `docs/hooks.md`): in atomic context 4096 for most and 1024 for the reorder hooks, which run once per waiter the shuffler looks at; 65536 for a hook that may sleep for every lock kind of its policy. The compiler estimates the worst case over every path, with loops multiplied by their trip counts and functions inlined; `sclc check --cost` prints the estimate of each hook. Shorten loops, or move work out of the hot hook.\n\nErroneous example:\n\n```scl\nper_cpu hist: [u64; 1024];\npolicy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        let n: u64 = 0;\n        for i in 0..1024 {\n            n += hist[i];\n        }\n        return n > 10;\n    }\n}\n```\n\nFixed example:\n\n```scl\nglobal total: u64;\npolicy p for spinlock {\n    on acquired(l: lock) {\n        total += 1;\n    }\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return total > 10;\n    }\n}\n```\n" },
     CodeDoc { code: E0351, summary: "a wait longer than the limit", explanation: "`back_off(ns)` busy-waits in the hook, so it is clamped to the policy's `config max_backoff_ns` (100us if not declared), and that clamp may not exceed 1ms; `sleep(ns)` may not exceed 10ms. A constant argument over its limit, or a `max_backoff_ns` default over 1ms, is refused rather than silently clamped; a wait computed at run time is clamped.\n\nErroneous example:\n\n```scl\nconfig max_backoff_ns: u64 = 5ms;\n```\n\nFixed example:\n\n```scl\nconfig max_backoff_ns: u64 = 500us;\n```\n" },
+    CodeDoc { code: E0353, summary: "a hook the kernel verifier could not finish checking", explanation: "Before a program runs, the kernel's verifier walks every path through it, each loop iteration separately. When an `if` inside a loop lets iterations end in different states, the number of paths the verifier keeps grows with every iteration, and past one million instructions it refuses the program. The compiler estimates that work and refuses the hook first, with this message instead of a verifier log. Make the loop shorter, compute without `if` (comparisons are values: `n += (x == y) as u32`), or `break` out instead of continuing with a different state.\n\nErroneous example:\n\n```scl\nglobal slots: [u64; 1024];\nglobal found: u32;\npolicy p for mutex {\n    on acquired(l: lock) {\n        let n: u32 = 0;\n        for i in 0..1024 {\n            if slots[i] == l.addr {\n                n += 1;\n            }\n        }\n        found = n;\n    }\n}\n```\n\nFixed example:\n\n```scl\nglobal slots: [u64; 1024];\nglobal found: u32;\npolicy p for mutex {\n    on acquired(l: lock) {\n        let n: u32 = 0;\n        for i in 0..1024 {\n            n += (slots[i] == l.addr) as u32;\n        }\n        found = n;\n    }\n}\n```\n" },
     CodeDoc { code: E0352, summary: "division or remainder by a constant zero", explanation: "In BPF, `x / 0` is 0 and `x % 0` is `x`: no trap, just a wrong answer. A divisor that is the constant 0 is always a mistake, so it is refused.\n\nErroneous example:\n\n```scl\nconst BUCKETS: u64 = 0;\nfn slot(x: u64) -> u64 {\n    return x % BUCKETS;\n}\n```\n\nFixed example:\n\n```scl\nconst BUCKETS: u64 = 16;\nfn slot(x: u64) -> u64 {\n    return x % BUCKETS;\n}\n```\n" },
 ];
 
@@ -90,6 +91,9 @@ pub struct HookCost {
     pub stack: u32,
     /// The hook's budget.
     pub budget: u32,
+    /// Estimated instructions the kernel verifier explores (loops whose iterations can
+    /// leave different states are counted quadratically).
+    pub verifier_insns: u64,
     /// Where the handler is.
     pub loc: Loc,
 }
@@ -97,17 +101,25 @@ pub struct HookCost {
 /// Fixed instructions around every hook: loading the context, the exit.
 const HOOK_OVERHEAD: u64 = 6;
 
+/// The most verifier steps the compiler lets a hook need: a fifth of the kernel's
+/// one-million limit, since the estimate is rough.
+pub const VERIFIER_BUDGET: u64 = 200_000;
+
 /// Estimates every hook, reports those over budget, checks the back-off clamp.
 pub(crate) fn estimate(cx: &mut Checker) -> Vec<HookCost> {
     check_backoff_config(cx);
     let Some(policy) = &cx.program.policy else { return Vec::new() };
-    let est = Estimator { program: &cx.program };
+    let est = Estimator { program: &cx.program, verifying: std::cell::Cell::new(false) };
     let costs: Vec<HookCost> = policy
         .hooks
         .iter()
         .map(|h| {
             let (insns, _) = est.block(&h.body.block);
+            est.verifying.set(true);
+            let verifier_insns = est.verify_block(&h.body.block);
+            est.verifying.set(false);
             HookCost {
+                verifier_insns,
                 hook: h.def.name,
                 insns: insns.saturating_add(HOOK_OVERHEAD),
                 stack: est.frame(&h.body, &[]),
@@ -117,6 +129,14 @@ pub(crate) fn estimate(cx: &mut Checker) -> Vec<HookCost> {
         })
         .collect();
     for c in &costs {
+        if c.verifier_insns > VERIFIER_BUDGET {
+            cx.report(
+                Diagnostic::error(E0353, c.loc.file, c.loc.span, format!("the kernel verifier would explore about {} instructions of hook `{}`", c.verifier_insns, c.hook))
+                    .with_label(format!("over the {VERIFIER_BUDGET} the compiler allows"))
+                    .with_note("the verifier follows each iteration of a loop; when an `if` in the loop lets iterations end in different states, the paths multiply (the kernel gives up at one million instructions)")
+                    .with_help("keep loops short, make their bodies branch-free (compute with comparisons and arithmetic instead of `if`), or leave early with `break`"),
+            );
+        }
         if c.insns > u64::from(c.budget) {
             cx.report(
                 Diagnostic::error(E0350, c.loc.file, c.loc.span, format!("hook `{}` may execute about {} instructions per call", c.hook, c.insns))
@@ -151,8 +171,37 @@ fn check_backoff_config(cx: &mut Checker) {
     }
 }
 
+/// True if an iteration of `body` can end in more than one state: an `if` (or `if let`)
+/// one of whose ways continues the loop after changing something, or `continue`.
+fn forks(body: &Block) -> bool {
+    fn exits(b: &Block) -> bool {
+        b.stmts.last().is_some_and(|s| matches!(s, Stmt::Break | Stmt::Return(..)))
+    }
+    fn changes(b: &Block) -> bool {
+        b.stmts.iter().any(|s| match s {
+            Stmt::Assign { .. } | Stmt::Continue | Stmt::Expr(_) | Stmt::Let(..) => true,
+            Stmt::If { arms, else_ } => arms.iter().any(|(_, b)| changes(b)) || else_.as_ref().is_some_and(changes),
+            Stmt::For { body, .. } | Stmt::Block(body) => changes(body),
+            _ => false,
+        })
+    }
+    body.stmts.iter().any(|s| match s {
+        Stmt::If { arms, else_ } => {
+            let mut ways: Vec<&Block> = arms.iter().map(|(_, b)| b).collect();
+            ways.extend(else_.as_ref());
+            let staying = ways.iter().filter(|b| !exits(b)).count() + usize::from(else_.is_none());
+            staying >= 2 && ways.iter().any(|b| !exits(b) && changes(b))
+        }
+        Stmt::For { body, .. } | Stmt::Block(body) => forks(body),
+        _ => false,
+    })
+}
+
 struct Estimator<'a> {
     program: &'a Program,
+    /// True while estimating the verifier's work (calls then count their bodies' verifier
+    /// work, not their cost).
+    verifying: std::cell::Cell<bool>,
 }
 
 impl Estimator<'_> {
@@ -199,6 +248,30 @@ impl Estimator<'_> {
             Stmt::Return(e, _) => (e.as_ref().map_or(0, |e| self.expr(e)) + 2, true),
             Stmt::Break | Stmt::Continue => (1, false),
             Stmt::Block(b) => self.block(b),
+        }
+    }
+
+    /// Verifier steps for a block: like the cost, but a loop whose body can end an
+    /// iteration in different states costs trip count squared times its body.
+    fn verify_block(&self, b: &Block) -> u64 {
+        b.stmts.iter().map(|s| self.verify_stmt(s)).fold(0, u64::saturating_add)
+    }
+
+    fn verify_stmt(&self, s: &Stmt) -> u64 {
+        match s {
+            Stmt::For { start, end, body, .. } => {
+                let n = (end - start).max(0) as u64;
+                let per = self.verify_block(body).saturating_add(3);
+                let factor = if forks(body) { n.saturating_mul(n) } else { n };
+                factor.saturating_mul(per).saturating_add(2)
+            }
+            Stmt::If { arms, else_ } => {
+                // The verifier explores every arm.
+                let arms_cost: u64 = arms.iter().map(|(c, b)| self.cond(c) + 1 + self.verify_block(b)).fold(0, u64::saturating_add);
+                arms_cost.saturating_add(else_.as_ref().map_or(0, |b| self.verify_block(b)))
+            }
+            Stmt::Block(b) => self.verify_block(b),
+            other => self.stmt(other).0,
         }
     }
 
@@ -256,7 +329,8 @@ impl Estimator<'_> {
             ExprKind::Cast(x) => self.expr(x) + 2,
             ExprKind::Call(f, args) => {
                 let callee = &self.program.funcs[*f];
-                self.args(args).saturating_add(self.block(&callee.body.block).0) + 2
+                let body = if self.verifying.get() { self.verify_block(&callee.body.block) } else { self.block(&callee.body.block).0 };
+                self.args(args).saturating_add(body) + 2
             }
             ExprKind::Builtin(def, args) => self.args(args).saturating_add(u64::from(def.cost)),
             ExprKind::Method(_, def, args) => {

@@ -1,0 +1,681 @@
+//! Instruction selection and register allocation: one IR function to BPF instructions.
+//!
+//! IR values never cross blocks, so registers are allocated block by block with a linear
+//! scan. `r0`, `r5` and `r9` are scratch registers of the instruction being emitted (and
+//! `r0` carries call results and the return value); `r1`-`r4` hold values that do not live
+//! across a helper call (calls clobber them), `r6`-`r8` any value; what does not fit goes
+//! to a stack slot of its own. Constants that fit an immediate, and stack addresses used as
+//! a load or store base, are folded into the instructions that use them. A comparison whose
+//! only use is its block's branch becomes one conditional jump: the kernel verifier learns
+//! that a map value is not null only from a jump that tests the pointer register itself.
+
+use crate::insn::*;
+use crate::{CodegenError, Compiled, RelocTarget};
+use scl_ir::{AtomicOp, BinOp, Block, Callback, Cond, Function, Inst, InstData, Slot, Terminator, Value, Width};
+use scl_sema::hir::Loc;
+use std::collections::{HashMap, HashSet};
+
+/// The `bpf_loop` helper.
+const BPF_LOOP: i32 = 181;
+const SCRATCH_A: u8 = 5;
+const SCRATCH_B: u8 = 9;
+const R0: u8 = 0;
+const FP: u8 = 10;
+/// Registers for values that do not live across a call.
+const CALLER_SAVED: [u8; 4] = [1, 2, 3, 4];
+/// Registers for any value.
+const CALLEE_SAVED: [u8; 3] = [6, 7, 8];
+
+/// Where a value lives while it is live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Home {
+    Reg(u8),
+    Stack(i16),
+    /// A constant folded into its uses.
+    Imm(i64),
+    /// `r10 + off`, folded into its uses.
+    Frame(i16),
+}
+
+struct Emitter<'f> {
+    f: &'f Function,
+    out: Vec<Insn>,
+    relocs: Vec<(usize, RelocTarget)>,
+    lines: Vec<(usize, Loc)>,
+    /// Jumps to patch: (instruction index, target block).
+    fixups: Vec<(usize, Block)>,
+    block_start: HashMap<Block, usize>,
+    slot_off: HashMap<Slot, i16>,
+    frame_size: u32,
+    homes: HashMap<Value, Home>,
+    last_loc: Option<Loc>,
+}
+
+/// Compiles one function.
+pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
+    let mut e = Emitter {
+        f,
+        out: Vec::new(),
+        relocs: Vec::new(),
+        lines: Vec::new(),
+        fixups: Vec::new(),
+        block_start: HashMap::new(),
+        slot_off: HashMap::new(),
+        frame_size: 0,
+        homes: HashMap::new(),
+        last_loc: None,
+    };
+    for (slot, data) in f.slots.iter() {
+        e.frame_size += data.size.div_ceil(8) * 8;
+        e.slot_off.insert(slot, -(e.frame_size as i16));
+    }
+    e.check_frame()?;
+    let layout = f.layout.clone();
+    for (i, &b) in layout.iter().enumerate() {
+        e.block_start.insert(b, e.out.len());
+        let next = layout.get(i + 1).copied();
+        e.block(b, next)?;
+    }
+    for (at, target) in std::mem::take(&mut e.fixups) {
+        let start = e.block_start[&target];
+        let off = start as i64 - (at as i64 + 1);
+        e.out[at].off = i16::try_from(off).map_err(|_| CodegenError::TooLarge)?;
+    }
+    Ok(Compiled { insns: e.out, relocs: e.relocs, lines: e.lines, stack_size: e.frame_size })
+}
+
+fn alu_op(op: BinOp) -> (u8, i16) {
+    match op {
+        BinOp::Add => (alu::ADD, 0),
+        BinOp::Sub => (alu::SUB, 0),
+        BinOp::Mul => (alu::MUL, 0),
+        BinOp::UDiv => (alu::DIV, 0),
+        BinOp::SDiv => (alu::DIV, 1),
+        BinOp::URem => (alu::MOD, 0),
+        BinOp::SRem => (alu::MOD, 1),
+        BinOp::And => (alu::AND, 0),
+        BinOp::Or => (alu::OR, 0),
+        BinOp::Xor => (alu::XOR, 0),
+        BinOp::Shl => (alu::LSH, 0),
+        BinOp::LShr => (alu::RSH, 0),
+        BinOp::AShr => (alu::ARSH, 0),
+    }
+}
+
+fn jmp_op(c: Cond) -> u8 {
+    match c {
+        Cond::Eq => jmp::JEQ,
+        Cond::Ne => jmp::JNE,
+        Cond::ULt => jmp::JLT,
+        Cond::ULe => jmp::JLE,
+        Cond::UGt => jmp::JGT,
+        Cond::UGe => jmp::JGE,
+        Cond::SLt => jmp::JSLT,
+        Cond::SLe => jmp::JSLE,
+        Cond::SGt => jmp::JSGT,
+        Cond::SGe => jmp::JSGE,
+    }
+}
+
+fn negate(c: Cond) -> Cond {
+    match c {
+        Cond::Eq => Cond::Ne,
+        Cond::Ne => Cond::Eq,
+        Cond::ULt => Cond::UGe,
+        Cond::ULe => Cond::UGt,
+        Cond::UGt => Cond::ULe,
+        Cond::UGe => Cond::ULt,
+        Cond::SLt => Cond::SGe,
+        Cond::SLe => Cond::SGt,
+        Cond::SGt => Cond::SLe,
+        Cond::SGe => Cond::SLt,
+    }
+}
+
+fn size_code(bytes: u8) -> u8 {
+    match bytes {
+        1 => size::B,
+        2 => size::H,
+        4 => size::W,
+        _ => size::DW,
+    }
+}
+
+fn fits_imm(v: i64) -> bool {
+    i32::try_from(v).is_ok()
+}
+
+impl Emitter<'_> {
+    fn check_frame(&self) -> Result<(), CodegenError> {
+        if self.frame_size > 512 {
+            return Err(CodegenError::StackTooLarge(self.frame_size));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, i: Insn) -> usize {
+        self.out.push(i);
+        self.out.len() - 1
+    }
+
+    fn ins(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) -> usize {
+        self.push(Insn { code, dst, src, off, imm })
+    }
+
+    fn mov_reg(&mut self, dst: u8, src: u8) {
+        if dst != src {
+            self.ins(class::ALU64 | alu::MOV | SRC_X, dst, src, 0, 0);
+        }
+    }
+
+    fn mov_imm(&mut self, dst: u8, v: i64) {
+        if fits_imm(v) {
+            self.ins(class::ALU64 | alu::MOV | SRC_K, dst, 0, 0, v as i32);
+        } else {
+            self.ins(class::LD | size::DW | MODE_IMM, dst, 0, 0, v as i32);
+            self.ins(0, 0, 0, 0, (v >> 32) as i32);
+        }
+    }
+
+    fn spill_slot(&mut self) -> Result<i16, CodegenError> {
+        self.frame_size += 8;
+        self.check_frame()?;
+        Ok(-(self.frame_size as i16))
+    }
+
+    /// Puts value `v` in a register: its own, or `scratch`.
+    fn fetch(&mut self, v: Value, scratch: u8) -> u8 {
+        match self.homes.get(&v).copied() {
+            Some(Home::Reg(r)) => r,
+            Some(Home::Stack(o)) => {
+                self.ins(class::LDX | size::DW | MODE_MEM, scratch, FP, o, 0);
+                scratch
+            }
+            Some(Home::Imm(i)) => {
+                self.mov_imm(scratch, i);
+                scratch
+            }
+            Some(Home::Frame(o)) => {
+                self.mov_reg(scratch, FP);
+                self.ins(class::ALU64 | alu::ADD | SRC_K, scratch, 0, 0, i32::from(o));
+                scratch
+            }
+            None => scratch,
+        }
+    }
+
+    /// Puts value `v` into register `to` without disturbing `keep` (a register already
+    /// loaded for the same instruction).
+    fn operand_to(&mut self, v: Value, to: u8, keep: u8) {
+        match self.homes.get(&v).copied() {
+            Some(Home::Reg(r)) if r == keep && to == SCRATCH_A => {
+                // `keep` is r0 and holds the first operand; the second lives in r0 too only
+                // if both are the same value.
+                self.mov_reg(to, r);
+            }
+            _ => {
+                let r = self.fetch(v, to);
+                self.mov_reg(to, r);
+            }
+        }
+    }
+
+    /// A base register and offset for a memory access through pointer `v`.
+    fn address(&mut self, v: Value, off: i16, scratch: u8) -> (u8, i16) {
+        match self.homes.get(&v).copied() {
+            Some(Home::Frame(o)) => (FP, o + off),
+            _ => (self.fetch(v, scratch), off),
+        }
+    }
+
+    /// The register a result is computed into: its home, or `scratch` if it lives on the
+    /// stack (then [`Self::settle`] stores it).
+    fn target(&self, v: Value, scratch: u8) -> u8 {
+        match self.homes.get(&v) {
+            Some(Home::Reg(r)) => *r,
+            _ => scratch,
+        }
+    }
+
+    fn settle(&mut self, v: Value, computed_in: u8) {
+        match self.homes.get(&v).copied() {
+            Some(Home::Stack(o)) => {
+                self.ins(class::STX | size::DW | MODE_MEM, FP, computed_in, o, 0);
+            }
+            Some(Home::Reg(r)) => self.mov_reg(r, computed_in),
+            _ => {}
+        }
+    }
+
+    /// Records where the next instruction comes from, when that changes. Instructions
+    /// without a position of their own keep the previous one.
+    fn line(&mut self, inst: Option<Inst>) {
+        let loc = inst.map(|i| self.f.locs[i]).filter(|l| *l != Loc::default()).or(self.last_loc).unwrap_or_default();
+        if self.last_loc != Some(loc) || self.lines.is_empty() {
+            self.lines.push((self.out.len(), loc));
+            self.last_loc = Some(loc);
+        }
+    }
+
+    fn block(&mut self, b: Block, next: Option<Block>) -> Result<(), CodegenError> {
+        let f = self.f;
+        let data = &f.blocks[b];
+        let insts = &data.insts;
+        let term = data.term.clone().ok_or(CodegenError::Malformed("a block without terminator"))?;
+        // A comparison used only by the branch is fused into it; its operands are then
+        // used at the terminator.
+        let fused = match &term {
+            Terminator::Branch { cond, .. } => {
+                let only_use = insts.iter().all(|&i| !f.insts[i].uses().contains(cond));
+                insts.iter().position(|&i| matches!(&f.insts[i], InstData::Cmp { dst, .. } if dst == cond)).filter(|_| only_use)
+            }
+            _ => None,
+        };
+        // Positions: instruction k at k, the terminator at insts.len().
+        let mut last_use: HashMap<Value, usize> = HashMap::new();
+        for (k, &i) in insts.iter().enumerate() {
+            let at = if Some(k) == fused { insts.len() } else { k };
+            for u in f.insts[i].uses() {
+                let e = last_use.entry(u).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
+        match &term {
+            Terminator::Branch { cond, .. } if fused.is_none() => {
+                last_use.insert(*cond, insts.len());
+            }
+            Terminator::Return(v) => {
+                last_use.insert(*v, insts.len());
+            }
+            _ => {}
+        }
+        let calls: Vec<usize> = insts
+            .iter()
+            .enumerate()
+            .filter(|(_, &i)| matches!(f.insts[i], InstData::Call { .. } | InstData::Loop { .. }))
+            .map(|(k, _)| k)
+            .collect();
+        // Fold constants and frame addresses into their uses where every use allows it.
+        let mut folded: HashSet<Value> = HashSet::new();
+        for &i in insts {
+            match &f.insts[i] {
+                InstData::Const { dst, imm } if fits_imm(*imm) && self.imm_ok_everywhere(*dst, insts) => {
+                    self.homes.insert(*dst, Home::Imm(*imm));
+                    folded.insert(*dst);
+                }
+                InstData::SlotAddr { dst, slot, offset } => {
+                    let off = self.slot_off[slot] + *offset as i16;
+                    self.homes.insert(*dst, Home::Frame(off));
+                    folded.insert(*dst);
+                }
+                _ => {}
+            }
+        }
+        let mut free: Vec<u8> = CALLEE_SAVED.iter().rev().chain(CALLER_SAVED.iter().rev()).copied().collect();
+        let mut live_regs: HashMap<u8, Value> = HashMap::new();
+        for (k, &i) in insts.iter().enumerate() {
+            let data = &f.insts[i];
+            if Some(k) == fused {
+                continue;
+            }
+            if let Some(d) = data.dst() {
+                // A value nobody uses gets no home (its instruction runs for its effect).
+                if let (false, Some(&end)) = (folded.contains(&d), last_use.get(&d)) {
+                    let crosses = calls.iter().any(|&c| c > k && c < end);
+                    let pick = free.iter().rposition(|r| !crosses || CALLEE_SAVED.contains(r));
+                    let home = match pick {
+                        Some(p) => {
+                            let r = free.remove(p);
+                            live_regs.insert(r, d);
+                            Home::Reg(r)
+                        }
+                        None => Home::Stack(self.spill_slot()?),
+                    };
+                    self.homes.insert(d, home);
+                }
+            }
+            self.line(Some(i));
+            self.inst(data)?;
+            // Free the registers of values that die here.
+            let dead: Vec<u8> = live_regs.iter().filter(|(_, v)| last_use.get(v).is_none_or(|&u| u <= k)).map(|(r, _)| *r).collect();
+            for r in dead {
+                live_regs.remove(&r);
+                free.push(r);
+            }
+        }
+        self.line(insts.last().copied());
+        match term {
+            Terminator::Jump(t) => {
+                if Some(t) != next {
+                    let at = self.ins(class::JMP | jmp::JA, 0, 0, 0, 0);
+                    self.fixups.push((at, t));
+                }
+            }
+            Terminator::Return(v) => {
+                let r = self.fetch(v, R0);
+                self.mov_reg(R0, r);
+                self.ins(class::JMP | jmp::EXIT, 0, 0, 0, 0);
+            }
+            Terminator::Branch { cond, then, else_ } => {
+                let (mut c, a, bv) = match fused.map(|k| &f.insts[insts[k]]) {
+                    Some(InstData::Cmp { cond: c, a, b, .. }) => (*c, *a, Some(*b)),
+                    _ => (Cond::Ne, cond, None),
+                };
+                let (mut taken, mut other) = (then, else_);
+                if Some(then) == next {
+                    c = negate(c);
+                    std::mem::swap(&mut taken, &mut other);
+                }
+                let ra = self.fetch(a, R0);
+                let at = match bv.map(|b| (b, self.homes.get(&b).copied())) {
+                    None => self.ins(class::JMP | jmp_op(c) | SRC_K, ra, 0, 0, 0),
+                    Some((_, Some(Home::Imm(i)))) => self.ins(class::JMP | jmp_op(c) | SRC_K, ra, 0, 0, i as i32),
+                    Some((b, _)) => {
+                        let rb = self.fetch(b, SCRATCH_A);
+                        self.ins(class::JMP | jmp_op(c) | SRC_X, ra, rb, 0, 0)
+                    }
+                };
+                self.fixups.push((at, taken));
+                if Some(other) != next {
+                    let at = self.ins(class::JMP | jmp::JA, 0, 0, 0, 0);
+                    self.fixups.push((at, other));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True if every use of `v` in `insts` can take it as an immediate.
+    fn imm_ok_everywhere(&self, v: Value, insts: &[Inst]) -> bool {
+        insts.iter().all(|&i| match &self.f.insts[i] {
+            InstData::Bin { a, b, .. } => *a != v || *b == v && *a != v,
+            InstData::Cmp { a, .. } => *a != v,
+            InstData::Store { ptr, .. } => *ptr != v,
+            other => !other.uses().contains(&v),
+        }) && self.f.blocks.values().all(|b| match &b.term {
+            Some(Terminator::Return(r)) => *r != v,
+            Some(Terminator::Branch { cond, .. }) => *cond != v,
+            _ => true,
+        })
+    }
+
+    fn inst(&mut self, data: &InstData) -> Result<(), CodegenError> {
+        match data {
+            InstData::Const { dst, imm } => {
+                if !matches!(self.homes.get(dst), Some(Home::Imm(_))) {
+                    let t = self.target(*dst, R0);
+                    self.mov_imm(t, *imm);
+                    self.settle(*dst, t);
+                }
+            }
+            InstData::SlotAddr { .. } => {}
+            InstData::Ctx { dst } => {
+                let t = self.target(*dst, R0);
+                self.mov_reg(t, 1);
+                self.settle(*dst, t);
+            }
+            InstData::Copy { dst, a } => {
+                let r = self.fetch(*a, R0);
+                self.settle(*dst, r);
+            }
+            InstData::Bin { op, width, dst, a, b } => {
+                let t = self.target(*dst, SCRATCH_A);
+                let ra = self.fetch(*a, t);
+                self.mov_reg(t, ra);
+                let class = if *width == Width::W32 { class::ALU } else { class::ALU64 };
+                let (code, off) = alu_op(*op);
+                match self.homes.get(b).copied() {
+                    Some(Home::Imm(i)) => {
+                        self.ins(class | code | SRC_K, t, 0, off, i as i32);
+                    }
+                    _ => {
+                        let rb = self.fetch(*b, R0);
+                        self.ins(class | code | SRC_X, t, rb, off, 0);
+                    }
+                }
+                self.settle(*dst, t);
+            }
+            InstData::Neg { width, dst, a } => {
+                let t = self.target(*dst, SCRATCH_A);
+                let ra = self.fetch(*a, t);
+                self.mov_reg(t, ra);
+                let class = if *width == Width::W32 { class::ALU } else { class::ALU64 };
+                self.ins(class | alu::NEG, t, 0, 0, 0);
+                self.settle(*dst, t);
+            }
+            InstData::Cmp { cond, dst, a, b } => {
+                // Branch-free, so a comparison kept as a value adds no path for the kernel
+                // verifier to explore (a comparison that only feeds a branch is fused into
+                // the jump instead, see `block`).
+                let (x, y, negate_result) = match cond {
+                    Cond::Eq | Cond::Ne => (*a, *b, *cond == Cond::Eq),
+                    Cond::ULt | Cond::SLt => (*a, *b, false),
+                    Cond::UGt | Cond::SGt => (*b, *a, false),
+                    Cond::UGe | Cond::SGe => (*a, *b, true),
+                    Cond::ULe | Cond::SLe => (*b, *a, true),
+                };
+                // x in r0, y in r5.
+                self.operand_to(x, R0, SCRATCH_A);
+                self.operand_to(y, SCRATCH_A, R0);
+                let (r0, r5, r9) = (R0, SCRATCH_A, SCRATCH_B);
+                let i = |e: &mut Self, code: u8, dst: u8, src: u8, imm: i32| {
+                    e.ins(code, dst, src, 0, imm);
+                };
+                let x64 = class::ALU64;
+                match cond {
+                    Cond::Eq | Cond::Ne => {
+                        // t = x ^ y; ne = (t | -t) >> 63
+                        i(self, x64 | alu::XOR | SRC_X, r0, r5, 0);
+                        i(self, x64 | alu::MOV | SRC_X, r9, r0, 0);
+                        i(self, x64 | alu::NEG, r9, 0, 0);
+                        i(self, x64 | alu::OR | SRC_X, r9, r0, 0);
+                        i(self, x64 | alu::RSH | SRC_K, r9, 0, 63);
+                    }
+                    _ => {
+                        let signed = matches!(cond, Cond::SLt | Cond::SGt | Cond::SGe | Cond::SLe);
+                        if signed {
+                            // Flip the sign bits: signed order becomes unsigned order.
+                            i(self, x64 | alu::MOV | SRC_K, r9, 0, 1);
+                            i(self, x64 | alu::LSH | SRC_K, r9, 0, 63);
+                            i(self, x64 | alu::XOR | SRC_X, r0, r9, 0);
+                            i(self, x64 | alu::XOR | SRC_X, r5, r9, 0);
+                        }
+                        // d = x - y; t = x ^ y; lt = ((t & y) | (~t & d)) >> 63
+                        i(self, x64 | alu::MOV | SRC_X, r9, r0, 0);
+                        i(self, x64 | alu::XOR | SRC_X, r9, r5, 0);
+                        i(self, x64 | alu::SUB | SRC_X, r0, r5, 0);
+                        i(self, x64 | alu::AND | SRC_X, r5, r9, 0);
+                        i(self, x64 | alu::XOR | SRC_K, r9, 0, -1);
+                        i(self, x64 | alu::AND | SRC_X, r9, r0, 0);
+                        i(self, x64 | alu::OR | SRC_X, r9, r5, 0);
+                        i(self, x64 | alu::RSH | SRC_K, r9, 0, 63);
+                    }
+                }
+                if negate_result {
+                    i(self, x64 | alu::XOR | SRC_K, r9, 0, 1);
+                }
+                self.settle(*dst, r9);
+            }
+            InstData::Ext { bits, signed, dst, a } => {
+                let t = self.target(*dst, SCRATCH_A);
+                let ra = self.fetch(*a, t);
+                match (*bits, *signed) {
+                    (32, false) => {
+                        self.ins(class::ALU | alu::MOV | SRC_X, t, ra, 0, 0);
+                    }
+                    (bits, false) => {
+                        self.mov_reg(t, ra);
+                        self.ins(class::ALU64 | alu::AND | SRC_K, t, 0, 0, ((1i64 << bits) - 1) as i32);
+                    }
+                    (bits, true) => {
+                        // ISA v4 `movsx`: sign-extend the low `bits` bits.
+                        self.ins(class::ALU64 | alu::MOV | SRC_X, t, ra, i16::from(bits), 0);
+                    }
+                }
+                self.settle(*dst, t);
+            }
+            InstData::Load { dst, ptr, offset, size } => {
+                let (base, off) = self.address(*ptr, *offset, SCRATCH_A);
+                let t = self.target(*dst, R0);
+                self.ins(class::LDX | size_code(*size) | MODE_MEM, t, base, off, 0);
+                self.settle(*dst, t);
+            }
+            InstData::Store { ptr, offset, size, val } => {
+                let (base, off) = self.address(*ptr, *offset, SCRATCH_A);
+                match self.homes.get(val).copied() {
+                    Some(Home::Imm(i)) => {
+                        self.ins(class::ST | size_code(*size) | MODE_MEM, base, 0, off, i as i32);
+                    }
+                    _ => {
+                        let r = self.fetch(*val, R0);
+                        self.ins(class::STX | size_code(*size) | MODE_MEM, base, r, off, 0);
+                    }
+                }
+            }
+            InstData::MapRef { dst, map } => {
+                let t = self.target(*dst, R0);
+                let at = self.ins(class::LD | size::DW | MODE_IMM, t, 0, 0, 0);
+                self.ins(0, 0, 0, 0, 0);
+                self.relocs.push((at, RelocTarget::Map(*map)));
+                self.settle(*dst, t);
+            }
+            InstData::Rodata { dst, offset } => {
+                let t = self.target(*dst, R0);
+                let at = self.ins(class::LD | size::DW | MODE_IMM, t, 0, 0, 0);
+                self.ins(0, 0, 0, 0, 0);
+                self.relocs.push((at, RelocTarget::Rodata(*offset)));
+                self.settle(*dst, t);
+            }
+            InstData::Call { dst, helper, args } => {
+                self.call_args(args)?;
+                self.ins(class::JMP | jmp::CALL, 0, 0, 0, *helper as i32);
+                self.settle(*dst, R0);
+            }
+            InstData::Atomic { op, size, dst, ptr, offset, val, expected } => {
+                let (base, off) = self.address(*ptr, *offset, SCRATCH_B);
+                let sz = size_code(*size);
+                match op {
+                    AtomicOp::FetchAdd => {
+                        let r = self.fetch(*val, SCRATCH_A);
+                        self.mov_reg(SCRATCH_A, r);
+                        self.ins(class::STX | sz | MODE_ATOMIC, base, SCRATCH_A, off, i32::from(alu::ADD) | ATOMIC_FETCH);
+                        self.settle(*dst, SCRATCH_A);
+                    }
+                    AtomicOp::CmpXchg => {
+                        let e = expected.ok_or(CodegenError::Malformed("cmpxchg without an expected value"))?;
+                        let r = self.fetch(*val, SCRATCH_A);
+                        self.mov_reg(SCRATCH_A, r);
+                        let re = self.fetch(e, R0);
+                        self.mov_reg(R0, re);
+                        self.ins(class::STX | sz | MODE_ATOMIC, base, SCRATCH_A, off, ATOMIC_CMPXCHG);
+                        self.settle(*dst, R0);
+                    }
+                }
+            }
+            InstData::MemCopy { dst_ptr, src, size } => {
+                let (sb, so) = self.address(*src, 0, SCRATCH_A);
+                let (db, dof) = self.address(*dst_ptr, 0, SCRATCH_B);
+                let mut k = 0u32;
+                for step in [8u32, 4, 2, 1] {
+                    while k + step <= *size {
+                        let sz = size_code(step as u8);
+                        self.ins(class::LDX | sz | MODE_MEM, R0, sb, so + k as i16, 0);
+                        self.ins(class::STX | sz | MODE_MEM, db, R0, dof + k as i16, 0);
+                        k += step;
+                    }
+                }
+            }
+            InstData::Loop { dst, callback, count, ctx_ptr } => {
+                // bpf_loop(count, callback, ctx, 0): arguments in r1..r4.
+                let rc = self.fetch(*count, 1);
+                self.mov_reg(1, rc);
+                let rp = self.fetch(*ctx_ptr, 3);
+                self.mov_reg(3, rp);
+                let at = self.ins(class::LD | size::DW | MODE_IMM, 2, 0, 0, 0);
+                self.ins(0, 0, 0, 0, 0);
+                self.relocs.push((at, RelocTarget::Callback(*callback)));
+                self.ins(class::ALU64 | alu::MOV | SRC_K, 4, 0, 0, 0);
+                self.ins(class::JMP | jmp::CALL, 0, 0, 0, BPF_LOOP);
+                self.settle(*dst, R0);
+            }
+            InstData::MemZero { ptr, size } => {
+                let (b, o) = self.address(*ptr, 0, SCRATCH_A);
+                let mut k = 0u32;
+                for step in [8u32, 4, 2, 1] {
+                    while k + step <= *size {
+                        self.ins(class::ST | size_code(step as u8) | MODE_MEM, b, 0, o + k as i16, 0);
+                        k += step;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves call arguments into `r1`..: register-to-register moves first (in an order that
+    /// never overwrites a pending source, breaking cycles through `r0`), then the rest.
+    fn call_args(&mut self, args: &[Value]) -> Result<(), CodegenError> {
+        if args.len() > 5 {
+            return Err(CodegenError::Malformed("a helper call with more than five arguments"));
+        }
+        let mut reg_moves: Vec<(u8, u8)> = Vec::new();
+        let mut others: Vec<(u8, Value)> = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            let dst = i as u8 + 1;
+            match self.homes.get(a).copied() {
+                Some(Home::Reg(r)) if r != dst => reg_moves.push((dst, r)),
+                Some(Home::Reg(_)) => {}
+                _ => others.push((dst, *a)),
+            }
+        }
+        while !reg_moves.is_empty() {
+            let ready = reg_moves.iter().position(|(d, _)| !reg_moves.iter().any(|(_, s)| s == d));
+            match ready {
+                Some(k) => {
+                    let (d, s) = reg_moves.remove(k);
+                    self.mov_reg(d, s);
+                }
+                None => {
+                    // A cycle: park one source in r0.
+                    let s = reg_moves[0].1;
+                    self.mov_reg(R0, s);
+                    for m in reg_moves.iter_mut() {
+                        if m.1 == s {
+                            m.1 = R0;
+                        }
+                    }
+                }
+            }
+        }
+        for (dst, v) in others {
+            let r = self.fetch(v, dst);
+            self.mov_reg(dst, r);
+        }
+        Ok(())
+    }
+}
+
+/// The body of a built-in `bpf_loop` callback: `long name(u32 index, void *ctx)`.
+pub fn callback(cb: Callback) -> Vec<Insn> {
+    let i = |code: u8, dst: u8, src: u8, off: i16, imm: i32| Insn { code, dst, src, off, imm };
+    match cb {
+        // r6 = ctx; r0 = ktime_get_ns(); stop (return 1) once r0 >= *(u64 *)ctx.
+        Callback::WaitUntil => vec![
+            i(class::ALU64 | alu::MOV | SRC_X, 6, 2, 0, 0),
+            i(class::JMP | jmp::CALL, 0, 0, 0, 5),
+            i(class::LDX | size::DW | MODE_MEM, 1, 6, 0, 0),
+            i(class::JMP | jmp::JGE | SRC_X, 0, 1, 2, 0),
+            i(class::ALU64 | alu::MOV | SRC_K, 0, 0, 0, 0),
+            i(class::JMP | jmp::EXIT, 0, 0, 0, 0),
+            i(class::ALU64 | alu::MOV | SRC_K, 0, 0, 0, 1),
+            i(class::JMP | jmp::EXIT, 0, 0, 0, 0),
+        ],
+    }
+}
+
+/// The symbol name of a callback in `.text`.
+pub fn callback_name(cb: Callback) -> &'static str {
+    match cb {
+        Callback::WaitUntil => "scl_wait_until",
+    }
+}

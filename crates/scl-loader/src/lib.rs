@@ -1,0 +1,241 @@
+//! Loading sclc's BPF objects into the running kernel, with libbpf-rs.
+//!
+//! This is the only crate that makes BPF syscalls. It opens an object from memory, sets
+//! `.rodata` before load, loads it (the kernel verifier runs here), runs `syscall`
+//! programs through `BPF_PROG_TEST_RUN`, attaches tracepoint programs, reads maps and
+//! program info, and turns the kernel's refusals into errors that carry the verifier's
+//! log. It must not know SCL: it sees bytes and names.
+
+#![deny(missing_docs)]
+
+use libbpf_rs::{MapCore, MapFlags, ObjectBuilder, PrintLevel, ProgramInput};
+use std::fmt;
+use std::sync::Mutex;
+
+/// libbpf's log callback is process-wide: loads are serialised so each error carries its
+/// own verifier log.
+static LOG: Mutex<Option<String>> = Mutex::new(None);
+static LOAD: Mutex<()> = Mutex::new(());
+
+/// Why the kernel could not take an object.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The environment cannot load BPF at all: not privileged, or no kernel BTF. Tests
+    /// may skip on this, and only on this.
+    Unsupported(String),
+    /// libbpf or the kernel refused the object; `log` holds libbpf's and the verifier's
+    /// messages.
+    Refused {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: String,
+        /// libbpf's debug log, with the verifier's output.
+        log: String,
+    },
+    /// A name that is not in the object.
+    Missing(String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Unsupported(why) => write!(f, "this kernel cannot load BPF programs here: {why}"),
+            LoadError::Refused { what, error, log } => {
+                write!(f, "{what}: {error}")?;
+                if !log.is_empty() {
+                    write!(f, "\n{log}")?;
+                }
+                Ok(())
+            }
+            LoadError::Missing(name) => write!(f, "no program or map named `{name}` in the object"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Checks whether this process can load BPF programs that use kernel BTF.
+pub fn check_support() -> Result<(), LoadError> {
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(LoadError::Unsupported("the kernel has no BTF (/sys/kernel/btf/vmlinux is missing)".into()));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc_geteuid() };
+    if euid != 0 {
+        return Err(LoadError::Unsupported("not running as root (CAP_BPF and CAP_PERFMON are needed)".into()));
+    }
+    Ok(())
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn capture(level: PrintLevel, msg: String) {
+    let _ = level;
+    if let Ok(mut log) = LOG.lock() {
+        if let Some(buf) = log.as_mut() {
+            buf.push_str(&msg);
+        }
+    }
+}
+
+/// Runs `f` with libbpf's log captured; returns the log with the result.
+fn with_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let _serial = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    *LOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(String::new());
+    libbpf_rs::set_print(Some((PrintLevel::Debug, capture)));
+    let out = f();
+    libbpf_rs::set_print(None);
+    let log = LOG.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
+    (out, log)
+}
+
+/// Keeps only the verifier's part of libbpf's log, which is long and mostly about BTF.
+fn verifier_part(log: &str) -> String {
+    let start = log.find("-- BEGIN PROG LOAD LOG --").or_else(|| log.find("libbpf: prog '")).unwrap_or(0);
+    let end = log.find("-- END PROG LOAD LOG --").map_or(log.len(), |e| e + "-- END PROG LOAD LOG --".len());
+    log[start..end.max(start)].to_string()
+}
+
+/// An object loaded into the kernel. Dropping it unloads its programs and maps (and
+/// detaches what it attached).
+pub struct Loaded {
+    obj: libbpf_rs::Object,
+    links: Vec<libbpf_rs::Link>,
+}
+
+/// Kernel-reported facts about a loaded program.
+#[derive(Clone, Debug, Default)]
+pub struct ProgInfo {
+    /// Instructions after the verifier's rewrites (`xlated`).
+    pub xlated_insns: u32,
+    /// Instructions the verifier processed.
+    pub verified_insns: u32,
+    /// Calls counted by `bpf_stats`.
+    pub run_cnt: u64,
+    /// Nanoseconds counted by `bpf_stats`.
+    pub run_time_ns: u64,
+    /// The program's BTF id (0 when BTF was dropped).
+    pub btf_id: u32,
+    /// Line info records the kernel kept.
+    pub line_info_cnt: u32,
+}
+
+/// Opens and loads `bytes`, first overwriting `.rodata` bytes at the given offsets.
+pub fn load(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)]) -> Result<Loaded, LoadError> {
+    check_support()?;
+    let refused = |what: &str, e: libbpf_rs::Error, log: &str| LoadError::Refused { what: what.into(), error: e.to_string(), log: verifier_part(log) };
+    let (result, log) = with_log(|| -> Result<libbpf_rs::Object, (String, libbpf_rs::Error)> {
+        let mut builder = ObjectBuilder::default();
+        builder.name(name).map_err(|e| ("naming the object".to_string(), e))?;
+        let mut open = builder.open_memory(bytes).map_err(|e| ("opening the object".to_string(), e))?;
+        if !rodata.is_empty() {
+            for mut m in open.maps_mut() {
+                if m.name().to_string_lossy().ends_with(".rodata") {
+                    if let Some(data) = m.initial_value_mut() {
+                        for (off, val) in rodata {
+                            if let Some(dst) = data.get_mut(*off..*off + val.len()) {
+                                dst.copy_from_slice(val);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        open.load().map_err(|e| ("loading into the kernel".to_string(), e))
+    });
+    match result {
+        Ok(obj) => Ok(Loaded { obj, links: Vec::new() }),
+        Err((what, e)) => {
+            // EPERM means no privilege; EACCES (also "permission denied" to libbpf-rs) is
+            // the verifier refusing the program, which must never be skipped.
+            if e.to_string().contains("(os error 1)") {
+                return Err(LoadError::Unsupported(format!("{what}: {e}")));
+            }
+            Err(refused(&what, e, &log))
+        }
+    }
+}
+
+impl Loaded {
+    /// Runs the `syscall` program `prog` once with `ctx` (copied back after the run);
+    /// returns its result (`r0`).
+    pub fn test_run(&mut self, prog: &str, ctx: &mut [u8]) -> Result<u32, LoadError> {
+        let p = self
+            .obj
+            .progs_mut()
+            .find(|p| p.name().to_string_lossy() == prog)
+            .ok_or_else(|| LoadError::Missing(prog.into()))?;
+        let input = ProgramInput { context_in: Some(ctx), ..Default::default() };
+        let out = p.test_run(input).map_err(|e| LoadError::Refused { what: format!("running `{prog}`"), error: e.to_string(), log: String::new() })?;
+        Ok(out.return_value)
+    }
+
+    /// Attaches every program that can be attached on its own (tracepoints).
+    pub fn attach_all(&mut self) -> Result<usize, LoadError> {
+        let mut n = 0;
+        for p in self.obj.progs_mut() {
+            let section = p.section().to_string_lossy().into_owned();
+            if section.starts_with("tp_btf/") {
+                let name = p.name().to_string_lossy().into_owned();
+                let link = p.attach().map_err(|e| LoadError::Refused { what: format!("attaching `{name}` ({section})"), error: e.to_string(), log: String::new() })?;
+                self.links.push(link);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The value under `key` in map `map` (for a per-CPU map, each CPU's value in turn).
+    pub fn lookup(&self, map: &str, key: &[u8]) -> Result<Option<Vec<u8>>, LoadError> {
+        let m = self.obj.maps().find(|m| m.name().to_string_lossy() == map).ok_or_else(|| LoadError::Missing(map.into()))?;
+        let err = |e: libbpf_rs::Error| LoadError::Refused { what: format!("reading map `{map}`"), error: e.to_string(), log: String::new() };
+        if m.map_type().is_percpu() {
+            return Ok(m.lookup_percpu(key, MapFlags::ANY).map_err(err)?.map(|v| v.concat()));
+        }
+        m.lookup(key, MapFlags::ANY).map_err(err)
+    }
+
+    /// Writes `value` under `key` in map `map`.
+    pub fn update(&self, map: &str, key: &[u8], value: &[u8]) -> Result<(), LoadError> {
+        let m = self.obj.maps().find(|m| m.name().to_string_lossy() == map).ok_or_else(|| LoadError::Missing(map.into()))?;
+        m.update(key, value, MapFlags::ANY).map_err(|e| LoadError::Refused { what: format!("writing map `{map}`"), error: e.to_string(), log: String::new() })
+    }
+
+    /// Every key of map `map`.
+    pub fn keys(&self, map: &str) -> Result<Vec<Vec<u8>>, LoadError> {
+        let m = self.obj.maps().find(|m| m.name().to_string_lossy() == map).ok_or_else(|| LoadError::Missing(map.into()))?;
+        Ok(m.keys().collect())
+    }
+
+    /// The names of the programs, in object order.
+    pub fn programs(&self) -> Vec<String> {
+        self.obj.progs().map(|p| p.name().to_string_lossy().into_owned()).collect()
+    }
+
+    /// What the kernel reports about program `prog`.
+    pub fn info(&self, prog: &str) -> Result<ProgInfo, LoadError> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let p = self.obj.progs().find(|p| p.name().to_string_lossy() == prog).ok_or_else(|| LoadError::Missing(prog.into()))?;
+        let fd = p.as_fd().as_raw_fd();
+        let mut info = libbpf_sys::bpf_prog_info::default();
+        let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+        // SAFETY: `info` is a valid, writable bpf_prog_info and `len` its size; the kernel
+        // writes at most `len` bytes.
+        let rc = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
+        if rc != 0 {
+            return Err(LoadError::Refused { what: format!("reading info of `{prog}`"), error: std::io::Error::last_os_error().to_string(), log: String::new() });
+        }
+        Ok(ProgInfo {
+            xlated_insns: info.xlated_prog_len / 8,
+            verified_insns: info.verified_insns,
+            run_cnt: info.run_cnt,
+            run_time_ns: info.run_time_ns,
+            btf_id: info.btf_id,
+            line_info_cnt: info.nr_line_info,
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! Every example, compiled for each target its header names, loads into the running
+//! kernel: stock programs attach to the lock tracepoints, syncord and sim programs pass the
+//! verifier as `syscall` programs and run through `BPF_PROG_TEST_RUN`.
+
+use scl_catalogue::Target;
+use scl_diagnostics::Files;
+use std::path::Path;
+
+fn examples() -> Vec<(String, String, Vec<Target>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("examples/").flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "scl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).expect("readable");
+        let targets = text
+            .lines()
+            .find_map(|l| l.strip_prefix("// targets:"))
+            .map(|t| t.split(',').filter_map(|n| Target::from_name(n.trim())).collect())
+            .unwrap_or_default();
+        out.push((format!("examples/{}", p.file_name().unwrap().to_string_lossy()), text, targets));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Skips (loudly) only when the kernel truly cannot load BPF here.
+fn kernel_or_skip() -> bool {
+    match scl_loader::check_support() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("SKIPPED (kernel): {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn every_example_loads_into_the_kernel() {
+    if !kernel_or_skip() {
+        return;
+    }
+    let mut failures = Vec::new();
+    let mut loaded = 0;
+    for (name, text, targets) in examples() {
+        for target in targets {
+            let mut files = Files::new();
+            let id = files.add(name.clone(), text.clone());
+            let out = match scl_driver::compile(&mut files, id, target) {
+                Ok(o) => o,
+                Err(d) => {
+                    failures.push(format!("{name} ({target}): does not compile: {d:?}"));
+                    continue;
+                }
+            };
+            match scl_loader::load("t", &out.object, &[]) {
+                Ok(mut obj) => {
+                    loaded += 1;
+                    if target == Target::Stock {
+                        if let Err(e) = obj.attach_all() {
+                            failures.push(format!("{name} ({target}): {e}"));
+                        }
+                    } else {
+                        for p in obj.programs() {
+                            let mut ctx = [0u8; 128];
+                            if let Err(e) = obj.test_run(&p, &mut ctx) {
+                                failures.push(format!("{name} ({target}) {p}: {e}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("{name} ({target}): {e}")),
+            }
+        }
+    }
+    println!("{loaded} example objects loaded");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
