@@ -3,11 +3,13 @@
 //! This binary owns argument parsing, file reading and process exit codes; the compiler
 //! itself lives in the library crates. Exit codes: 0 when the policies are clean (warnings
 //! allowed), 1 when a policy has errors, 2 for usage and environment problems (a missing or
-//! unreadable file, a bad flag, an unknown code).
+//! unreadable file, a bad flag, an unknown code). `sclc lsp` exits 0 after the editor's
+//! `shutdown` and `exit`, and 1 when told to exit without a shutdown (as LSP asks).
 
 mod build;
 mod check;
 mod explain;
+mod lsp;
 mod source;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -31,6 +33,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Explain a diagnostic code: what the rule protects and how to fix a violation.
     Explain(explain::ExplainArgs),
+    /// Run the language server over stdin and stdout, for editors (see docs/editors.md).
+    Lsp(lsp::LspArgs),
 }
 
 /// How diagnostics are printed.
@@ -75,6 +79,8 @@ pub enum Status {
     PolicyErrors,
     /// Usage or environment problem; the message was printed.
     Usage,
+    /// The language server was told to exit without being shut down first (LSP: status 1).
+    Unclean,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +91,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Build(args) => build::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Lsp(args) => lsp::run(args),
     });
     let status = match worker.map(|h| h.join()) {
         Ok(Ok(status)) => status,
@@ -99,7 +106,7 @@ fn main() -> ExitCode {
     };
     match status {
         Status::Ok => ExitCode::SUCCESS,
-        Status::PolicyErrors => ExitCode::from(1),
+        Status::PolicyErrors | Status::Unclean => ExitCode::from(1),
         Status::Usage => ExitCode::from(2),
     }
 }
