@@ -42,6 +42,10 @@ pub struct BuildArgs {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
+    /// Also load the object into the running kernel (needs root), so its verifier checks
+    /// every program; a rejection is reported against the `.scl` line it concerns.
+    #[arg(long)]
+    verify: bool,
 }
 
 /// The target a policy builds for when none is given.
@@ -88,6 +92,23 @@ pub fn run(args: BuildArgs) -> Status {
         }
     };
     report(&files, &out.warnings);
+    if args.verify {
+        match scl_loader::load("scl_verify", &out.object, &[]) {
+            Ok(_) => {}
+            Err(scl_loader::LoadError::Unsupported(why)) => {
+                eprintln!("sclc: error: cannot verify in the kernel: {why}");
+                return Status::Usage;
+            }
+            Err(e) => {
+                let log = match &e {
+                    scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),
+                    other => other.to_string(),
+                };
+                report(&files, &[verifier_diagnostic(&files, id, &log)]);
+                return Status::PolicyErrors;
+            }
+        }
+    }
     let bytes: Vec<u8> = match args.emit {
         EmitArg::Obj => out.object.clone(),
         EmitArg::Ir => out.module.to_string().into_bytes(),
@@ -114,6 +135,58 @@ pub fn run(args: BuildArgs) -> Status {
     }
 }
 
+/// The code of a program the kernel verifier refused although the checker accepted it.
+const E0901: scl_diagnostics::Code = scl_diagnostics::Code { code: "E0901", name: "verifier-rejected" };
+
+/// Turns the kernel verifier's refusal into a diagnostic on the `.scl` line it concerns:
+/// the last `; SOURCE @ FILE:LINE` annotation (from our BTF line info) before the error.
+pub fn verifier_diagnostic(files: &Files, main: scl_diagnostics::FileId, log: &str) -> Diagnostic {
+    let program = log
+        .lines()
+        .find_map(|l| l.split("prog '").nth(1).and_then(|r| r.split('\'').next()))
+        .unwrap_or("?")
+        .to_string();
+    let mut at = None;
+    let mut complaint = None;
+    for line in log.lines() {
+        let line = line.trim_start_matches("libbpf: ").trim();
+        if let Some(rest) = line.strip_prefix("; ") {
+            if let Some((_, place)) = rest.rsplit_once(" @ ") {
+                if let Some((file, n)) = place.rsplit_once(':') {
+                    if let (Some(id), Ok(n)) = (files.find(file), n.trim().parse::<usize>()) {
+                        at = Some((id, n));
+                    }
+                }
+            }
+        } else if !line.is_empty()
+            && !line.starts_with("processed ")
+            && !line.starts_with("--")
+            && !line.starts_with("verification time")
+            && !line.starts_with("stack depth")
+            && !line.chars().next().is_some_and(|c| c.is_ascii_digit())
+            && !line.starts_with("prog '")
+            && !line.contains("failed to load")
+            && !line.contains("BPF program load failed")
+        {
+            complaint = Some(line.to_string());
+        }
+    }
+    let (file, span) = match at {
+        Some((id, n)) => {
+            let f = files.get(id);
+            let start = f.line_starts().get(n.saturating_sub(1)).copied().unwrap_or(0) as usize;
+            let text = f.line_text(n.saturating_sub(1));
+            let indent = text.len() - text.trim_start().len();
+            (id, scl_diagnostics::Span::new(start + indent, start + text.trim_end().len()))
+        }
+        None => (main, scl_diagnostics::Span::point(0)),
+    };
+    Diagnostic::error(E0901, file, span, format!("the kernel verifier rejected hook `{program}`"))
+        .with_label(complaint.clone().unwrap_or_else(|| "rejected here".into()))
+        .with_note("the checker accepted this policy, so this is a bug in sclc: what sclc accepts must pass the verifier")
+        .with_help("please report it with the policy and `sclc build --emit asm` attached")
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it: a failed or
 /// interrupted build never leaves a partial object behind.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -125,4 +198,28 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verifier_log_maps_to_the_scl_line_it_names() {
+        let mut files = Files::new();
+        let id = files.add("p.scl", "global n: u64;\npolicy p for spinlock {\n    on contended(l: lock) {\n        n += 1;\n    }\n}\n");
+        let log = "libbpf: prog 'contended': BPF program load failed: Permission denied\n\
+                   libbpf: prog 'contended': -- BEGIN PROG LOAD LOG --\n\
+                   0: R1=ctx() R10=fp0\n\
+                   ; n += 1; @ p.scl:4\n\
+                   5: (79) r1 = *(u64 *)(r0 +0)\n\
+                   R0 invalid mem access 'map_value_or_null'\n\
+                   processed 6 insns (limit 1000000) max_states_per_insn 0\n\
+                   -- END PROG LOAD LOG --\n";
+        let d = verifier_diagnostic(&files, id, log);
+        assert_eq!(d.code.code, "E0901");
+        assert_eq!(d.message, "the kernel verifier rejected hook `contended`");
+        assert_eq!(files.get(id).slice(d.primary.span), "n += 1;");
+        assert_eq!(d.primary.message, "R0 invalid mem access 'map_value_or_null'");
+    }
 }

@@ -184,3 +184,45 @@ fn safety_md_matches_the_explain_pages() {
         assert!(generated.contains(code), "{code} is missing from docs/safety.md");
     }
 }
+
+#[test]
+fn build_writes_an_object_and_every_stage() {
+    let out_path = scratch("numa.o");
+    let out = sclc(&["build", "examples/numa_grouping.scl", "--target", "syncord", "-o", out_path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&out_path).expect("the object is written");
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    let asm = text(&sclc(&["build", "examples/numa_grouping.scl", "--target", "syncord", "--emit", "asm"]).stdout);
+    for needle in ["; program should_reorder (hook should_reorder), section syscall", "call map_lookup_elem", "map[batch] ll", "exit", "@ examples/numa_grouping.scl:"] {
+        assert!(asm.contains(needle), "asm lacks {needle:?}:\n{asm}");
+    }
+    let ir = text(&sclc(&["build", "examples/numa_grouping.scl", "--target", "syncord", "--emit", "ir"]).stdout);
+    assert!(ir.contains("program skip_reorder (hook skip_reorder):") && ir.contains("map batch"), "{ir}");
+    let btf = text(&sclc(&["build", "examples/contention_profiler.scl", "--emit", "btf"]).stdout);
+    assert!(btf.contains("struct WaitStat") && btf.contains("stats : lru_hash") && btf.contains("int contention_end(void *ctx);"), "{btf}");
+}
+
+#[test]
+fn a_failed_build_leaves_no_output_file() {
+    let out_path = scratch("bad.o");
+    let _ = std::fs::remove_file(&out_path);
+    let out = sclc(&["build", "tests/ui/sema/recursion_direct.scl", "-o", out_path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!out_path.exists(), "no object for a policy with errors");
+    // An output path that cannot be written: a usage error, and nothing left behind.
+    let out = sclc(&["build", "examples/numa_grouping.scl", "--target", "sim", "-o", "/nonexistent-dir/x.o"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot write `/nonexistent-dir/x.o`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn build_verify_loads_every_example_into_the_kernel() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    for f in ["examples/numa_grouping.scl", "examples/contention_profiler.scl", "examples/bravo.scl"] {
+        let out = sclc(&["build", f, "--verify", "-o", scratch("v.o").to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(0), "{f}: {}", text(&out.stderr));
+    }
+}
