@@ -110,6 +110,8 @@ pub struct Loaded {
 /// Kernel-reported facts about a loaded program.
 #[derive(Clone, Debug, Default)]
 pub struct ProgInfo {
+    /// The kernel's id of the program.
+    pub id: u32,
     /// Instructions after the verifier's rewrites (`xlated`).
     pub xlated_insns: u32,
     /// Instructions the verifier processed.
@@ -230,6 +232,7 @@ impl Loaded {
             return Err(LoadError::Refused { what: format!("reading info of `{prog}`"), error: std::io::Error::last_os_error().to_string(), log: String::new() });
         }
         Ok(ProgInfo {
+            id: info.id,
             xlated_insns: info.xlated_prog_len / 8,
             verified_insns: info.verified_insns,
             run_cnt: info.run_cnt,

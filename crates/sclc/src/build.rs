@@ -49,7 +49,7 @@ pub struct BuildArgs {
 }
 
 /// The target a policy builds for when none is given.
-fn default_target(text: &str) -> Target {
+pub fn default_target(text: &str) -> Target {
     let (ast, _) = scl_syntax::parse_file(scl_diagnostics::FileId(0), text);
     let all_stock = ast.items.iter().all(|i| match &i.kind {
         scl_syntax::ast::ItemKind::Policy(p) => {

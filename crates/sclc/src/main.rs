@@ -10,6 +10,7 @@ mod build;
 mod check;
 mod explain;
 mod lsp;
+mod run;
 mod source;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -31,6 +32,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Compile a policy to a BPF object (or show a stage with `--emit`).
     Build(build::BuildArgs),
+    /// Attach a stock policy to the kernel's lock tracepoints and show its maps live.
+    Run(run::RunArgs),
     /// Explain a diagnostic code: what the rule protects and how to fix a violation.
     Explain(explain::ExplainArgs),
     /// Run the language server over stdin and stdout, for editors (see docs/editors.md).
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
     let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(move || match cli.command {
         Command::Check(args) => check::run(args),
         Command::Build(args) => build::run(args),
+        Command::Run(args) => run::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Lsp(args) => lsp::run(args),
     });

@@ -226,3 +226,22 @@ fn build_verify_loads_every_example_into_the_kernel() {
         assert_eq!(out.status.code(), Some(0), "{f}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn run_refuses_what_this_kernel_cannot_host_and_bad_settings() {
+    let out = sclc(&["run", "examples/numa_grouping.scl", "--duration", "1s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("no SCL lock-policy hooks") && err.contains("--target syncord --verify"), "{err}");
+    let policy = scratch("cfg.scl");
+    std::fs::write(&policy, "config limit: u32 = 5;\nglobal n: u64;\npolicy p for spinlock {\n    on contended(l: lock) {\n        if n < limit { n += 1; }\n    }\n}\n").expect("write");
+    let p = policy.to_str().expect("utf-8");
+    let unknown = sclc(&["run", p, "--duration", "1s", "--set", "limt=3"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("no config value `limt` (did you mean `limit`?)"), "{}", text(&unknown.stderr));
+    let too_big = sclc(&["run", p, "--duration", "1s", "--set", "limit=5000000000"]);
+    assert_eq!(too_big.status.code(), Some(2));
+    assert!(text(&too_big.stderr).contains("does not fit `limit`, a `u32`"), "{}", text(&too_big.stderr));
+    let bad_duration = sclc(&["run", p, "--duration", "soon"]);
+    assert_eq!(bad_duration.status.code(), Some(2));
+}

@@ -1,0 +1,502 @@
+//! `sclc run FILE`: attach a stock policy to the kernel's lock tracepoints and show its
+//! maps live, until the duration ends or Ctrl-C (SIGINT or SIGTERM); then a final summary.
+//!
+//! The tables come from the policy's own state: `per_lock` state becomes one row per lock
+//! (the address resolved to a kernel symbol through /proc/kallsyms for static locks), other
+//! maps one row per key; struct fields become columns, a `hist::Log2` field a histogram
+//! (drawn with `--hist`). Programs are never pinned, so they detach when `sclc` exits for any
+//! reason, a panic or a kill included.
+
+use crate::build::verifier_diagnostic;
+use crate::{source, ColorArg, Status};
+use scl_catalogue::Target;
+use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::{Diagnostic, Files};
+use scl_ir::MapOrigin;
+use scl_sema::hir::{Program, StateStorage};
+use scl_sema::ty::Ty;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How `run` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum RunFormat {
+    /// Tables, refreshed in place on a terminal.
+    Table,
+    /// One JSON object per refresh, the last with `"final": true`.
+    Json,
+}
+
+/// Arguments of `sclc run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The policy (its hooks must run on the stock kernel: `contended`, `contention_end`).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Stop after this long (`10s`, `500ms`, `2m`); default: until Ctrl-C.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// How often to refresh.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    interval: Duration,
+    /// Rows per table.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// The column to sort by (descending); default: the first column.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunFormat::Table)]
+    format: RunFormat,
+    /// Set a config value before loading: `--set NAME=VALUE` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Draw log2 histograms.
+    #[arg(long)]
+    hist: bool,
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
+}
+
+/// Parses `10s`, `500ms`, `2m`, `100us`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (try `5s` or `500ms`)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "us" => n / 1e6,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{s}` is not a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs `sclc run`.
+pub fn run(args: RunArgs) -> Status {
+    let text = match source::read(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sclc: error: cannot read `{}`: {e}", args.file.display());
+            return Status::Usage;
+        }
+    };
+    if crate::build::default_target(&text) != Target::Stock {
+        eprintln!(
+            "sclc: error: `{}` has hooks that change lock behaviour; the running kernel has no SCL lock-policy hooks\n  \
+             note: `sclc run` attaches policies to the stock lock tracepoints, which only observe (`contended`, `contention_end`)\n  \
+             help: check the policy against this kernel's verifier with `sclc build --target syncord --verify {}`",
+            args.file.display(),
+            args.file.display()
+        );
+        return Status::Usage;
+    }
+    let mut files = Files::new();
+    let id = files.add(args.file.display().to_string(), text);
+    let color = args.color.enabled();
+    let report = |files: &Files, d: &[Diagnostic]| {
+        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+    };
+    let out = match scl_driver::compile(&mut files, id, Target::Stock) {
+        Ok(o) => o,
+        Err(d) => {
+            report(&files, &d);
+            return Status::PolicyErrors;
+        }
+    };
+    report(&files, &out.warnings);
+    let overrides = match config_overrides(&out, &args.set) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("sclc: error: {msg}");
+            return Status::Usage;
+        }
+    };
+    let mut loaded = match scl_loader::load("sclc_run", &out.object, &overrides) {
+        Ok(l) => l,
+        Err(scl_loader::LoadError::Unsupported(why)) => {
+            eprintln!("sclc: error: cannot load BPF programs here: {why}");
+            return Status::Usage;
+        }
+        Err(e) => {
+            let log = match &e {
+                scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),
+                other => other.to_string(),
+            };
+            report(&files, &[verifier_diagnostic(&files, id, &log)]);
+            return Status::PolicyErrors;
+        }
+    };
+    if let Err(e) = loaded.attach_all() {
+        eprintln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
+        return Status::Usage;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        if let Err(e) = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)) {
+            eprintln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
+        }
+    }
+    let symbols = Kallsyms::load();
+    let program_ids: Vec<(String, u32)> =
+        loaded.programs().into_iter().filter_map(|p| loaded.info(&p).ok().map(|i| (p, i.id))).collect();
+    let started = Instant::now();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut last = Instant::now();
+    loop {
+        let done = stop.load(Ordering::SeqCst) || args.duration.is_some_and(|d| started.elapsed() >= d);
+        if done || last.elapsed() >= args.interval {
+            last = Instant::now();
+            let snapshot = snapshot(&out, &loaded, &symbols);
+            let mut stdout = std::io::stdout().lock();
+            match args.format {
+                RunFormat::Json => {
+                    let _ = writeln!(stdout, "{}", to_json(&snapshot, &program_ids, started.elapsed(), done));
+                }
+                RunFormat::Table => {
+                    if tty && !done {
+                        let _ = write!(stdout, "\x1b[H\x1b[2J");
+                    }
+                    let title = if done { "final summary" } else { "live" };
+                    let _ = writeln!(stdout, "sclc run {}: {title}, {:.1}s", args.file.display(), started.elapsed().as_secs_f64());
+                    let _ = write!(stdout, "{}", render_tables(&snapshot, &args));
+                }
+            }
+            let _ = stdout.flush();
+        }
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(args.interval));
+    }
+    drop(loaded);
+    Status::Ok
+}
+
+/// `.rodata` overrides from `--set NAME=VALUE`, checked against the config declarations.
+fn config_overrides(out: &scl_driver::Output, sets: &[String]) -> Result<Vec<(usize, Vec<u8>)>, String> {
+    let mut result = Vec::new();
+    for s in sets {
+        let Some((name, value)) = s.split_once('=') else {
+            return Err(format!("`--set {s}`: write NAME=VALUE"));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        let Some(var) = out.module.rodata.iter().find(|v| v.name == name) else {
+            let names: Vec<&str> = out.module.rodata.iter().map(|v| v.name.as_str()).collect();
+            let hint = scl_syntax::validate::did_you_mean(name, names.iter().copied())
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            let list = if names.is_empty() { "this policy has none".to_string() } else { format!("its config values: {}", names.join(", ")) };
+            return Err(format!("no config value `{name}`{hint}; {list}"));
+        };
+        let bits: i128 = match &var.ty {
+            Ty::Bool => match value {
+                "true" => 1,
+                "false" => 0,
+                _ => return Err(format!("`{name}` is a bool: write true or false, not `{value}`")),
+            },
+            Ty::Int(i) => {
+                let (neg, digits) = value.strip_prefix('-').map_or((false, value), |d| (true, d));
+                let lit = scl_syntax::lexer::parse_int(digits).map_err(|_| format!("`{value}` is not a number for `{name}` ({i})"))?;
+                let v = if neg { -i128::from(lit.value) } else { i128::from(lit.value) };
+                if !i.contains(v) {
+                    return Err(format!("{v} does not fit `{name}`, a `{i}` ({}..={})", i.min(), i.max()));
+                }
+                v
+            }
+            _ => return Err(format!("`{name}` cannot be set from the command line")),
+        };
+        result.push((var.offset as usize, (bits as u64).to_le_bytes()[..var.size as usize].to_vec()));
+    }
+    Ok(result)
+}
+
+/// Kernel data symbols, to name static locks.
+struct Kallsyms(Vec<(u64, String)>);
+
+impl Kallsyms {
+    fn load() -> Kallsyms {
+        let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+        let mut syms: Vec<(u64, String)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
+                let kind = parts.next()?;
+                let name = parts.next()?;
+                (addr != 0 && matches!(kind, "d" | "D" | "b" | "B")).then(|| (addr, name.to_string()))
+            })
+            .collect();
+        syms.sort();
+        Kallsyms(syms)
+    }
+
+    /// `name+0xoff` for an address inside a static object, else the address in hex.
+    fn name(&self, addr: u64) -> String {
+        let i = self.0.partition_point(|(a, _)| *a <= addr);
+        if i > 0 {
+            let (a, n) = &self.0[i - 1];
+            let next = self.0.get(i).map_or(u64::MAX, |(b, _)| *b);
+            if addr < next && addr - a < 1 << 16 {
+                return if addr == *a { n.clone() } else { format!("{n}+{:#x}", addr - a) };
+            }
+        }
+        format!("{addr:#x}")
+    }
+}
+
+/// One map's rows at one moment.
+struct Table {
+    map: String,
+    key_label: &'static str,
+    columns: Vec<String>,
+    rows: Vec<(String, Vec<u64>, Vec<(String, Vec<u64>)>)>,
+}
+
+fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kallsyms) -> Vec<Table> {
+    let program = &out.program;
+    let mut tables = Vec::new();
+    for m in out.module.maps.values() {
+        if m.origin.is_hidden() {
+            continue;
+        }
+        let (Some(_), Some(value_ty)) = (&m.key, &m.value) else { continue };
+        let per_lock = matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerLock);
+        // Per-thread state is the policy's bookkeeping of waits in flight, not a result.
+        if matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerThread) {
+            continue;
+        }
+        // An array indexed by lock kind reads better with the kinds' names.
+        let by_kind = m.name.contains("kind") && m.kind == scl_catalogue::MapKind::Array && m.max_entries == 3;
+        let Ok(keys) = loaded.keys(&m.name) else { continue };
+        let mut columns = Vec::new();
+        let mut rows = Vec::new();
+        for key in keys {
+            let Ok(Some(value)) = loaded.lookup(&m.name, &key) else { continue };
+            let k = le(&key);
+            let label = if per_lock {
+                symbols.name(k)
+            } else if by_kind {
+                scl_catalogue::LockKind::ALL.get(k as usize).map_or_else(|| k.to_string(), |kind| kind.name().to_string())
+            } else {
+                k.to_string()
+            };
+            let (cols, vals, hists) = decode(program, value_ty, &value, m.value_size as usize);
+            if columns.is_empty() {
+                columns = cols;
+            }
+            if vals.iter().all(|v| *v == 0) && hists.iter().all(|(_, b)| b.iter().all(|x| *x == 0)) {
+                continue;
+            }
+            rows.push((label, vals, hists));
+        }
+        let key_label = if per_lock {
+            "lock"
+        } else if by_kind {
+            "kind"
+        } else {
+            "key"
+        };
+        tables.push(Table { map: m.name.clone(), key_label, columns, rows });
+    }
+    tables
+}
+
+fn le(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(b)
+}
+
+/// Scalar columns and histograms of a value; a per-CPU value (one copy per CPU, each
+/// padded to 8 bytes) is summed over the CPUs.
+fn decode(program: &Program, ty: &Ty, bytes: &[u8], size: usize) -> (Vec<String>, Vec<u64>, Vec<(String, Vec<u64>)>) {
+    let stride = size.div_ceil(8).max(1) * 8;
+    let copies = if bytes.len() > size { (bytes.len() / stride).max(1) } else { 1 };
+    let mut cols: Vec<String> = Vec::new();
+    let mut vals: Vec<u64> = Vec::new();
+    let mut hists: Vec<(String, Vec<u64>)> = Vec::new();
+    for c in 0..copies {
+        let slice = &bytes[(c * stride).min(bytes.len())..];
+        let (mut k, mut h) = (0usize, 0usize);
+        walk(program, ty, slice, 0, String::new(), &mut |name, v, hist| match hist {
+            Some(b) => {
+                if c == 0 {
+                    hists.push((name, b));
+                } else if let Some((_, acc)) = hists.get_mut(h) {
+                    acc.iter_mut().zip(b).for_each(|(a, x)| *a += x);
+                }
+                h += 1;
+            }
+            None => {
+                if c == 0 {
+                    cols.push(name);
+                    vals.push(v);
+                } else if let Some(x) = vals.get_mut(k) {
+                    *x += v;
+                }
+                k += 1;
+            }
+        });
+    }
+    // Derived: a mean where a total sits beside a count.
+    if let Some(ci) = cols.iter().position(|c| c == "contentions" || c.ends_with("count")) {
+        for ti in 0..cols.len() {
+            if cols[ti].contains("total") {
+                let mean = vals[ti].checked_div(vals[ci]).unwrap_or(0);
+                cols.push(cols[ti].replace("total", "mean"));
+                vals.push(mean);
+            }
+        }
+    }
+    (cols, vals, hists)
+}
+
+/// Calls `f(name, value, histogram)` for each scalar and each `hist::Log2` in a value.
+fn walk(program: &Program, ty: &Ty, bytes: &[u8], off: usize, name: String, f: &mut dyn FnMut(String, u64, Option<Vec<u64>>)) {
+    let read = |o: usize, n: usize| bytes.get(o..o + n).map_or(0, le);
+    match ty {
+        Ty::Int(i) => f(if name.is_empty() { "value".into() } else { name }, read(off, usize::from(i.bits / 8)), None),
+        Ty::Bool => f(if name.is_empty() { "value".into() } else { name }, read(off, 1), None),
+        Ty::Struct(s) => {
+            let sd = &program.structs[*s];
+            if sd.name.ends_with("Log2") {
+                if let Some(field) = sd.fields.first() {
+                    if let Ty::Array(_, n) = &field.ty {
+                        let buckets = (0..*n as usize).map(|k| read(off + field.offset as usize + k * 8, 8)).collect();
+                        f(if name.is_empty() { "hist".into() } else { name }, 0, Some(buckets));
+                        return;
+                    }
+                }
+            }
+            for field in &sd.fields {
+                let n = if name.is_empty() { field.name.clone() } else { format!("{name}.{}", field.name) };
+                walk(program, &field.ty, bytes, off + field.offset as usize, n, f);
+            }
+        }
+        Ty::Array(e, n) if e.is_scalar() && *n <= 8 => {
+            let sz = program.layout(e).size as usize;
+            for k in 0..*n as usize {
+                walk(program, e, bytes, off + k * sz, format!("{name}[{k}]"), f);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn render_tables(tables: &[Table], args: &RunArgs) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for t in tables {
+        let _ = writeln!(s, "\n{} ({} rows)", t.map, t.rows.len());
+        if t.rows.is_empty() {
+            let _ = writeln!(s, "  (nothing yet)");
+            continue;
+        }
+        let sort_col = args.sort.as_ref().and_then(|c| t.columns.iter().position(|x| x == c)).unwrap_or(0);
+        let mut rows: Vec<&(String, Vec<u64>, Vec<(String, Vec<u64>)>)> = t.rows.iter().collect();
+        rows.sort_by(|a, b| b.1.get(sort_col).cmp(&a.1.get(sort_col)));
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(t.key_label.len()).min(40);
+        let _ = write!(s, "  {:<width$}", t.key_label);
+        for c in &t.columns {
+            let _ = write!(s, " {:>14}", c);
+        }
+        s.push('\n');
+        for r in rows.iter().take(args.top) {
+            let _ = write!(s, "  {:<width$}", r.0);
+            for v in &r.1 {
+                let _ = write!(s, " {:>14}", v);
+            }
+            s.push('\n');
+            if args.hist {
+                for (name, buckets) in &r.2 {
+                    let _ = write!(s, "{}", draw_hist(name, buckets));
+                }
+            }
+        }
+    }
+    s
+}
+
+/// A log2 histogram as bars, one line per non-empty bucket.
+pub fn draw_hist(name: &str, buckets: &[u64]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let max = buckets.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        return s;
+    }
+    let _ = writeln!(s, "    {name}:");
+    for (k, &n) in buckets.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let lo = if k == 0 { 0 } else { 1u64 << k };
+        let bar = "#".repeat(((n as f64 / max as f64) * 40.0).ceil() as usize);
+        let _ = writeln!(s, "      [{:>12}, {:>12}) ns {:>10} {bar}", lo, 1u64 << (k + 1), n);
+    }
+    s
+}
+
+fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last: bool) -> String {
+    let maps: serde_json::Map<String, serde_json::Value> = tables
+        .iter()
+        .map(|t| {
+            let rows: Vec<serde_json::Value> = t
+                .rows
+                .iter()
+                .map(|(label, vals, hists)| {
+                    let mut o = serde_json::Map::new();
+                    o.insert(t.key_label.to_string(), serde_json::Value::from(label.clone()));
+                    for (c, v) in t.columns.iter().zip(vals) {
+                        o.insert(c.clone(), serde_json::Value::from(*v));
+                    }
+                    for (n, b) in hists {
+                        o.insert(n.clone(), serde_json::Value::from(b.clone()));
+                    }
+                    serde_json::Value::Object(o)
+                })
+                .collect();
+            (t.map.clone(), serde_json::Value::from(rows))
+        })
+        .collect();
+    let programs: Vec<serde_json::Value> = programs.iter().map(|(name, id)| serde_json::json!({ "name": name, "id": id })).collect();
+    serde_json::json!({ "elapsed_s": elapsed.as_secs_f64(), "final": last, "programs": programs, "maps": maps }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn histograms_draw_one_bar_per_bucket() {
+        let mut b = vec![0u64; 32];
+        b[10] = 4;
+        b[12] = 2;
+        let s = draw_hist("waits", &b);
+        assert!(s.contains("[        1024,         2048) ns          4 ########################################"), "{s}");
+        assert_eq!(s.lines().count(), 3);
+    }
+}
