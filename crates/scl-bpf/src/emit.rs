@@ -24,7 +24,9 @@ const FP: u8 = 10;
 /// Registers for values that do not live across a call.
 const CALLER_SAVED: [u8; 4] = [1, 2, 3, 4];
 /// Registers for any value.
-const CALLEE_SAVED: [u8; 3] = [6, 7, 8];
+const CALLEE_SAVED: [u8; 2] = [7, 8];
+/// The context pointer's register for the whole program.
+const CTX: u8 = 6;
 
 /// Where a value lives while it is live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +72,11 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         e.slot_off.insert(slot, -(e.frame_size as i16));
     }
     e.check_frame()?;
+    // The context stays in r6 (callee-saved) from the first instruction on.
+    if f.insts.values().any(|i| matches!(i, InstData::Ctx { .. })) {
+        e.line(f.layout.first().and_then(|b| f.blocks[*b].insts.first().copied()));
+        e.mov_reg(CTX, 1);
+    }
     let layout = f.layout.clone();
     for (i, &b) in layout.iter().enumerate() {
         e.block_start.insert(b, e.out.len());
@@ -308,7 +315,20 @@ impl Emitter<'_> {
                     self.homes.insert(*dst, Home::Frame(off));
                     folded.insert(*dst);
                 }
+                InstData::Ctx { dst } => {
+                    self.homes.insert(*dst, Home::Reg(CTX));
+                    folded.insert(*dst);
+                }
                 _ => {}
+            }
+        }
+        // A value whose first use is a helper argument prefers that argument's register.
+        let mut hint: HashMap<Value, u8> = HashMap::new();
+        for &i in insts {
+            if let InstData::Call { args, .. } = &f.insts[i] {
+                for (k, a) in args.iter().enumerate() {
+                    hint.entry(*a).or_insert(k as u8 + 1);
+                }
             }
         }
         let mut free: Vec<u8> = CALLEE_SAVED.iter().rev().chain(CALLER_SAVED.iter().rev()).copied().collect();
@@ -322,7 +342,8 @@ impl Emitter<'_> {
                 // A value nobody uses gets no home (its instruction runs for its effect).
                 if let (false, Some(&end)) = (folded.contains(&d), last_use.get(&d)) {
                     let crosses = calls.iter().any(|&c| c > k && c < end);
-                    let pick = free.iter().rposition(|r| !crosses || CALLEE_SAVED.contains(r));
+                    let hinted = hint.get(&d).and_then(|h| free.iter().position(|r| r == h)).filter(|_| !crosses);
+                    let pick = hinted.or_else(|| free.iter().rposition(|r| !crosses || CALLEE_SAVED.contains(r)));
                     let home = match pick {
                         Some(p) => {
                             let r = free.remove(p);
@@ -391,11 +412,10 @@ impl Emitter<'_> {
             InstData::Bin { a, b, .. } => *a != v || *b == v && *a != v,
             InstData::Cmp { a, .. } => *a != v,
             InstData::Store { ptr, .. } => *ptr != v,
+            // Helper arguments are moved into r1-r5 anyway: a constant goes straight there.
+            InstData::Call { .. } => true,
+            InstData::Loop { ctx_ptr, .. } => *ctx_ptr != v,
             other => !other.uses().contains(&v),
-        }) && self.f.blocks.values().all(|b| match &b.term {
-            Some(Terminator::Return(r)) => *r != v,
-            Some(Terminator::Branch { cond, .. }) => *cond != v,
-            _ => true,
         })
     }
 
@@ -409,11 +429,7 @@ impl Emitter<'_> {
                 }
             }
             InstData::SlotAddr { .. } => {}
-            InstData::Ctx { dst } => {
-                let t = self.target(*dst, R0);
-                self.mov_reg(t, 1);
-                self.settle(*dst, t);
-            }
+            InstData::Ctx { .. } => {}
             InstData::Copy { dst, a } => {
                 let r = self.fetch(*a, R0);
                 self.settle(*dst, r);

@@ -48,6 +48,7 @@ pub fn compile(files: &mut Files, file: FileId, target: Target) -> Result<Output
     for p in &mut module.programs {
         scl_ir::opt::remove_dead_values(&mut p.func);
         scl_ir::opt::thread_jumps(&mut p.func);
+        scl_ir::opt::layout_rpo(&mut p.func);
         if let Err(errors) = scl_ir::verify::verify(&p.func) {
             return Err(internal(format!("IR of hook `{}` is invalid: {}", p.name, errors.join("; "))));
         }

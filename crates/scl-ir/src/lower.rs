@@ -351,7 +351,6 @@ struct FnCx<'m, 'p> {
     m: &'m mut ModuleCx<'p>,
     hook: &'static cat::HookDef,
     b: Builder,
-    ctx_slot: Slot,
     state_ptrs: HashMap<StateId, Slot>,
     exit: Block,
     frames: Vec<Frame<'p>>,
@@ -386,7 +385,6 @@ fn width(i: IntTy) -> Width {
 impl<'m, 'p> FnCx<'m, 'p> {
     fn new(m: &'m mut ModuleCx<'p>, hook: &'static cat::HookDef, body: &'p Body, params: &[LocalId]) -> FnCx<'m, 'p> {
         let mut b = Builder::new();
-        let ctx_slot = b.slot(8, "ctx");
         let exit = b.create_block();
         let mut locals = HashMap::new();
         for (i, local) in params.iter().enumerate() {
@@ -402,7 +400,6 @@ impl<'m, 'p> FnCx<'m, 'p> {
             m,
             hook,
             b,
-            ctx_slot,
             state_ptrs: HashMap::new(),
             exit,
             frames: vec![Frame { body, locals, ret: None }],
@@ -425,9 +422,6 @@ impl<'m, 'p> FnCx<'m, 'p> {
         self.b.terminate(Terminator::Return(zero));
         let entry = self.b.func.entry();
         self.b.switch_to(entry);
-        let ctx = self.b.ctx();
-        let ctx_addr = self.b.slot_addr(self.ctx_slot, 0);
-        self.b.store(ctx_addr, 0, 8, ctx);
         self.prologue(body);
         self.block(&body.block);
         if !self.b.is_terminated() {
@@ -538,9 +532,10 @@ impl<'m, 'p> FnCx<'m, 'p> {
         dst
     }
 
+    /// The context pointer. It is available in every block: the back end keeps it in a
+    /// register of its own for the whole program.
     fn ctx(&mut self) -> Value {
-        let addr = self.b.slot_addr(self.ctx_slot, 0);
-        self.b.load_ptr(addr, 0, ValTy::Ctx)
+        self.b.ctx()
     }
 
     /// The `n`-th tracepoint argument (stock target).
@@ -702,11 +697,14 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     Some(op) => {
                         // The right side first: it may open blocks.
                         let rhs = self.expr(value);
-                        let rhs_slot = self.spill_value(rhs);
+                        let kept = may_branch_place(Dest::Place(place, 0)).then(|| self.spill_value(rhs));
                         let ty = place.ty.clone();
                         let size = scalar_size(&ty);
                         let Some((ptr, off)) = self.place_ptr(place) else { return };
-                        let rhs = self.reload(rhs_slot);
+                        let rhs = match kept {
+                            Some(slot) => self.reload(slot),
+                            None => rhs,
+                        };
                         let old = self.b.load(ptr, off, size);
                         let old = self.canon_load(old, &ty);
                         let v = self.arith(*op, &ty, old, rhs, &value.ty);

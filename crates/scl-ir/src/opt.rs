@@ -81,3 +81,38 @@ pub fn remove_dead_values(f: &mut Function) {
         }
     }
 }
+
+/// Orders blocks in reverse postorder from the entry, visiting a branch's `else` side
+/// first so that its `then` side follows the branch: most branches then fall through, and
+/// the early-exit block (reached from everywhere) sinks to the end.
+pub fn layout_rpo(f: &mut Function) {
+    let mut seen = HashSet::new();
+    let mut post = Vec::new();
+    // Iterative DFS: (block, successors left to visit).
+    let entry = f.entry();
+    let succs = |f: &Function, b: Block| -> Vec<Block> {
+        match &f.blocks[b].term {
+            Some(Terminator::Branch { then, else_, .. }) => vec![*else_, *then],
+            Some(t) => t.successors(),
+            None => Vec::new(),
+        }
+    };
+    let mut stack: Vec<(Block, Vec<Block>)> = vec![(entry, succs(f, entry))];
+    seen.insert(entry);
+    while let Some((b, rest)) = stack.last_mut() {
+        match rest.pop() {
+            Some(s) => {
+                if seen.insert(s) {
+                    let next = succs(f, s);
+                    stack.push((s, next));
+                }
+            }
+            None => {
+                post.push(*b);
+                stack.pop();
+            }
+        }
+    }
+    post.reverse();
+    f.layout = post;
+}
