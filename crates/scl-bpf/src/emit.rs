@@ -67,10 +67,9 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         homes: HashMap::new(),
         last_loc: None,
     };
-    for (slot, data) in f.slots.iter() {
-        e.frame_size += data.size.div_ceil(8) * 8;
-        e.slot_off.insert(slot, -(e.frame_size as i16));
-    }
+    let (offsets, size) = layout_frame(f);
+    e.slot_off = offsets;
+    e.frame_size = size;
     e.check_frame()?;
     // The context stays in r6 (callee-saved) from the first instruction on.
     if f.insts.values().any(|i| matches!(i, InstData::Ctx { .. })) {
@@ -89,6 +88,75 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         e.out[at].off = i16::try_from(off).map_err(|_| CodegenError::TooLarge)?;
     }
     Ok(Compiled { insns: e.out, relocs: e.relocs, lines: e.lines, stack_size: e.frame_size })
+}
+
+/// Places the stack slots, letting slots that are never live at the same time share
+/// bytes. A slot is live from the first to the last block (in layout order) that uses it,
+/// stretched over every loop it overlaps (a value kept in a slot before a loop is read
+/// again on the next iteration). Returns each slot's offset from `r10` and the frame size.
+fn layout_frame(f: &Function) -> (HashMap<Slot, i16>, u32) {
+    let pos: HashMap<Block, usize> = f.layout.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    let mut range: HashMap<Slot, (usize, usize)> = HashMap::new();
+    for (i, b) in f.layout.iter().enumerate() {
+        for &inst in &f.blocks[*b].insts {
+            if let InstData::SlotAddr { slot, .. } = f.insts[inst] {
+                let r = range.entry(slot).or_insert((i, i));
+                r.0 = r.0.min(i);
+                r.1 = r.1.max(i);
+            }
+        }
+    }
+    // Loops: a jump to an earlier block closes one.
+    let loops: Vec<(usize, usize)> = f
+        .layout
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| f.blocks[*b].term.iter().flat_map(|t| t.successors()).filter_map(move |s| Some((s, i))))
+        .filter_map(|(s, i)| pos.get(&s).filter(|&&q| q <= i).map(|&q| (q, i)))
+        .collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for r in range.values_mut() {
+            for &(lo, hi) in &loops {
+                let overlaps = r.0 <= hi && lo <= r.1;
+                if overlaps && (r.0 > lo || r.1 < hi) {
+                    r.0 = r.0.min(lo);
+                    r.1 = r.1.max(hi);
+                    changed = true;
+                }
+            }
+        }
+    }
+    // Linear scan over slots by start; a region freed by a slot whose range ended is reused
+    // by a later slot of the same size.
+    let mut slots: Vec<(Slot, (usize, usize), u32)> =
+        range.iter().map(|(s, r)| (*s, *r, f.slots[*s].size.div_ceil(8) * 8)).collect();
+    slots.sort_by_key(|(s, r, _)| (r.0, r.1, s.as_u32()));
+    let mut active: Vec<(usize, i16, u32)> = Vec::new(); // (end, offset, size)
+    let mut free: Vec<(i16, u32)> = Vec::new();
+    let mut offsets = HashMap::new();
+    let mut size = 0u32;
+    for (slot, (start, end), bytes) in slots {
+        active.retain(|&(e, off, sz)| {
+            if e < start {
+                free.push((off, sz));
+                false
+            } else {
+                true
+            }
+        });
+        let off = match free.iter().position(|&(_, sz)| sz == bytes) {
+            Some(k) => free.remove(k).0,
+            None => {
+                size += bytes;
+                -(size as i16)
+            }
+        };
+        offsets.insert(slot, off);
+        active.push((end, off, bytes));
+    }
+    (offsets, size)
 }
 
 fn alu_op(op: BinOp) -> (u8, i16) {

@@ -734,37 +734,44 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 self.b.switch_to(join);
             }
             Stmt::For { var, start, end, body, loc } => {
+                // A hidden counter drives the loop; the loop variable gets its value at the
+                // top of each iteration, so assigning the variable in the body cannot change
+                // how many times the loop runs (the kernel verifier relies on that bound).
                 self.b.loc = *loc;
                 let slot = self.fresh_local_slot(*var);
                 let ty = self.local_ty(*var);
                 let size = scalar_size(&ty);
-                let addr = self.b.slot_addr(slot, 0);
+                let counter = self.b.slot(8, "loop counter");
+                let ca = self.b.slot_addr(counter, 0);
                 let s = self.b.iconst(*start as i64);
-                self.b.store(addr, 0, size, s);
+                self.b.store(ca, 0, 8, s);
                 let header = self.b.create_block();
                 let body_block = self.b.create_block();
                 let latch = self.b.create_block();
                 let exit = self.b.create_block();
                 self.b.terminate(Terminator::Jump(header));
                 self.b.switch_to(header);
-                let addr = self.b.slot_addr(slot, 0);
-                let i = self.b.load(addr, 0, size);
-                let i = self.canon_load(i, &ty);
+                let ca = self.b.slot_addr(counter, 0);
+                let i = self.b.load(ca, 0, 8);
                 let e = self.b.iconst(*end as i64);
                 let cond = if int_of(&ty).signed { Cond::SLt } else { Cond::ULt };
                 let c = self.b.cmp(cond, i, e);
                 self.b.terminate(Terminator::Branch { cond: c, then: body_block, else_: exit });
                 self.b.switch_to(body_block);
+                let ca = self.b.slot_addr(counter, 0);
+                let i = self.b.load(ca, 0, 8);
+                let va = self.b.slot_addr(slot, 0);
+                self.b.store(va, 0, size, i);
                 self.loops.push((latch, exit));
                 self.block(body);
                 self.loops.pop();
                 self.b.terminate(Terminator::Jump(latch));
                 self.b.switch_to(latch);
-                let addr = self.b.slot_addr(slot, 0);
-                let i = self.b.load(addr, 0, size);
+                let ca = self.b.slot_addr(counter, 0);
+                let i = self.b.load(ca, 0, 8);
                 let one = self.b.iconst(1);
-                let next = self.b.bin(BinOp::Add, width(int_of(&ty)), i, one);
-                self.b.store(addr, 0, size, next);
+                let next = self.b.bin(BinOp::Add, Width::W64, i, one);
+                self.b.store(ca, 0, 8, next);
                 self.b.terminate(Terminator::Jump(header));
                 self.b.switch_to(exit);
             }

@@ -140,7 +140,7 @@ impl BodyCx<'_> {
                 if self.is_const() {
                     return self.not_const(e.span);
                 }
-                self.call(callee, args, e)
+                self.call(callee, args, e, expected)
             }
             ast::ExprKind::Struct(path, fields) => {
                 if self.is_const() {
@@ -334,16 +334,30 @@ impl BodyCx<'_> {
             }
             return Expr { kind: ExprKind::Binary(op, Box::new(x), Box::new(y)), ty: Ty::Bool, loc: l };
         }
-        let literal = |x: &ast::Expr| matches!(x.kind, ast::ExprKind::Int { .. });
+        let literal = untyped_literal;
         let arith_expected = if op.is_comparison() { None } else { expected.filter(|t| t.is_int_like()) };
         // Check the typed side first, so a literal on either side takes its type.
         let (x, y) = if literal(a) && !literal(b) {
             let y = self.expr(b, arith_expected);
             let x = self.expr(a, Some(&y.ty.clone()));
             (x, y)
+        } else if literal(a) && literal(b) && arith_expected.is_none() {
+            // Two untyped constants: signed if either has a minus sign, as people read them.
+            let t = if has_negation(a) || has_negation(b) { Ty::Int(IntTy { signed: true, bits: 64 }) } else { Ty::U64 };
+            let x = self.expr(a, Some(&t));
+            let y = self.expr(b, Some(&t));
+            (x, y)
         } else {
             let x = self.expr(a, arith_expected);
-            let hint = if matches!(op, BinOp::Shl | BinOp::Shr) { None } else { Some(x.ty.clone()) };
+            // A left side that folded to a constant adapts to the right side's type below,
+            // so it gives the right side no type to follow.
+            let hint = if matches!(op, BinOp::Shl | BinOp::Shr) {
+                None
+            } else if matches!(x.kind, ExprKind::Const(_)) && !literal(b) {
+                arith_expected.cloned()
+            } else {
+                Some(x.ty.clone())
+            };
             let y = self.expr(b, hint.as_ref());
             (x, y)
         };
@@ -436,7 +450,7 @@ impl BodyCx<'_> {
         Expr { kind: ExprKind::Binary(op, Box::new(x), Box::new(y)), ty: result, loc: l }
     }
 
-    pub(super) fn call(&mut self, callee: &ast::Expr, args: &[ast::Expr], e: &ast::Expr) -> Expr {
+    pub(super) fn call(&mut self, callee: &ast::Expr, args: &[ast::Expr], e: &ast::Expr, expected: Option<&Ty>) -> Expr {
         let l = self.loc(e.span);
         match &callee.kind {
             ast::ExprKind::Field(base, method) => {
@@ -466,7 +480,7 @@ impl BodyCx<'_> {
                     None if p.is_simple() => match cat::builtin(&p.name.name) {
                         Some(def) => {
                             self.record(p.name.span, RefTarget::Builtin(def.name));
-                            self.builtin_call(def, args, e)
+                            self.builtin_call(def, args, e, expected)
                         }
                         None => {
                             let mut names: Vec<String> = self
@@ -561,7 +575,7 @@ impl BodyCx<'_> {
         Expr { kind: ExprKind::Call(f, out), ty: sig.ret, loc: l }
     }
 
-    pub(super) fn builtin_call(&mut self, def: &'static cat::BuiltinDef, args: &[ast::Expr], e: &ast::Expr) -> Expr {
+    pub(super) fn builtin_call(&mut self, def: &'static cat::BuiltinDef, args: &[ast::Expr], e: &ast::Expr, expected: Option<&Ty>) -> Expr {
         let l = self.loc(e.span);
         if def.may_sleep {
             self.facts.sleeps.push((l, def.name));
@@ -569,10 +583,27 @@ impl BodyCx<'_> {
         if !self.arity(def.params.len(), args.len(), def.name, e) {
             return Expr { kind: ExprKind::Error, ty: Ty::Error, loc: l };
         }
-        // The generic `T`: from the first typed integer argument (places first).
-        let mut t: Option<Ty> = None;
-        let mut out = Vec::new();
-        for (a, (pname, pty)) in args.iter().zip(def.params) {
+        // The generic `T`: from a place argument, else the expected result type, else the
+        // first integer argument that is not a bare literal (literals are checked last, at `T`).
+        let literal = untyped_literal;
+        let mut order: Vec<usize> = (0..args.len()).collect();
+        order.sort_by_key(|&i| matches!(def.params[i].1, cat::BuiltinTy::Int) && literal(&args[i]));
+        // With a known result type (`let x: i32 = min(...)`), `T` is that type: arguments
+        // then widen to it or must fit it, as everywhere else.
+        let mut t: Option<Ty> = match def.ret {
+            cat::BuiltinTy::Int => expected.filter(|x| x.as_int().is_some()).cloned(),
+            _ => None,
+        };
+        // Only constants, one of them negative: signed, as for operators.
+        let ints: Vec<&ast::Expr> = args.iter().zip(def.params).filter(|(_, (_, p))| matches!(p, cat::BuiltinTy::Int)).map(|(a, _)| a).collect();
+        if t.is_none() && !ints.is_empty() && ints.iter().all(|a| untyped_literal(a)) && ints.iter().any(|a| has_negation(a)) && !def.params.iter().any(|(_, p)| matches!(p, cat::BuiltinTy::IntPlace)) {
+            t = Some(Ty::Int(IntTy { signed: true, bits: 64 }));
+        }
+        let mut slots: Vec<Option<Arg>> = args.iter().map(|_| None).collect();
+        let mut pending: Vec<(usize, Expr)> = Vec::new();
+        for i in order {
+            let (a, (pname, pty)) = (&args[i], &def.params[i]);
+            let mut out: Vec<Arg> = Vec::new();
             match pty {
                 cat::BuiltinTy::IntPlace => match self.place(a, true) {
                     Some(p) => {
@@ -604,6 +635,11 @@ impl BodyCx<'_> {
                     let v = self.expr(a, t.as_ref());
                     let v = match &t {
                         Some(tt) => self.coerce(v, tt),
+                        // A constant (`min(38, 123)`) does not fix `T`; it adapts below.
+                        None if matches!(v.kind, ExprKind::Const(_)) => {
+                            pending.push((i, v));
+                            continue;
+                        }
                         None => {
                             if !v.ty.is_int_like() {
                                 let name = self.cx.program.ty_name(&v.ty);
@@ -626,8 +662,23 @@ impl BodyCx<'_> {
                 }
                 cat::BuiltinTy::Void => {}
             }
+            slots[i] = out.pop();
         }
-        // `min`/`max` of two constants fold; a literal-only `min` takes the other's type.
+        if t.is_none() {
+            t = pending.first().map(|(_, v)| v.ty.clone());
+        }
+        for (i, v) in pending {
+            let v = match &t {
+                Some(tt) => self.coerce(v, tt),
+                None => v,
+            };
+            slots[i] = Some(Arg::Value(v));
+        }
+        let out: Vec<Arg> = slots.into_iter().flatten().collect();
+        if out.len() != args.len() {
+            return Expr { kind: ExprKind::Error, ty: Ty::Error, loc: l };
+        }
+        // `min`/`max` of two constants fold.
         let ret = match def.ret {
             cat::BuiltinTy::Scalar(s) => scalar(s),
             cat::BuiltinTy::Int => t.clone().unwrap_or(Ty::U64),
@@ -773,3 +824,24 @@ impl BodyCx<'_> {
     }
 }
 
+/// True for an expression made only of integer literals and operators (`5`, `-3`,
+/// `(73 - 676)`): like a literal, it takes its type from where it is used, so the typed side
+/// of an operator is checked first.
+fn untyped_literal(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ast::ExprKind::Int { .. } => true,
+        ast::ExprKind::Unary(UnOp::Neg | UnOp::BitNot, x) => untyped_literal(x),
+        ast::ExprKind::Binary(op, a, b) => !op.is_comparison() && !matches!(op, BinOp::And | BinOp::Or) && untyped_literal(a) && untyped_literal(b),
+        _ => false,
+    }
+}
+
+/// True if an untyped constant expression contains a unary minus.
+fn has_negation(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ast::ExprKind::Unary(UnOp::Neg, _) => true,
+        ast::ExprKind::Unary(_, x) => has_negation(x),
+        ast::ExprKind::Binary(_, a, b) => has_negation(a) || has_negation(b),
+        _ => false,
+    }
+}
