@@ -5,8 +5,16 @@
 //! programs through `BPF_PROG_TEST_RUN`, attaches tracepoint programs, reads maps and
 //! program info, and turns the kernel's refusals into errors that carry the verifier's
 //! log. It must not know SCL: it sees bytes and names.
+//!
+//! Deployment: [`pin`] pins a loaded object under `/sys/fs/bpf/scl/NAME/` (and lists and
+//! removes pinned policies); [`pinned`] opens a pinned policy's maps with keys and values
+//! typed from the object's BTF, for `sclc map` and for applications.
 
 #![deny(missing_docs)]
+
+mod btf;
+pub mod pin;
+pub mod pinned;
 
 use libbpf_rs::{MapCore, MapFlags, ObjectBuilder, PrintLevel, ProgramInput};
 use std::fmt;

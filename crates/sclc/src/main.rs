@@ -8,6 +8,7 @@
 
 mod build;
 mod check;
+mod deploy;
 mod explain;
 mod lsp;
 mod run;
@@ -34,6 +35,14 @@ enum Command {
     Build(build::BuildArgs),
     /// Attach a stock policy to the kernel's lock tracepoints and show its maps live.
     Run(run::RunArgs),
+    /// Compile a policy, load it and pin it under /sys/fs/bpf/scl/NAME (attached on stock).
+    Load(deploy::LoadArgs),
+    /// List the policies pinned under /sys/fs/bpf/scl, with their programs and maps.
+    Ls(deploy::LsArgs),
+    /// Remove a pinned policy: its programs detach and its maps go.
+    Unload(deploy::UnloadArgs),
+    /// Read and write a pinned policy's maps, typed from its BTF (get, set, dump, delete).
+    Map(deploy::MapArgs),
     /// Explain a diagnostic code: what the rule protects and how to fix a violation.
     Explain(explain::ExplainArgs),
     /// Run the language server over stdin and stdout, for editors (see docs/editors.md).
@@ -94,6 +103,10 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Build(args) => build::run(args),
         Command::Run(args) => run::run(args),
+        Command::Load(args) => deploy::load(args),
+        Command::Ls(args) => deploy::ls(args),
+        Command::Unload(args) => deploy::unload(args),
+        Command::Map(args) => deploy::map(args),
         Command::Explain(args) => explain::run(args),
         Command::Lsp(args) => lsp::run(args),
     });

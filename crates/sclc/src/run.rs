@@ -185,7 +185,7 @@ pub fn run(args: RunArgs) -> Status {
 }
 
 /// `.rodata` overrides from `--set NAME=VALUE`, checked against the config declarations.
-fn config_overrides(out: &scl_driver::Output, sets: &[String]) -> Result<Vec<(usize, Vec<u8>)>, String> {
+pub(crate) fn config_overrides(out: &scl_driver::Output, sets: &[String]) -> Result<Vec<(usize, Vec<u8>)>, String> {
     let mut result = Vec::new();
     for s in sets {
         let Some((name, value)) = s.split_once('=') else {

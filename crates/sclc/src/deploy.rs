@@ -1,0 +1,394 @@
+//! Deployment: `sclc load FILE --pin NAME`, `sclc ls`, `sclc unload NAME` and
+//! `sclc map NAME get|set|dump|delete ...`.
+//!
+//! A loaded policy is pinned under `/sys/fs/bpf/scl/NAME/` (the layout is documented in
+//! `scl_loader::pin` and docs/abi.md §4), so it outlives `sclc`. On the stock target its
+//! tracepoint programs are attached and the links pinned; on the syncord and sim targets the
+//! programs are pinned by hook name for a kernel with lock-policy hooks, and not attached.
+//! `sclc map` reads and writes the pinned maps through `scl_loader::pinned`, the library
+//! applications use, with keys and values typed from the policy's BTF.
+
+use crate::build::{default_target, verifier_diagnostic};
+use crate::check::TargetArg;
+use crate::{source, ColorArg, Status};
+use scl_catalogue::Target;
+use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::{Diagnostic, Files};
+use scl_loader::pin::{self, PinError, PolicyPin, SCL_ROOT};
+use scl_loader::pinned::{Map, Policy, Value};
+use std::path::{Path, PathBuf};
+
+/// How `ls` and `map` print.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum OutFormat {
+    /// For people.
+    Table,
+    /// JSON, for scripts.
+    Json,
+}
+
+/// Arguments of `sclc load`.
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// The policy to compile and load.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Pin it as NAME, under /sys/fs/bpf/scl/NAME/.
+    #[arg(long, value_name = "NAME", required = true)]
+    pin: String,
+    /// The target; default: `stock` if every hook of the policy runs there, else `syncord`.
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
+    /// Set a config value before loading: `--set NAME=VALUE` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
+}
+
+/// Arguments of `sclc ls`.
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    format: OutFormat,
+}
+
+/// Arguments of `sclc unload`.
+#[derive(clap::Args, Debug)]
+pub struct UnloadArgs {
+    /// The name the policy was pinned as.
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+/// Arguments of `sclc map`.
+#[derive(clap::Args, Debug)]
+pub struct MapArgs {
+    /// The name the policy was pinned as.
+    #[arg(value_name = "NAME")]
+    name: String,
+    #[command(subcommand)]
+    op: MapOp,
+    /// Output format of `get` and `dump`.
+    #[arg(long, value_enum, default_value_t = OutFormat::Table, global = true)]
+    format: OutFormat,
+}
+
+/// What to do with a pinned map. Keys and values are typed from the policy: integers in
+/// decimal or 0x hex, `true`/`false`, structs as `field=value,field=value` (missing fields
+/// zero), arrays as `[a,b,c]`. A value that does not fit its type is refused (exit 2).
+#[derive(clap::Subcommand, Debug)]
+pub enum MapOp {
+    /// Print the entry under KEY (`KEY => VALUE`, or `KEY => none`).
+    Get {
+        /// The map.
+        map: String,
+        /// The key.
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+    },
+    /// Write VALUE under KEY.
+    Set {
+        /// The map.
+        map: String,
+        /// The key.
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        /// The value.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Print every entry, one `KEY => VALUE` line each.
+    Dump {
+        /// The map.
+        map: String,
+    },
+    /// Remove the entry under KEY (nothing to do when there is none).
+    Delete {
+        /// The map.
+        map: String,
+        /// The key.
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+    },
+}
+
+/// Prints a deployment error and picks the exit status: every one is a usage or
+/// environment problem (2).
+fn fail(e: &PinError) -> Status {
+    eprintln!("sclc: error: {e}");
+    if let PinError::Exists { name, .. } = e {
+        eprintln!("  help: unload it first with `sclc unload {name}`, or pick another name");
+    }
+    Status::Usage
+}
+
+/// Runs `sclc load`.
+pub fn load(args: LoadArgs) -> Status {
+    if let Err(e) = pin::check_name(&args.pin) {
+        return fail(&e);
+    }
+    let text = match source::read(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sclc: error: cannot read `{}`: {e}", args.file.display());
+            return Status::Usage;
+        }
+    };
+    let target = args.target.map_or_else(|| default_target(&text), TargetArg::target);
+    let mut files = Files::new();
+    let id = files.add(args.file.display().to_string(), text);
+    let color = args.color.enabled();
+    let report = |files: &Files, d: &[Diagnostic]| {
+        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+    };
+    let out = match scl_driver::compile(&mut files, id, target) {
+        Ok(o) => o,
+        Err(d) => {
+            report(&files, &d);
+            return Status::PolicyErrors;
+        }
+    };
+    report(&files, &out.warnings);
+    let overrides = match crate::run::config_overrides(&out, &args.set) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("sclc: error: {msg}");
+            return Status::Usage;
+        }
+    };
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("sclc: error: {e}");
+        return Status::Usage;
+    }
+    let root = match pin::ensure_bpffs() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let dir = root.join(&args.pin);
+    if dir.exists() {
+        return fail(&PinError::Exists { name: args.pin.clone(), dir });
+    }
+    let mut loaded = match scl_loader::load("scl", &out.object, &overrides) {
+        Ok(l) => l,
+        Err(scl_loader::LoadError::Unsupported(why)) => {
+            eprintln!("sclc: error: cannot load BPF programs here: {why}");
+            return Status::Usage;
+        }
+        Err(e) => {
+            let log = match &e {
+                scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),
+                other => other.to_string(),
+            };
+            report(&files, &[verifier_diagnostic(&files, id, &log)]);
+            return Status::PolicyErrors;
+        }
+    };
+    let hidden: Vec<&str> = out.module.maps.values().filter(|m| m.origin.is_hidden()).map(|m| m.name.as_str()).collect();
+    let attach = target == Target::Stock;
+    let pinned = match loaded.pin_all(&dir, attach, &hidden) {
+        Ok(p) => p,
+        Err(e) => {
+            if attach && matches!(e, PinError::Kernel { .. }) {
+                eprintln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
+                return Status::Usage;
+            }
+            return fail(&e);
+        }
+    };
+    drop(loaded);
+    let state = if attach {
+        "attached to the lock tracepoints"
+    } else {
+        "not attached: pinned by hook name for a kernel with SCL lock-policy hooks (docs/abi.md §4)"
+    };
+    println!(
+        "pinned `{}` ({target}) at {}: {} program{}, {state}; {} map{}",
+        args.pin,
+        pinned.dir.display(),
+        pinned.programs.len(),
+        if pinned.programs.len() == 1 { "" } else { "s" },
+        pinned.maps.len(),
+        if pinned.maps.len() == 1 { "" } else { "s" },
+    );
+    println!("  unload with `sclc unload {}`", args.pin);
+    Status::Ok
+}
+
+/// Runs `sclc ls`.
+pub fn ls(args: LsArgs) -> Status {
+    let policies = match pin::list(Path::new(SCL_ROOT)) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    match args.format {
+        OutFormat::Json => {
+            let v: Vec<serde_json::Value> = policies.iter().map(policy_json).collect();
+            println!("{}", serde_json::Value::from(v));
+        }
+        OutFormat::Table => {
+            if policies.is_empty() {
+                println!("no policies pinned under {SCL_ROOT}");
+            }
+            for p in &policies {
+                print!("{}", policy_table(p));
+            }
+        }
+    }
+    Status::Ok
+}
+
+fn policy_json(p: &PolicyPin) -> serde_json::Value {
+    let programs: Vec<serde_json::Value> = p
+        .programs
+        .iter()
+        .map(|g| serde_json::json!({ "hook": g.hook, "id": g.id, "type": g.prog_type, "attached": g.attached }))
+        .collect();
+    let maps: Vec<serde_json::Value> = p
+        .maps
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name, "hidden": m.hidden, "id": m.id, "type": m.map_type, "key_size": m.key_size,
+                "value_size": m.value_size, "max_entries": m.max_entries, "entries": m.entries,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "name": p.name,
+        "dir": p.dir.display().to_string(),
+        "attached": p.programs.iter().any(|g| g.attached),
+        "programs": programs,
+        "maps": maps,
+    })
+}
+
+fn policy_table(p: &PolicyPin) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let attached = p.programs.iter().filter(|g| g.attached).count();
+    let state = match attached {
+        0 => "not attached".to_string(),
+        n if n == p.programs.len() => "attached".to_string(),
+        n => format!("{n} of {} attached", p.programs.len()),
+    };
+    let _ = writeln!(s, "{}  ({} programs, {state}; {})", p.name, p.programs.len(), p.dir.display());
+    let width = p.programs.iter().map(|g| g.hook.len()).chain(p.maps.iter().map(|m| m.name.len())).max().unwrap_or(0);
+    for g in &p.programs {
+        let _ = writeln!(
+            s,
+            "  program  {:<width$}  id {:<6} {:<10} {}",
+            g.hook,
+            g.id,
+            g.prog_type,
+            if g.attached { "attached" } else { "not attached" }
+        );
+    }
+    for m in &p.maps {
+        let _ = writeln!(
+            s,
+            "  map      {:<width$}  id {:<6} {:<14} key {:>3}  value {:>5}  {}/{} entries",
+            m.name, m.id, m.map_type, m.key_size, m.value_size, m.entries, m.max_entries
+        );
+    }
+    s
+}
+
+/// Runs `sclc unload`.
+pub fn unload(args: UnloadArgs) -> Status {
+    if let Err(e) = pin::check_name(&args.name) {
+        return fail(&e);
+    }
+    let root = Path::new(SCL_ROOT);
+    if let Err(e) = pin::require_root() {
+        return fail(&e);
+    }
+    let dir = root.join(&args.name);
+    if !dir.is_dir() {
+        return fail(&PinError::NotFound { what: "pinned policy".into(), within: None, name: args.name, available: pin::names(root) });
+    }
+    match pin::unpin(&dir) {
+        Ok(()) => {
+            println!("unloaded `{}`", args.name);
+            Status::Ok
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Runs `sclc map`.
+pub fn map(args: MapArgs) -> Status {
+    match map_op(&args) {
+        Ok(()) => Status::Ok,
+        Err(e) => fail(&e),
+    }
+}
+
+fn open(name: &str, map: &str) -> Result<Map, PinError> {
+    pin::require_root()?;
+    Policy::open(name)?.map(map)
+}
+
+fn map_op(args: &MapArgs) -> Result<(), PinError> {
+    let json = args.format == OutFormat::Json;
+    match &args.op {
+        MapOp::Get { map, key } => {
+            let m = open(&args.name, map)?;
+            let k = m.parse_key(key)?;
+            let v = m.get(&k)?;
+            if json {
+                println!("{}", serde_json::json!({ "key": to_json(&k), "value": v.as_ref().map_or(serde_json::Value::Null, to_json) }));
+            } else {
+                println!("{k} => {}", v.map_or_else(|| "none".to_string(), |v| v.to_string()));
+            }
+        }
+        MapOp::Set { map, key, value } => {
+            let m = open(&args.name, map)?;
+            let k = m.parse_key(key)?;
+            let v = m.parse_value(value)?;
+            m.set(&k, &v)?;
+        }
+        MapOp::Dump { map } => {
+            let m = open(&args.name, map)?;
+            let entries = m.dump()?;
+            if json {
+                let rows: Vec<serde_json::Value> =
+                    entries.iter().map(|(k, v)| serde_json::json!({ "key": to_json(k), "value": to_json(v) })).collect();
+                println!("{}", serde_json::Value::from(rows));
+            } else {
+                for (k, v) in entries {
+                    println!("{k} => {v}");
+                }
+            }
+        }
+        MapOp::Delete { map, key } => {
+            let m = open(&args.name, map)?;
+            let k = m.parse_key(key)?;
+            if !m.delete(&k)? {
+                eprintln!("sclc: note: `{map}` had no entry under {k}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value as JSON: integers as numbers (as strings beyond 64 bits), structs as objects.
+fn to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Int(n) => {
+            if let Ok(i) = i64::try_from(*n) {
+                i.into()
+            } else if let Ok(u) = u64::try_from(*n) {
+                u.into()
+            } else {
+                n.to_string().into()
+            }
+        }
+        Value::Bool(b) => (*b).into(),
+        Value::Struct(fields) => serde_json::Value::Object(fields.iter().map(|(n, v)| (n.clone(), to_json(v))).collect()),
+        Value::Array(items) | Value::PerCpu(items) => items.iter().map(to_json).collect(),
+        Value::Bytes(_) => v.to_string().into(),
+    }
+}
