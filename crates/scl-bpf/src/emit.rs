@@ -159,6 +159,12 @@ fn layout_frame(f: &Function) -> (HashMap<Slot, i16>, u32) {
     (offsets, size)
 }
 
+/// The widest access (8, 4, 2 or 1 bytes) that fits `left` bytes and that both offsets
+/// are aligned for.
+fn step_for(left: u32, a: i32, b: i32) -> u32 {
+    [8u32, 4, 2, 1].into_iter().find(|&s| s <= left && a.rem_euclid(s as i32) == 0 && b.rem_euclid(s as i32) == 0).unwrap_or(1)
+}
+
 fn alu_op(op: BinOp) -> (u8, i16) {
     match op {
         BinOp::Add => (alu::ADD, 0),
@@ -386,6 +392,16 @@ impl Emitter<'_> {
                 InstData::Ctx { dst } => {
                     self.homes.insert(*dst, Home::Reg(CTX));
                     folded.insert(*dst);
+                }
+                // A frame address plus a constant is a frame address: the offset is known,
+                // so accesses through it stay `r10`-relative (and provably aligned).
+                InstData::Bin { op: BinOp::Add, width: Width::W64, dst, a, b } => {
+                    if let (Some(Home::Frame(o)), Some(Home::Imm(k))) = (self.homes.get(a).copied(), self.homes.get(b).copied()) {
+                        if let Ok(off) = i16::try_from(i64::from(o) + k) {
+                            self.homes.insert(*dst, Home::Frame(off));
+                            folded.insert(*dst);
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -660,13 +676,14 @@ impl Emitter<'_> {
                 let (sb, so) = self.address(*src, 0, SCRATCH_A);
                 let (db, dof) = self.address(*dst_ptr, 0, SCRATCH_B);
                 let mut k = 0u32;
-                for step in [8u32, 4, 2, 1] {
-                    while k + step <= *size {
-                        let sz = size_code(step as u8);
-                        self.ins(class::LDX | sz | MODE_MEM, R0, sb, so + k as i16, 0);
-                        self.ins(class::STX | sz | MODE_MEM, db, R0, dof + k as i16, 0);
-                        k += step;
-                    }
+                while k < *size {
+                    // The widest access both addresses are aligned for: the verifier refuses
+                    // misaligned stack accesses.
+                    let step = step_for(*size - k, i32::from(so) + k as i32, i32::from(dof) + k as i32);
+                    let sz = size_code(step as u8);
+                    self.ins(class::LDX | sz | MODE_MEM, R0, sb, so + k as i16, 0);
+                    self.ins(class::STX | sz | MODE_MEM, db, R0, dof + k as i16, 0);
+                    k += step;
                 }
             }
             InstData::Loop { dst, callback, count, ctx_ptr } => {
@@ -685,11 +702,10 @@ impl Emitter<'_> {
             InstData::MemZero { ptr, size } => {
                 let (b, o) = self.address(*ptr, 0, SCRATCH_A);
                 let mut k = 0u32;
-                for step in [8u32, 4, 2, 1] {
-                    while k + step <= *size {
-                        self.ins(class::ST | size_code(step as u8) | MODE_MEM, b, 0, o + k as i16, 0);
-                        k += step;
-                    }
+                while k < *size {
+                    let step = step_for(*size - k, i32::from(o) + k as i32, i32::from(o) + k as i32);
+                    self.ins(class::ST | size_code(step as u8) | MODE_MEM, b, 0, o + k as i16, 0);
+                    k += step;
                 }
             }
         }

@@ -52,7 +52,24 @@ pub fn compile(files: &mut Files, file: FileId, target: Target) -> Result<Output
         if let Err(errors) = scl_ir::verify::verify(&p.func) {
             return Err(internal(format!("IR of hook `{}` is invalid: {}", p.name, errors.join("; "))));
         }
-        compiled.push(scl_bpf::compile(&p.func).map_err(|e| internal(format!("hook `{}`: {e}", p.name)))?);
+        match scl_bpf::compile(&p.func) {
+            Ok(c) => compiled.push(c),
+            // The checker's stack estimate is approximate; the real frame is known only
+            // now. It is the policy's limit, not a compiler bug: report it as E0342.
+            Err(scl_bpf::CodegenError::StackTooLarge(n)) => {
+                let loc = checked
+                    .program
+                    .policy
+                    .as_ref()
+                    .and_then(|pol| pol.hooks.iter().find(|h| h.def.name == p.hook.name))
+                    .map_or(scl_sema::hir::Loc { file, span: Span::point(0) }, |h| h.loc);
+                return Err(vec![Diagnostic::error(scl_sema::codes::E0342, loc.file, loc.span, format!("hook `{}` needs {n} bytes of stack", p.name))
+                    .with_label("over the 512-byte BPF stack")
+                    .with_note("the frame holds the hook's locals, those of every function inlined into it, and scratch for map keys, values and struct literals")
+                    .with_help("keep large arrays and structs in state (a `per_cpu` variable works as scratch space), or split the work over several hooks")]);
+            }
+            Err(e) => return Err(internal(format!("hook `{}`: {e}", p.name))),
+        }
     }
     let spec = object_spec(files, &checked.program, &module, &compiled, target);
     let object = scl_object::write(&spec).map_err(|e| internal(format!("object: {e}")))?;

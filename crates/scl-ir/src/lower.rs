@@ -683,7 +683,14 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 let slot = self.fresh_local_slot(*local);
                 let ty = self.local_ty(*local);
                 match init {
-                    Some(e) => self.store_value(Dest::Slot(slot, 0), &ty, e),
+                    Some(e) => {
+                        if !ty.is_scalar() {
+                            // Padding bytes too: the value may become a map key.
+                            let a = self.b.slot_addr(slot, 0);
+                            self.zero(a, &ty);
+                        }
+                        self.store_value(Dest::Slot(slot, 0), &ty, e)
+                    }
                     None => {
                         let addr = self.b.slot_addr(slot, 0);
                         self.zero(addr, &ty);
@@ -859,6 +866,11 @@ impl<'m, 'p> FnCx<'m, 'p> {
     /// A stack slot holding `e` (`size` bytes), for helper arguments.
     fn materialize(&mut self, e: &'p hir::Expr, size: u32) -> Slot {
         let slot = self.b.slot(size.max(8), "tmp");
+        if !e.ty.is_scalar() {
+            // Padding bytes are part of a key (and of a value user space reads): zero them.
+            let a = self.b.slot_addr(slot, 0);
+            self.b.push(InstData::MemZero { ptr: a, size: size.div_ceil(8) * 8 });
+        }
         self.store_value(Dest::Slot(slot, 0), &e.ty, e);
         slot
     }
@@ -1292,7 +1304,30 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     locals.insert(*local, Binding::Ref(slot, vt));
                 }
                 (_, Arg::Value(e)) => {
+                    // `lock` and `waiter` are views of the context: the parameter is the same view.
+                    if let ExprKind::Read(hir::Place { base: PlaceBase::Local(l), projections, .. }) = &e.kind {
+                        if projections.is_empty() {
+                            if let Some(b @ (Binding::Lock | Binding::Waiter(_) | Binding::Ok)) = self.binding(*l) {
+                                locals.insert(*local, b);
+                                continue;
+                            }
+                        }
+                    }
                     let ty = func.body.locals[*local].ty.clone();
+                    // A struct or array the callee only reads is passed by reference, not copied.
+                    if !ty.is_scalar() && !writes_local(&func.body.block, *local) {
+                        if let ExprKind::Read(place) = &e.kind {
+                            if let Some((ptr, off)) = self.place_ptr(place) {
+                                let ptr = self.offset_ptr(ptr, off);
+                                let vt = self.b.func.values[ptr].ty;
+                                let slot = self.b.slot(8, format!("&{}", func.body.locals[*local].name));
+                                let a = self.b.slot_addr(slot, 0);
+                                self.b.store(a, 0, 8, ptr);
+                                locals.insert(*local, Binding::Ref(slot, vt));
+                                continue;
+                            }
+                        }
+                    }
                     let size = self.program().layout(&ty).size;
                     let slot = self.b.slot(size, func.body.locals[*local].name.clone());
                     self.store_value(Dest::Slot(slot, 0), &ty, e);
@@ -1547,6 +1582,40 @@ impl<'m, 'p> FnCx<'m, 'p> {
     }
 }
 
+/// True if `block` may write local `l` (an assignment to it or a part of it, or passing it
+/// as a place to an `inout` parameter or an atomic).
+fn writes_local(block: &hir::Block, l: LocalId) -> bool {
+    fn rooted(p: &hir::Place, l: LocalId) -> bool {
+        matches!(p.base, PlaceBase::Local(x) if x == l)
+    }
+    fn expr(e: &hir::Expr, l: LocalId) -> bool {
+        match &e.kind {
+            ExprKind::Call(_, args) | ExprKind::Builtin(_, args) => args.iter().any(|a| match a {
+                Arg::Place(p) => rooted(p, l),
+                Arg::Value(v) => expr(v, l),
+            }),
+            ExprKind::Unary(_, x) | ExprKind::Cast(x) => expr(x, l),
+            ExprKind::Binary(_, a, b) => expr(a, l) || expr(b, l),
+            ExprKind::Method(_, _, args) | ExprKind::Struct(_, args) => args.iter().any(|a| expr(a, l)),
+            _ => false,
+        }
+    }
+    block.stmts.iter().any(|s| match s {
+        Stmt::Assign { place, value, .. } => rooted(place, l) || expr(value, l),
+        Stmt::Let(_, Some(e)) | Stmt::Expr(e) | Stmt::Return(Some(e), _) => expr(e, l),
+        Stmt::If { arms, else_ } => {
+            arms.iter().any(|(c, b)| {
+                (match c {
+                    HCond::Expr(e) => expr(e, l),
+                    HCond::MapGet { key, .. } => expr(key, l),
+                }) || writes_local(b, l)
+            }) || else_.as_ref().is_some_and(|b| writes_local(b, l))
+        }
+        Stmt::For { body, .. } | Stmt::Block(body) => writes_local(body, l),
+        _ => false,
+    })
+}
+
 /// True if deriving the destination's pointer opens blocks (an indexed place).
 fn may_branch_place(d: Dest<'_>) -> bool {
     match d {
@@ -1561,8 +1630,7 @@ fn may_branch(e: &hir::Expr) -> bool {
     match &e.kind {
         ExprKind::Const(_) => false,
         ExprKind::Read(p) => {
-            p.projections.iter().any(|pr| matches!(pr, Projection::Index(_)))
-                || matches!(p.base, PlaceBase::LockField(_) | PlaceBase::WaiterField(..) | PlaceBase::PerWaiter(..)) && true && lock_flag_read(p)
+            p.projections.iter().any(|pr| matches!(pr, Projection::Index(_))) || lock_flag_read(p)
         }
         ExprKind::Unary(_, x) | ExprKind::Cast(x) => may_branch(x),
         ExprKind::Binary(op, a, b) => {
@@ -1588,6 +1656,9 @@ fn lock_flag_read(p: &hir::Place) -> bool {
 /// True if evaluating `e` has no effect and cannot fail, so `&&`/`||` may evaluate it
 /// unconditionally.
 fn is_pure(e: &hir::Expr) -> bool {
+    if may_branch(e) {
+        return false;
+    }
     match &e.kind {
         ExprKind::Const(_) => true,
         ExprKind::Read(p) => p.projections.iter().all(|pr| matches!(pr, Projection::Field(_))),

@@ -524,7 +524,7 @@ fn resolve_map_type(cx: &mut Checker, m: usize, s: &ast::StateDecl) -> (Ty, Stat
         MapKind::Array | MapKind::PercpuArray => Some(Ty::U32),
         MapKind::Ringbuf => None,
     };
-    if matches!(value_ty, Ty::Lock | Ty::Waiter | Ty::Bool) && def.kind != MapKind::Ringbuf || matches!(value_ty, Ty::Lock | Ty::Waiter) {
+    if matches!(value_ty, Ty::Lock | Ty::Waiter) {
         let name = cx.program.ty_name(&value_ty);
         cx.report(
             Diagnostic::error(E0216, file, args.last().expect("argument").span, format!("map values cannot be `{name}`"))
