@@ -51,6 +51,8 @@ struct Emitter<'f> {
     frame_size: u32,
     homes: HashMap<Value, Home>,
     last_loc: Option<Loc>,
+    /// True while emitting a block inside a loop (between a back edge's target and source).
+    in_loop: bool,
 }
 
 /// Compiles one function.
@@ -66,6 +68,7 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         frame_size: 0,
         homes: HashMap::new(),
         last_loc: None,
+        in_loop: false,
     };
     let (offsets, size) = layout_frame(f);
     e.slot_off = offsets;
@@ -77,7 +80,9 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         e.mov_reg(CTX, 1);
     }
     let layout = f.layout.clone();
+    let loops = loop_ranges(f);
     for (i, &b) in layout.iter().enumerate() {
+        e.in_loop = loops.iter().any(|&(lo, hi)| lo <= i && i <= hi);
         e.block_start.insert(b, e.out.len());
         let next = layout.get(i + 1).copied();
         e.block(b, next)?;
@@ -95,7 +100,6 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
 /// stretched over every loop it overlaps (a value kept in a slot before a loop is read
 /// again on the next iteration). Returns each slot's offset from `r10` and the frame size.
 fn layout_frame(f: &Function) -> (HashMap<Slot, i16>, u32) {
-    let pos: HashMap<Block, usize> = f.layout.iter().enumerate().map(|(i, b)| (*b, i)).collect();
     let mut range: HashMap<Slot, (usize, usize)> = HashMap::new();
     for (i, b) in f.layout.iter().enumerate() {
         for &inst in &f.blocks[*b].insts {
@@ -106,14 +110,7 @@ fn layout_frame(f: &Function) -> (HashMap<Slot, i16>, u32) {
             }
         }
     }
-    // Loops: a jump to an earlier block closes one.
-    let loops: Vec<(usize, usize)> = f
-        .layout
-        .iter()
-        .enumerate()
-        .flat_map(|(i, b)| f.blocks[*b].term.iter().flat_map(|t| t.successors()).filter_map(move |s| Some((s, i))))
-        .filter_map(|(s, i)| pos.get(&s).filter(|&&q| q <= i).map(|&q| (q, i)))
-        .collect();
+    let loops = loop_ranges(f);
     let mut changed = true;
     while changed {
         changed = false;
@@ -157,6 +154,17 @@ fn layout_frame(f: &Function) -> (HashMap<Slot, i16>, u32) {
         active.push((end, off, bytes));
     }
     (offsets, size)
+}
+
+/// The layout ranges of loops: a jump to a block at or before itself closes one.
+fn loop_ranges(f: &Function) -> Vec<(usize, usize)> {
+    let pos: HashMap<Block, usize> = f.layout.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+    f.layout
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| f.blocks[*b].term.iter().flat_map(|t| t.successors()).map(move |s| (s, i)))
+        .filter_map(|(s, i)| pos.get(&s).filter(|&&q| q <= i).map(|&q| (q, i)))
+        .collect()
 }
 
 /// The widest access (8, 4, 2 or 1 bytes) that fits `left` bytes and that both offsets
@@ -543,10 +551,28 @@ impl Emitter<'_> {
                 self.ins(class | alu::NEG, t, 0, 0, 0);
                 self.settle(*dst, t);
             }
+            InstData::Cmp { cond, dst, a, b } if !self.in_loop => {
+                // Outside loops the verifier's extra path is cheap: a jump over a move.
+                let ra = self.fetch(*a, R0);
+                let at = match self.homes.get(b).copied() {
+                    Some(Home::Imm(i)) => self.ins(class::JMP | jmp_op(*cond) | SRC_K, ra, 0, 2, i as i32),
+                    _ => {
+                        let rb = self.fetch(*b, SCRATCH_A);
+                        self.ins(class::JMP | jmp_op(*cond) | SRC_X, ra, rb, 2, 0)
+                    }
+                };
+                let _ = at;
+                // if (a cond b) goto +2; t = 0; goto +1; t = 1
+                let t = self.target(*dst, SCRATCH_B);
+                self.ins(class::ALU64 | alu::MOV | SRC_K, t, 0, 0, 0);
+                self.ins(class::JMP | jmp::JA, 0, 0, 1, 0);
+                self.ins(class::ALU64 | alu::MOV | SRC_K, t, 0, 0, 1);
+                self.settle(*dst, t);
+            }
             InstData::Cmp { cond, dst, a, b } => {
-                // Branch-free, so a comparison kept as a value adds no path for the kernel
-                // verifier to explore (a comparison that only feeds a branch is fused into
-                // the jump instead, see `block`).
+                // Inside a loop, branch-free: a comparison kept as a value then adds no path
+                // for the kernel verifier to explore on every iteration (a comparison that
+                // only feeds a branch is fused into the jump instead, see `block`).
                 let (x, y, negate_result) = match cond {
                     Cond::Eq | Cond::Ne => (*a, *b, *cond == Cond::Eq),
                     Cond::ULt | Cond::SLt => (*a, *b, false),

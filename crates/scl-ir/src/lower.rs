@@ -325,6 +325,8 @@ enum Binding {
     Waiter(u32),
     /// The `ok` parameter of `contention_end`.
     Ok,
+    /// A scalar argument of an inlined one-expression function, used in the same block.
+    Value(Value),
 }
 
 /// Where a value is stored. The pointer is derived only at the moment of the store, after
@@ -983,7 +985,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     let a = self.b.slot_addr(slot, 0);
                     (self.b.load_ptr(a, 0, vt), 0i64, self.local_ty(l))
                 }
-                Some(Binding::Lock | Binding::Waiter(_) | Binding::Ok) => return None,
+                Some(Binding::Lock | Binding::Waiter(_) | Binding::Ok | Binding::Value(_)) => return None,
                 Some(Binding::Slot(_)) | None => {
                     let s = self.local_slot(l);
                     (self.b.slot_addr(s, 0), 0, self.local_ty(l))
@@ -1096,6 +1098,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 return self.canon_load(v, &p.ty);
             }
             PlaceBase::Local(l) => match self.binding(l) {
+                Some(Binding::Value(v)) if p.projections.is_empty() => return v,
                 Some(Binding::Lock) => return self.lock_addr(),
                 Some(Binding::Waiter(_)) => return self.b.iconst(0),
                 Some(Binding::Ok) => {
@@ -1291,6 +1294,36 @@ impl<'m, 'p> FnCx<'m, 'p> {
 
     fn inline_call(&mut self, f: hir::FuncId, args: &'p [Arg]) -> Value {
         let func = &self.program().funcs[f];
+        // A function that is one `return EXPR;` whose evaluation opens no block is inlined
+        // as an expression: its scalar arguments are used as values, with no slots, no
+        // result slot and no continuation block.
+        if let [Stmt::Return(Some(e), _)] = func.body.block.stmts.as_slice() {
+            let simple_args = func.params.iter().zip(args).all(|((l, inout), a)| match a {
+                Arg::Value(v) => !inout && (func.body.locals[*l].ty.is_scalar() || matches!(v.ty, Ty::Lock | Ty::Waiter)) && !may_branch(v),
+                Arg::Place(_) => false,
+            });
+            if simple_args && !may_branch(e) {
+                let mut locals = HashMap::new();
+                for ((local, _), arg) in func.params.iter().zip(args) {
+                    let Arg::Value(v) = arg else { unreachable!("checked above") };
+                    let binding = match &v.kind {
+                        ExprKind::Read(hir::Place { base: PlaceBase::Local(l), projections, .. }) if projections.is_empty() => {
+                            match self.binding(*l) {
+                                Some(b @ (Binding::Lock | Binding::Waiter(_) | Binding::Ok)) => Some(b),
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    let binding = binding.unwrap_or_else(|| Binding::Value(self.expr(v)));
+                    locals.insert(*local, binding);
+                }
+                self.frames.push(Frame { body: &func.body, locals, ret: None });
+                let r = self.expr(e);
+                self.frames.pop();
+                return r;
+            }
+        }
         let mut locals = HashMap::new();
         for ((local, inout), arg) in func.params.iter().zip(args) {
             match (inout, arg) {
