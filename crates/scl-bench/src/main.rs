@@ -1,0 +1,400 @@
+//! `scl-bench`: sclc against clang -O2 on the example policies of the syncord target.
+//!
+//! For each example in [`EXAMPLES`] the bench compiles `examples/NAME.scl` with sclc and
+//! the hand-written equivalent `bench/c/NAME.bpf.c` with clang, loads both objects into the
+//! running kernel, drives both with the same stream of lock events (one
+//! `BPF_PROG_TEST_RUN` per hook call, on the 128-byte context of design §5) with
+//! `bpf_stats` enabled, and reports per hook:
+//!
+//! - instructions after the verifier (`xlated_prog_len / 8`, callbacks included);
+//! - kernel-measured nanoseconds per call (`run_time_ns / run_cnt`, median over rounds);
+//! - whether the two programs returned the same value on every call;
+//!
+//! and per example the compile wall time: sclc in-process (`scl_driver::compile`), the
+//! `sclc build` process, and the clang process.
+//!
+//! It needs root, a kernel with BTF and BPF, and clang with libbpf's headers. It is not run
+//! by `cargo test`; `bench/run.sh` builds and runs it. See `docs/performance.md`.
+
+#![deny(missing_docs)]
+
+mod workload;
+
+use clap::Parser;
+use scl_catalogue::Target;
+use scl_diagnostics::Files;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The examples of the syncord target, each with a C twin in `bench/c/`.
+pub const EXAMPLES: &[&str] = &["numa_grouping", "amp", "scl_fairness", "bravo", "lockstat", "app_priority"];
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(about = "Compare sclc with clang -O2 on the example policies (needs root, clang, BPF)")]
+struct Args {
+    /// Lock events per round; each event calls every hook of its lifecycle once or more.
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// Measurement rounds; ns per call is the median over rounds.
+    #[arg(long, default_value_t = 11)]
+    rounds: usize,
+    /// In-process sclc compilations timed per example.
+    #[arg(long, default_value_t = 200)]
+    compile_iters: usize,
+    /// Process runs (sclc build, clang) timed per example.
+    #[arg(long, default_value_t = 21)]
+    process_runs: usize,
+    /// The clang to compare with.
+    #[arg(long, default_value = "clang")]
+    clang: String,
+    /// The sclc binary (default: `sclc` beside this binary).
+    #[arg(long)]
+    sclc: Option<PathBuf>,
+    /// Only these examples (default: all).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Where to write the Markdown report.
+    #[arg(long, default_value = "target/scl-bench/report.md")]
+    out: PathBuf,
+}
+
+/// What one example measured.
+struct ExampleResult {
+    name: String,
+    sclc_inproc: Duration,
+    sclc_process: Duration,
+    clang_process: Duration,
+    hooks: Vec<HookResult>,
+}
+
+/// What one hook measured.
+struct HookResult {
+    hook: String,
+    sclc_insns: u32,
+    clang_insns: u32,
+    sclc_ns: f64,
+    clang_ns: f64,
+    calls: u64,
+    mismatches: u64,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("scl-bench: error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    scl_loader::check_support().map_err(|e| e.to_string())?;
+    let root = repo_root();
+    let sclc = match &args.sclc {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("sclc"),
+    };
+    if !sclc.exists() {
+        return Err(format!("no sclc binary at {} (build it: cargo build --release -p sclc)", sclc.display()));
+    }
+    let clang_version = Command::new(&args.clang)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e} (apt-get install -y clang libbpf-dev)", args.clang))?;
+    let clang_version = String::from_utf8_lossy(&clang_version.stdout).lines().next().unwrap_or("").to_string();
+    let tmp = root.join("target/scl-bench");
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+
+    // Hold bpf_stats on for the whole run: the kernel counts run_cnt and run_time_ns only
+    // while at least one such fd is open.
+    // SAFETY: bpf_enable_stats takes an enum value and returns an fd or a negative errno.
+    let stats_fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+    if stats_fd < 0 {
+        return Err(format!("bpf_enable_stats failed: {}", std::io::Error::last_os_error()));
+    }
+
+    let mut results = Vec::new();
+    for name in EXAMPLES.iter().filter(|n| args.only.is_empty() || args.only.iter().any(|o| o == *n)) {
+        eprintln!("== {name}");
+        results.push(bench_example(args, &root, &tmp, &sclc, name)?);
+    }
+    // SAFETY: stats_fd is an fd this process opened and owns.
+    unsafe { close(stats_fd) };
+
+    let report = markdown(args, &clang_version, &results);
+    print!("{report}");
+    if let Some(dir) = args.out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(&args.out, &report).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    eprintln!("report written to {}", args.out.display());
+    Ok(())
+}
+
+extern "C" {
+    fn close(fd: i32) -> i32;
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// The wall time of `cmd`, median over `runs` runs after one warm-up run.
+fn time_process(mut make: impl FnMut() -> Command, runs: usize) -> Result<Duration, String> {
+    let mut samples = Vec::new();
+    for i in 0..=runs {
+        let mut cmd = make();
+        let t0 = Instant::now();
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        let dt = t0.elapsed();
+        if !out.status.success() {
+            return Err(format!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+        }
+        if i > 0 {
+            samples.push(dt);
+        }
+    }
+    Ok(median(samples))
+}
+
+/// The clang command line of the baseline: the libbpf convention, plus `-mcpu=v3` for the
+/// atomic compare-and-swap bravo needs (and which the kernel's own selftests use).
+fn clang_command(clang: &str, src: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new(clang);
+    cmd.args(["-O2", "-g", "-target", "bpf", "-mcpu=v3"]);
+    // <linux/bpf.h> includes <asm/types.h>, which lives in the multiarch directory.
+    let multiarch = PathBuf::from(format!("/usr/include/{}-linux-gnu", std::env::consts::ARCH));
+    if multiarch.exists() {
+        cmd.arg(format!("-I{}", multiarch.display()));
+    }
+    cmd.arg("-c").arg(src).arg("-o").arg(out);
+    cmd
+}
+
+fn bench_example(args: &Args, root: &Path, tmp: &Path, sclc: &Path, name: &str) -> Result<ExampleResult, String> {
+    let scl_path = root.join("examples").join(format!("{name}.scl"));
+    let c_path = root.join("bench/c").join(format!("{name}.bpf.c"));
+    let text = std::fs::read_to_string(&scl_path).map_err(|e| format!("{}: {e}", scl_path.display()))?;
+
+    // Compile time: sclc in-process.
+    let label = scl_path.display().to_string();
+    let compile_once = || {
+        let mut files = Files::new();
+        let id = files.add(label.clone(), text.clone());
+        scl_driver::compile(&mut files, id, Target::Syncord)
+    };
+    let sclc_obj = match compile_once() {
+        Ok(out) => out.object,
+        Err(diags) => return Err(format!("sclc rejected {name}: {:?}", diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>())),
+    };
+    for _ in 0..5 {
+        std::hint::black_box(compile_once().is_ok());
+    }
+    let mut samples = Vec::with_capacity(args.compile_iters);
+    for _ in 0..args.compile_iters.max(1) {
+        let t0 = Instant::now();
+        std::hint::black_box(compile_once().is_ok());
+        samples.push(t0.elapsed());
+    }
+    let sclc_inproc = median(samples);
+
+    // Compile time: the two processes.
+    let sclc_out = tmp.join(format!("{name}.sclc.o"));
+    let sclc_process = time_process(
+        || {
+            let mut c = Command::new(sclc);
+            c.arg("build").arg(&scl_path).args(["--target", "syncord", "-o"]).arg(&sclc_out);
+            c
+        },
+        args.process_runs,
+    )?;
+    let clang_out = tmp.join(format!("{name}.clang.o"));
+    let clang_process = time_process(|| clang_command(&args.clang, &c_path, &clang_out), args.process_runs)?;
+    eprintln!(
+        "   compile: sclc in-process {:.2} ms, sclc process {:.1} ms, clang process {:.1} ms",
+        ms(sclc_inproc),
+        ms(sclc_process),
+        ms(clang_process)
+    );
+
+    // Load both.
+    let clang_obj = std::fs::read(&clang_out).map_err(|e| format!("{}: {e}", clang_out.display()))?;
+    let rodata = workload::rodata_overrides(name);
+    let mut s = scl_loader::load(&format!("s_{name}"), &sclc_obj, &rodata).map_err(|e| format!("loading sclc's {name}: {e}"))?;
+    let mut c = scl_loader::load(&format!("c_{name}"), &clang_obj, &rodata).map_err(|e| format!("loading clang's {name}: {e}"))?;
+    let hooks = s.programs();
+    let clang_progs = c.programs();
+    for h in &hooks {
+        if !clang_progs.contains(h) {
+            return Err(format!("bench/c/{name}.bpf.c has no program `{h}`"));
+        }
+    }
+    workload::setup(name, &s, &c).map_err(|e| e.to_string())?;
+
+    // Run: the same event stream into both objects, rounds of `events` events.
+    let mut pair = workload::Pair::new(&mut s, &mut c, &hooks);
+    let mut ns: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut rng = workload::Rng(0x5c1c_be4c_0000_0001);
+    // One warm-up round, not counted.
+    workload::drive(name, &mut pair, &mut rng, args.events / 10 + 1)?;
+    for _ in 0..args.rounds.max(1) {
+        let before = pair.infos()?;
+        workload::drive(name, &mut pair, &mut rng, args.events)?;
+        let after = pair.infos()?;
+        for h in &hooks {
+            let (sb, cb) = &before[h];
+            let (sa, ca) = &after[h];
+            let per = |a: &scl_loader::ProgInfo, b: &scl_loader::ProgInfo| {
+                let n = a.run_cnt.saturating_sub(b.run_cnt);
+                if n == 0 {
+                    f64::NAN
+                } else {
+                    a.run_time_ns.saturating_sub(b.run_time_ns) as f64 / n as f64
+                }
+            };
+            let e = ns.entry(h.clone()).or_default();
+            e.0.push(per(sa, sb));
+            e.1.push(per(ca, cb));
+        }
+    }
+    let infos = pair.infos()?;
+    let mut out = Vec::new();
+    for h in &hooks {
+        let (si, ci) = &infos[h];
+        let (sn, cn) = ns.remove(h).unwrap_or_default();
+        let (calls, mismatches) = pair.counts(h);
+        out.push(HookResult {
+            hook: h.clone(),
+            sclc_insns: si.xlated_insns,
+            clang_insns: ci.xlated_insns,
+            sclc_ns: median_f(sn),
+            clang_ns: median_f(cn),
+            calls,
+            mismatches,
+        });
+        let r = out.last().expect("just pushed");
+        eprintln!(
+            "   {:<15} insns {:>4} vs {:>4}   ns {:>7.1} vs {:>7.1}   {} calls, {} different results",
+            r.hook, r.sclc_insns, r.clang_insns, r.sclc_ns, r.clang_ns, r.calls, r.mismatches
+        );
+    }
+    Ok(ExampleResult { name: name.to_string(), sclc_inproc, sclc_process, clang_process, hooks: out })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn markdown(args: &Args, clang: &str, results: &[ExampleResult]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "sclc: {}. Baseline: `{clang}`, `clang -O2 -g -target bpf -mcpu=v3`. Kernel: {}.", revision(), kernel_release());
+    let _ = writeln!(
+        s,
+        "{} events per round, {} rounds (ns: median of the rounds); compile: median of {} in-process compilations, {} process runs.\n",
+        args.events, args.rounds, args.compile_iters, args.process_runs
+    );
+    let _ = writeln!(s, "| example | hook | xlated insns sclc | clang | ratio | ns/call sclc | clang | ratio | same results |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---|");
+    let mut insn_ratios = Vec::new();
+    let mut ns_ratios = Vec::new();
+    let (mut insn_ok, mut ns_ok, mut n) = (0, 0, 0);
+    for r in results {
+        for h in &r.hooks {
+            let ir = f64::from(h.sclc_insns) / f64::from(h.clang_insns.max(1));
+            let nr = h.sclc_ns / h.clang_ns;
+            insn_ratios.push(ir);
+            ns_ratios.push(nr);
+            n += 1;
+            insn_ok += usize::from(ir <= 1.0);
+            ns_ok += usize::from(nr <= 1.0);
+            let same = if h.mismatches == 0 {
+                "yes".to_string()
+            } else if workload::time_dependent(&r.name, &h.hook) {
+                format!("{} of {} differ (time-dependent state)", h.mismatches, h.calls)
+            } else {
+                format!("**no: {} of {} differ**", h.mismatches, h.calls)
+            };
+            let _ = writeln!(
+                s,
+                "| {} | `{}` | {} | {} | {} | {:.1} | {:.1} | {} | {} |",
+                r.name,
+                h.hook,
+                h.sclc_insns,
+                h.clang_insns,
+                ratio(ir),
+                h.sclc_ns,
+                h.clang_ns,
+                ratio(nr),
+                same
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nHooks at or under 1.0x clang: instructions {insn_ok} of {n}, ns {ns_ok} of {n}. Geometric mean of the ratios: instructions {:.2}x, ns {:.2}x.\n",
+        geomean(&insn_ratios),
+        geomean(&ns_ratios)
+    );
+    let _ = writeln!(s, "| example | sclc in-process | sclc process | clang process | clang / sclc in-process | clang / sclc process |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    for r in results {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} ms | {:.1} ms | {:.1} ms | {:.0}x | {:.1}x |",
+            r.name,
+            ms(r.sclc_inproc),
+            ms(r.sclc_process),
+            ms(r.clang_process),
+            r.clang_process.as_secs_f64() / r.sclc_inproc.as_secs_f64(),
+            r.clang_process.as_secs_f64() / r.sclc_process.as_secs_f64()
+        );
+    }
+    s
+}
+
+fn ratio(r: f64) -> String {
+    if r > 1.0 {
+        format!("**{r:.2}x**")
+    } else {
+        format!("{r:.2}x")
+    }
+}
+
+fn geomean(v: &[f64]) -> f64 {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite() && *x > 0.0).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
+}
+
+/// The commit sclc was built from, `+dirty` if the work tree had changes.
+fn revision() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git").current_dir(repo_root()).args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(rev) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            format!("commit {rev}{}", if dirty { "+dirty" } else { "" })
+        }
+        None => "unknown commit".into(),
+    }
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| format!("Linux {}", s.trim())).unwrap_or_else(|_| "Linux".into())
+}
