@@ -12,6 +12,7 @@ mod deploy;
 mod explain;
 mod lsp;
 mod run;
+mod sim;
 mod source;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -43,6 +44,8 @@ enum Command {
     Unload(deploy::UnloadArgs),
     /// Read and write a pinned policy's maps, typed from its BTF (get, set, dump, delete).
     Map(deploy::MapArgs),
+    /// Run a policy in the lock simulator and report throughput, fairness and waits.
+    Sim(sim::SimArgs),
     /// Explain a diagnostic code: what the rule protects and how to fix a violation.
     Explain(explain::ExplainArgs),
     /// Run the language server over stdin and stdout, for editors (see docs/editors.md).
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => deploy::ls(args),
         Command::Unload(args) => deploy::unload(args),
         Command::Map(args) => deploy::map(args),
+        Command::Sim(args) => sim::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Lsp(args) => lsp::run(args),
     });

@@ -1,0 +1,526 @@
+//! The discrete-event engine: threads, the lock models, hooks fired at their moments.
+//!
+//! One lock, one thread per CPU. Each thread loops: think, acquire, hold, release. Each step
+//! that runs a hook is an event at a simulated time; the hook's cost (executed instructions
+//! times `ns_per_insn`, scaled by the core's speed, plus any `wait_until`) delays the
+//! thread's next step. Events are ordered by (time, sequence number), so runs are
+//! deterministic. The lock models are described in `docs/simulator.md`.
+
+use crate::metrics::{self, Collect, Metrics};
+use crate::model::{LockKind, Machine, Workload, FIRST_TID, LOCK_ADDR, TGID};
+use crate::policy::{abi, Hook, HookEnv, Policy};
+use crate::rng::Rng;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The machine.
+    pub machine: Machine,
+    /// The workload.
+    pub workload: Workload,
+    /// Simulated duration, ns.
+    pub duration_ns: u64,
+    /// The seed of every random draw.
+    pub seed: u64,
+}
+
+/// Why a run stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimError {
+    /// The machine or workload is inconsistent.
+    Model(String),
+    /// A hook failed in the VM.
+    Hook {
+        /// The hook.
+        hook: &'static str,
+        /// The VM's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::Model(m) => f.write_str(m),
+            SimError::Hook { hook, message } => write!(f, "hook `{hook}` failed: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Begin,
+    Fast,
+    FastTry(bool),
+    Enqueue,
+    Acquired,
+    Release,
+    Unlock,
+}
+
+/// How a thread takes the lock this time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Exclusive,
+    Read,
+    Write,
+}
+
+pub(crate) struct Thread {
+    pub(crate) cpu: u32,
+    pub(crate) node: u32,
+    pub(crate) tid: u32,
+    rng: Rng,
+    pub(crate) role: Role,
+    begin: u64,
+    granted: u64,
+    pub(crate) bypass: bool,
+    pub(crate) waiting: bool,
+    ready_at: u64,
+    overtaken: u32,
+    wait_start: u64,
+}
+
+struct Lock {
+    /// Exclusive holder (spinlock, mutex) or writer (rwsem).
+    holder: Option<usize>,
+    /// rwsem readers that took the shared count.
+    readers: u32,
+    /// rwsem readers inside through the policy's bypass.
+    bypassers: u32,
+    queue: VecDeque<usize>,
+    /// CPU that last wrote the lock word's cache line, and until when it is busy.
+    line_cpu: Option<u32>,
+    line_busy: u64,
+    prev_node: Option<u32>,
+}
+
+struct Engine<'a> {
+    m: &'a Machine,
+    w: &'a Workload,
+    duration: u64,
+    policy: &'a mut dyn Policy,
+    has: [bool; Hook::ALL.len()],
+    events: BinaryHeap<Reverse<(u64, u64, usize, Ev)>>,
+    seq: u64,
+    now: u64,
+    th: Vec<Thread>,
+    lock: Lock,
+    hook_rng: Rng,
+    c: Collect,
+}
+
+/// Runs one simulation of `cfg` with `policy`. `progress` is called now and then with
+/// (simulated time, duration).
+pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut dyn FnMut(u64, u64)>) -> Result<Metrics, SimError> {
+    cfg.machine.validate().map_err(|e| SimError::Model(e.0))?;
+    cfg.workload.validate(&cfg.machine).map_err(|e| SimError::Model(e.0))?;
+    let mut has = [false; Hook::ALL.len()];
+    for (i, h) in Hook::ALL.iter().enumerate() {
+        has[i] = policy.has(*h);
+    }
+    let mut notes = Vec::new();
+    let lc: Vec<u32> =
+        cfg.workload.threads.iter().enumerate().filter(|(_, t)| t.latency_critical).map(|(i, _)| FIRST_TID + i as u32).collect();
+    let mut marked = false;
+    for &tid in &lc {
+        marked = policy
+            .mark_latency_critical(tid)
+            .map_err(|message| SimError::Hook { hook: "latency_critical (map update)", message })?;
+    }
+    if !lc.is_empty() && !marked && has.iter().any(|h| *h) {
+        notes.push(format!("{}: no `latency_critical` map; the marked threads are only reported separately", policy.name()));
+    }
+    let th = cfg
+        .workload
+        .threads
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Thread {
+            cpu: t.cpu,
+            node: cfg.machine.node(t.cpu),
+            tid: FIRST_TID + i as u32,
+            rng: Rng::stream(cfg.seed, i as u64 + 1),
+            role: Role::Exclusive,
+            begin: 0,
+            granted: 0,
+            bypass: false,
+            waiting: false,
+            ready_at: 0,
+            overtaken: 0,
+            wait_start: 0,
+        })
+        .collect::<Vec<_>>();
+    let n = th.len();
+    let mut e = Engine {
+        m: &cfg.machine,
+        w: &cfg.workload,
+        duration: cfg.duration_ns,
+        policy,
+        has,
+        events: BinaryHeap::new(),
+        seq: 0,
+        now: 0,
+        th,
+        lock: Lock {
+            holder: None,
+            readers: 0,
+            bypassers: 0,
+            queue: VecDeque::new(),
+            line_cpu: None,
+            line_busy: 0,
+            prev_node: None,
+        },
+        hook_rng: Rng::stream(cfg.seed, 0),
+        c: Collect::new(n),
+    };
+    e.c.notes = notes;
+    // Threads start at staggered times within the first mean think time.
+    for t in 0..n {
+        let spec = &cfg.workload.threads[t];
+        let start = e.th[t].rng.below(spec.think.mean() as u64 + 1);
+        e.schedule(start, t, Ev::Begin);
+    }
+    let mut count = 0u64;
+    while let Some(Reverse((time, _, t, ev))) = e.events.pop() {
+        if time >= e.duration {
+            break;
+        }
+        e.now = time;
+        e.step(t, ev)?;
+        count += 1;
+        if count & 8191 == 0 {
+            if let Some(p) = progress.as_mut() {
+                p(time, e.duration);
+            }
+        }
+    }
+    if let Some(p) = progress.as_mut() {
+        p(e.duration, e.duration);
+    }
+    for t in &e.th {
+        if t.waiting {
+            e.c.in_flight_max = e.c.in_flight_max.max(e.duration.saturating_sub(t.begin));
+        }
+    }
+    let name = e.policy.name().to_string();
+    Ok(metrics::finish(e.c, &name, cfg, &e.th))
+}
+
+impl Engine<'_> {
+    fn schedule(&mut self, at: u64, t: usize, ev: Ev) {
+        self.seq += 1;
+        self.events.push(Reverse((at, self.seq, t, ev)));
+    }
+
+    fn has(&self, h: Hook) -> bool {
+        self.has[h as usize]
+    }
+
+    fn ctx(&self, t: usize) -> [u8; 128] {
+        let th = &self.th[t];
+        let mut c = [0u8; 128];
+        abi::put_u64(&mut c, abi::LOCK, LOCK_ADDR);
+        abi::put_u32(&mut c, abi::KIND, self.w.lock.abi());
+        let flags = match th.role {
+            Role::Exclusive => 0,
+            Role::Read => abi::F_READER,
+            Role::Write => abi::F_WRITER,
+        };
+        abi::put_u32(&mut c, abi::FLAGS, flags);
+        abi::put_u32(&mut c, abi::CPU, th.cpu);
+        abi::put_u32(&mut c, abi::NUMA_NODE, th.node);
+        abi::put_u32(&mut c, abi::TID, th.tid);
+        abi::put_u32(&mut c, abi::TGID, TGID);
+        c
+    }
+
+    fn put_waiter(&self, c: &mut [u8; 128], off: usize, t: usize) {
+        let th = &self.th[t];
+        abi::put_u32(c, off, th.cpu);
+        abi::put_u32(c, off + 4, th.node);
+        abi::put_u32(c, off + 8, th.tid);
+        abi::put_u32(c, off + 12, self.w.threads[t].prio);
+        abi::put_u64(c, off + 16, th.wait_start);
+        // `data` (per_waiter state): nothing writes it in ABI v1, so it stays 0.
+        abi::put_u64(c, off + 24, 0);
+    }
+
+    /// Runs `hook` for thread `t` at simulated time `at` with context `ctx`. Returns its
+    /// decision (false when the policy has no such hook) and when the thread is done with it.
+    fn hook_ctx(&mut self, h: Hook, t: usize, at: u64, mut ctx: [u8; 128]) -> Result<(bool, u64), SimError> {
+        if !self.has(h) {
+            return Ok((false, at));
+        }
+        let th = &self.th[t];
+        let mut env = HookEnv {
+            now: at,
+            cpu: th.cpu,
+            numa_node: th.node,
+            pid_tgid: (u64::from(TGID) << 32) | u64::from(th.tid),
+            rng: &mut self.hook_rng,
+            waited_ns: 0,
+        };
+        let out = self.policy.call(h, &mut ctx, &mut env).map_err(|message| SimError::Hook { hook: h.name(), message })?;
+        let waited = env.waited_ns;
+        let cost = self.m.scaled(th.cpu, out.insns as f64 * self.m.ns_per_insn);
+        let end = env.now + cost;
+        self.c.hook(h, out.insns, waited, end - at);
+        Ok((out.ret != 0, end))
+    }
+
+    fn hook(&mut self, h: Hook, t: usize, at: u64) -> Result<(bool, u64), SimError> {
+        if !self.has(h) {
+            return Ok((false, at));
+        }
+        let ctx = self.ctx(t);
+        self.hook_ctx(h, t, at, ctx)
+    }
+
+    /// Performs an atomic on the lock word's cache line for `cpu`, starting no earlier
+    /// than `at`; returns when it completes. Atomics on the line are serialised.
+    fn line_op(&mut self, cpu: u32, at: u64) -> u64 {
+        let start = at.max(self.lock.line_busy);
+        let done = start + self.m.transfer_ns(self.lock.line_cpu, cpu);
+        self.lock.line_busy = done;
+        self.lock.line_cpu = Some(cpu);
+        done
+    }
+
+    /// Whether `t` could take the lock now, ignoring the queue.
+    fn free_for(&self, t: usize) -> bool {
+        match self.th[t].role {
+            Role::Exclusive | Role::Read => self.lock.holder.is_none(),
+            Role::Write => self.lock.holder.is_none() && self.lock.readers == 0,
+        }
+    }
+
+    /// `t` owns the lock from `at` on (its state changes now); its acquisition completes
+    /// once it has the lock word's cache line (bypassed reads: at once).
+    fn grant(&mut self, t: usize, at: u64) {
+        let role = self.th[t].role;
+        let bypass = self.th[t].bypass;
+        match role {
+            Role::Exclusive | Role::Write => self.lock.holder = Some(t),
+            Role::Read if bypass => self.lock.bypassers += 1,
+            Role::Read => self.lock.readers += 1,
+        }
+        let th = &mut self.th[t];
+        th.granted = at;
+        let (cpu, node) = (th.cpu, th.node);
+        if !bypass {
+            if let Some(p) = self.lock.prev_node.replace(node) {
+                self.c.handoff(p == node);
+            }
+        }
+        let done = if bypass { at } else { self.line_op(cpu, at) };
+        self.schedule(done, t, Ev::Acquired);
+    }
+
+    fn step(&mut self, t: usize, ev: Ev) -> Result<(), SimError> {
+        let now = self.now;
+        match ev {
+            Ev::Begin => {
+                let spec = &self.w.threads[t];
+                let read_ratio = spec.read_ratio;
+                let th = &mut self.th[t];
+                th.role = match self.w.lock {
+                    LockKind::Rwsem if th.rng.unit() < read_ratio => Role::Read,
+                    LockKind::Rwsem => Role::Write,
+                    _ => Role::Exclusive,
+                };
+                th.begin = now;
+                th.bypass = false;
+                th.waiting = true;
+                let (_, end) = self.hook(Hook::ToAcquire, t, now)?;
+                self.schedule(end, t, Ev::Fast);
+            }
+            Ev::Fast => {
+                let mut at = now;
+                if self.th[t].role == Role::Read && self.has(Hook::BypassAcquire) {
+                    let (ok, end) = self.hook(Hook::BypassAcquire, t, now)?;
+                    if ok {
+                        self.th[t].bypass = true;
+                        self.grant(t, end);
+                        return Ok(());
+                    }
+                    at = end;
+                }
+                let allow = if self.has(Hook::EnableFastpath) {
+                    let (ok, end) = self.hook(Hook::EnableFastpath, t, at)?;
+                    at = end;
+                    ok
+                } else {
+                    true
+                };
+                if at == now {
+                    self.step(t, Ev::FastTry(allow))?;
+                } else {
+                    self.schedule(at, t, Ev::FastTry(allow));
+                }
+            }
+            Ev::FastTry(allow) => {
+                if allow && self.lock.queue.is_empty() && self.free_for(t) {
+                    self.grant(t, now);
+                } else {
+                    if !allow {
+                        self.c.fastpath_refused += 1;
+                    }
+                    self.c.contended += 1;
+                    let (_, end) = self.hook(Hook::Contended, t, now)?;
+                    if end == now {
+                        self.step(t, Ev::Enqueue)?;
+                    } else {
+                        self.schedule(end, t, Ev::Enqueue);
+                    }
+                }
+            }
+            Ev::Enqueue => {
+                if self.lock.queue.is_empty() && self.free_for(t) {
+                    self.grant(t, now);
+                } else {
+                    let th = &mut self.th[t];
+                    th.wait_start = now;
+                    th.ready_at = now;
+                    th.overtaken = 0;
+                    self.lock.queue.push_back(t);
+                }
+            }
+            Ev::Acquired => {
+                let th = &mut self.th[t];
+                th.waiting = false;
+                self.c.acquired(t, th.role, th.bypass, now - th.begin);
+                let (_, end) = self.hook(Hook::Acquired, t, now)?;
+                let spec = &self.w.threads[t];
+                let dist = if self.th[t].role == Role::Read { spec.read_cs } else { spec.cs };
+                let cs = dist.sample(&mut self.th[t].rng);
+                let cs = self.m.scaled(self.th[t].cpu, cs).max(1);
+                self.schedule(end + cs, t, Ev::Release);
+            }
+            Ev::Release => {
+                let (_, mut end) = self.hook(Hook::ToRelease, t, now)?;
+                if self.th[t].role == Role::Read && self.has(Hook::BypassRelease) {
+                    let (was, e2) = self.hook(Hook::BypassRelease, t, end)?;
+                    if was != self.th[t].bypass {
+                        self.c.protocol_errors += 1;
+                    }
+                    end = e2;
+                }
+                self.schedule(end, t, Ev::Unlock);
+            }
+            Ev::Unlock => {
+                let th = &self.th[t];
+                let (role, bypass, cpu, granted) = (th.role, th.bypass, th.cpu, th.granted);
+                self.c.hold(t, now.saturating_sub(granted));
+                let released = match role {
+                    Role::Exclusive | Role::Write => {
+                        self.lock.holder = None;
+                        self.line_op(cpu, now)
+                    }
+                    Role::Read if bypass => {
+                        self.lock.bypassers -= 1;
+                        now
+                    }
+                    Role::Read => {
+                        self.lock.readers -= 1;
+                        self.line_op(cpu, now)
+                    }
+                };
+                self.dispatch(now)?;
+                let (_, end) = self.hook(Hook::Released, t, released)?;
+                let think = self.w.threads[t].think.sample(&mut self.th[t].rng);
+                let next = end + self.m.scaled(cpu, think);
+                if next < self.duration {
+                    self.schedule(next, t, Ev::Begin);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the lock to the waiters at the head of the queue that may have it now, then
+    /// lets the new head shuffle.
+    fn dispatch(&mut self, now: u64) -> Result<(), SimError> {
+        let mut popped = false;
+        while let Some(&h) = self.lock.queue.front() {
+            if !self.free_for(h) {
+                break;
+            }
+            self.lock.queue.pop_front();
+            popped = true;
+            let wake = if self.w.lock == LockKind::Spinlock { 0 } else { self.m.wakeup_ns };
+            let at = now.max(self.th[h].ready_at) + wake;
+            self.grant(h, at);
+            if self.th[h].role != Role::Read {
+                break;
+            }
+        }
+        if popped {
+            self.shuffle(now)?;
+        }
+        Ok(())
+    }
+
+    /// One shuffle round by the waiter at the head of the queue (ShflLock): `skip_reorder`
+    /// once, then `should_reorder` per candidate behind it; approved candidates move right
+    /// behind the shuffler (after the ones moved before them), in queue order. Bound: no
+    /// waiter is overtaken more than `max_overtake` times; the round stops at the first
+    /// waiter that has reached the bound.
+    fn shuffle(&mut self, now: u64) -> Result<(), SimError> {
+        if !self.has(Hook::ShouldReorder) || self.lock.queue.len() < 3 {
+            return Ok(());
+        }
+        let s = self.lock.queue[0];
+        let bound = self.w.max_overtake;
+        let mut at = now.max(self.th[s].ready_at);
+        let mut base = self.ctx(s);
+        self.put_waiter(&mut base, abi::SHUFFLER, s);
+        self.c.shuffle.rounds += 1;
+        let (skip, end) = self.hook_ctx(Hook::SkipReorder, s, at, base)?;
+        at = end;
+        if skip {
+            self.c.shuffle.skipped += 1;
+            self.th[s].ready_at = at;
+            return Ok(());
+        }
+        let mut insert = 1;
+        let mut i = 1;
+        while i < self.lock.queue.len() {
+            let cand = self.lock.queue[i];
+            let mut ctx = base;
+            self.put_waiter(&mut ctx, abi::CANDIDATE, cand);
+            let (ok, end) = self.hook_ctx(Hook::ShouldReorder, s, at, ctx)?;
+            at = end;
+            if ok {
+                if i > insert {
+                    let mut at_bound = false;
+                    for k in insert..i {
+                        let p = self.lock.queue[k];
+                        self.th[p].overtaken += 1;
+                        self.c.shuffle.max_overtaken = self.c.shuffle.max_overtaken.max(self.th[p].overtaken);
+                        at_bound |= self.th[p].overtaken >= bound;
+                    }
+                    let c = self.lock.queue.remove(i).expect("in range");
+                    self.lock.queue.insert(insert, c);
+                    self.c.shuffle.moves += 1;
+                    if at_bound {
+                        self.c.shuffle.bound_hits += 1;
+                        break;
+                    }
+                }
+                insert += 1;
+            } else if self.th[cand].overtaken >= bound {
+                self.c.shuffle.bound_hits += 1;
+                break;
+            }
+            i += 1;
+        }
+        self.th[s].ready_at = at;
+        Ok(())
+    }
+}

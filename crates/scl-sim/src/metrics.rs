@@ -1,0 +1,432 @@
+//! What a run measured, and the side-by-side table of several runs.
+
+use crate::engine::{Config, Role, Thread};
+use crate::policy::Hook;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Wait-time statistics (ns) of a set of acquisitions. Wait runs from the start of an
+/// acquisition attempt (before `to_acquire`) to the moment the acquisition completes (the
+/// lock word's cache line is the thread's, just before `acquired`), so it includes hook
+/// costs, policy back-offs and cache-line transfers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WaitStats {
+    /// Completed waits.
+    pub count: u64,
+    /// Mean.
+    pub mean_ns: f64,
+    /// Median (nearest rank).
+    pub p50_ns: u64,
+    /// 99th percentile (nearest rank).
+    pub p99_ns: u64,
+    /// Longest completed wait.
+    pub max_ns: u64,
+}
+
+impl WaitStats {
+    fn of(mut v: Vec<u64>) -> WaitStats {
+        if v.is_empty() {
+            return WaitStats::default();
+        }
+        v.sort_unstable();
+        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        WaitStats {
+            count: v.len() as u64,
+            mean_ns: v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64,
+            p50_ns: rank(0.50),
+            p99_ns: rank(0.99),
+            max_ns: *v.last().unwrap(),
+        }
+    }
+}
+
+/// One thread's share.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThreadMetrics {
+    /// Thread id.
+    pub tid: u32,
+    /// CPU.
+    pub cpu: u32,
+    /// NUMA node.
+    pub node: u32,
+    /// Acquisitions in the run.
+    pub acquisitions: u64,
+    /// Time it held the lock, ns.
+    pub hold_ns: u64,
+    /// Marked latency-critical.
+    pub latency_critical: bool,
+}
+
+/// Reads or writes of an rwsem.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RoleMetrics {
+    /// Acquisitions.
+    pub acquisitions: u64,
+    /// Acquisitions per simulated second.
+    pub throughput: f64,
+    /// Of which through the policy's bypass.
+    pub bypassed: u64,
+    /// Their waits.
+    pub wait: WaitStats,
+}
+
+/// What the shuffler did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ShuffleMetrics {
+    /// Rounds (a new queue head with at least two waiters behind it).
+    pub rounds: u64,
+    /// Rounds that `skip_reorder` skipped.
+    pub skipped: u64,
+    /// Waiters moved forward.
+    pub moves: u64,
+    /// Rounds stopped by the reorder bound.
+    pub bound_hits: u64,
+    /// Most times any waiter was overtaken while queued (never above `bound`).
+    pub max_overtaken: u32,
+    /// The bound (`max_overtake`).
+    pub bound: u32,
+}
+
+/// Hook calls and their cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HookMetrics {
+    /// Calls per hook.
+    pub calls: BTreeMap<String, u64>,
+    /// Instructions executed in all.
+    pub insns: u64,
+    /// Simulated time spent in `back_off`/`sleep` waits, ns.
+    pub waited_ns: u64,
+    /// The longest single hook call: its waits plus its instructions, ns.
+    pub max_call_ns: u64,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Metrics {
+    /// The policy's name.
+    pub policy: String,
+    /// Simulated duration, ns.
+    pub duration_ns: u64,
+    /// The seed.
+    pub seed: u64,
+    /// Acquisitions completed within the duration.
+    pub acquisitions: u64,
+    /// Acquisitions per simulated second.
+    pub throughput: f64,
+    /// Jain's fairness index of hold time per thread: 1 is perfectly even, 1/n is one
+    /// thread holding the lock all the time.
+    pub fairness: f64,
+    /// Share of acquisitions of the lock word whose holder is on the same socket as the
+    /// previous holder (bypassed rwsem reads do not count).
+    pub local_handoff_ratio: f64,
+    /// All waits.
+    pub wait: WaitStats,
+    /// Waits of the latency-critical threads (when there are any).
+    pub wait_latency_critical: Option<WaitStats>,
+    /// Waits of the other threads (when some are latency-critical).
+    pub wait_others: Option<WaitStats>,
+    /// Longest wait still unfinished when the run ended (a starving waiter shows here).
+    pub max_wait_in_flight_ns: u64,
+    /// rwsem reads.
+    pub reads: Option<RoleMetrics>,
+    /// rwsem writes.
+    pub writes: Option<RoleMetrics>,
+    /// Fast-path failures (the task queued or found the queue busy).
+    pub contended: u64,
+    /// Acquisitions whose fast path `enable_fastpath` refused.
+    pub fastpath_refused: u64,
+    /// Releases where `bypass_release` disagreed with how the read was taken.
+    pub protocol_errors: u64,
+    /// The shuffler.
+    pub shuffle: ShuffleMetrics,
+    /// Hooks.
+    pub hooks: HookMetrics,
+    /// Per thread.
+    pub threads: Vec<ThreadMetrics>,
+    /// Remarks on the run (a latency-critical set without a map to write it to, ...).
+    pub notes: Vec<String>,
+}
+
+impl Metrics {
+    /// The longest wait, finished or not.
+    pub fn max_wait_ns(&self) -> u64 {
+        self.wait.max_ns.max(self.max_wait_in_flight_ns)
+    }
+}
+
+pub(crate) struct Collect {
+    acq: Vec<u64>,
+    hold: Vec<u64>,
+    waits: Vec<(u32, Role, u64)>,
+    roles: [(u64, u64); 2],
+    handoffs: u64,
+    local: u64,
+    calls: [u64; Hook::ALL.len()],
+    insns: u64,
+    waited_ns: u64,
+    max_call_ns: u64,
+    pub(crate) contended: u64,
+    pub(crate) fastpath_refused: u64,
+    pub(crate) protocol_errors: u64,
+    pub(crate) in_flight_max: u64,
+    pub(crate) shuffle: ShuffleMetrics,
+    pub(crate) notes: Vec<String>,
+}
+
+impl Collect {
+    pub(crate) fn new(n: usize) -> Collect {
+        Collect {
+            acq: vec![0; n],
+            hold: vec![0; n],
+            waits: Vec::new(),
+            roles: [(0, 0); 2],
+            handoffs: 0,
+            local: 0,
+            calls: [0; Hook::ALL.len()],
+            insns: 0,
+            waited_ns: 0,
+            max_call_ns: 0,
+            contended: 0,
+            fastpath_refused: 0,
+            protocol_errors: 0,
+            in_flight_max: 0,
+            shuffle: ShuffleMetrics::default(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn hook(&mut self, h: Hook, insns: u64, waited: u64, took: u64) {
+        self.max_call_ns = self.max_call_ns.max(took);
+        self.calls[h as usize] += 1;
+        self.insns += insns;
+        self.waited_ns += waited;
+    }
+
+    pub(crate) fn handoff(&mut self, local: bool) {
+        self.handoffs += 1;
+        self.local += u64::from(local);
+    }
+
+    pub(crate) fn acquired(&mut self, t: usize, role: Role, bypass: bool, wait: u64) {
+        self.waits.push((t as u32, role, wait));
+        self.acq[t] += 1;
+        match role {
+            Role::Read => {
+                self.roles[0].0 += 1;
+                self.roles[0].1 += u64::from(bypass);
+            }
+            Role::Write => self.roles[1].0 += 1,
+            Role::Exclusive => {}
+        }
+    }
+
+    pub(crate) fn hold(&mut self, t: usize, ns: u64) {
+        self.hold[t] += ns;
+    }
+}
+
+/// Jain's fairness index of `x`: (Σx)² / (n Σx²); 1 for an empty or all-zero set.
+pub fn jain(x: &[f64]) -> f64 {
+    let s: f64 = x.iter().sum();
+    let s2: f64 = x.iter().map(|v| v * v).sum();
+    if s2 == 0.0 {
+        1.0
+    } else {
+        s * s / (x.len() as f64 * s2)
+    }
+}
+
+pub(crate) fn finish(c: Collect, policy: &str, cfg: &Config, th: &[Thread]) -> Metrics {
+    let secs = cfg.duration_ns as f64 / 1e9;
+    let specs = &cfg.workload.threads;
+    let lc_any = specs.iter().any(|t| t.latency_critical);
+    let pick = |f: &dyn Fn(usize, Role) -> bool| -> WaitStats {
+        WaitStats::of(c.waits.iter().filter(|(t, r, _)| f(*t as usize, *r)).map(|w| w.2).collect())
+    };
+    let acquisitions: u64 = c.acq.iter().sum();
+    let rwsem = cfg.workload.lock == crate::model::LockKind::Rwsem;
+    let role = |i: usize, r: Role| RoleMetrics {
+        acquisitions: c.roles[i].0,
+        throughput: c.roles[i].0 as f64 / secs,
+        bypassed: c.roles[i].1,
+        wait: pick(&|_, rr| rr == r),
+    };
+    let mut calls = BTreeMap::new();
+    for h in Hook::ALL {
+        if c.calls[h as usize] > 0 {
+            calls.insert(h.name().to_string(), c.calls[h as usize]);
+        }
+    }
+    Metrics {
+        policy: policy.to_string(),
+        duration_ns: cfg.duration_ns,
+        seed: cfg.seed,
+        acquisitions,
+        throughput: acquisitions as f64 / secs,
+        fairness: jain(&c.hold.iter().map(|h| *h as f64).collect::<Vec<_>>()),
+        local_handoff_ratio: if c.handoffs == 0 { 0.0 } else { c.local as f64 / c.handoffs as f64 },
+        wait: pick(&|_, _| true),
+        wait_latency_critical: lc_any.then(|| pick(&|t, _| specs[t].latency_critical)),
+        wait_others: lc_any.then(|| pick(&|t, _| !specs[t].latency_critical)),
+        max_wait_in_flight_ns: c.in_flight_max,
+        reads: rwsem.then(|| role(0, Role::Read)),
+        writes: rwsem.then(|| role(1, Role::Write)),
+        contended: c.contended,
+        fastpath_refused: c.fastpath_refused,
+        protocol_errors: c.protocol_errors,
+        shuffle: ShuffleMetrics { bound: cfg.workload.max_overtake, ..c.shuffle },
+        hooks: HookMetrics { calls, insns: c.insns, waited_ns: c.waited_ns, max_call_ns: c.max_call_ns },
+        threads: th
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ThreadMetrics {
+                tid: t.tid,
+                cpu: t.cpu,
+                node: t.node,
+                acquisitions: c.acq[i],
+                hold_ns: c.hold[i],
+                latency_critical: specs[i].latency_critical,
+            })
+            .collect(),
+        notes: c.notes,
+    }
+}
+
+fn si(v: f64) -> String {
+    if v >= 1e9 {
+        format!("{:.2}G", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// `ns` as a short duration: `850 ns`, `12.3 us`, `4.10 ms`.
+pub fn ns(v: u64) -> String {
+    let f = v as f64;
+    if f >= 1e6 {
+        format!("{:.2} ms", f / 1e6)
+    } else if f >= 1e4 {
+        format!("{:.1} us", f / 1e3)
+    } else if f >= 1e3 {
+        format!("{:.2} us", f / 1e3)
+    } else {
+        format!("{v} ns")
+    }
+}
+
+/// A row of the side-by-side table: label, value, how to print it.
+type Row = (&'static str, Option<f64>, fn(f64) -> String);
+
+/// The rows of the side-by-side table for one run.
+fn rows(m: &Metrics) -> Vec<Row> {
+    let n = |v: u64| Some(v as f64);
+    let t: fn(f64) -> String = |v| ns(v as u64);
+    let r: fn(f64) -> String = |v| format!("{v:.3}");
+    let c: fn(f64) -> String = |v| format!("{}/s", si(v));
+    let k: fn(f64) -> String = si;
+    let mut v = vec![
+        ("throughput (acquisitions/s)", Some(m.throughput), c),
+        ("acquisitions", n(m.acquisitions), k),
+        ("fairness (Jain, hold time)", Some(m.fairness), r),
+        ("local hand-off ratio", Some(m.local_handoff_ratio), r),
+        ("wait p50", n(m.wait.p50_ns), t),
+        ("wait p99", n(m.wait.p99_ns), t),
+        ("wait max", n(m.max_wait_ns()), t),
+    ];
+    if let Some(w) = &m.wait_latency_critical {
+        v.push(("latency-critical wait p50", n(w.p50_ns), t));
+        v.push(("latency-critical wait p99", n(w.p99_ns), t));
+        v.push(("latency-critical wait max", n(w.max_ns), t));
+    }
+    if let Some(w) = &m.wait_others {
+        v.push(("other threads wait p99", n(w.p99_ns), t));
+    }
+    if let (Some(rd), Some(wr)) = (&m.reads, &m.writes) {
+        v.push(("reads/s", Some(rd.throughput), c));
+        v.push(("reads bypassed", n(rd.bypassed), k));
+        v.push(("read wait p99", n(rd.wait.p99_ns), t));
+        v.push(("writes/s", Some(wr.throughput), c));
+        v.push(("write wait p99", n(wr.wait.p99_ns), t));
+    }
+    v.push(("shuffle moves", n(m.shuffle.moves), k));
+    v.push(("most overtakes of one waiter", n(u64::from(m.shuffle.max_overtaken)), k));
+    v.push(("hook calls", n(m.hooks.calls.values().sum()), k));
+    v.push(("hook time waiting (back_off/sleep)", n(m.hooks.waited_ns), t));
+    v
+}
+
+/// The runs side by side as a text table; with two or more runs, a ratio column of the last
+/// run over the first.
+pub fn table(runs: &[Metrics]) -> String {
+    let mut out = String::new();
+    if runs.is_empty() {
+        return out;
+    }
+    let all: Vec<_> = runs.iter().map(rows).collect();
+    let label_w = all[0].iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let mut cols: Vec<Vec<String>> = Vec::new();
+    let head: Vec<String> = runs.iter().map(|m| m.policy.clone()).collect();
+    for rs in &all {
+        cols.push(rs.iter().map(|(_, v, f)| v.map(f).unwrap_or_else(|| "-".into())).collect());
+    }
+    let widths: Vec<usize> =
+        cols.iter().zip(&head).map(|(c, h)| c.iter().map(|s| s.len()).chain([h.len()]).max().unwrap_or(0)).collect();
+    let _ = write!(out, "{:label_w$}", "");
+    for (h, w) in head.iter().zip(&widths) {
+        let _ = write!(out, "  {h:>w$}");
+    }
+    if runs.len() > 1 {
+        let _ = write!(out, "  {:>7}", "ratio");
+    }
+    out.push('\n');
+    for (i, (label, _, _)) in all[0].iter().enumerate() {
+        let _ = write!(out, "{label:label_w$}");
+        for (c, w) in cols.iter().zip(&widths) {
+            let _ = write!(out, "  {:>w$}", c.get(i).map(String::as_str).unwrap_or("-"));
+        }
+        if runs.len() > 1 {
+            let first = all[0][i].1;
+            let last = all.last().unwrap().get(i).and_then(|r| r.1);
+            let ratio = match (first, last) {
+                (Some(a), Some(b)) if a != 0.0 => format!("{:.2}x", b / a),
+                _ => "-".into(),
+            };
+            let _ = write!(out, "  {ratio:>7}");
+        }
+        out.push('\n');
+    }
+    for m in runs {
+        for n in &m.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        if m.protocol_errors > 0 {
+            let _ = writeln!(
+                out,
+                "warning: {}: bypass_release disagreed {} times with how the read was taken",
+                m.policy, m.protocol_errors
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jain_and_percentiles() {
+        assert!((jain(&[1.0, 1.0, 1.0]) - 1.0).abs() < 1e-12);
+        assert!((jain(&[1.0, 0.0, 0.0, 0.0]) - 0.25).abs() < 1e-12);
+        let w = WaitStats::of((1..=100).collect());
+        assert_eq!((w.p50_ns, w.p99_ns, w.max_ns, w.count), (50, 99, 100, 100));
+        assert_eq!(WaitStats::of(vec![]).count, 0);
+        assert_eq!(ns(850), "850 ns");
+        assert_eq!(ns(4_100_000), "4.10 ms");
+    }
+}

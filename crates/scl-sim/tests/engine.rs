@@ -1,0 +1,291 @@
+//! The lock models with native (Rust) policies: determinism, the context the hooks get, the
+//! reorder bound, costs and waits, and the three lock kinds.
+
+use scl_sim::abi::{self, get_u32, get_u64};
+use scl_sim::model::{FIRST_TID, LOCK_ADDR, TGID};
+use scl_sim::{simulate, Config, Dist, Hook, HookEnv, HookOutcome, LockKind, Machine, Metrics, Policy, Workload, WorkloadDefaults};
+
+/// A policy written in Rust: a decision function per hook, a fixed instruction count, and
+/// an optional wait, with every context it saw checked by `check`.
+struct Native {
+    hooks: Vec<Hook>,
+    decide: fn(Hook, &[u8; 128]) -> bool,
+    insns: u64,
+    wait_ns: u64,
+    check: fn(Hook, &[u8; 128], &HookEnv<'_>),
+    calls: Vec<(Hook, u32)>,
+}
+
+impl Native {
+    fn new(hooks: &[Hook], decide: fn(Hook, &[u8; 128]) -> bool) -> Native {
+        Native { hooks: hooks.to_vec(), decide, insns: 10, wait_ns: 0, check: |_, _, _| {}, calls: Vec::new() }
+    }
+}
+
+impl Policy for Native {
+    fn name(&self) -> &str {
+        "native"
+    }
+
+    fn has(&self, hook: Hook) -> bool {
+        self.hooks.contains(&hook)
+    }
+
+    fn call(&mut self, hook: Hook, ctx: &mut [u8; 128], env: &mut HookEnv<'_>) -> Result<HookOutcome, String> {
+        (self.check)(hook, ctx, env);
+        self.calls.push((hook, get_u32(ctx, abi::TID)));
+        if self.wait_ns > 0 {
+            let d = env.now + self.wait_ns;
+            env.wait_until(d);
+        }
+        Ok(HookOutcome { ret: u64::from((self.decide)(hook, ctx)), insns: self.insns })
+    }
+
+    fn mark_latency_critical(&mut self, _: u32) -> Result<bool, String> {
+        Ok(false)
+    }
+}
+
+fn cfg(lock: LockKind, threads: u32, ms: u64) -> Config {
+    let machine = Machine::symmetric(2, 8);
+    let d = WorkloadDefaults { lock, ..WorkloadDefaults::default() };
+    let workload = Workload::uniform(&machine, threads, &d).unwrap();
+    Config { machine, workload, duration_ns: ms * 1_000_000, seed: 42 }
+}
+
+fn fifo(c: &Config) -> Metrics {
+    simulate(c, &mut scl_sim::Fifo, None).unwrap()
+}
+
+#[test]
+fn a_seed_fixes_the_run() {
+    let c = cfg(LockKind::Spinlock, 16, 5);
+    assert_eq!(fifo(&c), fifo(&c));
+    let other = Config { seed: 43, ..c.clone() };
+    assert_ne!(fifo(&c).threads, fifo(&other).threads);
+}
+
+#[test]
+fn fifo_is_fifo_and_fair() {
+    let c = cfg(LockKind::Spinlock, 16, 10);
+    let m = fifo(&c);
+    assert!(m.acquisitions > 5_000, "{}", m.acquisitions);
+    assert_eq!(m.shuffle.moves, 0);
+    assert_eq!(m.hooks.calls.len(), 0);
+    assert!(m.fairness > 0.98, "{}", m.fairness);
+    // Threads alternate sockets, so FIFO hands off locally about half the time.
+    assert!((0.35..0.65).contains(&m.local_handoff_ratio), "{}", m.local_handoff_ratio);
+    assert!(m.wait.p50_ns <= m.wait.p99_ns && m.wait.p99_ns <= m.wait.max_ns);
+    // Saturated: throughput is about one critical section plus a hand-off per acquisition.
+    let cycle = 1_000.0 + 0.5 * 40.0 + 0.5 * 200.0;
+    assert!((m.throughput - 1e9 / cycle).abs() / (1e9 / cycle) < 0.1, "{}", m.throughput);
+}
+
+#[test]
+fn the_kinds_behave_as_their_kernel_namesakes() {
+    let spin = fifo(&cfg(LockKind::Spinlock, 16, 10));
+    let mutex = fifo(&cfg(LockKind::Mutex, 16, 10));
+    // A mutex hand-off wakes a sleeper: slower than a spinning waiter.
+    assert!(mutex.throughput < spin.throughput * 0.7, "{} vs {}", mutex.throughput, spin.throughput);
+    let mut rw = cfg(LockKind::Rwsem, 16, 10);
+    for t in &mut rw.workload.threads {
+        t.read_ratio = 1.0;
+    }
+    let reads = fifo(&rw);
+    // Readers share the lock: far more acquisitions than the exclusive lock, bounded by the
+    // shared count's cache line.
+    assert!(reads.throughput > spin.throughput * 2.0, "{} vs {}", reads.throughput, spin.throughput);
+    assert_eq!(reads.writes.as_ref().unwrap().acquisitions, 0);
+    for t in &mut rw.workload.threads {
+        t.read_ratio = 0.0;
+    }
+    let writes = fifo(&rw);
+    assert!(writes.throughput < mutex.throughput * 1.1, "{} vs {}", writes.throughput, mutex.throughput);
+}
+
+#[test]
+fn hooks_get_the_context_of_the_abi() {
+    let c = cfg(LockKind::Rwsem, 16, 2);
+    let mut p = Native::new(&Hook::ALL, |h, ctx| match h {
+        Hook::EnableFastpath => get_u32(ctx, abi::TID) & 1 == 0,
+        Hook::ShouldReorder => get_u32(ctx, abi::CANDIDATE + 4) == get_u32(ctx, abi::SHUFFLER + 4),
+        _ => false,
+    });
+    p.check = |h, ctx, env| {
+        assert_eq!(get_u64(ctx, abi::LOCK), LOCK_ADDR);
+        assert_eq!(get_u32(ctx, abi::KIND), 2);
+        let flags = get_u32(ctx, abi::FLAGS);
+        assert!(flags == abi::F_READER || flags == abi::F_WRITER, "{flags}");
+        if matches!(h, Hook::BypassAcquire | Hook::BypassRelease) {
+            assert_eq!(flags, abi::F_READER);
+        }
+        let (cpu, node, tid) = (get_u32(ctx, abi::CPU), get_u32(ctx, abi::NUMA_NODE), get_u32(ctx, abi::TID));
+        assert_eq!(cpu, env.cpu);
+        assert_eq!(node, cpu / 8);
+        assert_eq!(node, env.numa_node);
+        assert_eq!(get_u32(ctx, abi::TGID), TGID);
+        assert_eq!(env.pid_tgid, (u64::from(TGID) << 32) | u64::from(tid));
+        // Thread i is spread over the sockets: CPU (i % 2) * 8 + i / 2.
+        let i = tid - FIRST_TID;
+        assert_eq!(cpu, (i % 2) * 8 + i / 2);
+        let reorder = matches!(h, Hook::ShouldReorder | Hook::SkipReorder);
+        if reorder {
+            assert_eq!(get_u32(ctx, abi::SHUFFLER + 8), tid, "the shuffler runs its own reorder hooks");
+            assert_eq!(get_u32(ctx, abi::SHUFFLER), cpu);
+            assert_eq!(get_u32(ctx, abi::SHUFFLER + 12), 120);
+            assert!(get_u64(ctx, abi::SHUFFLER + 16) <= env.now);
+        } else {
+            assert!(ctx[32..64].iter().all(|b| *b == 0));
+        }
+        if h == Hook::ShouldReorder {
+            let cand = get_u32(ctx, abi::CANDIDATE + 8);
+            assert_ne!(cand, tid);
+            let j = cand - FIRST_TID;
+            assert_eq!(get_u32(ctx, abi::CANDIDATE), (j % 2) * 8 + j / 2);
+            assert_eq!(get_u32(ctx, abi::CANDIDATE + 4), j % 2);
+            assert!(get_u64(ctx, abi::CANDIDATE + 16) <= env.now);
+        } else {
+            assert!(ctx[64..128].iter().all(|b| *b == 0));
+        }
+    };
+    let m = simulate(&c, &mut p, None).unwrap();
+    for h in [Hook::ToAcquire, Hook::EnableFastpath, Hook::Contended, Hook::Acquired, Hook::ToRelease, Hook::Released] {
+        assert!(m.hooks.calls.get(h.name()).copied().unwrap_or(0) > 100, "{h:?}: {:?}", m.hooks.calls);
+    }
+    assert!(m.hooks.calls.get("should_reorder").copied().unwrap_or(0) > 0);
+    assert!(m.hooks.calls.get("bypass_acquire").copied().unwrap_or(0) > 0);
+    assert!(m.fastpath_refused > 0);
+    // Per acquisition, hooks fire in order: to_acquire ... acquired, to_release, released.
+    let mut last = std::collections::HashMap::new();
+    for (h, tid) in &p.calls {
+        if matches!(h, Hook::ShouldReorder | Hook::SkipReorder) {
+            continue;
+        }
+        let prev = last.insert(*tid, *h);
+        let ok = match h {
+            Hook::ToAcquire => prev.is_none() || prev == Some(Hook::Released),
+            Hook::BypassAcquire => prev == Some(Hook::ToAcquire),
+            Hook::EnableFastpath => matches!(prev, Some(Hook::ToAcquire | Hook::BypassAcquire)),
+            Hook::Contended => prev == Some(Hook::EnableFastpath),
+            Hook::Acquired => matches!(prev, Some(Hook::EnableFastpath | Hook::Contended)),
+            Hook::ToRelease => prev == Some(Hook::Acquired),
+            Hook::BypassRelease => prev == Some(Hook::ToRelease),
+            Hook::Released => matches!(prev, Some(Hook::ToRelease | Hook::BypassRelease)),
+            _ => true,
+        };
+        assert!(ok, "{h:?} after {prev:?} for tid {tid}");
+    }
+}
+
+#[test]
+fn the_reorder_bound_holds_against_an_unfair_policy() {
+    // Odd threads always jump the queue: without the bound, even threads could wait
+    // forever behind them.
+    let mut c = cfg(LockKind::Spinlock, 16, 20);
+    for t in &mut c.workload.threads {
+        t.think = Dist::Fixed(100);
+    }
+    for bound in [4, 64] {
+        c.workload.max_overtake = bound;
+        let mut p = Native::new(&[Hook::ShouldReorder], |_, ctx| get_u32(ctx, abi::CANDIDATE + 8) % 2 == 1);
+        p.insns = 1;
+        let m = simulate(&c, &mut p, None).unwrap();
+        assert_eq!(m.shuffle.max_overtaken, bound, "the bound is reached and never passed");
+        assert!(m.shuffle.bound_hits > 0);
+        let evens: u64 = m.threads.iter().filter(|t| t.tid % 2 == 0).map(|t| t.acquisitions).sum();
+        assert!(evens > m.acquisitions / 20, "even threads still progress: {evens} of {}", m.acquisitions);
+        // Queue ahead (15) plus overtakes, each at most one 1.5 us section and a remote
+        // hand-off, plus the rounds' hook costs.
+        let bound_ns = (15 + u64::from(bound)) * (1_500 + 200 + 16 * 2) + 1_000;
+        assert!(m.max_wait_ns() <= bound_ns, "{} > {bound_ns}", m.max_wait_ns());
+        let fifo = fifo(&c);
+        assert!(m.max_wait_ns() > fifo.max_wait_ns());
+    }
+}
+
+#[test]
+fn skip_reorder_keeps_fifo() {
+    let c = cfg(LockKind::Spinlock, 16, 5);
+    let mut p = Native::new(&[Hook::SkipReorder, Hook::ShouldReorder], |h, _| h == Hook::SkipReorder || h == Hook::ShouldReorder);
+    let m = simulate(&c, &mut p, None).unwrap();
+    assert!(m.shuffle.rounds > 0);
+    assert_eq!(m.shuffle.rounds, m.shuffle.skipped);
+    assert_eq!(m.shuffle.moves, 0);
+    assert_eq!(m.hooks.calls.get("should_reorder"), None);
+}
+
+#[test]
+fn hook_instructions_and_waits_cost_simulated_time() {
+    let c = cfg(LockKind::Spinlock, 16, 5);
+    let base = fifo(&c);
+    // 200 instructions at 2 ns while holding the lock: 400 ns more per critical section.
+    let mut p = Native::new(&[Hook::Acquired], |_, _| false);
+    p.insns = 200;
+    let slow = simulate(&c, &mut p, None).unwrap();
+    assert!(slow.throughput < base.throughput * 0.8, "{} vs {}", slow.throughput, base.throughput);
+    assert_eq!(slow.hooks.insns, 200 * slow.hooks.calls["acquired"]);
+    // A 5 us back-off before each acquisition: the lock idles, waits grow by the back-off.
+    let mut p = Native::new(&[Hook::ToAcquire], |_, _| false);
+    p.wait_ns = 5_000;
+    p.insns = 0;
+    let mut c2 = cfg(LockKind::Spinlock, 2, 5);
+    c2.workload.threads.iter_mut().for_each(|t| t.think = Dist::Fixed(1_000));
+    let quiet = fifo(&c2);
+    let waited = simulate(&c2, &mut p, None).unwrap();
+    assert!(waited.wait.p50_ns >= 5_000 && waited.wait.p50_ns > quiet.wait.p50_ns, "{} vs {}", waited.wait.p50_ns, quiet.wait.p50_ns);
+    assert_eq!(waited.hooks.waited_ns, 5_000 * waited.hooks.calls["to_acquire"]);
+}
+
+#[test]
+fn little_cores_are_slower() {
+    let machine = Machine::symmetric(1, 8).with_little(4..8, 0.25);
+    let mut workload = Workload::uniform(&machine, 8, &WorkloadDefaults::default()).unwrap();
+    workload.threads.iter_mut().for_each(|t| t.think = Dist::Fixed(100_000));
+    let c = Config { machine, workload, duration_ns: 20_000_000, seed: 1 };
+    let m = fifo(&c);
+    // Uncontended: each thread's rate is set by its own speed.
+    let big: u64 = m.threads[..4].iter().map(|t| t.acquisitions).sum();
+    let little: u64 = m.threads[4..].iter().map(|t| t.acquisitions).sum();
+    assert!(big > little * 3, "{big} vs {little}");
+    let hold = |r: std::ops::Range<usize>| m.threads[r].iter().map(|t| t.hold_ns as f64 / t.acquisitions as f64).sum::<f64>() / 4.0;
+    assert!(hold(4..8) > hold(0..4) * 3.5);
+}
+
+#[test]
+fn bad_models_are_refused() {
+    let m = Machine::symmetric(1, 4);
+    assert!(Workload::uniform(&m, 5, &WorkloadDefaults::default()).is_err());
+    let mut c = cfg(LockKind::Spinlock, 4, 1);
+    c.workload.threads[1].cpu = c.workload.threads[0].cpu;
+    assert!(matches!(simulate(&c, &mut scl_sim::Fifo, None), Err(scl_sim::SimError::Model(_))));
+}
+
+#[test]
+fn a_failing_hook_stops_the_run_with_its_name() {
+    struct Broken;
+    impl Policy for Broken {
+        fn name(&self) -> &str {
+            "broken"
+        }
+        fn has(&self, h: Hook) -> bool {
+            h == Hook::Acquired
+        }
+        fn call(&mut self, _: Hook, _: &mut [u8; 128], _: &mut HookEnv<'_>) -> Result<HookOutcome, String> {
+            Err("out of bounds".into())
+        }
+        fn mark_latency_critical(&mut self, _: u32) -> Result<bool, String> {
+            Ok(false)
+        }
+    }
+    let e = simulate(&cfg(LockKind::Mutex, 2, 1), &mut Broken, None).unwrap_err();
+    assert_eq!(e.to_string(), "hook `acquired` failed: out of bounds");
+}
+
+#[test]
+fn progress_reaches_the_end() {
+    let c = cfg(LockKind::Spinlock, 16, 5);
+    let mut seen = Vec::new();
+    simulate(&c, &mut scl_sim::Fifo, Some(&mut |done, total| seen.push((done, total)))).unwrap();
+    assert_eq!(seen.last(), Some(&(c.duration_ns, c.duration_ns)));
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
+}

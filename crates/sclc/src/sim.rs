@@ -1,0 +1,312 @@
+//! `sclc sim FILE`: run a policy in the lock simulator and report what it did to the lock.
+//!
+//! The policy is compiled for the `sim` target and its bytecode runs in `scl-vm`, inside the
+//! discrete-event lock simulator of `scl-sim` (docs/simulator.md). With `--compare baseline`
+//! the same workload, with the same seed, also runs on the stock FIFO lock, and the two are
+//! shown side by side with ratios (policy over baseline); `--compare FILE` compares with
+//! another policy instead. Exit codes: 0 ok, 1 policy errors (or a hook that failed while
+//! running), 2 usage problems (a bad machine or workload description, a lock kind the policy
+//! does not apply to).
+
+use crate::run::{config_overrides, parse_duration};
+use crate::{source, ColorArg, Status};
+use scl_catalogue::Target;
+use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::Files;
+use scl_sim::{Config, LockKind, Machine, Metrics, Policy, Workload, WorkloadDefaults};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How `sim` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum SimFormat {
+    /// A table; with `--compare`, the runs side by side with ratios.
+    Table,
+    /// One JSON object: machine, workload and every run's metrics.
+    Json,
+}
+
+/// A lock kind on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum LockArg {
+    /// Queued spinlock with ShflLock-style shuffling.
+    Spinlock,
+    /// Blocking mutex.
+    Mutex,
+    /// Reader-writer semaphore.
+    Rwsem,
+}
+
+impl LockArg {
+    fn kind(self) -> LockKind {
+        match self {
+            LockArg::Spinlock => LockKind::Spinlock,
+            LockArg::Mutex => LockKind::Mutex,
+            LockArg::Rwsem => LockKind::Rwsem,
+        }
+    }
+}
+
+/// Arguments of `sclc sim`.
+#[derive(clap::Args, Debug)]
+pub struct SimArgs {
+    /// The policy (its hooks must be available on the `sim` target).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The machine: SOCKETSxCORES (`2x8`) or a TOML file (docs/simulator.md).
+    #[arg(long, value_name = "SxC|FILE", default_value = "2x8")]
+    machine: String,
+    /// The workload, a TOML file (docs/simulator.md); default: one thread per CPU, 0.5-1.5 us
+    /// critical sections, 2 us mean think time.
+    #[arg(long, value_name = "FILE")]
+    workload: Option<PathBuf>,
+    /// The lock kind; default: the workload's, else the first kind the policy applies to.
+    #[arg(long, value_enum)]
+    lock: Option<LockArg>,
+    /// Number of threads (one per CPU at most); default: the workload's, else one per CPU.
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Simulated time to run (`100ms`, `1s`).
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    duration: Duration,
+    /// Seed of every random draw: the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also run `baseline` (the stock FIFO lock, no policy) or another policy FILE on the
+    /// same workload and seed, and show both with ratios.
+    #[arg(long, value_name = "baseline|FILE")]
+    compare: Option<String>,
+    /// Mark threads latency-critical by index (`--critical 0,3`): written into the policy's
+    /// `latency_critical` map, and their waits are reported separately.
+    #[arg(long, value_name = "I,...", value_delimiter = ',')]
+    critical: Vec<u32>,
+    /// Set a config value of FILE's policy: `--set NAME=VALUE` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SimFormat::Table)]
+    format: SimFormat,
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
+}
+
+/// A compiled policy, ready to run.
+struct Compiled {
+    out: scl_driver::Output,
+    kinds: Vec<LockKind>,
+}
+
+fn kind_of(k: scl_catalogue::LockKind) -> LockKind {
+    match k {
+        scl_catalogue::LockKind::Spinlock => LockKind::Spinlock,
+        scl_catalogue::LockKind::Mutex => LockKind::Mutex,
+        scl_catalogue::LockKind::Rwsem => LockKind::Rwsem,
+    }
+}
+
+/// Reads and compiles `path` for the sim target; diagnostics go to stderr.
+fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
+    let text = source::read(path).map_err(|e| {
+        eprintln!("sclc: error: cannot read `{}`: {e}", path.display());
+        Status::Usage
+    })?;
+    let mut files = Files::new();
+    let id = files.add(path.display().to_string(), text);
+    let report = |files: &Files, d: &[scl_diagnostics::Diagnostic]| {
+        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+    };
+    match scl_driver::compile(&mut files, id, Target::Sim) {
+        Ok(out) => {
+            report(&files, &out.warnings);
+            let kinds = out.program.policy.as_ref().map(|p| p.kinds.iter().map(|k| kind_of(*k)).collect()).unwrap_or_default();
+            Ok(Compiled { out, kinds })
+        }
+        Err(d) => {
+            report(&files, &d);
+            Err(Status::PolicyErrors)
+        }
+    }
+}
+
+fn usage(msg: impl std::fmt::Display) -> Status {
+    eprintln!("sclc: error: {msg}");
+    Status::Usage
+}
+
+fn read_machine(spec: &str) -> Result<Machine, Status> {
+    let path = Path::new(spec);
+    if spec.ends_with(".toml") || path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read machine `{spec}`: {e}")))?;
+        Machine::from_toml(&text).map_err(|e| usage(format!("machine `{spec}`: {e}")))
+    } else {
+        Machine::parse_spec(spec).map_err(|e| usage(format!("--machine: {e}")))
+    }
+}
+
+/// A progress bar on stderr, drawn only on a terminal and only once a run has taken a while.
+struct Progress {
+    enabled: bool,
+    label: String,
+    start: Instant,
+    last: Instant,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(label: &str) -> Progress {
+        let now = Instant::now();
+        Progress { enabled: std::io::stderr().is_terminal(), label: label.to_string(), start: now, last: now, drawn: false }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.enabled || self.start.elapsed() < Duration::from_millis(300) || self.last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last = Instant::now();
+        let frac = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+        let width = 30;
+        let full = (frac * width as f64).round() as usize;
+        let _ = write!(
+            std::io::stderr(),
+            "\r{} [{}{}] {:3.0}%",
+            self.label,
+            "#".repeat(full.min(width)),
+            " ".repeat(width - full.min(width)),
+            frac * 100.0
+        );
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(self.label.len() + 40));
+        }
+    }
+}
+
+fn run_one(cfg: &Config, policy: &mut dyn Policy) -> Result<Metrics, Status> {
+    let mut bar = Progress::new(&format!("simulating {}", policy.name()));
+    let result = scl_sim::simulate(cfg, policy, Some(&mut |done, total| bar.update(done, total)));
+    bar.finish();
+    result.map_err(|e| {
+        eprintln!("sclc: error: the simulation of `{}` stopped: {e}", policy.name());
+        match e {
+            scl_sim::SimError::Model(_) => Status::Usage,
+            scl_sim::SimError::Hook { .. } => Status::PolicyErrors,
+        }
+    })
+}
+
+fn vm_policy(c: &Compiled, sets: &[String], cpus: u32) -> Result<scl_sim::VmPolicy, Status> {
+    let overrides = config_overrides(&c.out, sets).map_err(usage)?;
+    scl_sim::VmPolicy::new(&c.out, &overrides, cpus).map_err(|e| {
+        eprintln!("sclc: error: the VM cannot run `{}`: {e}", c.out.module.name);
+        Status::PolicyErrors
+    })
+}
+
+fn check_kind(c: &Compiled, lock: LockKind, file: &Path) -> Result<(), Status> {
+    if c.kinds.contains(&lock) {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = c.kinds.iter().map(|k| k.name()).collect();
+    Err(usage(format!(
+        "`{}` applies to {}, not to a {}\n  help: pick one of its lock kinds with `--lock` or in the workload",
+        file.display(),
+        kinds.join(", "),
+        lock.name()
+    )))
+}
+
+/// Runs `sclc sim`.
+pub fn run(args: SimArgs) -> Status {
+    match sim(args) {
+        Ok(s) | Err(s) => s,
+    }
+}
+
+fn sim(args: SimArgs) -> Result<Status, Status> {
+    let color = args.color.enabled();
+    let machine = read_machine(&args.machine)?;
+    let main = compile(&args.file, color)?;
+    let lock_default = main.kinds.first().copied().unwrap_or(LockKind::Spinlock);
+    let lock_override = args.lock.map(LockArg::kind);
+    let mut workload = match &args.workload {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read workload `{}`: {e}", path.display())))?;
+            Workload::from_toml(&text, &machine, args.threads, lock_default, lock_override)
+                .map_err(|e| usage(format!("workload `{}`: {e}", path.display())))?
+        }
+        None => {
+            let d = WorkloadDefaults { lock: lock_override.unwrap_or(lock_default), ..WorkloadDefaults::default() };
+            Workload::uniform(&machine, args.threads.unwrap_or(machine.cpus()), &d).map_err(|e| usage(format!("--threads: {e}")))?
+        }
+    };
+    for &i in &args.critical {
+        let n = workload.threads.len();
+        let t = workload.threads.get_mut(i as usize).ok_or_else(|| usage(format!("--critical {i}: there are {n} threads (0..{})", n - 1)))?;
+        t.latency_critical = true;
+    }
+    check_kind(&main, workload.lock, &args.file)?;
+    let cfg = Config { machine, workload, duration_ns: args.duration.as_nanos().min(u128::from(u64::MAX)) as u64, seed: args.seed };
+    let cpus = cfg.machine.cpus();
+    let mut runs = Vec::new();
+    match args.compare.as_deref() {
+        None => {}
+        Some("baseline") => runs.push(run_one(&cfg, &mut scl_sim::Fifo)?),
+        Some(other) => {
+            let path = PathBuf::from(other);
+            let c = compile(&path, color)?;
+            check_kind(&c, cfg.workload.lock, &path)?;
+            let mut p = vm_policy(&c, &[], cpus)?;
+            runs.push(run_one(&cfg, &mut p)?);
+        }
+    }
+    let mut p = vm_policy(&main, &args.set, cpus)?;
+    runs.push(run_one(&cfg, &mut p)?);
+    let mut stdout = std::io::stdout().lock();
+    let written = match args.format {
+        SimFormat::Table => {
+            let text = format!(
+                "machine:  {}\nworkload: {}\nrun:      {} simulated, seed {}\n\n{}",
+                cfg.machine.describe(),
+                cfg.workload.describe(),
+                scl_sim::metrics::ns(cfg.duration_ns),
+                cfg.seed,
+                scl_sim::metrics::table(&runs)
+            );
+            stdout.write_all(text.as_bytes())
+        }
+        SimFormat::Json => {
+            let mut v = serde_json::json!({
+                "machine": cfg.machine,
+                "workload": cfg.workload,
+                "duration_ns": cfg.duration_ns,
+                "seed": cfg.seed,
+                "runs": runs,
+            });
+            if runs.len() == 2 {
+                let (a, b) = (&runs[0], &runs[1]);
+                let ratio = |x: f64, y: f64| if x == 0.0 { serde_json::Value::Null } else { serde_json::json!(y / x) };
+                v["ratios"] = serde_json::json!({
+                    "throughput": ratio(a.throughput, b.throughput),
+                    "fairness": ratio(a.fairness, b.fairness),
+                    "local_handoff_ratio": ratio(a.local_handoff_ratio, b.local_handoff_ratio),
+                    "wait_p50": ratio(a.wait.p50_ns as f64, b.wait.p50_ns as f64),
+                    "wait_p99": ratio(a.wait.p99_ns as f64, b.wait.p99_ns as f64),
+                    "wait_max": ratio(a.max_wait_ns() as f64, b.max_wait_ns() as f64),
+                });
+            }
+            writeln!(stdout, "{v}")
+        }
+    };
+    if let Err(e) = written.and_then(|_| stdout.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(usage(format!("cannot write the report: {e}")));
+        }
+    }
+    Ok(Status::Ok)
+}
