@@ -92,7 +92,9 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         let off = start as i64 - (at as i64 + 1);
         e.out[at].off = i16::try_from(off).map_err(|_| CodegenError::TooLarge)?;
     }
-    Ok(Compiled { insns: e.out, relocs: e.relocs, lines: e.lines, stack_size: e.frame_size })
+    let mut c = Compiled { insns: e.out, relocs: e.relocs, lines: e.lines, stack_size: e.frame_size };
+    crate::peephole::run(&mut c);
+    Ok(c)
 }
 
 /// Places the stack slots, letting slots that are never live at the same time share

@@ -1,7 +1,8 @@
 //! The BPF back end: from an IR function to BPF instructions, and back to text.
 //!
 //! [`compile`] selects instructions and allocates registers for one program (see
-//! `emit.rs` for how); [`insn`] encodes instructions and disassembles them in the kernel's
+//! `emit.rs` for how) and cleans up the result (`peephole.rs`); [`insn`] encodes
+//! instructions and disassembles them in the kernel's
 //! notation for `sclc build --emit asm`. The result carries the relocations the object
 //! writer turns into ELF relocations, and the source position of each instruction for
 //! BTF line info. This crate makes no syscalls and writes no files.
@@ -9,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod emit;
+mod peephole;
 #[allow(missing_docs)]
 pub mod insn;
 

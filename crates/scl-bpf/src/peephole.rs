@@ -1,0 +1,575 @@
+//! Clean-up of the emitted instructions, after register allocation.
+//!
+//! The emitter allocates registers one block at a time and keeps every variable in a stack
+//! slot, so its output reloads slots it has just written and copies values between
+//! registers on their way to where they are used. This pass removes that traffic on the
+//! final instruction stream, where every effect is explicit:
+//!
+//! - **forwarding**: within straight-line code (no jump lands in between) a 4- or 8-byte
+//!   load from a stack slot whose value is known, because the code stored it or loaded it
+//!   there and neither the slot nor the register changed since, becomes a register move (or
+//!   a move of the stored constant);
+//! - **dead stores**: a store to a stack slot that no instruction ever loads, and that no
+//!   pointer handed out by the program can reach, is deleted;
+//! - **copy coalescing**: `a = b`, where `b` is dead afterwards and was set by a move or a
+//!   load that nothing in between disturbs, makes that instruction write `a` directly;
+//! - **dead code**: a move, arithmetic or load whose register is never read is deleted, and
+//!   so is a jump to the next instruction.
+//!
+//! The pass runs to a fixed point and then renumbers jumps, relocations and line entries.
+//!
+//! Stack pointers. The program hands out addresses into its frame only as `rX = r10;
+//! rX += K` (a map key, a helper's buffer, a callback's context); everything the program
+//! or a helper reaches through such a pointer lies in `[K, 0)`, because the code only adds
+//! non-negative offsets to it and the verifier keeps every access inside the frame. The
+//! lowest such `K` bounds the *exposed* part of the frame: stores through any other pointer
+//! and helper calls may change it, the slots below it only change by `r10`-based stores.
+//! Any other use of `r10` as a value exposes the whole frame.
+
+use crate::insn::*;
+use crate::Compiled;
+
+const FP: u8 = 10;
+/// `r1`-`r5`: a call's arguments, clobbered by it.
+const ARGS: u16 = 0b11_1110;
+/// `r0`-`r5`: what a call defines.
+const CALL_DEFS: u16 = 0b11_1111;
+
+fn bit(r: u8) -> u16 {
+    1 << r
+}
+
+fn mem_size(code: u8) -> u8 {
+    match code & 0x18 {
+        size::B => 1,
+        size::H => 2,
+        size::W => 4,
+        _ => 8,
+    }
+}
+
+/// Registers an instruction reads and writes, and whether deleting it changes nothing but
+/// the registers it writes.
+#[derive(Clone, Copy, Debug)]
+struct Effect {
+    uses: u16,
+    defs: u16,
+    pure: bool,
+}
+
+fn effect(i: &Insn) -> Effect {
+    let x = i.code & SRC_X != 0;
+    match i.class() {
+        class::ALU | class::ALU64 => {
+            let op = i.code & 0xf0;
+            let uses = match op {
+                alu::MOV if x => bit(i.src),
+                alu::MOV => 0,
+                // NEG, and END (0xd0), whose source bit is the byte order, not a register.
+                alu::NEG | 0xd0 => bit(i.dst),
+                _ if x => bit(i.dst) | bit(i.src),
+                _ => bit(i.dst),
+            };
+            Effect { uses, defs: bit(i.dst), pure: true }
+        }
+        class::LDX => Effect { uses: bit(i.src), defs: bit(i.dst), pure: true },
+        class::LD => Effect { uses: 0, defs: bit(i.dst), pure: false },
+        class::ST => Effect { uses: bit(i.dst), defs: 0, pure: false },
+        class::STX if i.code & 0xe0 == MODE_ATOMIC => {
+            if i.imm == ATOMIC_CMPXCHG {
+                Effect { uses: bit(i.dst) | bit(i.src) | bit(0), defs: bit(0), pure: false }
+            } else if i.imm & ATOMIC_FETCH != 0 {
+                Effect { uses: bit(i.dst) | bit(i.src), defs: bit(i.src), pure: false }
+            } else {
+                Effect { uses: bit(i.dst) | bit(i.src), defs: 0, pure: false }
+            }
+        }
+        class::STX => Effect { uses: bit(i.dst) | bit(i.src), defs: 0, pure: false },
+        _ => match i.code & 0xf0 {
+            jmp::CALL => Effect { uses: ARGS, defs: CALL_DEFS, pure: false },
+            jmp::EXIT => Effect { uses: bit(0), defs: 0, pure: false },
+            jmp::JA => Effect { uses: 0, defs: 0, pure: false },
+            _ if x => Effect { uses: bit(i.dst) | bit(i.src), defs: 0, pure: false },
+            _ => Effect { uses: bit(i.dst), defs: 0, pure: false },
+        },
+    }
+}
+
+fn is_jump(i: &Insn) -> bool {
+    matches!(i.class(), class::JMP | 0x06) && !matches!(i.code & 0xf0, jmp::CALL | jmp::EXIT)
+}
+
+/// Indices of the instructions that start one (the second slot of an `ld_imm64` is not).
+fn heads(insns: &[Insn]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(insns.len());
+    let mut i = 0;
+    while i < insns.len() {
+        out.push(i);
+        i += if insns[i].is_wide() { 2 } else { 1 };
+    }
+    out
+}
+
+fn successors(insns: &[Insn], i: usize) -> [Option<usize>; 2] {
+    let n = insns[i];
+    let next = i + if n.is_wide() { 2 } else { 1 };
+    let next = (next < insns.len()).then_some(next);
+    if n.class() == class::JMP || n.class() == 0x06 {
+        match n.code & 0xf0 {
+            jmp::EXIT => return [None, None],
+            jmp::CALL => return [next, None],
+            _ => {}
+        }
+        let target = (i as i64 + 1 + i64::from(n.off)) as usize;
+        if n.code & 0xf0 == jmp::JA {
+            return [Some(target), None];
+        }
+        return [next, Some(target)];
+    }
+    [next, None]
+}
+
+fn jump_targets(insns: &[Insn]) -> Vec<bool> {
+    let mut t = vec![false; insns.len() + 1];
+    for i in heads(insns) {
+        if is_jump(&insns[i]) {
+            let target = (i as i64 + 1 + i64::from(insns[i].off)) as usize;
+            t[target.min(insns.len())] = true;
+        }
+    }
+    t
+}
+
+/// Registers live after each instruction.
+fn live_out(insns: &[Insn]) -> Vec<u16> {
+    let hs = heads(insns);
+    let mut live_in = vec![0u16; insns.len() + 1];
+    let mut out = vec![0u16; insns.len()];
+    loop {
+        let mut changed = false;
+        for &i in hs.iter().rev() {
+            let mut lo = 0;
+            for s in successors(insns, i).into_iter().flatten() {
+                lo |= live_in[s];
+            }
+            let e = effect(&insns[i]);
+            let li = e.uses | (lo & !e.defs);
+            if lo != out[i] || li != live_in[i] {
+                out[i] = lo;
+                live_in[i] = li;
+                changed = true;
+            }
+        }
+        if !changed {
+            return out;
+        }
+    }
+}
+
+/// The lowest frame offset a pointer handed out by the program can reach, or 0 when it
+/// hands out none (see the module comment).
+fn exposed_from(insns: &[Insn]) -> i16 {
+    let mut low = 0i16;
+    let hs = heads(insns);
+    for (k, &i) in hs.iter().enumerate() {
+        let n = insns[i];
+        let reads_fp_value = match n.class() {
+            class::ALU | class::ALU64 => n.code & SRC_X != 0 && n.src == FP && n.code & 0xf0 != 0xd0,
+            class::STX => n.src == FP,
+            class::JMP | 0x06 => n.code & SRC_X != 0 && n.src == FP || n.dst == FP && !matches!(n.code & 0xf0, jmp::CALL | jmp::EXIT | jmp::JA),
+            _ => false,
+        };
+        if !reads_fp_value {
+            continue;
+        }
+        let is_mov = n.class() == class::ALU64 && n.code & 0xf0 == alu::MOV && n.code & SRC_X != 0 && n.off == 0;
+        let add = hs.get(k + 1).map(|&j| insns[j]);
+        match add {
+            Some(a) if is_mov && a.code == class::ALU64 | alu::ADD | SRC_K && a.dst == n.dst && a.imm < 0 => {
+                low = low.min(a.imm.max(-512) as i16);
+            }
+            _ => return -512,
+        }
+    }
+    low
+}
+
+/// A stack location whose content a register or constant is known to hold.
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    off: i16,
+    size: u8,
+    val: Val,
+    /// The register holds the value zero-extended from `size` bytes (it was loaded).
+    zext: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Val {
+    Reg(u8),
+    Imm(i32),
+}
+
+fn overlaps(a_off: i16, a_size: u8, b_off: i16, b_size: u8) -> bool {
+    let (a0, a1) = (i32::from(a_off), i32::from(a_off) + i32::from(a_size));
+    let (b0, b1) = (i32::from(b_off), i32::from(b_off) + i32::from(b_size));
+    a0 < b1 && b0 < a1
+}
+
+/// Store-to-load and load-to-load forwarding on stack slots. Returns true on a change.
+fn forward(insns: &mut [Insn], exposed: i16) -> bool {
+    let targets = jump_targets(insns);
+    let mut known: Vec<Known> = Vec::new();
+    let mut changed = false;
+    for i in heads(insns) {
+        if targets[i] {
+            known.clear();
+        }
+        let n = insns[i];
+        let e = effect(&n);
+        let sz = mem_size(n.code);
+        let mut add = None;
+        match n.class() {
+            class::LDX if n.code & 0xe0 == MODE_MEM && n.src == FP && (sz == 4 || sz == 8) => {
+                let hit = known.iter().rev().find(|k| k.off == n.off && k.size == sz).copied();
+                // A 32-bit move zero-extends; not needed when the source already is.
+                let alu_class = if sz == 8 || hit.is_some_and(|k| k.zext) { class::ALU64 } else { class::ALU };
+                match hit.map(|k| k.val) {
+                    Some(Val::Reg(r)) => {
+                        insns[i] = Insn { code: alu_class | alu::MOV | SRC_X, dst: n.dst, src: r, off: 0, imm: 0 };
+                        changed = true;
+                    }
+                    Some(Val::Imm(v)) => {
+                        insns[i] = Insn { code: alu_class | alu::MOV | SRC_K, dst: n.dst, src: 0, off: 0, imm: v };
+                        changed = true;
+                    }
+                    None => {}
+                }
+                add = Some(Known { off: n.off, size: sz, val: Val::Reg(n.dst), zext: true });
+            }
+            class::ST | class::STX if n.dst == FP => {
+                known.retain(|k| !overlaps(k.off, k.size, n.off, sz));
+                let plain = n.code & 0xe0 == MODE_MEM;
+                if plain && (sz == 4 || sz == 8) {
+                    let val = if n.class() == class::ST { Val::Imm(n.imm) } else { Val::Reg(n.src) };
+                    add = Some(Known { off: n.off, size: sz, val, zext: false });
+                }
+            }
+            class::ST | class::STX => {
+                // Through a pointer that may point into the exposed part of the frame.
+                known.retain(|k| i32::from(k.off) + i32::from(k.size) <= i32::from(exposed));
+            }
+            class::JMP if n.code & 0xf0 == jmp::CALL => {
+                known.retain(|k| i32::from(k.off) + i32::from(k.size) <= i32::from(exposed));
+            }
+            _ => {}
+        }
+        known.retain(|k| !matches!(k.val, Val::Reg(r) if e.defs & bit(r) != 0));
+        if let Some(k) = add {
+            // A load whose destination is its own base (never r10) cannot occur here.
+            known.push(k);
+        }
+        if n.class() == class::JMP && matches!(n.code & 0xf0, jmp::JA | jmp::EXIT) {
+            known.clear();
+        }
+    }
+    changed
+}
+
+/// Marks stores to stack slots that nothing reads. Returns true on a change.
+fn dead_stores(insns: &[Insn], exposed: i16, dead: &mut [bool]) -> bool {
+    let hs = heads(insns);
+    let mut reads: Vec<(i16, u8)> = Vec::new();
+    for &i in &hs {
+        let n = insns[i];
+        let fp_read = match n.class() {
+            class::LDX => n.src == FP,
+            class::STX => n.dst == FP && n.code & 0xe0 == MODE_ATOMIC,
+            _ => false,
+        };
+        if fp_read {
+            reads.push((n.off, mem_size(n.code)));
+        }
+    }
+    let mut changed = false;
+    for &i in &hs {
+        let n = insns[i];
+        let plain_store = matches!(n.class(), class::ST | class::STX) && n.code & 0xe0 == MODE_MEM && n.dst == FP;
+        if !plain_store || dead[i] {
+            continue;
+        }
+        let sz = mem_size(n.code);
+        let read = reads.iter().any(|&(o, s)| overlaps(o, s, n.off, sz));
+        let reachable = i32::from(n.off) + i32::from(sz) > i32::from(exposed);
+        if !read && !reachable {
+            dead[i] = true;
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// `a = b` (64-bit) where `b` dies: the instruction that set `b` sets `a` instead.
+fn coalesce(insns: &mut [Insn], dead: &mut [bool]) -> bool {
+    let targets = jump_targets(insns);
+    let live = live_out(insns);
+    let hs = heads(insns);
+    let mut changed = false;
+    for (k, &j) in hs.iter().enumerate() {
+        let m = insns[j];
+        if dead[j] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 {
+            continue;
+        }
+        let (a, b) = (m.dst, m.src);
+        if a == b || b == FP || live[j] & bit(b) != 0 || targets[j] {
+            continue;
+        }
+        // The nearest earlier instruction that mentions `b`, in straight-line code.
+        let mut found = None;
+        for &i in hs[..k].iter().rev() {
+            if dead[i] {
+                continue;
+            }
+            let n = insns[i];
+            let e = effect(&n);
+            if (e.uses | e.defs) & bit(b) != 0 {
+                found = Some(i);
+                break;
+            }
+            if (e.uses | e.defs) & bit(a) != 0 || is_jump(&n) || targets[i] || n.class() == class::JMP && n.code & 0xf0 == jmp::EXIT {
+                break;
+            }
+        }
+        let Some(i) = found else { continue };
+        let n = insns[i];
+        let sets_only = match n.class() {
+            class::ALU | class::ALU64 => n.code & 0xf0 == alu::MOV,
+            class::LDX => true,
+            class::LD => n.is_wide(),
+            _ => false,
+        };
+        if !sets_only || n.dst != b {
+            continue;
+        }
+        insns[i].dst = a;
+        dead[j] = true;
+        changed = true;
+    }
+    changed
+}
+
+/// Marks instructions whose results nobody reads, and jumps to the next instruction.
+fn dead_code(insns: &[Insn], dead: &mut [bool]) -> bool {
+    let live = live_out(insns);
+    let mut changed = false;
+    for i in heads(insns) {
+        let n = insns[i];
+        if dead[i] {
+            continue;
+        }
+        let e = effect(&n);
+        let useless = (e.pure && e.defs & live[i] == 0)
+            || (n.class() == class::ALU64 && n.code == class::ALU64 | alu::MOV | SRC_X && n.dst == n.src && n.off == 0)
+            || (n.code == class::JMP | jmp::JA && n.off == 0);
+        if useless {
+            dead[i] = true;
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Deletes the marked instructions and renumbers jumps, relocations and lines.
+fn compact(c: &mut Compiled, dead: &[bool]) {
+    let n = c.insns.len();
+    // new_index[i]: where instruction i (or, if deleted, the next kept one) ends up.
+    let mut new_index = vec![0usize; n + 1];
+    let mut next = 0;
+    for i in 0..n {
+        new_index[i] = next;
+        if !dead[i] {
+            next += 1;
+        }
+    }
+    new_index[n] = next;
+    let old = std::mem::take(&mut c.insns);
+    for i in heads(&old) {
+        if dead[i] {
+            continue;
+        }
+        let mut insn = old[i];
+        if is_jump(&insn) {
+            let target = (i as i64 + 1 + i64::from(insn.off)) as usize;
+            insn.off = (new_index[target] as i64 - new_index[i] as i64 - 1) as i16;
+        }
+        c.insns.push(insn);
+        if insn.is_wide() {
+            c.insns.push(old[i + 1]);
+        }
+    }
+    for r in &mut c.relocs {
+        r.0 = new_index[r.0];
+    }
+    let mut lines: Vec<(usize, scl_sema::hir::Loc)> = Vec::with_capacity(c.lines.len());
+    for &(i, loc) in &c.lines {
+        let at = new_index[i];
+        if at >= c.insns.len() {
+            continue;
+        }
+        if let Some(last) = lines.last_mut() {
+            if last.0 == at {
+                *last = (at, loc);
+                continue;
+            }
+        }
+        lines.push((at, loc));
+    }
+    lines.dedup_by(|b, a| a.1 == b.1);
+    c.lines = lines;
+}
+
+/// Runs the clean-up to a fixed point.
+pub(crate) fn run(c: &mut Compiled) {
+    type Pass = fn(&mut [Insn], i16, &mut [bool]) -> bool;
+    let passes: [Pass; 3] = [
+        |insns, exposed, dead| dead_stores(insns, exposed, dead),
+        |insns, _, dead| coalesce(insns, dead),
+        |insns, _, dead| dead_code(insns, dead),
+    ];
+    for _ in 0..16 {
+        let exposed = exposed_from(&c.insns);
+        let mut changed = forward(&mut c.insns, exposed);
+        for pass in passes {
+            let mut dead = vec![false; c.insns.len()];
+            if pass(&mut c.insns, exposed, &mut dead) {
+                compact(c, &dead);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scl_sema::hir::Loc;
+
+    fn mov(d: u8, s: u8) -> Insn {
+        Insn { code: class::ALU64 | alu::MOV | SRC_X, dst: d, src: s, off: 0, imm: 0 }
+    }
+    fn movi(d: u8, v: i32) -> Insn {
+        Insn { code: class::ALU64 | alu::MOV | SRC_K, dst: d, src: 0, off: 0, imm: v }
+    }
+    fn addi(d: u8, v: i32) -> Insn {
+        Insn { code: class::ALU64 | alu::ADD | SRC_K, dst: d, src: 0, off: 0, imm: v }
+    }
+    fn ldx(d: u8, s: u8, off: i16) -> Insn {
+        Insn { code: class::LDX | size::DW | MODE_MEM, dst: d, src: s, off, imm: 0 }
+    }
+    fn stx(d: u8, off: i16, s: u8) -> Insn {
+        Insn { code: class::STX | size::DW | MODE_MEM, dst: d, src: s, off, imm: 0 }
+    }
+    fn jeq(d: u8, v: i32, off: i16) -> Insn {
+        Insn { code: class::JMP | jmp::JEQ | SRC_K, dst: d, src: 0, off, imm: v }
+    }
+    fn call(id: i32) -> Insn {
+        Insn { code: class::JMP | jmp::CALL, dst: 0, src: 0, off: 0, imm: id }
+    }
+    fn exit() -> Insn {
+        Insn { code: class::JMP | jmp::EXIT, dst: 0, src: 0, off: 0, imm: 0 }
+    }
+
+    fn clean(insns: Vec<Insn>) -> Vec<Insn> {
+        let mut c = Compiled { insns, relocs: Vec::new(), lines: vec![(0, Loc::default())], stack_size: 16 };
+        run(&mut c);
+        c.insns
+    }
+
+    #[test]
+    fn a_value_spilled_and_reloaded_stays_in_its_register() {
+        // r1 = ctx[0]; spill; reload into r0; return it. The slot is never read again.
+        let out = clean(vec![ldx(1, 1, 0), stx(FP, -8, 1), ldx(2, FP, -8), mov(0, 2), exit()]);
+        assert_eq!(out, vec![ldx(0, 1, 0), exit()]);
+    }
+
+    #[test]
+    fn a_jump_target_ends_what_is_known_about_slots() {
+        // The reload at 4 is reached from the jump at 2 too, where the slot holds r3.
+        let insns = vec![
+            stx(FP, -8, 3),
+            movi(0, 0),
+            jeq(1, 0, 1),
+            stx(FP, -8, 4),
+            ldx(0, FP, -8),
+            exit(),
+        ];
+        let out = clean(insns.clone());
+        assert_eq!(out[out.len() - 2], ldx(0, FP, -8), "{out:?}");
+    }
+
+    #[test]
+    fn slots_a_helper_can_reach_are_not_forwarded_across_the_call() {
+        // The key at -8 is passed to a helper by address, which may change it.
+        let out = clean(vec![
+            stx(FP, -8, 6),
+            mov(2, FP),
+            addi(2, -8),
+            call(1),
+            ldx(0, FP, -8),
+            exit(),
+        ]);
+        assert_eq!(out[0], stx(FP, -8, 6), "the store a helper reads stays: {out:?}");
+        assert_eq!(out[out.len() - 2], ldx(0, FP, -8), "{out:?}");
+    }
+
+    #[test]
+    fn slots_below_every_handed_out_address_survive_stores_through_pointers() {
+        // -16 is below the exposed key at -8: a store through r0 cannot reach it.
+        let out = clean(vec![
+            stx(FP, -16, 6),
+            mov(2, FP),
+            addi(2, -8),
+            call(1),
+            stx(0, 0, 6),
+            ldx(0, FP, -16),
+            exit(),
+        ]);
+        assert!(!out.iter().any(|i| *i == ldx(0, FP, -16)), "{out:?}");
+        assert!(!out.iter().any(|i| *i == stx(FP, -16, 6)), "the dead spill goes: {out:?}");
+    }
+
+    #[test]
+    fn jumps_lines_and_relocations_follow_deleted_instructions() {
+        let map = Insn { code: class::LD | size::DW | MODE_IMM, dst: 1, src: 1, off: 0, imm: 0 };
+        let hi = Insn { code: 0, dst: 0, src: 0, off: 0, imm: 0 };
+        let loc = |n: u32| {
+            let mut l = Loc::default();
+            l.span.start = n;
+            l
+        };
+        let mut c = Compiled {
+            insns: vec![
+                stx(FP, -16, 1),      // 0: dead store
+                mov(3, 3),            // 1: no-op
+                jeq(1, 0, 3),         // 2: to 6
+                map,                  // 3-4
+                hi,
+                movi(0, 1),           // 5
+                movi(0, 0),           // 6
+                exit(),               // 7
+            ],
+            relocs: vec![(3, crate::RelocTarget::Rodata(0))],
+            lines: vec![(0, loc(1)), (2, loc(2)), (6, loc(3))],
+            stack_size: 16,
+        };
+        run(&mut c);
+        // r1 = map is dead (never read) but stays: it carries a relocation.
+        assert_eq!(c.insns[0], jeq(1, 0, 2));
+        assert_eq!(c.relocs, vec![(1, crate::RelocTarget::Rodata(0))]);
+        assert_eq!(c.insns[3], movi(0, 0));
+        assert_eq!(c.lines.iter().map(|l| (l.0, l.1.span.start)).collect::<Vec<_>>(), vec![(0, 2), (3, 3)]);
+    }
+}
