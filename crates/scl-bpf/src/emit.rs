@@ -452,7 +452,10 @@ impl Emitter<'_> {
             self.line(Some(i));
             self.inst(data)?;
             // Free the registers of values that die here.
-            let dead: Vec<u8> = live_regs.iter().filter(|(_, v)| last_use.get(v).is_none_or(|&u| u <= k)).map(|(r, _)| *r).collect();
+            // In register order: the order of `free` decides later picks, and the output
+            // must not depend on hash order.
+            let mut dead: Vec<u8> = live_regs.iter().filter(|(_, v)| last_use.get(v).is_none_or(|&u| u <= k)).map(|(r, _)| *r).collect();
+            dead.sort_unstable();
             for r in dead {
                 live_regs.remove(&r);
                 free.push(r);

@@ -203,6 +203,30 @@ fn build_writes_an_object_and_every_stage() {
 }
 
 #[test]
+fn builds_are_reproducible() {
+    // Each process hashes with new keys, so output that follows hash order differs between
+    // runs; three builds of every example must give the same bytes.
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
+        .expect("examples/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "scl"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 7);
+    for (k, example) in examples.iter().enumerate() {
+        let src = example.to_str().expect("utf-8");
+        let mut objects = Vec::new();
+        for run in 0..3 {
+            let out_path = scratch(&format!("repro-{k}-{run}.o"));
+            let out = sclc(&["build", src, "-o", out_path.to_str().expect("utf-8")]);
+            assert_eq!(out.status.code(), Some(0), "{src}: {}", text(&out.stderr));
+            objects.push(std::fs::read(&out_path).expect("the object is written"));
+        }
+        assert!(objects.windows(2).all(|w| w[0] == w[1]), "{src}: three builds gave different objects");
+    }
+}
+
+#[test]
 fn a_failed_build_leaves_no_output_file() {
     let out_path = scratch("bad.o");
     let _ = std::fs::remove_file(&out_path);
