@@ -195,13 +195,11 @@ fn exposed_from(insns: &[Insn]) -> i16 {
 }
 
 /// A stack location whose content a register or constant is known to hold.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Known {
     off: i16,
     size: u8,
     val: Val,
-    /// The register holds the value zero-extended from `size` bytes (it was loaded).
-    zext: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -210,68 +208,130 @@ enum Val {
     Imm(i32),
 }
 
+/// What is known before an instruction: slot contents, and the registers that hold a value
+/// below 2^32 (so a 32-bit move from them is a plain move).
+#[derive(Clone, Debug, Default)]
+struct Facts {
+    known: Vec<Known>,
+    zext: u16,
+}
+
+impl Facts {
+    /// What holds on both paths.
+    fn meet(&mut self, other: &Facts) {
+        self.known.retain(|k| other.known.contains(k));
+        self.zext &= other.zext;
+    }
+}
+
 fn overlaps(a_off: i16, a_size: u8, b_off: i16, b_size: u8) -> bool {
     let (a0, a1) = (i32::from(a_off), i32::from(a_off) + i32::from(a_size));
     let (b0, b1) = (i32::from(b_off), i32::from(b_off) + i32::from(b_size));
     a0 < b1 && b0 < a1
 }
 
-/// Store-to-load and load-to-load forwarding on stack slots. Returns true on a change.
+/// True if the instruction leaves a value below 2^32 in its destination register.
+fn zero_extends(i: &Insn) -> bool {
+    match i.class() {
+        class::ALU => i.code & 0xf0 != 0xd0 || i.imm <= 32,
+        class::ALU64 => i.code & 0xf0 == alu::MOV && i.code & SRC_X == 0 && i.imm >= 0,
+        class::LDX => i.code & 0xe0 == MODE_MEM && mem_size(i.code) < 8,
+        _ => false,
+    }
+}
+
+/// Store-to-load and load-to-load forwarding on stack slots, along every path: facts meet
+/// where forward jumps land; a loop header starts from nothing. Returns true on a change.
 fn forward(insns: &mut [Insn], exposed: i16) -> bool {
+    let hs = heads(insns);
     let targets = jump_targets(insns);
-    let mut known: Vec<Known> = Vec::new();
-    let mut changed = false;
-    for i in heads(insns) {
-        if targets[i] {
-            known.clear();
+    let mut back = vec![false; insns.len() + 1];
+    for &j in &hs {
+        if is_jump(&insns[j]) {
+            let t = (j as i64 + 1 + i64::from(insns[j].off)) as usize;
+            if t <= j {
+                back[t] = true;
+            }
         }
+    }
+    let mut pending: std::collections::HashMap<usize, Facts> = std::collections::HashMap::new();
+    // The facts on the fall-through path into the next instruction (None: there is none).
+    let mut fall: Option<Facts> = Some(Facts::default());
+    let mut changed = false;
+    for i in hs {
+        let mut f = if back[i] {
+            Facts::default()
+        } else if targets[i] {
+            let mut incoming = pending.remove(&i).unwrap_or_default();
+            if let Some(fl) = &fall {
+                incoming.meet(fl);
+            }
+            incoming
+        } else {
+            fall.take().unwrap_or_default()
+        };
         let n = insns[i];
         let e = effect(&n);
         let sz = mem_size(n.code);
         let mut add = None;
         match n.class() {
             class::LDX if n.code & 0xe0 == MODE_MEM && n.src == FP && (sz == 4 || sz == 8) => {
-                let hit = known.iter().rev().find(|k| k.off == n.off && k.size == sz).copied();
-                // A 32-bit move zero-extends; not needed when the source already is.
-                let alu_class = if sz == 8 || hit.is_some_and(|k| k.zext) { class::ALU64 } else { class::ALU };
-                match hit.map(|k| k.val) {
+                let hit = f.known.iter().rev().find(|k| k.off == n.off && k.size == sz).map(|k| k.val);
+                match hit {
                     Some(Val::Reg(r)) => {
-                        insns[i] = Insn { code: alu_class | alu::MOV | SRC_X, dst: n.dst, src: r, off: 0, imm: 0 };
+                        // A 32-bit move zero-extends; a plain move does when the source is.
+                        let wide = sz == 8 || f.zext & bit(r) != 0;
+                        let cls = if wide { class::ALU64 } else { class::ALU };
+                        insns[i] = Insn { code: cls | alu::MOV | SRC_X, dst: n.dst, src: r, off: 0, imm: 0 };
                         changed = true;
                     }
                     Some(Val::Imm(v)) => {
-                        insns[i] = Insn { code: alu_class | alu::MOV | SRC_K, dst: n.dst, src: 0, off: 0, imm: v };
+                        let cls = if sz == 8 { class::ALU64 } else { class::ALU };
+                        insns[i] = Insn { code: cls | alu::MOV | SRC_K, dst: n.dst, src: 0, off: 0, imm: v };
                         changed = true;
                     }
                     None => {}
                 }
-                add = Some(Known { off: n.off, size: sz, val: Val::Reg(n.dst), zext: true });
+                add = Some(Known { off: n.off, size: sz, val: Val::Reg(n.dst) });
             }
             class::ST | class::STX if n.dst == FP => {
-                known.retain(|k| !overlaps(k.off, k.size, n.off, sz));
+                f.known.retain(|k| !overlaps(k.off, k.size, n.off, sz));
                 let plain = n.code & 0xe0 == MODE_MEM;
                 if plain && (sz == 4 || sz == 8) {
                     let val = if n.class() == class::ST { Val::Imm(n.imm) } else { Val::Reg(n.src) };
-                    add = Some(Known { off: n.off, size: sz, val, zext: false });
+                    add = Some(Known { off: n.off, size: sz, val });
                 }
             }
             class::ST | class::STX => {
                 // Through a pointer that may point into the exposed part of the frame.
-                known.retain(|k| i32::from(k.off) + i32::from(k.size) <= i32::from(exposed));
+                f.known.retain(|k| i32::from(k.off) + i32::from(k.size) <= i32::from(exposed));
             }
             class::JMP if n.code & 0xf0 == jmp::CALL => {
-                known.retain(|k| i32::from(k.off) + i32::from(k.size) <= i32::from(exposed));
+                f.known.retain(|k| i32::from(k.off) + i32::from(k.size) <= i32::from(exposed));
             }
             _ => {}
         }
-        known.retain(|k| !matches!(k.val, Val::Reg(r) if e.defs & bit(r) != 0));
+        f.known.retain(|k| !matches!(k.val, Val::Reg(r) if e.defs & bit(r) != 0));
+        f.zext &= !e.defs;
+        if e.defs != 0 && zero_extends(&insns[i]) {
+            f.zext |= bit(insns[i].dst);
+        }
         if let Some(k) = add {
-            // A load whose destination is its own base (never r10) cannot occur here.
-            known.push(k);
+            f.known.push(k);
         }
-        if n.class() == class::JMP && matches!(n.code & 0xf0, jmp::JA | jmp::EXIT) {
-            known.clear();
+        if is_jump(&n) {
+            let t = (i as i64 + 1 + i64::from(n.off)) as usize;
+            if t > i {
+                match pending.get_mut(&t) {
+                    Some(p) => p.meet(&f),
+                    None => {
+                        pending.insert(t, f.clone());
+                    }
+                }
+            }
         }
+        let ends = n.class() == class::JMP && matches!(n.code & 0xf0, jmp::JA | jmp::EXIT);
+        fall = if ends { None } else { Some(f) };
     }
     changed
 }
