@@ -358,6 +358,8 @@ struct FnCx<'m, 'p> {
     frames: Vec<Frame<'p>>,
     /// (continue target, break target) of the enclosing loops.
     loops: Vec<(Block, Block)>,
+    /// Loops around the code being lowered, counting those around an inlined call.
+    loop_depth: u32,
 }
 
 /// Size in bytes of a scalar load or store of `ty`.
@@ -406,6 +408,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
             exit,
             frames: vec![Frame { body, locals, ret: None }],
             loops: Vec::new(),
+            loop_depth: 0,
         }
     }
 
@@ -772,7 +775,9 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 let va = self.b.slot_addr(slot, 0);
                 self.b.store(va, 0, size, i);
                 self.loops.push((latch, exit));
+                self.loop_depth += 1;
                 self.block(body);
+                self.loop_depth -= 1;
                 self.loops.pop();
                 self.b.terminate(Terminator::Jump(latch));
                 self.b.switch_to(latch);
@@ -836,11 +841,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
     /// Branches to `then` if `cond` holds, else to `else_`.
     fn cond(&mut self, cond: &'p HCond, then: Block, else_: Block) {
         match cond {
-            HCond::Expr(e) => {
-                self.b.loc = e.loc;
-                let v = self.expr(e);
-                self.b.terminate(Terminator::Branch { cond: v, then, else_ });
-            }
+            HCond::Expr(e) => self.branch_on(e, then, else_),
             HCond::MapGet { local, map, key, loc } => {
                 self.b.loc = *loc;
                 let p = self.lookup(*map, key);
@@ -853,6 +854,36 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 self.b.terminate(Terminator::Branch { cond: found, then, else_ });
             }
         }
+    }
+
+    /// Branches on a boolean expression. Outside loops `&&`, `||` and `!` become control
+    /// flow (one conditional jump per operand, no 0/1 values); inside a loop every branch
+    /// is another path for the kernel verifier to walk on each iteration, so there the
+    /// condition is computed as a value (branch-free where it can be) and tested once.
+    fn branch_on(&mut self, e: &'p hir::Expr, then: Block, else_: Block) {
+        if self.loop_depth == 0 {
+            match &e.kind {
+                ExprKind::Binary(HBin::And, a, b) => {
+                    let rhs = self.b.create_block();
+                    self.branch_on(a, rhs, else_);
+                    self.b.switch_to(rhs);
+                    return self.branch_on(b, then, else_);
+                }
+                ExprKind::Binary(HBin::Or, a, b) => {
+                    let rhs = self.b.create_block();
+                    self.branch_on(a, then, rhs);
+                    self.b.switch_to(rhs);
+                    return self.branch_on(b, then, else_);
+                }
+                ExprKind::Unary(UnOp::Not, a) if matches!(a.ty, Ty::Bool) => {
+                    return self.branch_on(a, else_, then);
+                }
+                _ => {}
+            }
+        }
+        self.b.loc = e.loc;
+        let v = self.expr(e);
+        self.b.terminate(Terminator::Branch { cond: v, then, else_ });
     }
 
     /// `map_lookup_elem(map, &key)`.
