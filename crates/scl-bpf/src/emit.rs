@@ -508,6 +508,7 @@ impl Emitter<'_> {
         insts.iter().all(|&i| match &self.f.insts[i] {
             InstData::Bin { a, b, .. } => *a != v || *b == v && *a != v,
             InstData::Cmp { a, .. } => *a != v,
+            InstData::Select { x, .. } => *x != v,
             InstData::Store { ptr, .. } => *ptr != v,
             // Helper arguments are moved into r1-r5 anyway: a constant goes straight there.
             InstData::Call { .. } => true,
@@ -554,6 +555,24 @@ impl Emitter<'_> {
                 self.mov_reg(t, ra);
                 let class = if *width == Width::W32 { class::ALU } else { class::ALU64 };
                 self.ins(class | alu::NEG, t, 0, 0, 0);
+                self.settle(*dst, t);
+            }
+            InstData::Select { cond, dst, x, y, a, b } => {
+                // t = a; if (x cond y) goto over; t = b; over:
+                let t = self.target(*dst, SCRATCH_B);
+                let ra = self.fetch(*a, t);
+                self.mov_reg(t, ra);
+                let rx = self.fetch(*x, R0);
+                let at = match self.homes.get(y).copied() {
+                    Some(Home::Imm(i)) => self.ins(class::JMP | jmp_op(*cond) | SRC_K, rx, 0, 0, i as i32),
+                    _ => {
+                        let ry = self.fetch(*y, SCRATCH_A);
+                        self.ins(class::JMP | jmp_op(*cond) | SRC_X, rx, ry, 0, 0)
+                    }
+                };
+                let rb = self.fetch(*b, t);
+                self.mov_reg(t, rb);
+                self.out[at].off = i16::try_from(self.out.len() - at - 1).map_err(|_| CodegenError::TooLarge)?;
                 self.settle(*dst, t);
             }
             InstData::Cmp { cond, dst, a, b } if !self.in_loop => {

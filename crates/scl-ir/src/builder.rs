@@ -102,6 +102,13 @@ impl Builder {
         dst
     }
 
+    /// `(x cond y) ? a : b`.
+    pub fn select(&mut self, cond: Cond, x: Value, y: Value, a: Value, b: Value) -> Value {
+        let dst = self.value(ValTy::Int);
+        self.push(InstData::Select { cond, dst, x, y, a, b });
+        dst
+    }
+
     /// Canonicalise to `bits` bits.
     pub fn ext(&mut self, bits: u8, signed: bool, a: Value) -> Value {
         if bits >= 64 {

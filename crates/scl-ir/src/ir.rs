@@ -177,6 +177,22 @@ pub enum InstData {
         /// Right operand.
         b: Value,
     },
+    /// `dst = (x cond y) ? a : b`: `min`/`max` outside loops, where a jump over a move is
+    /// cheaper than computing the choice without branches.
+    Select {
+        /// Comparison.
+        cond: Cond,
+        /// Result.
+        dst: Value,
+        /// Left operand of the comparison.
+        x: Value,
+        /// Right operand of the comparison.
+        y: Value,
+        /// The result when the comparison holds.
+        a: Value,
+        /// The result otherwise.
+        b: Value,
+    },
     /// Canonicalise to an integer of `bits` bits: zero- or sign-extend the low bits.
     Ext {
         /// 8, 16, 32 (64 is a copy).
@@ -305,6 +321,7 @@ impl InstData {
             | InstData::Bin { dst, .. }
             | InstData::Neg { dst, .. }
             | InstData::Cmp { dst, .. }
+            | InstData::Select { dst, .. }
             | InstData::Ext { dst, .. }
             | InstData::Copy { dst, .. }
             | InstData::Load { dst, .. }
@@ -325,6 +342,7 @@ impl InstData {
                 Vec::new()
             }
             InstData::Bin { a, b, .. } | InstData::Cmp { a, b, .. } => vec![*a, *b],
+            InstData::Select { x, y, a, b, .. } => vec![*x, *y, *a, *b],
             InstData::Neg { a, .. } | InstData::Ext { a, .. } | InstData::Copy { a, .. } => vec![*a],
             InstData::Load { ptr, .. } => vec![*ptr],
             InstData::Store { ptr, val, .. } => vec![*ptr, *val],

@@ -1449,7 +1449,16 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     _ => (value(self, 0), value(self, 1)),
                 };
                 let signed = int_of(ty).signed;
-                let lt = self.b.cmp(if signed { Cond::SLt } else { Cond::ULt }, a, b);
+                let lt_cond = if signed { Cond::SLt } else { Cond::ULt };
+                if self.loop_depth == 0 {
+                    // Outside loops a jump over a move: `t = a; if !(a < b) t = b`.
+                    return if def.name == "min" {
+                        self.b.select(lt_cond, a, b, a, b)
+                    } else {
+                        self.b.select(lt_cond, a, b, b, a)
+                    };
+                }
+                let lt = self.b.cmp(lt_cond, a, b);
                 // min = b ^ ((a ^ b) & -(a < b)); max swaps the roles.
                 let zero = self.b.iconst(0);
                 let mask = self.b.bin(BinOp::Sub, Width::W64, zero, lt);

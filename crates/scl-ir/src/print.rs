@@ -47,6 +47,9 @@ impl fmt::Display for DisplayInst<'_> {
             }
             InstData::Neg { width, dst, a } => write!(f, "{dst} = neg{} {a}", w(*width)),
             InstData::Cmp { cond, dst, a, b } => write!(f, "{dst} = cmp.{} {a}, {b}", format!("{cond:?}").to_lowercase()),
+            InstData::Select { cond, dst, x, y, a, b } => {
+                write!(f, "{dst} = select.{} {x}, {y} ? {a} : {b}", format!("{cond:?}").to_lowercase())
+            }
             InstData::Ext { bits, signed, dst, a } => write!(f, "{dst} = {}ext{bits} {a}", if *signed { 's' } else { 'z' }),
             InstData::Copy { dst, a } => write!(f, "{dst} = copy {a}"),
             InstData::Load { dst, ptr, offset, size } => write!(f, "{dst} = load.{} {ptr}{offset:+}", size_suffix(*size)),
