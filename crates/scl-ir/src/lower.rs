@@ -1513,12 +1513,17 @@ impl<'m, 'p> FnCx<'m, 'p> {
     /// stops at the deadline, at most `WAIT_POLLS` times. The callback is verified once,
     /// so a wait costs the verifier a handful of instructions whatever its length.
     fn wait(&mut self, ns: Value, limit: Value) {
-        let lt = self.b.cmp(Cond::ULt, ns, limit);
-        let zero = self.b.iconst(0);
-        let mask = self.b.bin(BinOp::Sub, Width::W64, zero, lt);
-        let x = self.b.bin(BinOp::Xor, Width::W64, ns, limit);
-        let m = self.b.bin(BinOp::And, Width::W64, x, mask);
-        let d = self.b.bin(BinOp::Xor, Width::W64, limit, m);
+        // d = min(ns, limit): a jump over a move outside loops, branch-free inside.
+        let d = if self.loop_depth == 0 {
+            self.b.select(Cond::ULt, ns, limit, ns, limit)
+        } else {
+            let lt = self.b.cmp(Cond::ULt, ns, limit);
+            let zero = self.b.iconst(0);
+            let mask = self.b.bin(BinOp::Sub, Width::W64, zero, lt);
+            let x = self.b.bin(BinOp::Xor, Width::W64, ns, limit);
+            let m = self.b.bin(BinOp::And, Width::W64, x, mask);
+            self.b.bin(BinOp::Xor, Width::W64, limit, m)
+        };
         let now = self.b.call(helper::KTIME, Vec::new(), ValTy::Int);
         let deadline = self.b.bin(BinOp::Add, Width::W64, now, d);
         let dslot = self.b.slot(8, "deadline");
