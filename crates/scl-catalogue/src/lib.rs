@@ -644,6 +644,12 @@ pub mod limits {
     pub const DEFAULT_CAPACITY: u64 = 4096;
     /// The most entries any map may have.
     pub const MAX_CAPACITY: u64 = 1 << 20;
+    /// The largest value of a map or state entry: the kernel refuses values over
+    /// `KMALLOC_MAX_SIZE` (4 MiB) less a hash element's header; this stays below both.
+    pub const MAX_VALUE_BYTES: u32 = (4 << 20) - 4096;
+    /// The largest value of per-CPU state (`per_cpu`, `percpu_array`): the kernel's
+    /// `PCPU_MIN_UNIT_SIZE`, 32 KiB, with the value rounded up to 8 bytes.
+    pub const MAX_PERCPU_VALUE_BYTES: u32 = 32 << 10;
     /// The instruction budget of a hook that may sleep for every lock kind of its policy
     /// (the hook's own `budget` applies in atomic context).
     pub const SLEEPABLE_BUDGET: u32 = 65_536;

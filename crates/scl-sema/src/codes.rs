@@ -75,6 +75,8 @@ codes! {
     E0341 = "per-waiter-too-large";
     /// A hook whose stack frame would exceed the BPF stack.
     E0342 = "stack-too-large";
+    /// State or a map value larger than the kernel creates.
+    E0343 = "state-too-large";
     /// A hook whose worst-case instruction count exceeds its budget.
     E0350 = "cost-over-budget";
     /// A `back_off` or `sleep` with a constant wait over its limit, or a back-off clamp

@@ -78,3 +78,70 @@ fn every_example_loads_into_the_kernel() {
     println!("{loaded} example objects loaded");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The accepted UI cases (`tests/ui/*/ok_*.scl`, near misses of a rule) and the new
+/// limits' edge cases compile for every target that takes them, and each object loads: the
+/// checker's "yes" is the kernel's "yes" too.
+#[test]
+fn every_accepted_ui_case_loads_into_the_kernel() {
+    if !kernel_or_skip() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ui");
+    let mut cases = Vec::new();
+    for dir in ["syntax", "sema"] {
+        for e in std::fs::read_dir(root.join(dir)).expect("tests/ui").flatten() {
+            let p = e.path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("ok_") && name.ends_with(".scl") {
+                cases.push((format!("tests/ui/{dir}/{name}"), std::fs::read_to_string(&p).expect("readable")));
+            }
+        }
+    }
+    cases.sort();
+    assert!(cases.len() >= 30, "found only {} accepted UI cases", cases.len());
+    let mut failures = Vec::new();
+    let mut loaded = 0;
+    for (name, text) in &cases {
+        let mut compiled = 0;
+        let mut refused = Vec::new();
+        for target in Target::ALL {
+            let mut files = Files::new();
+            let id = files.add(name.clone(), text.clone());
+            let out = match scl_driver::compile(&mut files, id, target) {
+                Ok(o) => o,
+                Err(d) => {
+                    if d.iter().any(|d| d.code.code == scl_driver::E0900.code) {
+                        failures.push(format!("{name} ({target}): internal compiler error: {d:?}"));
+                    }
+                    refused.push(format!("{target}: {}", d.first().map_or(String::new(), |d| d.message.clone())));
+                    continue;
+                }
+            };
+            compiled += 1;
+            match scl_loader::load("t", &out.object, &[]) {
+                Ok(mut obj) => {
+                    loaded += 1;
+                    if target == Target::Stock {
+                        if let Err(e) = obj.attach_all() {
+                            failures.push(format!("{name} ({target}): {e}"));
+                        }
+                    } else {
+                        for p in obj.programs() {
+                            let mut ctx = [0u8; 128];
+                            if let Err(e) = obj.test_run(&p, &mut ctx) {
+                                failures.push(format!("{name} ({target}) {p}: {e}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("{name} ({target}): the checker accepts it, the kernel refuses it: {e}")),
+            }
+        }
+        if compiled == 0 {
+            failures.push(format!("{name}: accepted by the checker but compiles for no target: {}", refused.join("; ")));
+        }
+    }
+    println!("{loaded} objects of {} accepted UI cases loaded", cases.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -378,10 +378,60 @@ impl Estimator<'_> {
                 scratch = scratch.max((key + self.program.layout(&st.ty).size).div_ceil(8) * 8);
             }
             ExprKind::Struct(..) => scratch = scratch.max(self.program.layout(&e.ty).size.div_ceil(8) * 8),
+            // An indexed read keeps the base pointer, the index and the element pointer in
+            // slots, and redirects an index out of range to a zeroed element.
+            ExprKind::Read(p) if has_index(p) => scratch = scratch.max(self.index_scratch(body, p)),
             _ => {}
+        });
+        // The same for an indexed assignment target, and the value kept while it is found.
+        self.walk_assignments(&body.block, &mut |place, value| {
+            if has_index(place) {
+                let kept = self.program.layout(&value.ty).size.div_ceil(8) * 8;
+                scratch = scratch.max(self.index_scratch(body, place).saturating_add(kept));
+            }
         });
         // State lookups need an 8-byte key slot.
         locals.saturating_add(deepest).saturating_add(scratch).saturating_add(8)
+    }
+
+    /// The slots an indexed place keeps: base, index and element pointer, and a zeroed
+    /// element (the largest one indexed) that an index out of range is redirected to.
+    fn index_scratch(&self, body: &Body, p: &Place) -> u32 {
+        let mut ty = match &p.base {
+            PlaceBase::Local(id) => body.locals[*id].ty.clone(),
+            PlaceBase::State(id) => self.program.states[*id].ty.clone(),
+            _ => return INDEX_SLOTS + 8,
+        };
+        let mut largest = 0u32;
+        for pr in &p.projections {
+            ty = match (&ty, pr) {
+                (Ty::Struct(s), Projection::Field(i)) => self.program.structs[*s].fields[*i].ty.clone(),
+                (Ty::Array(elem, _), Projection::Index(_)) => {
+                    largest = largest.max(self.program.layout(elem).size.div_ceil(8) * 8);
+                    (**elem).clone()
+                }
+                _ => break,
+            };
+        }
+        INDEX_SLOTS.saturating_add(largest.max(8))
+    }
+
+    fn walk_assignments(&self, b: &Block, f: &mut dyn FnMut(&Place, &Expr)) {
+        for s in &b.stmts {
+            match s {
+                Stmt::Assign { place, value, .. } => f(place, value),
+                Stmt::If { arms, else_ } => {
+                    for (_, b) in arms {
+                        self.walk_assignments(b, f);
+                    }
+                    if let Some(b) = else_ {
+                        self.walk_assignments(b, f);
+                    }
+                }
+                Stmt::For { body, .. } | Stmt::Block(body) => self.walk_assignments(body, f),
+                _ => {}
+            }
+        }
     }
 
     fn walk_block(&self, b: &Block, f: &mut dyn FnMut(&Expr)) {
@@ -431,4 +481,11 @@ impl Estimator<'_> {
             _ => {}
         }
     }
+}
+
+/// Slots an indexed access keeps besides the element: base pointer, index, element pointer.
+const INDEX_SLOTS: u32 = 24;
+
+fn has_index(p: &Place) -> bool {
+    p.projections.iter().any(|pr| matches!(pr, crate::hir::Projection::Index(_)))
 }

@@ -476,6 +476,7 @@ fn resolve_states(cx: &mut Checker, m: usize) {
                 );
             }
         }
+        check_value_size(cx, file, s, &ty, &storage);
         let st = &mut cx.program.states[id];
         st.ty = ty;
         st.storage = storage;
@@ -750,3 +751,28 @@ pub(super) fn scalar(s: cat::Scalar) -> Ty {
     }
 }
 
+/// E0343: the value of a piece of state must be a size the kernel creates a map for.
+fn check_value_size(cx: &mut Checker, file: FileId, s: &ast::StateDecl, ty: &Ty, storage: &StateStorage) {
+    let (limit, what) = match storage {
+        StateStorage::Config(_) | StateStorage::PerWaiter { .. } | StateStorage::Map { kind: MapKind::Ringbuf, .. } => return,
+        StateStorage::PerCpu | StateStorage::Map { kind: MapKind::PercpuArray, .. } => {
+            (cat::limits::MAX_PERCPU_VALUE_BYTES, "a per-CPU value")
+        }
+        _ => (cat::limits::MAX_VALUE_BYTES, "a map value"),
+    };
+    if *ty == Ty::Error {
+        return;
+    }
+    // The layout saturates at u32::MAX, which is over every limit.
+    let size = cx.program.layout(ty).size;
+    if size.div_ceil(8).saturating_mul(8) > limit {
+        let name = cx.program.ty_name(ty);
+        let shown = if size == u32::MAX { "over 4 GiB".to_string() } else { format!("{size} bytes") };
+        cx.report(
+            Diagnostic::error(E0343, file, s.ty.span, format!("`{}` is too large for {what}: `{name}` is {shown}", s.name.name))
+                .with_label(format!("the kernel creates values of at most {limit} bytes here"))
+                .with_note("every piece of state is a BPF map; the kernel refuses to create maps with larger values")
+                .with_help("split the data over several pieces of state, or use a map with more entries and smaller values"),
+        );
+    }
+}
