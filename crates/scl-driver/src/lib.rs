@@ -169,8 +169,9 @@ fn program_spec(files: &Files, module: &Module, p: &Program, c: &scl_bpf::Compil
             let lc = f.line_col(loc.span.start);
             LineInfo {
                 insn: *at as u32,
-                file: f.name.clone(),
-                source: f.line_text(lc.line as usize - 1).trim().to_string(),
+                // BTF strings end at a NUL; one inside a comment becomes U+FFFD.
+                file: f.name.replace('\0', "\u{fffd}"),
+                source: f.line_text(lc.line as usize - 1).trim().replace('\0', "\u{fffd}"),
                 line: lc.line,
                 column: lc.column,
             }
