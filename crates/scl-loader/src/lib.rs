@@ -41,6 +41,15 @@ pub enum LoadError {
         /// libbpf's debug log, with the verifier's output.
         log: String,
     },
+    /// The kernel refused to create one of the object's maps (larger than this kernel
+    /// allows, or more memory than this process may use): a limit of the environment, not
+    /// a verifier rejection. Nothing of the object stays loaded.
+    Map {
+        /// The map's name.
+        name: String,
+        /// The error.
+        error: String,
+    },
     /// A name that is not in the object.
     Missing(String),
 }
@@ -53,6 +62,15 @@ impl fmt::Display for LoadError {
                 write!(f, "{what}: {error}")?;
                 if !log.is_empty() {
                     write!(f, "\n{log}")?;
+                }
+                Ok(())
+            }
+            LoadError::Map { name, error } => {
+                write!(f, "the kernel refused to create map `{name}`: {error}")?;
+                if error.contains("os error 7") {
+                    write!(f, " (the map is larger than this kernel allows: per-CPU values are limited to 32 KiB, hash maps to 2^31 entries)")?;
+                } else if error.contains("os error 12") {
+                    write!(f, " (not enough memory for it, or over this process's memory cgroup or RLIMIT_MEMLOCK)")?;
                 }
                 Ok(())
             }
@@ -106,6 +124,15 @@ fn verifier_part(log: &str) -> String {
     let start = log.find("-- BEGIN PROG LOAD LOG --").or_else(|| log.find("libbpf: prog '")).unwrap_or(0);
     let end = log.find("-- END PROG LOAD LOG --").map_or(log.len(), |e| e + "-- END PROG LOAD LOG --".len());
     log[start..end.max(start)].to_string()
+}
+
+/// The map libbpf failed to create, from its log (`libbpf: map 'NAME': failed to create: ...`).
+fn refused_map(log: &str) -> Option<String> {
+    log.lines().find_map(|l| {
+        let rest = l.split("map '").nth(1)?;
+        let (name, after) = rest.split_once('\'')?;
+        after.starts_with(": failed to create").then(|| name.to_string())
+    })
 }
 
 /// An object loaded into the kernel. Dropping it unloads its programs and maps (and
@@ -164,6 +191,9 @@ pub fn load(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)]) -> Result<Loa
             // the verifier refusing the program, which must never be skipped.
             if e.to_string().contains("(os error 1)") {
                 return Err(LoadError::Unsupported(format!("{what}: {e}")));
+            }
+            if let Some(name) = refused_map(&log) {
+                return Err(LoadError::Map { name, error: e.to_string() });
             }
             Err(refused(&what, e, &log))
         }
@@ -248,5 +278,19 @@ impl Loaded {
             btf_id: info.btf_id,
             line_info_cnt: info.nr_line_info,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_libbpf_could_not_create_is_found_in_its_log() {
+        let log = "libbpf: map 'small': created successfully, fd=5\nlibbpf: map 'big': failed to create: -E2BIG\nlibbpf: failed to load object 'x'\n";
+        assert_eq!(refused_map(log).as_deref(), Some("big"));
+        assert_eq!(refused_map("libbpf: prog 'contended': BPF program load failed: -EACCES\n"), None);
+        let e = LoadError::Map { name: "big".into(), error: "Argument list too long (os error 7)".into() };
+        assert!(e.to_string().starts_with("the kernel refused to create map `big`: Argument list too long (os error 7) (the map is larger"), "{e}");
     }
 }

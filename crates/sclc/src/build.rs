@@ -99,6 +99,11 @@ pub fn run(args: BuildArgs) -> Status {
                 eprintln!("sclc: error: cannot verify in the kernel: {why}");
                 return Status::Usage;
             }
+            // A limit of this kernel or machine, not a verifier rejection: nothing was loaded.
+            Err(e @ scl_loader::LoadError::Map { .. }) => {
+                eprintln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
+                return Status::Usage;
+            }
             Err(e) => {
                 let log = match &e {
                     scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),

@@ -177,6 +177,11 @@ pub fn load(args: LoadArgs) -> Status {
             eprintln!("sclc: error: cannot load BPF programs here: {why}");
             return Status::Usage;
         }
+        // A limit of this kernel or machine, not a verifier rejection: nothing was loaded.
+        Err(e @ scl_loader::LoadError::Map { .. }) => {
+            eprintln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
+            return Status::Usage;
+        }
         Err(e) => {
             let log = match &e {
                 scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),

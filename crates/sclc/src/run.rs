@@ -126,6 +126,16 @@ pub fn run(args: RunArgs) -> Status {
         Ok(l) => l,
         Err(scl_loader::LoadError::Unsupported(why)) => {
             eprintln!("sclc: error: cannot load BPF programs here: {why}");
+            if why.contains("(os error 1)") {
+                // Root without its capabilities (a container, `setpriv`, systemd's
+                // CapabilityBoundingSet): the euid check passed, the kernel said EPERM.
+                eprintln!("  note: loading and attaching tracing programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process lacks them");
+            }
+            return Status::Usage;
+        }
+        // A limit of this kernel or machine, not a verifier rejection: nothing was loaded.
+        Err(e @ scl_loader::LoadError::Map { .. }) => {
+            eprintln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
             return Status::Usage;
         }
         Err(e) => {
