@@ -1,9 +1,14 @@
 //! `sclc run` on the real kernel: a contention storm this test controls (threads mapping
 //! and unmapping memory, so the process's mmap lock, an rwsem, contends), the stock
 //! profiler attached for a few seconds, non-zero contention counts and wait times in its
-//! JSON, and no program left loaded afterwards, also after SIGINT.
+//! JSON, and no program left loaded afterwards, also after SIGINT. Also: SIGKILL of a
+//! workload process while sclc runs, SIGKILL of sclc itself (the kernel frees its programs,
+//! and a second run works), and the environment errors: not root, no capabilities, and a
+//! zero RLIMIT_MEMLOCK (which must not matter: libbpf >= 1.0 on Linux >= 5.11 charges BPF
+//! memory to the memory cgroup).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -111,5 +116,185 @@ fn sigint_stops_with_a_summary_and_detaches() {
     assert!(!ids.is_empty());
     for id in ids {
         assert!(program_gone(id), "program {id} is still loaded after SIGINT");
+    }
+}
+
+/// Set in the environment of a child copy of this test binary that is to be the storm.
+const STORM_CHILD: &str = "SCL_RUN_LIVE_STORM_CHILD";
+
+/// Not a test: the workload process of `sigkill_of_the_workload_leaves_sclc_running`, which
+/// runs this binary again with only this function selected and `STORM_CHILD` set. Storms
+/// until killed: the mmap storm of [`storm`] and threads writing into one pipe that one
+/// thread drains (the pipe's mutex and the wait queue's spinlock contend). Gives up after a
+/// minute, so a failed test cannot leave it running.
+#[test]
+fn storm_child_process() {
+    if std::env::var_os(STORM_CHILD).is_none() {
+        return;
+    }
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(60));
+        std::process::exit(3);
+    });
+    let _workers = storm(Arc::new(AtomicBool::new(false)));
+    let (mut rx, tx) = std::io::pipe().expect("a pipe");
+    for _ in 0..4 {
+        let mut tx = tx.try_clone().expect("a pipe end clones");
+        std::thread::spawn(move || loop {
+            let _ = std::io::Write::write_all(&mut tx, &[0x5a; 64]);
+        });
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let _ = rx.read(&mut buf);
+    }
+}
+
+fn spawn_storm_process() -> std::process::Child {
+    Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "storm_child_process", "--nocapture", "--test-threads=1"])
+        .env(STORM_CHILD, "1")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the storm process starts")
+}
+
+fn sclc_run(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sclc"));
+    c.current_dir(repo_root()).args(["run", "examples/contention_profiler.scl"]).args(args);
+    c
+}
+
+#[test]
+fn sigkill_of_the_workload_leaves_sclc_running() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    let mut workload = spawn_storm_process();
+    let sclc = sclc_run(&["--duration", "3s", "--interval", "500ms", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sclc starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    workload.kill().expect("SIGKILL the workload");
+    let killed = workload.wait().expect("the workload is reaped");
+    assert_eq!(killed.signal(), Some(9), "the workload died of SIGKILL");
+    let out = sclc.wait_with_output().expect("sclc exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "sclc ends normally: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("JSON");
+    assert_eq!(last["final"], true, "a final summary after the workload died");
+    let elapsed = last["elapsed_s"].as_f64().unwrap_or(0.0);
+    assert!(elapsed >= 3.0, "sclc ran its full duration, not {elapsed} s");
+    let stats = last["maps"]["stats"].as_array().expect("per-lock rows");
+    assert!(stats.iter().map(|r| r["contentions"].as_u64().unwrap_or(0)).sum::<u64>() > 0, "{last}");
+    let kinds: Vec<&str> = last["maps"]["kind_hist"].as_array().expect("per-kind rows").iter().filter_map(|r| r["kind"].as_str()).collect();
+    assert!(kinds.contains(&"rwsem"), "the mmap lock contended: {kinds:?}");
+    assert!(kinds.iter().any(|k| *k == "spinlock" || *k == "mutex"), "the pipe's locks contended: {kinds:?}");
+    for id in ids(&last) {
+        assert!(program_gone(id), "program {id} is still loaded after sclc exited");
+    }
+}
+
+#[test]
+fn sigkill_of_sclc_frees_its_programs_and_a_second_run_works() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    let mut child = sclc_run(&["--interval", "200ms", "--format", "json"]).stdout(Stdio::piped()).spawn().expect("sclc starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut first).expect("a first refresh");
+    let line: serde_json::Value = serde_json::from_str(&first).expect("JSON");
+    let loaded = ids(&line);
+    assert_eq!(loaded.len(), 2, "two programs attached: {line}");
+    child.kill().expect("SIGKILL sclc");
+    let status = child.wait().expect("sclc is reaped");
+    assert_eq!(status.signal(), Some(9));
+    for id in loaded {
+        assert!(program_gone(id), "program {id} is still loaded 5 s after sclc was killed");
+    }
+    let out = sclc_run(&["--duration", "1s", "--interval", "500ms", "--format", "json"]).output().expect("sclc runs again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("JSON");
+    assert_eq!(last["final"], true);
+    for id in ids(&last) {
+        assert!(program_gone(id), "program {id} of the second run is still loaded");
+    }
+}
+
+/// `sclc run` as another user or with fewer privileges, through util-linux's `setpriv`.
+/// None when `setpriv` is missing.
+fn run_with_setpriv(setpriv: &[&str]) -> Option<std::process::Output> {
+    let out = Command::new("setpriv")
+        .args(setpriv)
+        .arg(env!("CARGO_BIN_EXE_sclc"))
+        .args(["run", "examples/contention_profiler.scl", "--duration", "1s", "--format", "json"])
+        .current_dir(repo_root())
+        .output();
+    match out {
+        Ok(o) => Some(o),
+        Err(e) => {
+            eprintln!("SKIPPED (setpriv): cannot run util-linux's setpriv: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn not_root_is_an_environment_error() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    // 65534 is `nobody` on Debian, Fedora and Arch; setpriv needs no passwd entry for it.
+    let Some(out) = run_with_setpriv(&["--reuid=65534", "--regid=65534", "--clear-groups"]) else { return };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not running as root") && stderr.contains("CAP_BPF"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn root_without_capabilities_is_an_environment_error() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    // Root, but with an empty bounding set the exec grants no capabilities.
+    let Some(out) = run_with_setpriv(&["--inh-caps=-all", "--bounding-set=-all"]) else { return };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("Operation not permitted") && stderr.contains("CAP_BPF"), "{stderr}");
+}
+
+#[test]
+fn a_zero_memlock_limit_does_not_matter() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    // libbpf >= 1.0 raises RLIMIT_MEMLOCK only on kernels that still charge BPF memory to
+    // it (before 5.11); on later ones the memory cgroup accounts it, so 0 must be fine.
+    let out = Command::new("prlimit")
+        .args(["--memlock=0:0", env!("CARGO_BIN_EXE_sclc"), "run", "examples/contention_profiler.scl", "--duration", "1s", "--format", "json"])
+        .current_dir(repo_root())
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("SKIPPED (prlimit): cannot run util-linux's prlimit: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("JSON");
+    assert_eq!(last["final"], true);
+    for id in ids(&last) {
+        assert!(program_gone(id), "program {id} is still loaded");
     }
 }
