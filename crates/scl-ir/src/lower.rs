@@ -622,12 +622,17 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 let mutex = self.b.bin(BinOp::And, Width::W64, flags, mutex_bit);
                 let zero = self.b.iconst(0);
                 let is_mutex = self.b.cmp(Cond::Ne, mutex, zero);
-                // kind = is_spin ? 0 : (is_mutex ? 1 : 2) = (1 - is_spin) * (2 - is_mutex)
+                // A mutex spinning optimistically reports LCB_F_MUTEX | LCB_F_SPIN, so the
+                // mutex bit decides first:
+                // kind = is_mutex ? 1 : (is_spin ? 0 : 2) = is_mutex + (1 - is_mutex) * 2 * (1 - is_spin)
                 let one = self.b.iconst(1);
                 let not_spin = self.b.bin(BinOp::Sub, Width::W64, one, is_spin);
-                let two = self.b.iconst(2);
-                let rest = self.b.bin(BinOp::Sub, Width::W64, two, is_mutex);
-                self.b.bin(BinOp::Mul, Width::W64, not_spin, rest)
+                let one = self.b.iconst(1);
+                let not_mutex = self.b.bin(BinOp::Sub, Width::W64, one, is_mutex);
+                let shift = self.b.iconst(1);
+                let rwsem = self.b.bin(BinOp::Shl, Width::W64, not_spin, shift);
+                let rest = self.b.bin(BinOp::Mul, Width::W64, not_mutex, rwsem);
+                self.b.bin(BinOp::Add, Width::W64, is_mutex, rest)
             }
             "is_reader" | "is_writer" if stock => {
                 let flags = self.stock_flags();

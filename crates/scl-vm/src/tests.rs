@@ -798,3 +798,27 @@ fn user_callbacks_run_like_the_kernel_runs_them() {
     // Four iterations (0..=3), the sum 106, bpf_loop returns 4.
     assert_eq!(ret, (4 << 16) | 106);
 }
+
+/// On the stock target `lock.kind` comes from the tracepoint's flags (the second argument of
+/// `contention_begin`): a mutex spinning optimistically reports `LCB_F_MUTEX | LCB_F_SPIN`
+/// and is a mutex, a spinning rwlock or plain spinlock is a spinlock, the rest rwsem.
+#[test]
+fn stock_lock_kind_from_the_tracepoint_flags() {
+    let src = "global last: u64;\n\
+               policy p for spinlock, mutex, rwsem {\n\
+                   on contended(l: lock) { last = l.kind as u64; }\n\
+               }\n";
+    let mut files = scl_diagnostics::Files::new();
+    let id = files.add("t.scl", src);
+    let out = scl_driver::compile(&mut files, id, scl_catalogue::Target::Stock).expect("compiles for stock");
+    let mut vm = Vm::new(&out).unwrap();
+    let mut env = TestEnv::default();
+    for (flags, kind) in [(1u64, 0u64), (33, 1), (32, 1), (1 | 2, 0), (2, 2), (4, 2), (16 | 4, 2), (0, 2)] {
+        let mut c = [0u8; 128];
+        c[0..8].copy_from_slice(&0xffff_8880_1234_5678u64.to_le_bytes());
+        c[8..16].copy_from_slice(&flags.to_le_bytes());
+        vm.run("contended", &mut c, &mut env).unwrap();
+        let last = vm.lookup("last", &0u32.to_le_bytes()).expect("the global");
+        assert_eq!(u64::from_le_bytes(last[..8].try_into().unwrap()), kind, "flags {flags:#x}");
+    }
+}
