@@ -93,25 +93,8 @@ pub fn run(args: BuildArgs) -> Status {
     };
     report(&files, &out.warnings);
     if args.verify {
-        match scl_loader::load("scl_verify", &out.object, &[]) {
-            Ok(_) => {}
-            Err(scl_loader::LoadError::Unsupported(why)) => {
-                eprintln!("sclc: error: cannot verify in the kernel: {why}");
-                return Status::Usage;
-            }
-            // A limit of this kernel or machine, not a verifier rejection: nothing was loaded.
-            Err(e @ scl_loader::LoadError::Map { .. }) => {
-                eprintln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
-                return Status::Usage;
-            }
-            Err(e) => {
-                let log = match &e {
-                    scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),
-                    other => other.to_string(),
-                };
-                report(&files, &[verifier_diagnostic(&files, id, &log)]);
-                return Status::PolicyErrors;
-            }
+        if let Err(status) = load_or_report("scl_verify", &files, id, &out.object, &[], &report) {
+            return status;
         }
     }
     let bytes: Vec<u8> = match args.emit {
@@ -136,6 +119,45 @@ pub fn run(args: BuildArgs) -> Status {
         None => {
             let _ = std::io::stdout().lock().write_all(&bytes);
             Status::Ok
+        }
+    }
+}
+
+/// Loads a compiled policy into the kernel, or says why not: an environment problem (no
+/// privilege or BTF, a map this machine cannot create) is reported plainly with exit code 2;
+/// a verifier rejection is a diagnostic on the `.scl` line it concerns (E0901, exit 1).
+/// `report` renders diagnostics as the command was asked to.
+pub fn load_or_report(
+    name: &str,
+    files: &Files,
+    id: scl_diagnostics::FileId,
+    object: &[u8],
+    overrides: &[(usize, Vec<u8>)],
+    report: &dyn Fn(&Files, &[Diagnostic]),
+) -> Result<scl_loader::Loaded, Status> {
+    match scl_loader::load(name, object, overrides) {
+        Ok(l) => Ok(l),
+        Err(scl_loader::LoadError::Unsupported(why)) => {
+            eprintln!("sclc: error: cannot load BPF programs here: {why}");
+            if why.contains("(os error 1)") {
+                // Root without its capabilities (a container, `setpriv`, systemd's
+                // CapabilityBoundingSet): the euid check passed, the kernel said EPERM.
+                eprintln!("  note: loading and attaching tracing programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process lacks them");
+            }
+            Err(Status::Usage)
+        }
+        // A limit of this kernel or machine, not a verifier rejection: nothing was loaded.
+        Err(e @ scl_loader::LoadError::Map { .. }) => {
+            eprintln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
+            Err(Status::Usage)
+        }
+        Err(e) => {
+            let log = match &e {
+                scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),
+                other => other.to_string(),
+            };
+            report(files, &[verifier_diagnostic(files, id, &log)]);
+            Err(Status::PolicyErrors)
         }
     }
 }

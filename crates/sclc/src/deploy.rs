@@ -8,7 +8,7 @@
 //! `sclc map` reads and writes the pinned maps through `scl_loader::pinned`, the library
 //! applications use, with keys and values typed from the policy's BTF.
 
-use crate::build::{default_target, verifier_diagnostic};
+use crate::build::default_target;
 use crate::check::TargetArg;
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
@@ -171,25 +171,9 @@ pub fn load(args: LoadArgs) -> Status {
     if dir.exists() {
         return fail(&PinError::Exists { name: args.pin.clone(), dir });
     }
-    let mut loaded = match scl_loader::load("scl", &out.object, &overrides) {
+    let mut loaded = match crate::build::load_or_report("scl", &files, id, &out.object, &overrides, &report) {
         Ok(l) => l,
-        Err(scl_loader::LoadError::Unsupported(why)) => {
-            eprintln!("sclc: error: cannot load BPF programs here: {why}");
-            return Status::Usage;
-        }
-        // A limit of this kernel or machine, not a verifier rejection: nothing was loaded.
-        Err(e @ scl_loader::LoadError::Map { .. }) => {
-            eprintln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
-            return Status::Usage;
-        }
-        Err(e) => {
-            let log = match &e {
-                scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),
-                other => other.to_string(),
-            };
-            report(&files, &[verifier_diagnostic(&files, id, &log)]);
-            return Status::PolicyErrors;
-        }
+        Err(status) => return status,
     };
     let hidden: Vec<&str> = out.module.maps.values().filter(|m| m.origin.is_hidden()).map(|m| m.name.as_str()).collect();
     let attach = target == Target::Stock;

@@ -7,7 +7,6 @@
 //! (drawn with `--hist`). Programs are never pinned, so they detach when `sclc` exits for any
 //! reason, a panic or a kill included.
 
-use crate::build::verifier_diagnostic;
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
 use scl_diagnostics::render::{self, Format};
@@ -122,30 +121,9 @@ pub fn run(args: RunArgs) -> Status {
             return Status::Usage;
         }
     };
-    let mut loaded = match scl_loader::load("sclc_run", &out.object, &overrides) {
+    let mut loaded = match crate::build::load_or_report("sclc_run", &files, id, &out.object, &overrides, &report) {
         Ok(l) => l,
-        Err(scl_loader::LoadError::Unsupported(why)) => {
-            eprintln!("sclc: error: cannot load BPF programs here: {why}");
-            if why.contains("(os error 1)") {
-                // Root without its capabilities (a container, `setpriv`, systemd's
-                // CapabilityBoundingSet): the euid check passed, the kernel said EPERM.
-                eprintln!("  note: loading and attaching tracing programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process lacks them");
-            }
-            return Status::Usage;
-        }
-        // A limit of this kernel or machine, not a verifier rejection: nothing was loaded.
-        Err(e @ scl_loader::LoadError::Map { .. }) => {
-            eprintln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
-            return Status::Usage;
-        }
-        Err(e) => {
-            let log = match &e {
-                scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),
-                other => other.to_string(),
-            };
-            report(&files, &[verifier_diagnostic(&files, id, &log)]);
-            return Status::PolicyErrors;
-        }
+        Err(status) => return status,
     };
     if let Err(e) = loaded.attach_all() {
         eprintln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");

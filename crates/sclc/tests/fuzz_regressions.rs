@@ -1,8 +1,7 @@
 //! The inputs the fuzzers found (`fuzz/regressions/`, see its README): each goes through
 //! the parser, the checker and the whole compiler for every target, as the `parse`,
 //! `check` and `compile` fuzz targets drive them, and must neither panic nor end in an
-//! internal compiler error (E0900). Cases whose bug is still open live in
-//! `fuzz/regressions/open/` and run with `--ignored`.
+//! internal compiler error (E0900). A finding is added here together with its fix.
 
 use scl_catalogue::Target;
 use scl_diagnostics::{FileId, Files};
@@ -63,15 +62,8 @@ fn run_case(path: &Path) -> Vec<String> {
 
 #[test]
 fn fixed_fuzz_findings_stay_fixed() {
-    let problems: Vec<String> = cases("").iter().flat_map(|p| run_case(p)).collect();
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-#[test]
-#[ignore = "open compiler bugs found by fuzzing: see fuzz/regressions/README.md"]
-fn open_fuzz_findings() {
-    let cases = cases("open");
+    let cases = cases("");
+    assert!(cases.len() >= 2, "fuzz/regressions/ holds the findings");
     let problems: Vec<String> = cases.iter().flat_map(|p| run_case(p)).collect();
-    println!("{} open case(s), {} still failing", cases.len(), problems.len());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
