@@ -550,7 +550,10 @@ impl Env<'_> {
                 if ok {
                     Ok(())
                 } else {
-                    let show = |v: Option<i128>| v.map_or("none".to_string(), |v| format!("{v} ({v:#x})"));
+                    // Hex only for non-negative values: a negative i128 in hex is 32 digits.
+                    let show = |v: Option<i128>| {
+                        v.map_or("none".to_string(), |v| if v < 0 { v.to_string() } else { format!("{v} ({v:#x})") })
+                    };
                     let rhs_text = match rhs {
                         Rhs::None => "none".to_string(),
                         Rhs::Num(n) => n.clone(),
