@@ -694,6 +694,9 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 let ty = self.local_ty(*local);
                 match init {
                     Some(e) => {
+                        // The statement has no position of its own in the HIR: its
+                        // initialiser's line is the `let`'s line.
+                        self.b.loc = e.loc;
                         if !ty.is_scalar() {
                             // Padding bytes too: the value may become a map key.
                             let a = self.b.slot_addr(slot, 0);
