@@ -442,14 +442,40 @@ impl<'m, 'p> FnCx<'m, 'p> {
     fn prologue(&mut self, body: &'p Body) {
         if self.hook.name == "contended" && self.target() == Target::Stock {
             if let Some(map) = self.m.flags_map {
-                // Record the flags for `contention_end`, keyed by thread.
+                // Record the flags for `contention_end`, keyed by thread: in place when
+                // the thread has an entry (a lookup), else by an update, which for an LRU
+                // map takes its lock and recycles an element.
                 let tid = self.tid();
-                let key = self.spill(tid, 4, "flags key");
+                let key_slot = self.b.slot(8, "flags key");
+                let ka = self.b.slot_addr(key_slot, 0);
+                self.b.store(ka, 0, 4, tid);
+                let ka = self.b.slot_addr(key_slot, 0);
+                let mref = self.map_ref(map);
+                let p = self.b.call(helper::MAP_LOOKUP, vec![mref, ka], ValTy::MapValueOrNull);
+                let ptr_slot = self.b.slot(8, "flags ptr");
+                let pa = self.b.slot_addr(ptr_slot, 0);
+                self.b.store(pa, 0, 8, p);
+                let zero = self.b.iconst(0);
+                let found = self.b.cmp(Cond::Ne, p, zero);
+                let hit = self.b.create_block();
+                let miss = self.b.create_block();
+                let join = self.b.create_block();
+                self.b.terminate(Terminator::Branch { cond: found, then: hit, else_: miss });
+                self.b.switch_to(hit);
+                let pa = self.b.slot_addr(ptr_slot, 0);
+                let p = self.b.load_ptr(pa, 0, ValTy::MapValue);
+                let flags = self.ctx_arg(1);
+                self.b.store(p, 0, 4, flags);
+                self.b.terminate(Terminator::Jump(join));
+                self.b.switch_to(miss);
                 let flags = self.ctx_arg(1);
                 let val = self.spill(flags, 4, "flags");
+                let ka = self.b.slot_addr(key_slot, 0);
                 let mref = self.map_ref(map);
                 let flag = self.b.iconst(0);
-                let _ = self.b.call(helper::MAP_UPDATE, vec![mref, key, val, flag], ValTy::Int);
+                let _ = self.b.call(helper::MAP_UPDATE, vec![mref, ka, val, flag], ValTy::Int);
+                self.b.terminate(Terminator::Jump(join));
+                self.b.switch_to(join);
             }
         }
         let reorder = !self.hook.may_write_state;

@@ -822,3 +822,32 @@ fn stock_lock_kind_from_the_tracepoint_flags() {
         assert_eq!(u64::from_le_bytes(last[..8].try_into().unwrap()), kind, "flags {flags:#x}");
     }
 }
+
+/// `contention_end` has no flags: the stock `contended` records each thread's flags in the
+/// hidden `scl_flags` map, by an update the first time and in place after that, and
+/// `contention_end` reads them back.
+#[test]
+fn stock_contention_end_sees_the_flags_of_the_threads_last_contention() {
+    let src = "global last: u64;\n\
+               policy p for spinlock, mutex, rwsem {\n\
+                   on contention_end(l: lock, ok: bool) { last = l.kind as u64; }\n\
+               }\n";
+    let mut files = scl_diagnostics::Files::new();
+    let id = files.add("t.scl", src);
+    let out = scl_driver::compile(&mut files, id, scl_catalogue::Target::Stock).expect("compiles for stock");
+    let mut vm = Vm::new(&out).unwrap();
+    assert!(vm.hooks().contains(&"contended"), "sclc adds the program that records the flags");
+    let mut env = TestEnv::default();
+    for (flags, kind) in [(1u64, 0u64), (32, 1), (4, 2), (33, 1), (1, 0)] {
+        let mut c = [0u8; 128];
+        c[0..8].copy_from_slice(&0xffff_8880_1234_5678u64.to_le_bytes());
+        c[8..16].copy_from_slice(&flags.to_le_bytes());
+        vm.run("contended", &mut c, &mut env).unwrap();
+        let mut e = [0u8; 128];
+        e[0..8].copy_from_slice(&0xffff_8880_1234_5678u64.to_le_bytes());
+        vm.run("contention_end", &mut e, &mut env).unwrap();
+        let last = vm.lookup("last", &0u32.to_le_bytes()).expect("the global");
+        assert_eq!(u64::from_le_bytes(last[..8].try_into().unwrap()), kind, "flags {flags:#x}");
+    }
+    assert_eq!(vm.keys("scl_flags").len(), 1, "one entry for the one thread");
+}
