@@ -450,20 +450,12 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 let ka = self.b.slot_addr(key_slot, 0);
                 self.b.store(ka, 0, 4, tid);
                 let ka = self.b.slot_addr(key_slot, 0);
-                let mref = self.map_ref(map);
-                let p = self.b.call(helper::MAP_LOOKUP, vec![mref, ka], ValTy::MapValueOrNull);
-                let ptr_slot = self.b.slot(8, "flags ptr");
-                let pa = self.b.slot_addr(ptr_slot, 0);
-                self.b.store(pa, 0, 8, p);
-                let zero = self.b.iconst(0);
-                let found = self.b.cmp(Cond::Ne, p, zero);
                 let hit = self.b.create_block();
                 let miss = self.b.create_block();
                 let join = self.b.create_block();
-                self.b.terminate(Terminator::Branch { cond: found, then: hit, else_: miss });
+                let ptr_slot = self.lookup_branch(map, ka, hit, miss);
                 self.b.switch_to(hit);
-                let pa = self.b.slot_addr(ptr_slot, 0);
-                let p = self.b.load_ptr(pa, 0, ValTy::MapValue);
+                let p = self.reload_ptr(ptr_slot);
                 let flags = self.ctx_arg(1);
                 self.b.store(p, 0, 4, flags);
                 self.b.terminate(Terminator::Jump(join));
@@ -604,26 +596,18 @@ impl<'m, 'p> FnCx<'m, 'p> {
             return self.ctx_arg(1);
         }
         let Some(map) = self.m.flags_map else { return self.b.iconst(0) };
-        let tid = self.tid();
-        let key = self.spill(tid, 4, "flags key");
-        let mref = self.map_ref(map);
-        let p = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
         // Select the flags or 0 without a cross-block value: through a slot.
         let out = self.b.slot(8, "flags");
         let out_addr = self.b.slot_addr(out, 0);
         let zero = self.b.iconst(0);
         self.b.store(out_addr, 0, 8, zero);
-        let slot = self.b.slot(8, "flags ptr");
-        let sa = self.b.slot_addr(slot, 0);
-        self.b.store(sa, 0, 8, p);
-        let z = self.b.iconst(0);
-        let found = self.b.cmp(Cond::Ne, p, z);
+        let tid = self.tid();
+        let key = self.spill(tid, 4, "flags key");
         let yes = self.b.create_block();
         let join = self.b.create_block();
-        self.b.terminate(Terminator::Branch { cond: found, then: yes, else_: join });
+        let slot = self.lookup_branch(map, key, yes, join);
         self.b.switch_to(yes);
-        let sa = self.b.slot_addr(slot, 0);
-        let p = self.b.load_ptr(sa, 0, ValTy::MapValue);
+        let p = self.reload_ptr(slot);
         let v = self.b.load(p, 0, 4);
         let oa = self.b.slot_addr(out, 0);
         self.b.store(oa, 0, 8, v);
@@ -918,6 +902,27 @@ impl<'m, 'p> FnCx<'m, 'p> {
         self.b.loc = e.loc;
         let v = self.expr(e);
         self.b.terminate(Terminator::Branch { cond: v, then, else_ });
+    }
+
+    /// `map_lookup_elem(map, key)` with the pointer kept in a slot (IR values do not cross
+    /// blocks); ends the block with a branch to `hit` when found, else to `miss`. In `hit`,
+    /// [`Self::reload_ptr`] of the returned slot gives the (non-null) pointer back.
+    fn lookup_branch(&mut self, map: MapId, key: Value, hit: Block, miss: Block) -> Slot {
+        let mref = self.map_ref(map);
+        let p = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
+        let slot = self.b.slot(8, "lookup ptr");
+        let sa = self.b.slot_addr(slot, 0);
+        self.b.store(sa, 0, 8, p);
+        let zero = self.b.iconst(0);
+        let found = self.b.cmp(Cond::Ne, p, zero);
+        self.b.terminate(Terminator::Branch { cond: found, then: hit, else_: miss });
+        slot
+    }
+
+    /// The map-value pointer kept in `slot` by [`Self::lookup_branch`].
+    fn reload_ptr(&mut self, slot: Slot) -> Value {
+        let sa = self.b.slot_addr(slot, 0);
+        self.b.load_ptr(sa, 0, ValTy::MapValue)
     }
 
     /// `map_lookup_elem(map, &key)`.
