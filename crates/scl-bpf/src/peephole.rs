@@ -95,6 +95,11 @@ fn effect(i: &Insn) -> Effect {
     }
 }
 
+/// Where the jump at `i` lands.
+fn jump_target(i: usize, n: &Insn) -> usize {
+    (i as i64 + 1 + i64::from(n.off)) as usize
+}
+
 fn is_jump(i: &Insn) -> bool {
     matches!(i.class(), class::JMP | 0x06) && !matches!(i.code & 0xf0, jmp::CALL | jmp::EXIT)
 }
@@ -120,7 +125,7 @@ fn successors(insns: &[Insn], i: usize) -> [Option<usize>; 2] {
             jmp::CALL => return [next, None],
             _ => {}
         }
-        let target = (i as i64 + 1 + i64::from(n.off)) as usize;
+        let target = jump_target(i, &n);
         if n.code & 0xf0 == jmp::JA {
             return [Some(target), None];
         }
@@ -133,7 +138,7 @@ fn jump_targets(insns: &[Insn]) -> Vec<bool> {
     let mut t = vec![false; insns.len() + 1];
     for i in heads(insns) {
         if is_jump(&insns[i]) {
-            let target = (i as i64 + 1 + i64::from(insns[i].off)) as usize;
+            let target = jump_target(i, &insns[i]);
             t[target.min(insns.len())] = true;
         }
     }
@@ -248,7 +253,7 @@ fn forward(insns: &mut [Insn], exposed: i16) -> bool {
     let mut back = vec![false; insns.len() + 1];
     for &j in &hs {
         if is_jump(&insns[j]) {
-            let t = (j as i64 + 1 + i64::from(insns[j].off)) as usize;
+            let t = jump_target(j, &insns[j]);
             if t <= j {
                 back[t] = true;
             }
@@ -320,7 +325,7 @@ fn forward(insns: &mut [Insn], exposed: i16) -> bool {
             f.known.push(k);
         }
         if is_jump(&n) {
-            let t = (i as i64 + 1 + i64::from(n.off)) as usize;
+            let t = jump_target(i, &n);
             if t > i {
                 match pending.get_mut(&t) {
                     Some(p) => p.meet(&f),
@@ -429,7 +434,7 @@ fn dead_code(insns: &[Insn], dead: &mut [bool]) -> bool {
         }
         let e = effect(&n);
         let useless = (e.pure && e.defs & live[i] == 0)
-            || (n.class() == class::ALU64 && n.code == class::ALU64 | alu::MOV | SRC_X && n.dst == n.src && n.off == 0)
+            || (n.code == class::ALU64 | alu::MOV | SRC_X && n.dst == n.src && n.off == 0)
             || (n.code == class::JMP | jmp::JA && n.off == 0);
         if useless {
             dead[i] = true;
@@ -459,7 +464,7 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
         }
         let mut insn = old[i];
         if is_jump(&insn) {
-            let target = (i as i64 + 1 + i64::from(insn.off)) as usize;
+            let target = jump_target(i, &insn);
             insn.off = (new_index[target] as i64 - new_index[i] as i64 - 1) as i16;
         }
         c.insns.push(insn);

@@ -483,14 +483,10 @@ impl<'m, 'p> FnCx<'m, 'p> {
             let key = self.spill(key_value, key_size, "state key");
             let mref = self.map_ref(map);
             let ptr = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
-            let slot = self.b.slot(8, format!("&{}", self.program().states[id].name));
-            let slot_addr = self.b.slot_addr(slot, 0);
-            self.b.store(slot_addr, 0, 8, ptr);
-            let zero = self.b.iconst(0);
-            let found = self.b.cmp(Cond::Ne, ptr, zero);
             let next = self.b.create_block();
             let missing = self.b.create_block();
-            self.b.terminate(Terminator::Branch { cond: found, then: next, else_: missing });
+            let name = format!("&{}", self.program().states[id].name);
+            let slot = self.branch_if_found(ptr, name, next, missing);
             self.b.switch_to(missing);
             let creates = matches!(storage, StateStorage::PerLock | StateStorage::PerThread);
             match (creates, self.m.zero_map) {
@@ -863,13 +859,8 @@ impl<'m, 'p> FnCx<'m, 'p> {
             HCond::MapGet { local, map, key, loc } => {
                 self.b.loc = *loc;
                 let p = self.lookup(*map, key);
-                let slot = self.b.slot(8, "if let");
-                let addr = self.b.slot_addr(slot, 0);
-                self.b.store(addr, 0, 8, p);
-                let zero = self.b.iconst(0);
-                let found = self.b.cmp(Cond::Ne, p, zero);
+                let slot = self.branch_if_found(p, "if let", then, else_);
                 self.frames.last_mut().expect("a frame").locals.insert(*local, Binding::Ref(slot, ValTy::MapValue));
-                self.b.terminate(Terminator::Branch { cond: found, then, else_ });
             }
         }
     }
@@ -904,13 +895,12 @@ impl<'m, 'p> FnCx<'m, 'p> {
         self.b.terminate(Terminator::Branch { cond: v, then, else_ });
     }
 
-    /// `map_lookup_elem(map, key)` with the pointer kept in a slot (IR values do not cross
-    /// blocks); ends the block with a branch to `hit` when found, else to `miss`. In `hit`,
-    /// [`Self::reload_ptr`] of the returned slot gives the (non-null) pointer back.
-    fn lookup_branch(&mut self, map: MapId, key: Value, hit: Block, miss: Block) -> Slot {
-        let mref = self.map_ref(map);
-        let p = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
-        let slot = self.b.slot(8, "lookup ptr");
+    /// Keeps a lookup's result `p` in a new slot (IR values do not cross blocks) and ends
+    /// the block with a branch to `hit` when it is not null, else to `miss`. In `hit`,
+    /// [`Self::reload_ptr`] of the returned slot gives the pointer back, known not null: the
+    /// spilled copy shares the checked register's identity in the kernel verifier.
+    fn branch_if_found(&mut self, p: Value, name: impl Into<String>, hit: Block, miss: Block) -> Slot {
+        let slot = self.b.slot(8, name);
         let sa = self.b.slot_addr(slot, 0);
         self.b.store(sa, 0, 8, p);
         let zero = self.b.iconst(0);
@@ -919,7 +909,15 @@ impl<'m, 'p> FnCx<'m, 'p> {
         slot
     }
 
-    /// The map-value pointer kept in `slot` by [`Self::lookup_branch`].
+    /// `map_lookup_elem(map, key)` for a key already on the stack, then
+    /// [`Self::branch_if_found`].
+    fn lookup_branch(&mut self, map: MapId, key: Value, hit: Block, miss: Block) -> Slot {
+        let mref = self.map_ref(map);
+        let p = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
+        self.branch_if_found(p, "lookup ptr", hit, miss)
+    }
+
+    /// The map-value pointer kept in `slot` by [`Self::branch_if_found`].
     fn reload_ptr(&mut self, slot: Slot) -> Value {
         let sa = self.b.slot_addr(slot, 0);
         self.b.load_ptr(sa, 0, ValTy::MapValue)
@@ -1487,24 +1485,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     (Arg::Value(x), Arg::Value(y)) => self.pair(x, y),
                     _ => (value(self, 0), value(self, 1)),
                 };
-                let signed = int_of(ty).signed;
-                let lt_cond = if signed { Cond::SLt } else { Cond::ULt };
-                if self.loop_depth == 0 {
-                    // Outside loops a jump over a move: `t = a; if !(a < b) t = b`.
-                    return if def.name == "min" {
-                        self.b.select(lt_cond, a, b, a, b)
-                    } else {
-                        self.b.select(lt_cond, a, b, b, a)
-                    };
-                }
-                let lt = self.b.cmp(lt_cond, a, b);
-                // min = b ^ ((a ^ b) & -(a < b)); max swaps the roles.
-                let zero = self.b.iconst(0);
-                let mask = self.b.bin(BinOp::Sub, Width::W64, zero, lt);
-                let x = self.b.bin(BinOp::Xor, Width::W64, a, b);
-                let m = self.b.bin(BinOp::And, Width::W64, x, mask);
-                let base = if def.name == "min" { b } else { a };
-                self.b.bin(BinOp::Xor, Width::W64, base, m)
+                self.min_max(def.name == "min", int_of(ty).signed, a, b)
             }
             "log2" => {
                 let v = value(self, 0);
@@ -1551,18 +1532,25 @@ impl<'m, 'p> FnCx<'m, 'p> {
     /// Busy-waits `min(ns, limit)` nanoseconds: `bpf_loop` runs the wait callback, which
     /// stops at the deadline, at most `WAIT_POLLS` times. The callback is verified once,
     /// so a wait costs the verifier a handful of instructions whatever its length.
+    /// `min(a, b)` (or `max`): outside loops a jump over a move, `t = a; if !(a < b) t = b`;
+    /// inside loops branch-free, `min = b ^ ((a ^ b) & -(a < b))` with `max` swapping the
+    /// roles, so an iteration adds no path for the verifier.
+    fn min_max(&mut self, min: bool, signed: bool, a: Value, b: Value) -> Value {
+        let lt_cond = if signed { Cond::SLt } else { Cond::ULt };
+        let (if_lt, otherwise) = if min { (a, b) } else { (b, a) };
+        if self.loop_depth == 0 {
+            return self.b.select(lt_cond, a, b, if_lt, otherwise);
+        }
+        let lt = self.b.cmp(lt_cond, a, b);
+        let zero = self.b.iconst(0);
+        let mask = self.b.bin(BinOp::Sub, Width::W64, zero, lt);
+        let x = self.b.bin(BinOp::Xor, Width::W64, a, b);
+        let m = self.b.bin(BinOp::And, Width::W64, x, mask);
+        self.b.bin(BinOp::Xor, Width::W64, otherwise, m)
+    }
+
     fn wait(&mut self, ns: Value, limit: Value) {
-        // d = min(ns, limit): a jump over a move outside loops, branch-free inside.
-        let d = if self.loop_depth == 0 {
-            self.b.select(Cond::ULt, ns, limit, ns, limit)
-        } else {
-            let lt = self.b.cmp(Cond::ULt, ns, limit);
-            let zero = self.b.iconst(0);
-            let mask = self.b.bin(BinOp::Sub, Width::W64, zero, lt);
-            let x = self.b.bin(BinOp::Xor, Width::W64, ns, limit);
-            let m = self.b.bin(BinOp::And, Width::W64, x, mask);
-            self.b.bin(BinOp::Xor, Width::W64, limit, m)
-        };
+        let d = self.min_max(true, false, ns, limit);
         let now = self.b.call(helper::KTIME, Vec::new(), ValTy::Int);
         let deadline = self.b.bin(BinOp::Add, Width::W64, now, d);
         let dslot = self.b.slot(8, "deadline");
@@ -1650,17 +1638,11 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 let oa = self.b.slot_addr(out, 0);
                 self.b.store(oa, 0, 8, d);
                 let p = self.lookup(map, &args[0]);
-                let slot = self.b.slot(8, "get_or ptr");
-                let sa = self.b.slot_addr(slot, 0);
-                self.b.store(sa, 0, 8, p);
-                let zero = self.b.iconst(0);
-                let found = self.b.cmp(Cond::Ne, p, zero);
                 let yes = self.b.create_block();
                 let join = self.b.create_block();
-                self.b.terminate(Terminator::Branch { cond: found, then: yes, else_: join });
+                let slot = self.branch_if_found(p, "get_or ptr", yes, join);
                 self.b.switch_to(yes);
-                let sa = self.b.slot_addr(slot, 0);
-                let p = self.b.load_ptr(sa, 0, ValTy::MapValue);
+                let p = self.reload_ptr(slot);
                 let v = self.b.load(p, 0, scalar_size(ty));
                 let v = self.canon_load(v, ty);
                 let oa = self.b.slot_addr(out, 0);
