@@ -1,15 +1,22 @@
 //! Instruction selection and register allocation: one IR function to BPF instructions.
 //!
-//! IR values never cross blocks, so registers are allocated block by block with a linear
-//! scan. `r0`, `r5` and `r9` are scratch registers of the instruction being emitted (and
-//! `r0` carries call results and the return value); `r1`-`r4` hold values that do not live
-//! across a helper call (calls clobber them), `r6`-`r8` any value; what does not fit goes
-//! to a stack slot of its own. Constants that fit an immediate, and stack addresses used as
-//! a load or store base, are folded into the instructions that use them. A comparison whose
-//! only use is its block's branch becomes one conditional jump: the kernel verifier learns
-//! that a map value is not null only from a jump that tests the pointer register itself.
+//! IR values never cross blocks; what lives across blocks is in stack slots. First, the
+//! slots that behave like variables are kept in registers for the whole function
+//! (`promote.rs`). Then registers are allocated block by block with a linear scan, around
+//! the registers promoted slots hold at each point. `r0`, `r5` and `r9` are scratch
+//! registers of the instruction being emitted (and `r0` carries call results and the
+//! return value); `r1`-`r4` hold values that do not live across a helper call (calls
+//! clobber them), `r6`-`r8` any value; what does not fit goes to a spill slot, which every
+//! block reuses. The context pointer stays in `r6`, or in `r1` where it arrives if the
+//! program calls no helper. Constants that fit an immediate, and stack addresses used as
+//! a load or store base, are folded into the instructions that use them. A value loaded
+//! from a promoted slot, or computed to be stored into one, shares the slot's register
+//! where nothing else needs it meanwhile. A comparison whose only use is its block's
+//! branch becomes one conditional jump: the kernel verifier learns that a map value is not
+//! null only from a jump that tests the pointer register itself (or a copy of it).
 
 use crate::insn::*;
+use crate::promote::{promote, Promotion};
 use crate::{CodegenError, Compiled, RelocTarget};
 use scl_ir::{AtomicOp, BinOp, Block, Callback, Cond, Function, Inst, InstData, Slot, Terminator, Value, Width};
 use scl_sema::hir::Loc;
@@ -25,7 +32,8 @@ const FP: u8 = 10;
 const CALLER_SAVED: [u8; 4] = [1, 2, 3, 4];
 /// Registers for any value.
 const CALLEE_SAVED: [u8; 2] = [7, 8];
-/// The context pointer's register for the whole program.
+/// The context pointer's register for the whole program, in a program that calls helpers
+/// (one that does not keeps it in `r1`, where it arrives).
 const CTX: u8 = 6;
 
 /// Where a value lives while it is live.
@@ -37,6 +45,9 @@ enum Home {
     Imm(i64),
     /// `r10 + off`, folded into its uses.
     Frame(i16),
+    /// The address of a slot kept in this register (`promote.rs`): loads and stores
+    /// through it become moves.
+    Promoted(u8),
 }
 
 struct Emitter<'f> {
@@ -49,10 +60,19 @@ struct Emitter<'f> {
     block_start: HashMap<Block, usize>,
     slot_off: HashMap<Slot, i16>,
     frame_size: u32,
+    /// Spill slots made so far; values never outlive their block, so every block reuses
+    /// them from the first.
+    spills: Vec<i16>,
+    /// How many of `spills` the current block uses.
+    spills_used: usize,
     homes: HashMap<Value, Home>,
     last_loc: Option<Loc>,
     /// True while emitting a block inside a loop (between a back edge's target and source).
     in_loop: bool,
+    /// The slots kept in registers.
+    promotion: Promotion,
+    /// Where the context pointer stays: `CTX`, or `r1` in a program without calls.
+    ctx_reg: u8,
 }
 
 /// Compiles one function.
@@ -66,21 +86,32 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         block_start: HashMap::new(),
         slot_off: HashMap::new(),
         frame_size: 0,
+        spills: Vec::new(),
+        spills_used: 0,
         homes: HashMap::new(),
         last_loc: None,
         in_loop: false,
+        promotion: Promotion::default(),
+        ctx_reg: CTX,
     };
-    let (offsets, size) = layout_frame(f);
+    let loops = loop_ranges(f);
+    let uses_ctx = f.insts.values().any(|i| matches!(i, InstData::Ctx { .. }));
+    if !uses_ctx {
+        e.ctx_reg = R0; // in no pool: nothing to keep out of one
+    } else if !f.insts.values().any(|i| matches!(i, InstData::Call { .. } | InstData::Loop { .. })) {
+        e.ctx_reg = 1;
+    }
+    e.promotion = promote(f, &loops, uses_ctx.then_some(e.ctx_reg));
+    let (offsets, size) = layout_frame(f, &e.promotion.reg);
     e.slot_off = offsets;
     e.frame_size = size;
     e.check_frame()?;
-    // The context stays in r6 (callee-saved) from the first instruction on.
-    if f.insts.values().any(|i| matches!(i, InstData::Ctx { .. })) {
+    // The context stays in its register from the first instruction on.
+    if uses_ctx && e.ctx_reg != 1 {
         e.line(f.layout.first().and_then(|b| f.blocks[*b].insts.first().copied()));
-        e.mov_reg(CTX, 1);
+        e.mov_reg(e.ctx_reg, 1);
     }
     let layout = f.layout.clone();
-    let loops = loop_ranges(f);
     for (i, &b) in layout.iter().enumerate() {
         e.in_loop = loops.iter().any(|&(lo, hi)| lo <= i && i <= hi);
         e.block_start.insert(b, e.out.len());
@@ -101,11 +132,14 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
 /// bytes. A slot is live from the first to the last block (in layout order) that uses it,
 /// stretched over every loop it overlaps (a value kept in a slot before a loop is read
 /// again on the next iteration). Returns each slot's offset from `r10` and the frame size.
-fn layout_frame(f: &Function) -> (HashMap<Slot, i16>, u32) {
+fn layout_frame(f: &Function, promoted: &HashMap<Slot, u8>) -> (HashMap<Slot, i16>, u32) {
     let mut range: HashMap<Slot, (usize, usize)> = HashMap::new();
     for (i, b) in f.layout.iter().enumerate() {
         for &inst in &f.blocks[*b].insts {
             if let InstData::SlotAddr { slot, .. } = f.insts[inst] {
+                if promoted.contains_key(&slot) {
+                    continue;
+                }
                 let r = range.entry(slot).or_insert((i, i));
                 r.0 = r.0.min(i);
                 r.1 = r.1.max(i);
@@ -269,7 +303,12 @@ impl Emitter<'_> {
     }
 
     fn spill_slot(&mut self) -> Result<i16, CodegenError> {
+        self.spills_used += 1;
+        if let Some(&o) = self.spills.get(self.spills_used - 1) {
+            return Ok(o);
+        }
         self.frame_size += 8;
+        self.spills.push(-(self.frame_size as i16));
         self.check_frame()?;
         Ok(-(self.frame_size as i16))
     }
@@ -291,7 +330,9 @@ impl Emitter<'_> {
                 self.ins(class::ALU64 | alu::ADD | SRC_K, scratch, 0, 0, i32::from(o));
                 scratch
             }
-            None => scratch,
+            // The address of a promoted slot is only ever a load's or store's base
+            // (`promote.rs` checks), and those handle it themselves.
+            Some(Home::Promoted(_)) | None => scratch,
         }
     }
 
@@ -343,6 +384,10 @@ impl Emitter<'_> {
     fn line(&mut self, inst: Option<Inst>) {
         let loc = inst.map(|i| self.f.locs[i]).filter(|l| *l != Loc::default()).or(self.last_loc).unwrap_or_default();
         if self.last_loc != Some(loc) || self.lines.is_empty() {
+            // An instruction that emitted nothing leaves its entry to the next one.
+            if self.lines.last().is_some_and(|l| l.0 == self.out.len()) {
+                self.lines.pop();
+            }
             self.lines.push((self.out.len(), loc));
             self.last_loc = Some(loc);
         }
@@ -352,6 +397,7 @@ impl Emitter<'_> {
         let f = self.f;
         let data = &f.blocks[b];
         let insts = &data.insts;
+        self.spills_used = 0;
         let term = data.term.clone().ok_or(CodegenError::Malformed("a block without terminator"))?;
         // A comparison used only by the branch is fused into it; its operands are then
         // used at the terminator.
@@ -394,13 +440,17 @@ impl Emitter<'_> {
                     self.homes.insert(*dst, Home::Imm(*imm));
                     folded.insert(*dst);
                 }
+                InstData::SlotAddr { dst, slot, .. } if self.promotion.reg.contains_key(slot) => {
+                    self.homes.insert(*dst, Home::Promoted(self.promotion.reg[slot]));
+                    folded.insert(*dst);
+                }
                 InstData::SlotAddr { dst, slot, offset } => {
                     let off = self.slot_off[slot] + *offset as i16;
                     self.homes.insert(*dst, Home::Frame(off));
                     folded.insert(*dst);
                 }
                 InstData::Ctx { dst } => {
-                    self.homes.insert(*dst, Home::Reg(CTX));
+                    self.homes.insert(*dst, Home::Reg(self.ctx_reg));
                     folded.insert(*dst);
                 }
                 // A frame address plus a constant is a frame address: the offset is known,
@@ -425,19 +475,41 @@ impl Emitter<'_> {
                 }
             }
         }
-        let mut free: Vec<u8> = CALLEE_SAVED.iter().rev().chain(CALLER_SAVED.iter().rev()).copied().collect();
+        // A result the block's last instruction computes only to return it is computed in
+        // `r0`, where those instructions leave `r0` alone until they write their result.
+        if let (Terminator::Return(v), Some(&last)) = (&term, insts.last()) {
+            let direct = match &f.insts[last] {
+                InstData::Cmp { dst, .. } => *dst == *v && !self.in_loop && fused.is_none(),
+                InstData::Load { dst, .. } => *dst == *v,
+                _ => false,
+            };
+            if direct && !self.homes.contains_key(v) {
+                self.homes.insert(*v, Home::Reg(R0));
+                folded.insert(*v);
+            }
+        }
+        // Values that live in a promoted slot's register (`alias_promoted`) hold it too.
+        let mut busy = self.promotion.busy.get(&b).cloned().unwrap_or_else(|| vec![0; insts.len() + 1]);
+        busy.resize(insts.len() + 1, 0);
+        self.alias_promoted(insts, &last_use, &mut busy, &mut folded);
+        // The registers held at some point in `from..=to`.
+        let busy_in = |from: usize, to: usize| busy[from.min(to)..=to.min(insts.len())].iter().fold(0u16, |m, x| m | x);
+        let ctx_reg = self.ctx_reg;
+        let mut free: Vec<u8> = CALLEE_SAVED.iter().rev().chain(CALLER_SAVED.iter().rev()).copied().filter(|r| *r != ctx_reg).collect();
         let mut live_regs: HashMap<u8, Value> = HashMap::new();
         for (k, &i) in insts.iter().enumerate() {
             let data = &f.insts[i];
-            if Some(k) == fused {
+            if Some(k) == fused || self.promotion.dead_stores.contains(&i) {
                 continue;
             }
             if let Some(d) = data.dst() {
                 // A value nobody uses gets no home (its instruction runs for its effect).
                 if let (false, Some(&end)) = (folded.contains(&d), last_use.get(&d)) {
                     let crosses = calls.iter().any(|&c| c > k && c < end);
-                    let hinted = hint.get(&d).and_then(|h| free.iter().position(|r| r == h)).filter(|_| !crosses);
-                    let pick = hinted.or_else(|| free.iter().rposition(|r| !crosses || CALLEE_SAVED.contains(r)));
+                    let taken = busy_in(k + 1, end);
+                    let ok = |r: &u8| taken & (1 << r) == 0;
+                    let hinted = hint.get(&d).and_then(|h| free.iter().position(|r| r == h && ok(r))).filter(|_| !crosses);
+                    let pick = hinted.or_else(|| free.iter().rposition(|r| ok(r) && (!crosses || CALLEE_SAVED.contains(r))));
                     let home = match pick {
                         Some(p) => {
                             let r = free.remove(p);
@@ -501,6 +573,67 @@ impl Emitter<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Gives values a promoted slot's register where that saves a move:
+    ///
+    /// - a value loaded from the slot is the register itself, if nothing writes the
+    ///   register before the value's last use (no store to a slot kept there, no call if
+    ///   it is caller-saved);
+    /// - a value computed here and stored whole into the slot is computed in the register,
+    ///   if nothing else needs the register while the value lives (no access to a slot
+    ///   kept there between the definition and the store, no store to one after it, no
+    ///   call if it is caller-saved).
+    ///
+    /// `busy` (per point, see [`Promotion::busy`]) gains the points where such a value
+    /// holds the register, and one value is only given a register no earlier one holds.
+    fn alias_promoted(&mut self, insts: &[Inst], last_use: &HashMap<Value, usize>, busy: &mut [u16], folded: &mut HashSet<Value>) {
+        let f = self.f;
+        let n = insts.len();
+        let mut held = vec![0u16; n + 1];
+        let slot_reg = |e: &Self, ptr: &Value| match e.homes.get(ptr) {
+            Some(Home::Promoted(r)) => Some(*r),
+            _ => None,
+        };
+        // Does instruction `j` write register `r` (or, with `loads`, read it as a slot)?
+        let touches = |e: &Self, j: usize, r: u8, loads: bool| match &f.insts[insts[j]] {
+            InstData::Load { ptr, .. } if loads => slot_reg(e, ptr) == Some(r),
+            InstData::Store { ptr, .. } => slot_reg(e, ptr) == Some(r),
+            InstData::Call { .. } | InstData::Loop { .. } => !CALLEE_SAVED.contains(&r) && r != CTX,
+            _ => false,
+        };
+        for (k, &i) in insts.iter().enumerate() {
+            let (v, r, from, ok) = match &f.insts[i] {
+                InstData::Load { dst, ptr, .. } => {
+                    let (Some(r), Some(&end)) = (slot_reg(self, ptr), last_use.get(dst)) else { continue };
+                    (*dst, r, k, (k + 1..end.min(n)).all(|j| !touches(self, j, r, false)))
+                }
+                InstData::Store { ptr, size: 8, val, .. } if !self.homes.contains_key(val) && !self.promotion.dead_stores.contains(&i) => {
+                    let Some(r) = slot_reg(self, ptr) else { continue };
+                    let Some(d) = insts[..k].iter().position(|&j| f.insts[j].dst() == Some(*val)) else { continue };
+                    let end = last_use.get(val).copied().unwrap_or(k).min(n);
+                    let ok = (d + 1..k).all(|j| !touches(self, j, r, true)) && (k + 1..end).all(|j| !touches(self, j, r, false));
+                    (*val, r, d, ok)
+                }
+                _ => continue,
+            };
+            // And through the point after the last use: the instruction that reads the value
+            // last may write its own result before it reads all its operands.
+            let to = (last_use.get(&v).copied().unwrap_or(from).max(k) + 1).min(n);
+            // Held from the point before the definition, too: the defining instruction may
+            // write the register before it reads its operands, so none of them may be there.
+            if !ok || held[from..=to].iter().any(|m| m & (1 << r) != 0) {
+                continue;
+            }
+            for m in &mut held[from..=to] {
+                *m |= 1 << r;
+            }
+            self.homes.insert(v, Home::Reg(r));
+            folded.insert(v);
+        }
+        for (b, h) in busy.iter_mut().zip(held) {
+            *b |= h;
+        }
     }
 
     /// True if every use of `v` in `insts` can take it as an immediate.
@@ -577,20 +710,31 @@ impl Emitter<'_> {
             }
             InstData::Cmp { cond, dst, a, b } if !self.in_loop => {
                 // Outside loops the verifier's extra path is cheap: a jump over a move.
-                let ra = self.fetch(*a, R0);
-                let at = match self.homes.get(b).copied() {
-                    Some(Home::Imm(i)) => self.ins(class::JMP | jmp_op(*cond) | SRC_K, ra, 0, 2, i as i32),
-                    _ => {
-                        let rb = self.fetch(*b, SCRATCH_A);
-                        self.ins(class::JMP | jmp_op(*cond) | SRC_X, ra, rb, 2, 0)
-                    }
-                };
-                let _ = at;
-                // if (a cond b) goto +2; t = 0; goto +1; t = 1
                 let t = self.target(*dst, SCRATCH_B);
-                self.ins(class::ALU64 | alu::MOV | SRC_K, t, 0, 0, 0);
-                self.ins(class::JMP | jmp::JA, 0, 0, 1, 0);
-                self.ins(class::ALU64 | alu::MOV | SRC_K, t, 0, 0, 1);
+                let ra = self.fetch(*a, R0);
+                let rb = match self.homes.get(b).copied() {
+                    Some(Home::Imm(_)) => None,
+                    _ => Some(self.fetch(*b, SCRATCH_A)),
+                };
+                let jump = |e: &mut Self, c: Cond, off: i16| match rb {
+                    None => {
+                        let Some(Home::Imm(i)) = e.homes.get(b).copied() else { unreachable!() };
+                        e.ins(class::JMP | jmp_op(c) | SRC_K, ra, 0, off, i as i32)
+                    }
+                    Some(rb) => e.ins(class::JMP | jmp_op(c) | SRC_X, ra, rb, off, 0),
+                };
+                if t != ra && Some(t) != rb {
+                    // t = 1; if (a cond b) goto +1; t = 0
+                    self.ins(class::ALU64 | alu::MOV | SRC_K, t, 0, 0, 1);
+                    jump(self, *cond, 1);
+                    self.ins(class::ALU64 | alu::MOV | SRC_K, t, 0, 0, 0);
+                } else {
+                    // if (a cond b) goto +2; t = 0; goto +1; t = 1
+                    jump(self, *cond, 2);
+                    self.ins(class::ALU64 | alu::MOV | SRC_K, t, 0, 0, 0);
+                    self.ins(class::JMP | jmp::JA, 0, 0, 1, 0);
+                    self.ins(class::ALU64 | alu::MOV | SRC_K, t, 0, 0, 1);
+                }
                 self.settle(*dst, t);
             }
             InstData::Cmp { cond, dst, a, b } => {
@@ -663,6 +807,37 @@ impl Emitter<'_> {
                     }
                 }
                 self.settle(*dst, t);
+            }
+            InstData::Load { dst, ptr, .. } if matches!(self.homes.get(ptr), Some(Home::Promoted(_))) => {
+                let Some(&Home::Promoted(r)) = self.homes.get(ptr) else { unreachable!() };
+                // The register holds what a load of the slot's size would give.
+                self.settle(*dst, r);
+            }
+            InstData::Store { ptr, size, val, .. } if matches!(self.homes.get(ptr), Some(Home::Promoted(_))) => {
+                let Some(&Home::Promoted(r)) = self.homes.get(ptr) else { unreachable!() };
+                // Keep what a store of `size` bytes and a load of them would give back.
+                let mask = match size {
+                    8 => None,
+                    s => Some((1i64 << (s * 8)) - 1),
+                };
+                match (self.homes.get(val).copied(), mask) {
+                    (Some(Home::Imm(i)), None) => self.mov_imm(r, i),
+                    (Some(Home::Imm(i)), Some(m)) => {
+                        // The 32-bit move zero-extends.
+                        self.ins(class::ALU | alu::MOV | SRC_K, r, 0, 0, (i & m) as i32);
+                    }
+                    (_, None) => {
+                        let x = self.fetch(*val, r);
+                        self.mov_reg(r, x);
+                    }
+                    (_, Some(m)) => {
+                        let x = self.fetch(*val, r);
+                        self.ins(class::ALU | alu::MOV | SRC_X, r, x, 0, 0);
+                        if *size < 4 {
+                            self.ins(class::ALU64 | alu::AND | SRC_K, r, 0, 0, m as i32);
+                        }
+                    }
+                }
             }
             InstData::Load { dst, ptr, offset, size } => {
                 let (base, off) = self.address(*ptr, *offset, SCRATCH_A);

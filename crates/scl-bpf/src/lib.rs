@@ -11,6 +11,7 @@
 
 mod emit;
 mod peephole;
+mod promote;
 #[allow(missing_docs)]
 pub mod insn;
 

@@ -1,0 +1,379 @@
+//! Keeping stack slots in registers for the whole function.
+//!
+//! The IR keeps every value that lives across blocks in a stack slot (a local, a state
+//! pointer looked up in the prologue). A slot whose address is only ever used to load or
+//! store the whole slot at offset 0, with one access size, behaves like a variable: it
+//! can live in a register instead, which turns each store into a move and each load into
+//! a move or nothing. This pass decides which slots do and where:
+//!
+//! - **liveness** of the candidate slots is computed over the control-flow graph (a load
+//!   is a use, a store a definition), and two slots interfere when one is stored while
+//!   the other is live;
+//! - a slot live across a helper call (or `bpf_loop`) needs a callee-saved register,
+//!   `r7`-`r8` (and `r6` when the program never reads its context); any other slot may
+//!   also take `r1`-`r4`;
+//! - slots are coloured greedily, most accesses first (an access in a loop counts eight
+//!   times), each taking the first register that no interfering slot has;
+//! - a slot read before any store on some path (live into the entry block) stays on the
+//!   stack, where the verifier judges the read as before.
+//!
+//! Within a block, the emitter's own allocator then works around the registers of the
+//! slots live in that block ([`Promotion::reserved`]).
+
+use scl_ir::{Block, Function, Inst, InstData, Slot, Value};
+use std::collections::{HashMap, HashSet};
+
+/// The outcome: the register of each promoted slot, and where in each block promoted
+/// slots hold their registers.
+#[derive(Default)]
+pub struct Promotion {
+    /// Slot to register.
+    pub reg: HashMap<Slot, u8>,
+    /// Per block, per point (point `k` is just before instruction `k`; the last one is
+    /// before the terminator), a bit mask of the registers of the slots live there: a
+    /// value the block's own allocator keeps in a register from instruction `k` to its
+    /// last use at `e` must avoid the registers busy at points `k + 1 ..= e`.
+    pub busy: HashMap<Block, Vec<u16>>,
+    /// Stores to promoted slots that no load reads: the emitter drops them (they would
+    /// write a register that nothing marks as held).
+    pub dead_stores: HashSet<Inst>,
+}
+
+/// Registers any promoted slot may take, in order of preference for a slot that is not
+/// live across a call (caller-saved first, to leave the callee-saved ones to slots that
+/// are).
+const ANY: [u8; 6] = [4, 3, 2, 1, 8, 7];
+/// Registers a slot live across a call may take.
+const CALLEE: [u8; 2] = [8, 7];
+/// The context pointer's register in a program that calls helpers, free when the
+/// program never reads the context.
+const CTX: u8 = 6;
+
+/// A small set of candidate indices.
+#[derive(Clone, PartialEq, Eq)]
+struct Set(Vec<u64>);
+
+impl Set {
+    fn new(n: usize) -> Set {
+        Set(vec![0; n.div_ceil(64)])
+    }
+    fn insert(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn contains(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    fn remove(&mut self, i: usize) {
+        self.0[i / 64] &= !(1 << (i % 64));
+    }
+    fn union(&mut self, o: &Set) {
+        for (a, b) in self.0.iter_mut().zip(&o.0) {
+            *a |= b;
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &bits)| (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| w * 64 + b))
+    }
+}
+
+/// What one instruction does to candidate slots.
+enum Event {
+    Use(usize),
+    Def(usize),
+    Call,
+    Other,
+}
+
+/// Decides which slots of `f` live in registers. `loops` are the layout ranges of loops;
+/// `ctx` is the register the context pointer stays in, if the program reads it.
+pub fn promote(f: &Function, loops: &[(usize, usize)], ctx: Option<u8>) -> Promotion {
+    // The slot each slot address points to, and whether every use of the address is a
+    // whole-slot load or store.
+    let mut addr_of: HashMap<Value, Slot> = HashMap::new();
+    let mut ok: HashMap<Slot, bool> = HashMap::new();
+    let mut access: HashMap<Slot, u8> = HashMap::new();
+    for (_, data) in f.insts.iter() {
+        if let InstData::SlotAddr { dst, slot, offset } = data {
+            addr_of.insert(*dst, *slot);
+            let fits = *offset == 0 && f.slots[*slot].size <= 8;
+            let e = ok.entry(*slot).or_insert(true);
+            *e &= fits;
+        }
+    }
+    let mut note_access = |slot: Slot, size: u8, ok: &mut HashMap<Slot, bool>| {
+        let first = *access.entry(slot).or_insert(size);
+        if first != size {
+            ok.insert(slot, false);
+        }
+    };
+    for (_, data) in f.insts.iter() {
+        match data {
+            InstData::Load { ptr, offset, size, .. } if addr_of.contains_key(ptr) => {
+                let s = addr_of[ptr];
+                if *offset != 0 {
+                    ok.insert(s, false);
+                }
+                note_access(s, *size, &mut ok);
+            }
+            InstData::Store { ptr, offset, size, val } if addr_of.contains_key(ptr) => {
+                let s = addr_of[ptr];
+                if *offset != 0 {
+                    ok.insert(s, false);
+                }
+                if let Some(&t) = addr_of.get(val) {
+                    ok.insert(t, false);
+                }
+                note_access(s, *size, &mut ok);
+            }
+            other => {
+                for u in other.uses() {
+                    if let Some(&s) = addr_of.get(&u) {
+                        ok.insert(s, false);
+                    }
+                }
+            }
+        }
+    }
+    for b in &f.layout {
+        if let Some(t) = &f.blocks[*b].term {
+            let used = match t {
+                scl_ir::Terminator::Branch { cond, .. } => Some(*cond),
+                scl_ir::Terminator::Return(v) => Some(*v),
+                scl_ir::Terminator::Jump(_) => None,
+            };
+            if let Some(s) = used.and_then(|v| addr_of.get(&v)) {
+                ok.insert(*s, false);
+            }
+        }
+    }
+    let mut cands: Vec<Slot> = ok.iter().filter(|(_, &good)| good).map(|(s, _)| *s).collect();
+    cands.sort();
+    let index: HashMap<Slot, usize> = cands.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+    let n = cands.len();
+    if n == 0 {
+        return Promotion::default();
+    }
+
+    // Events per block, and gen/kill for the dataflow.
+    let events = |b: Block| -> Vec<Event> {
+        f.blocks[b]
+            .insts
+            .iter()
+            .map(|&i| match &f.insts[i] {
+                InstData::Load { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Use(k)),
+                InstData::Store { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Def(k)),
+                InstData::Call { .. } | InstData::Loop { .. } => Event::Call,
+                _ => Event::Other,
+            })
+            .collect()
+    };
+    let ev: HashMap<Block, Vec<Event>> = f.layout.iter().map(|b| (*b, events(*b))).collect();
+    let succs: HashMap<Block, Vec<Block>> =
+        f.layout.iter().map(|b| (*b, f.blocks[*b].term.as_ref().map(|t| t.successors()).unwrap_or_default())).collect();
+    let mut live_in: HashMap<Block, Set> = f.layout.iter().map(|b| (*b, Set::new(n))).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in f.layout.iter().rev() {
+            let mut live = Set::new(n);
+            for s in &succs[b] {
+                if let Some(l) = live_in.get(s) {
+                    live.union(l);
+                }
+            }
+            for e in ev[b].iter().rev() {
+                match e {
+                    Event::Use(k) => live.insert(*k),
+                    Event::Def(k) => live.remove(*k),
+                    _ => {}
+                }
+            }
+            if live_in[b] != live {
+                live_in.insert(*b, live);
+                changed = true;
+            }
+        }
+    }
+
+    // Interference, calls crossed, and the slots present in each block.
+    let mut excluded = vec![false; n];
+    if let Some(entry) = f.layout.first() {
+        for k in live_in[entry].iter() {
+            excluded[k] = true;
+        }
+    }
+    let mut interferes = vec![Set::new(n); n];
+    let mut crosses = vec![false; n];
+    let mut points: HashMap<Block, Vec<Set>> = HashMap::new();
+    let mut weight = vec![0u32; n];
+    let mut dead_defs: Vec<(Inst, usize)> = Vec::new();
+    for (pos, b) in f.layout.iter().enumerate() {
+        let in_loop = loops.iter().any(|&(lo, hi)| lo <= pos && pos <= hi);
+        let mut live = Set::new(n);
+        for s in &succs[b] {
+            if let Some(l) = live_in.get(s) {
+                live.union(l);
+            }
+        }
+        let mut at = vec![live.clone()];
+        for (j, e) in ev[b].iter().enumerate().rev() {
+            match e {
+                Event::Use(k) => {
+                    live.insert(*k);
+                    weight[*k] += if in_loop { 8 } else { 1 };
+                }
+                Event::Def(k) => {
+                    if !live.contains(*k) {
+                        dead_defs.push((f.blocks[*b].insts[j], *k));
+                    }
+                    for o in live.iter().filter(|o| o != k) {
+                        interferes[*k].insert(o);
+                        interferes[o].insert(*k);
+                    }
+                    live.remove(*k);
+                    weight[*k] += if in_loop { 8 } else { 1 };
+                }
+                Event::Call => {
+                    for o in live.iter() {
+                        crosses[o] = true;
+                    }
+                }
+                Event::Other => {}
+            }
+            at.push(live.clone());
+        }
+        at.reverse();
+        points.insert(*b, at);
+    }
+
+    // Greedy colouring, heaviest first.
+    let mut order: Vec<usize> = (0..n).filter(|&k| !excluded[k]).collect();
+    order.sort_by_key(|&k| (std::cmp::Reverse(weight[k]), k));
+    let mut color: Vec<Option<u8>> = vec![None; n];
+    for k in order {
+        let mut regs: Vec<u8> = if crosses[k] { CALLEE.to_vec() } else { ANY.to_vec() };
+        if ctx.is_none() {
+            regs.push(CTX);
+        }
+        regs.retain(|r| Some(*r) != ctx);
+        color[k] = regs.into_iter().find(|r| interferes[k].iter().all(|o| color[o] != Some(*r)));
+    }
+    let reg: HashMap<Slot, u8> = cands.iter().enumerate().filter_map(|(k, s)| color[k].map(|r| (*s, r))).collect();
+    let busy = points
+        .into_iter()
+        .map(|(b, at)| (b, at.iter().map(|set| set.iter().filter_map(|k| color[k]).fold(0u16, |m, r| m | 1 << r)).collect()))
+        .collect();
+    let dead_stores = dead_defs.into_iter().filter(|(_, k)| color[*k].is_some()).map(|(i, _)| i).collect();
+    Promotion { reg, busy, dead_stores }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scl_ir::builder::Builder;
+    use scl_ir::{Terminator, ValTy};
+
+    const LOOKUP: u32 = 1;
+    const KTIME: u32 = 5;
+
+    fn regs(f: &Function) -> Promotion {
+        promote(f, &[], Some(6))
+    }
+
+    #[test]
+    fn a_slot_whose_address_is_handed_to_a_helper_stays_on_the_stack() {
+        let mut b = Builder::new();
+        let key = b.slot(8, "key");
+        let a = b.slot_addr(key, 0);
+        let zero = b.iconst(0);
+        b.store(a, 0, 8, zero);
+        let a = b.slot_addr(key, 0);
+        let m = b.iconst(0);
+        let r = b.call(LOOKUP, vec![m, a], ValTy::MapValueOrNull);
+        b.terminate(Terminator::Return(r));
+        assert!(regs(&b.finish()).reg.is_empty());
+    }
+
+    #[test]
+    fn a_slot_live_across_a_call_gets_a_callee_saved_register_and_one_that_is_not_may_take_any() {
+        let mut b = Builder::new();
+        let (across, local) = (b.slot(8, "across"), b.slot(4, "local"));
+        let v = b.iconst(7);
+        let a = b.slot_addr(across, 0);
+        b.store(a, 0, 8, v);
+        let t = b.call(KTIME, vec![], ValTy::Int);
+        let a = b.slot_addr(local, 0);
+        b.store(a, 0, 4, t);
+        let a = b.slot_addr(across, 0);
+        let x = b.load(a, 0, 8);
+        let a = b.slot_addr(local, 0);
+        let y = b.load(a, 0, 4);
+        let s = b.bin(scl_ir::BinOp::Add, scl_ir::Width::W64, x, y);
+        b.terminate(Terminator::Return(s));
+        let p = regs(&b.finish());
+        let across_reg = p.reg[&across];
+        assert!(CALLEE.contains(&across_reg), "{across_reg}");
+        assert!(ANY.contains(&p.reg[&local]));
+        assert_ne!(p.reg[&local], across_reg, "both are live at the final add");
+    }
+
+    #[test]
+    fn slots_never_live_at_once_share_a_register() {
+        let mut b = Builder::new();
+        let (first, second) = (b.slot(8, "first"), b.slot(8, "second"));
+        let mut total = b.iconst(0);
+        for s in [first, second] {
+            let v = b.iconst(3);
+            let a = b.slot_addr(s, 0);
+            b.store(a, 0, 8, v);
+            let a = b.slot_addr(s, 0);
+            let x = b.load(a, 0, 8);
+            total = b.bin(scl_ir::BinOp::Add, scl_ir::Width::W64, total, x);
+        }
+        b.terminate(Terminator::Return(total));
+        let p = regs(&b.finish());
+        assert_eq!(p.reg[&first], p.reg[&second]);
+    }
+
+    #[test]
+    fn a_slot_read_before_it_is_written_on_some_path_stays_on_the_stack_and_dead_stores_are_named() {
+        let mut b = Builder::new();
+        let (maybe, dead) = (b.slot(8, "maybe"), b.slot(8, "dead"));
+        let then = b.create_block();
+        let join = b.create_block();
+        let c = b.call(KTIME, vec![], ValTy::Int);
+        b.terminate(Terminator::Branch { cond: c, then, else_: join });
+        b.switch_to(then);
+        let a = b.slot_addr(maybe, 0);
+        b.store(a, 0, 8, c);
+        let a = b.slot_addr(dead, 0);
+        b.store(a, 0, 8, c);
+        let store = *b.func.blocks[then].insts.last().unwrap();
+        b.terminate(Terminator::Jump(join));
+        b.switch_to(join);
+        let a = b.slot_addr(maybe, 0);
+        let x = b.load(a, 0, 8);
+        b.terminate(Terminator::Return(x));
+        let p = regs(&b.finish());
+        assert!(!p.reg.contains_key(&maybe));
+        assert!(p.reg.contains_key(&dead));
+        assert!(p.dead_stores.contains(&store));
+    }
+
+    #[test]
+    fn slots_accessed_with_two_sizes_or_at_an_offset_stay_on_the_stack() {
+        let mut b = Builder::new();
+        let (mixed, offset) = (b.slot(8, "mixed"), b.slot(8, "offset"));
+        let v = b.iconst(1);
+        let a = b.slot_addr(mixed, 0);
+        b.store(a, 0, 8, v);
+        let a = b.slot_addr(mixed, 0);
+        let x = b.load(a, 0, 4);
+        let a = b.slot_addr(offset, 0);
+        b.store(a, 4, 4, x);
+        let a = b.slot_addr(offset, 0);
+        let y = b.load(a, 4, 4);
+        b.terminate(Terminator::Return(y));
+        assert!(regs(&b.finish()).reg.is_empty());
+    }
+}
