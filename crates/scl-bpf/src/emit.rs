@@ -146,6 +146,12 @@ fn layout_frame(f: &Function, promoted: &HashMap<Slot, u8>) -> (HashMap<Slot, i1
             }
         }
     }
+    let last = f.layout.len().saturating_sub(1);
+    for (s, r) in range.iter_mut() {
+        if f.slots[*s].whole_function {
+            *r = (0, last);
+        }
+    }
     let loops = loop_ranges(f);
     let mut changed = true;
     while changed {

@@ -650,6 +650,11 @@ pub mod limits {
     /// The largest value of per-CPU state (`per_cpu`, `percpu_array`): the kernel's
     /// `PCPU_MIN_UNIT_SIZE`, 32 KiB, with the value rounded up to 8 bytes.
     pub const MAX_PERCPU_VALUE_BYTES: u32 = 32 << 10;
+    /// The largest `per_lock`/`per_thread` value a hook reads from zeroed stack bytes when
+    /// its entry is missing (and creates the entry from); larger ones are read from the
+    /// hidden all-zero map `scl_zero`. Zeroing takes one store per 8 bytes, a lookup in
+    /// `scl_zero` about a dozen instructions once the verifier has inlined it.
+    pub const ZERO_ON_STACK_MAX: u32 = 64;
     /// The instruction budget of a hook that may sleep for every lock kind of its policy
     /// (the hook's own `budget` applies in atomic context).
     pub const SLEEPABLE_BUDGET: u32 = 65_536;

@@ -65,7 +65,7 @@ pub fn compile(files: &mut Files, file: FileId, target: Target) -> Result<Output
                     .map_or(scl_sema::hir::Loc { file, span: Span::point(0) }, |h| h.loc);
                 return Err(vec![Diagnostic::error(scl_sema::codes::E0342, loc.file, loc.span, format!("hook `{}` needs {n} bytes of stack", p.name))
                     .with_label("over the 512-byte BPF stack")
-                    .with_note("the frame holds the hook's locals, those of every function inlined into it, and scratch for map keys, values and struct literals")
+                    .with_note("the frame holds the hook's locals, those of every function inlined into it, scratch for map keys, values and struct literals, and the zeroed bytes a missing `per_lock` or `per_thread` entry reads as")
                     .with_help("keep large arrays and structs in state (a `per_cpu` variable works as scratch space), or split the work over several hooks")]);
             }
             Err(e) => return Err(internal(format!("hook `{}`: {e}", p.name))),

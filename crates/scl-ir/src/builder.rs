@@ -70,7 +70,14 @@ impl Builder {
 
     /// A new stack slot.
     pub fn slot(&mut self, size: u32, name: impl Into<String>) -> Slot {
-        self.func.slots.push(SlotData { size: size.max(1).div_ceil(8) * 8, name: name.into() })
+        self.func.slots.push(SlotData { size: size.max(1).div_ceil(8) * 8, name: name.into(), whole_function: false })
+    }
+
+    /// A slot live for the whole function (see [`SlotData::whole_function`]).
+    pub fn slot_for_function(&mut self, size: u32, name: impl Into<String>) -> Slot {
+        let s = self.slot(size, name);
+        self.func.slots[s].whole_function = true;
+        s
     }
 
     /// `iconst`.

@@ -426,6 +426,9 @@ pub struct SlotData {
     pub size: u32,
     /// What it holds, for the printer.
     pub name: String,
+    /// Live for the whole function: a pointer to it is kept (in another slot) past the
+    /// blocks that take its address.
+    pub whole_function: bool,
 }
 
 /// One program: the code of one hook.

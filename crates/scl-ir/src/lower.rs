@@ -4,7 +4,8 @@
 //! array, `per_lock` and `per_thread` LRU hashes keyed by the lock address and the thread
 //! id, `config` a variable in `.rodata`. A hook looks up every state entry it uses once, in
 //! its prologue, and keeps the pointers in stack slots; `per_lock`/`per_thread` entries are
-//! created zeroed on a miss (copied from the hidden all-zero map `scl_zero`), except in the
+//! created zeroed on a miss (from zeroed stack bytes, or for values over
+//! `ZERO_ON_STACK_MAX` bytes from the hidden all-zero map `scl_zero`), except in the
 //! reorder hooks, which may not write state and read a missing entry as zero instead.
 //!
 //! Values are kept canonical: after arithmetic on a type narrower than its ALU width the
@@ -294,7 +295,8 @@ impl<'p> ModuleCx<'p> {
             });
             self.state_maps.insert(id, map);
         }
-        if zero_size > 0 {
+        // Values up to `ZERO_ON_STACK_MAX` bytes are zeroed on the stack instead.
+        if zero_size.div_ceil(8) * 8 > cat::limits::ZERO_ON_STACK_MAX {
             let size = zero_size.div_ceil(8) * 8;
             let id = self.module.maps.push(MapDecl {
                 name: "scl_zero".into(),
@@ -471,7 +473,21 @@ impl<'m, 'p> FnCx<'m, 'p> {
             }
         }
         let reorder = !self.hook.may_write_state;
-        for id in states_used(self.program(), body) {
+        let used = states_used(self.program(), body);
+        // Small entries that may be missing read as (and are created from) zeroed stack
+        // bytes: one area for all of them, as large as the largest. A reorder hook keeps
+        // a pointer to it as the state's pointer, so there it lives for the whole program.
+        let zero_bytes = used
+            .iter()
+            .filter(|id| matches!(self.program().states[**id].storage, StateStorage::PerLock | StateStorage::PerThread))
+            .map(|id| self.program().layout(&self.program().states[*id].ty).size.div_ceil(8) * 8)
+            .filter(|size| *size <= cat::limits::ZERO_ON_STACK_MAX)
+            .max();
+        let zero_slot = zero_bytes.map(|size| match reorder {
+            true => self.b.slot_for_function(size, "zero value"),
+            false => self.b.slot(size, "zero value"),
+        });
+        for id in used {
             let storage = self.program().states[id].storage.clone();
             let Some(&map) = self.m.state_maps.get(&id) else { continue };
             let (key_value, key_size) = match storage {
@@ -480,7 +496,10 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 StateStorage::PerThread => (self.tid(), 4),
                 _ => continue,
             };
-            let key = self.spill(key_value, key_size, "state key");
+            let key_slot = self.b.slot(8, "state key");
+            let ka = self.b.slot_addr(key_slot, 0);
+            self.b.store(ka, 0, key_size as u8, key_value);
+            let key = self.b.slot_addr(key_slot, 0);
             let mref = self.map_ref(map);
             let ptr = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
             let next = self.b.create_block();
@@ -489,8 +508,22 @@ impl<'m, 'p> FnCx<'m, 'p> {
             let slot = self.branch_if_found(ptr, name, next, missing);
             self.b.switch_to(missing);
             let creates = matches!(storage, StateStorage::PerLock | StateStorage::PerThread);
-            match (creates, self.m.zero_map) {
-                (true, Some(zm)) => {
+            let size = self.program().layout(&self.program().states[id].ty).size.div_ceil(8) * 8;
+            let on_stack = zero_slot.filter(|_| size <= cat::limits::ZERO_ON_STACK_MAX);
+            match (creates, on_stack, self.m.zero_map) {
+                (true, Some(zs), _) => {
+                    let za = self.b.slot_addr(zs, 0);
+                    self.b.push(InstData::MemZero { ptr: za, size });
+                    let za = self.b.slot_addr(zs, 0);
+                    if reorder {
+                        let saddr = self.b.slot_addr(slot, 0);
+                        self.b.store(saddr, 0, 8, za);
+                        self.b.terminate(Terminator::Jump(next));
+                    } else {
+                        self.create_entry(map, key_slot, za, slot, next);
+                    }
+                }
+                (true, None, Some(zm)) => {
                     // A missing entry reads as the all-zero map's value; unless this hook
                     // may not write state, the entry is then created from it.
                     let zkey_v = self.b.iconst(0);
@@ -509,25 +542,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     } else {
                         let zaddr = self.b.slot_addr(slot, 0);
                         let zval = self.b.load_ptr(zaddr, 0, ValTy::MapValue);
-                        let key_v2 = match storage {
-                            StateStorage::PerLock => self.lock_addr(),
-                            _ => self.tid(),
-                        };
-                        let key_slot = self.b.slot(8, "state key");
-                        let ka = self.b.slot_addr(key_slot, 0);
-                        self.b.store(ka, 0, key_size as u8, key_v2);
-                        let key2 = self.b.slot_addr(key_slot, 0);
-                        let mref = self.map_ref(map);
-                        let noexist = self.b.iconst(1);
-                        let _ = self.b.call(helper::MAP_UPDATE, vec![mref, key2, zval, noexist], ValTy::Int);
-                        let key3 = self.b.slot_addr(key_slot, 0);
-                        let mref = self.map_ref(map);
-                        let p2 = self.b.call(helper::MAP_LOOKUP, vec![mref, key3], ValTy::MapValueOrNull);
-                        let saddr = self.b.slot_addr(slot, 0);
-                        self.b.store(saddr, 0, 8, p2);
-                        let z = self.b.iconst(0);
-                        let ok = self.b.cmp(Cond::Ne, p2, z);
-                        self.b.terminate(Terminator::Branch { cond: ok, then: next, else_: self.exit });
+                        self.create_entry(map, key_slot, zval, slot, next);
                     }
                 }
                 _ => self.b.terminate(Terminator::Jump(self.exit)),
@@ -535,6 +550,24 @@ impl<'m, 'p> FnCx<'m, 'p> {
             self.b.switch_to(next);
             self.state_ptrs.insert(id, slot);
         }
+    }
+
+    /// Creates the missing entry of `map` under the key in `key_slot` from the zeroed
+    /// value at `zval`, looks it up again into `slot`, and goes on at `next` (or leaves, if
+    /// the map could not take it).
+    fn create_entry(&mut self, map: MapId, key_slot: Slot, zval: Value, slot: Slot, next: Block) {
+        let key2 = self.b.slot_addr(key_slot, 0);
+        let mref = self.map_ref(map);
+        let noexist = self.b.iconst(1);
+        let _ = self.b.call(helper::MAP_UPDATE, vec![mref, key2, zval, noexist], ValTy::Int);
+        let key3 = self.b.slot_addr(key_slot, 0);
+        let mref = self.map_ref(map);
+        let p2 = self.b.call(helper::MAP_LOOKUP, vec![mref, key3], ValTy::MapValueOrNull);
+        let saddr = self.b.slot_addr(slot, 0);
+        self.b.store(saddr, 0, 8, p2);
+        let z = self.b.iconst(0);
+        let ok = self.b.cmp(Cond::Ne, p2, z);
+        self.b.terminate(Terminator::Branch { cond: ok, then: next, else_: self.exit });
     }
 
     /// Stores `v` into a new slot and returns the slot's address (for helper arguments).

@@ -16,7 +16,8 @@ fn size_suffix(size: u8) -> &'static str {
 impl fmt::Display for Function {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (slot, data) in self.slots.iter() {
-            writeln!(f, "    {slot} = {} bytes  ; {}", data.size, data.name)?;
+            let whole = if data.whole_function { ", live throughout" } else { "" };
+            writeln!(f, "    {slot} = {} bytes  ; {}{whole}", data.size, data.name)?;
         }
         for &b in &self.layout {
             writeln!(f, "  {b}:")?;

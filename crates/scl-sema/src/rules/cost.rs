@@ -122,7 +122,7 @@ pub(crate) fn estimate(cx: &mut Checker) -> Vec<HookCost> {
                 verifier_insns,
                 hook: h.def.name,
                 insns: insns.saturating_add(HOOK_OVERHEAD),
-                stack: est.frame(&h.body, &[]),
+                stack: est.frame(&h.body, &[]).saturating_add(est.zero_area()),
                 budget: if h.atomic { h.def.budget } else { cat::limits::SLEEPABLE_BUDGET },
                 loc: h.loc,
             }
@@ -392,6 +392,20 @@ impl Estimator<'_> {
         });
         // State lookups need an 8-byte key slot.
         locals.saturating_add(deepest).saturating_add(scratch).saturating_add(8)
+    }
+
+    /// The zeroed bytes a missing `per_lock`/`per_thread` entry of at most
+    /// `ZERO_ON_STACK_MAX` bytes is read as (or created from): as large as the largest such
+    /// state of the program, whether or not the hook uses it.
+    fn zero_area(&self) -> u32 {
+        self.program
+            .states
+            .values()
+            .filter(|st| matches!(st.storage, StateStorage::PerLock | StateStorage::PerThread))
+            .map(|st| self.program.layout(&st.ty).size.div_ceil(8) * 8)
+            .filter(|size| *size <= cat::limits::ZERO_ON_STACK_MAX)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The slots an indexed place keeps: base, index and element pointer, and a zeroed

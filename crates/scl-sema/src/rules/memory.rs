@@ -31,7 +31,7 @@ pub(crate) fn check_stack(cx: &mut Checker, costs: &[HookCost]) {
             cx.report(
                 Diagnostic::error(E0342, c.loc.file, c.loc.span, format!("hook `{}` needs about {} bytes of stack", c.hook, c.stack))
                     .with_label(format!("over the {MAX_STACK_BYTES}-byte BPF stack"))
-                    .with_note("the frame holds the hook's locals, those of every function inlined into it, and scratch for map keys, values and struct literals")
+                    .with_note("the frame holds the hook's locals, those of every function inlined into it, scratch for map keys, values and struct literals, and the zeroed bytes a missing `per_lock` or `per_thread` entry reads as")
                     .with_help("keep large arrays and structs in state (a `per_cpu` variable works as scratch space)"),
             );
         }
