@@ -73,6 +73,44 @@ struct Emitter<'f> {
     promotion: Promotion,
     /// Where the context pointer stays: `CTX`, or `r1` in a program without calls.
     ctx_reg: u8,
+    /// Values known to be zero-extended from this many bytes (see [`zero_extended`]).
+    narrow: HashMap<Value, u8>,
+}
+
+/// True for the instructions whose code writes the result register before it has read
+/// every operand (`t = a; if (x cond y) goto +1; t = b`), so the result must not share a
+/// register with an operand; and for comparisons, which have a shorter form when it does
+/// not. Every other instruction reads its operands first or copes with its result sharing
+/// one (see the `Bin` case of `inst`).
+fn writes_before_reading(data: &InstData) -> bool {
+    matches!(data, InstData::Select { .. } | InstData::Cmp { .. })
+}
+
+/// Values whose upper bytes are known to be zero, and the bytes that hold the rest: a
+/// load of that size, a non-negative constant, a zero extension, 32-bit arithmetic, a
+/// comparison. Storing such a value into a promoted slot of at least that size needs no
+/// truncation.
+fn zero_extended(f: &Function) -> HashMap<Value, u8> {
+    let mut out = HashMap::new();
+    for b in &f.layout {
+        for &i in &f.blocks[*b].insts {
+            let bytes = match &f.insts[i] {
+                InstData::Load { size, .. } => Some(*size),
+                InstData::Const { imm, .. } if *imm >= 0 => {
+                    [1u8, 2, 4, 8].into_iter().find(|n| *n == 8 || *imm < 1i64 << (8 * u32::from(*n)))
+                }
+                InstData::Ext { bits, signed: false, .. } => Some(*bits / 8),
+                InstData::Bin { width: Width::W32, .. } => Some(4),
+                InstData::Cmp { .. } => Some(1),
+                InstData::Copy { a, .. } => out.get(a).copied(),
+                _ => None,
+            };
+            if let (Some(n), Some(d)) = (bytes, f.insts[i].dst()) {
+                out.insert(d, n);
+            }
+        }
+    }
+    out
 }
 
 /// Compiles one function.
@@ -93,6 +131,7 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         in_loop: false,
         promotion: Promotion::default(),
         ctx_reg: CTX,
+        narrow: zero_extended(f),
     };
     let loops = loop_ranges(f);
     let uses_ctx = f.insts.values().any(|i| matches!(i, InstData::Ctx { .. }));
@@ -614,20 +653,28 @@ impl Emitter<'_> {
                     let (Some(r), Some(&end)) = (slot_reg(self, ptr), last_use.get(dst)) else { continue };
                     (*dst, r, k, (k + 1..end.min(n)).all(|j| !touches(self, j, r, false)))
                 }
-                InstData::Store { ptr, size: 8, val, .. } if !self.homes.contains_key(val) && !self.promotion.dead_stores.contains(&i) => {
+                InstData::Store { ptr, size, val, .. }
+                    if (*size == 8 || self.narrow.get(val).is_some_and(|n| n <= size))
+                        && !self.homes.contains_key(val)
+                        && !self.promotion.dead_stores.contains(&i) =>
+                {
                     let Some(r) = slot_reg(self, ptr) else { continue };
                     let Some(d) = insts[..k].iter().position(|&j| f.insts[j].dst() == Some(*val)) else { continue };
                     let end = last_use.get(val).copied().unwrap_or(k).min(n);
                     let ok = (d + 1..k).all(|j| !touches(self, j, r, true)) && (k + 1..end).all(|j| !touches(self, j, r, false));
-                    (*val, r, d, ok)
+                    // A `select` writes its result before it reads all its operands: none of
+                    // them may be in the register, so it is held from before the definition
+                    // (see `writes_before_reading`).
+                    let from = if writes_before_reading(&f.insts[insts[d]]) { d } else { d + 1 };
+                    (*val, r, from, ok)
                 }
                 _ => continue,
             };
-            // And through the point after the last use: the instruction that reads the value
-            // last may write its own result before it reads all its operands.
-            let to = (last_use.get(&v).copied().unwrap_or(from).max(k) + 1).min(n);
-            // Held from the point before the definition, too: the defining instruction may
-            // write the register before it reads its operands, so none of them may be there.
+            // Likewise through the point after the last use, if that instruction is a
+            // `select` (or comparison) whose result could land in the register before it
+            // reads the value.
+            let last = last_use.get(&v).copied().unwrap_or(from).max(k);
+            let to = (last + usize::from(insts.get(last).is_some_and(|&j| writes_before_reading(&f.insts[j])))).min(n);
             if !ok || held[from..=to].iter().any(|m| m & (1 << r) != 0) {
                 continue;
             }
@@ -672,11 +719,26 @@ impl Emitter<'_> {
                 self.settle(*dst, r);
             }
             InstData::Bin { op, width, dst, a, b } => {
-                let t = self.target(*dst, SCRATCH_A);
-                let ra = self.fetch(*a, t);
-                self.mov_reg(t, ra);
                 let class = if *width == Width::W32 { class::ALU } else { class::ALU64 };
                 let (code, off) = alu_op(*op);
+                let t = self.target(*dst, SCRATCH_A);
+                if self.homes.get(b) == Some(&Home::Reg(t)) && self.homes.get(a) != Some(&Home::Reg(t)) {
+                    // The result goes where the right operand is (a register shared with
+                    // a promoted slot): `t = a` first would lose it.
+                    if matches!(op, BinOp::Add | BinOp::Mul | BinOp::And | BinOp::Or | BinOp::Xor) {
+                        let ra = self.fetch(*a, R0);
+                        self.ins(class | code | SRC_X, t, ra, off, 0);
+                    } else {
+                        let ra = self.fetch(*a, SCRATCH_A);
+                        self.mov_reg(SCRATCH_A, ra);
+                        self.ins(class | code | SRC_X, SCRATCH_A, t, off, 0);
+                        self.mov_reg(t, SCRATCH_A);
+                    }
+                    self.settle(*dst, t);
+                    return Ok(());
+                }
+                let ra = self.fetch(*a, t);
+                self.mov_reg(t, ra);
                 match self.homes.get(b).copied() {
                     Some(Home::Imm(i)) => {
                         self.ins(class | code | SRC_K, t, 0, off, i as i32);
@@ -822,8 +884,10 @@ impl Emitter<'_> {
             InstData::Store { ptr, size, val, .. } if matches!(self.homes.get(ptr), Some(Home::Promoted(_))) => {
                 let Some(&Home::Promoted(r)) = self.homes.get(ptr) else { unreachable!() };
                 // Keep what a store of `size` bytes and a load of them would give back.
+                let fits = self.narrow.get(val).is_some_and(|n| n <= size);
                 let mask = match size {
                     8 => None,
+                    _ if fits => None,
                     s => Some((1i64 << (s * 8)) - 1),
                 };
                 match (self.homes.get(val).copied(), mask) {
