@@ -13,8 +13,15 @@
 //!   pointer handed out by the program can reach, is deleted;
 //! - **copy coalescing**: `a = b`, where `b` is dead afterwards and was set by a move or a
 //!   load that nothing in between disturbs, makes that instruction write `a` directly;
+//! - **copy propagation**: `a = b`, where the reads of this `a` follow in straight-line code
+//!   (past conditional jumps that leave where `a` is dead) and neither register changes
+//!   before the last one, goes; those reads read `b`;
+//! - **known tests**: a 0/1 value made by a jump and tested at once
+//!   (`t = 1; if C goto L; t = 0; L: if t == 0 goto X`) becomes the jump on `C` itself,
+//!   and `if C goto L; goto X; L:` becomes `if !C goto X`;
 //! - **dead code**: a move, arithmetic or load whose register is never read is deleted, and
-//!   so is a jump to the next instruction.
+//!   so is a jump to the next instruction. A helper call reads only its own arguments
+//!   (`scl_ir::HELPERS`).
 //!
 //! The pass runs to a fixed point and then renumbers jumps, relocations and line entries.
 //!
@@ -86,7 +93,11 @@ fn effect(i: &Insn) -> Effect {
         }
         class::STX => Effect { uses: bit(i.dst) | bit(i.src), defs: 0, pure: false },
         _ => match i.code & 0xf0 {
-            jmp::CALL => Effect { uses: ARGS, defs: CALL_DEFS, pure: false },
+            // A helper reads its own arguments only (a call to a BPF function, all five).
+            jmp::CALL => {
+                let args = if i.src == 0 { scl_ir::helper_args(i.imm as u32) } else { 5 };
+                Effect { uses: ARGS & ((1u16 << (args + 1)) - 1), defs: CALL_DEFS, pure: false }
+            }
             jmp::EXIT => Effect { uses: bit(0), defs: 0, pure: false },
             jmp::JA => Effect { uses: 0, defs: 0, pure: false },
             _ if x => Effect { uses: bit(i.dst) | bit(i.src), defs: 0, pure: false },
@@ -423,6 +434,201 @@ fn coalesce(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     changed
 }
 
+/// `n` with register `a` read as `b` wherever one of its own fields reads `a`; `None` if
+/// it reads `a` some other way (a call's arguments, the exit's `r0`, an atomic's source,
+/// which it also writes) or writes it from a field it reads.
+fn read_as(n: &Insn, a: u8, b: u8) -> Option<Insn> {
+    let r = |x: u8| if x == a { b } else { x };
+    let renamed = match n.class() {
+        class::LDX => Insn { src: r(n.src), ..*n },
+        class::ST => Insn { dst: r(n.dst), ..*n },
+        class::STX if n.code & 0xe0 == MODE_MEM => Insn { dst: r(n.dst), src: r(n.src), ..*n },
+        class::ALU | class::ALU64 if n.code & SRC_X != 0 && n.code & 0xf0 != 0xd0 && n.dst != a => Insn { src: r(n.src), ..*n },
+        class::JMP | 0x06 if is_jump(n) && n.code & 0xf0 != jmp::JA => {
+            Insn { dst: r(n.dst), src: if n.code & SRC_X != 0 { r(n.src) } else { n.src }, ..*n }
+        }
+        _ if effect(n).uses & bit(a) == 0 => *n,
+        _ => return None,
+    };
+    (effect(&renamed).uses & bit(a) == 0).then_some(renamed)
+}
+
+/// Copy propagation: `a = b`, where every later read of this `a` is in straight-line code
+/// after it (a conditional jump on the way may leave if `a` is dead where it lands) and
+/// neither register changes before the last one: those reads read `b`, and the move goes.
+fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
+    let targets = jump_targets(insns);
+    let live = live_out(insns);
+    let live_at: Vec<u16> = insns
+        .iter()
+        .zip(&live)
+        .map(|(n, out)| {
+            let e = effect(n);
+            e.uses | (out & !e.defs)
+        })
+        .collect();
+    let live_in = |t: usize| live_at.get(t).copied().unwrap_or(0);
+    let hs = heads(insns);
+    let mut changed = false;
+    let mut touched = 0u16;
+    for (k, &i) in hs.iter().enumerate() {
+        let m = insns[i];
+        if dead[i] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 || m.dst == m.src || m.src == FP {
+            continue;
+        }
+        let (a, b) = (m.dst, m.src);
+        if touched & (bit(a) | bit(b)) != 0 {
+            continue;
+        }
+        let mut rewrites: Vec<(usize, Insn)> = Vec::new();
+        let mut ok = false;
+        for &j in &hs[k + 1..] {
+            let n = insns[j];
+            if targets[j] || dead[j] {
+                break;
+            }
+            let e = effect(&n);
+            if e.uses & bit(a) != 0 {
+                let Some(renamed) = read_as(&n, a, b) else { break };
+                rewrites.push((j, renamed));
+            }
+            if live[j] & bit(a) == 0 || e.defs & bit(a) != 0 {
+                // This `a` is dead from here on: done.
+                ok = true;
+                break;
+            }
+            if e.defs & bit(b) != 0 || n.class() == class::JMP && matches!(n.code & 0xf0, jmp::JA | jmp::CALL | jmp::EXIT) {
+                break;
+            }
+            if is_jump(&n) && live_in(jump_target(j, &n)) & bit(a) != 0 {
+                break;
+            }
+        }
+        if !ok || rewrites.is_empty() {
+            continue;
+        }
+        for (j, n) in rewrites {
+            insns[j] = n;
+        }
+        dead[i] = true;
+        changed = true;
+        // The liveness of `a` and `b` changed: later moves involving them wait for the
+        // next pass.
+        touched |= bit(a) | bit(b);
+    }
+    changed
+}
+
+/// The outcome of conditional jump `n` (64-bit, immediate operand) when its register holds
+/// `v`; `None` for a jump this does not evaluate.
+fn decide(n: &Insn, v: i64) -> Option<bool> {
+    if n.class() != class::JMP || n.code & SRC_X != 0 {
+        return None;
+    }
+    let (k, uv, uk) = (i64::from(n.imm), v as u64, i64::from(n.imm) as u64);
+    Some(match n.code & 0xf0 {
+        jmp::JEQ => v == k,
+        jmp::JNE => v != k,
+        jmp::JGT => uv > uk,
+        jmp::JGE => uv >= uk,
+        jmp::JLT => uv < uk,
+        jmp::JLE => uv <= uk,
+        jmp::JSGT => v > k,
+        jmp::JSGE => v >= k,
+        jmp::JSLT => v < k,
+        jmp::JSLE => v <= k,
+        jmp::JSET => v & k != 0,
+        _ => return None,
+    })
+}
+
+/// A 0/1 value made by a jump and tested right away:
+///
+/// ```text
+/// t = K1; if C goto L; t = K2; L: if t op imm goto X
+/// ```
+///
+/// Each way into `L` knows `t`, so each decides the test: the jump on `C` goes straight
+/// to where `K1` leads, and the fall-through from `t = K2` to where `K2` leads (the test
+/// becomes `goto X`, or nothing). The moves stay for whoever still reads `t`.
+fn thread_known_tests(insns: &mut [Insn], dead: &mut [bool]) -> bool {
+    let hs = heads(insns);
+    let mut into = vec![0u32; insns.len() + 1];
+    for &j in &hs {
+        if is_jump(&insns[j]) {
+            into[jump_target(j, &insns[j]).min(insns.len())] += 1;
+        }
+    }
+    let movi = |n: &Insn| (n.code == class::ALU64 | alu::MOV | SRC_K && n.off == 0).then_some((n.dst, i64::from(n.imm)));
+    let mut changed = false;
+    // The counts above are of the code before this pass: one rewrite per stretch.
+    let mut done_to = 0;
+    for w in hs.windows(4) {
+        let (i0, i1, i2, i3) = (w[0], w[1], w[2], w[3]);
+        if (changed && i0 <= done_to) || [i0, i1, i2, i3].iter().any(|&k| dead[k]) {
+            continue;
+        }
+        let (Some((t, k1)), Some((t2, k2))) = (movi(&insns[i0]), movi(&insns[i2])) else { continue };
+        let (c, test) = (insns[i1], insns[i3]);
+        let cond_jump = is_jump(&c) && c.code & 0xf0 != jmp::JA;
+        if t != t2 || !cond_jump || jump_target(i1, &c) != i3 || into[i1] != 0 || into[i3] != 1 || effect(&c).uses & bit(t) != 0 {
+            continue;
+        }
+        if test.dst != t || !is_jump(&test) {
+            continue;
+        }
+        let (Some(o1), Some(o2)) = (decide(&test, k1), decide(&test, k2)) else { continue };
+        let x = jump_target(i3, &test);
+        let after = i3 + 1;
+        let to1 = if o1 { x } else { after };
+        insns[i1].off = (to1 as i64 - i1 as i64 - 1) as i16;
+        if o2 {
+            insns[i3] = Insn { code: class::JMP | jmp::JA, dst: 0, src: 0, off: test.off, imm: 0 };
+        } else {
+            dead[i3] = true;
+        }
+        changed = true;
+        done_to = i3;
+    }
+    changed
+}
+
+/// `if C goto L; goto X; L:` is `if !C goto X` (when nothing else jumps to the `goto`).
+fn invert_jump_over_goto(insns: &mut [Insn], dead: &mut [bool]) -> bool {
+    let hs = heads(insns);
+    let targets = jump_targets(insns);
+    let mut changed = false;
+    for w in hs.windows(3) {
+        let (i, j, l) = (w[0], w[1], w[2]);
+        let (c, g) = (insns[i], insns[j]);
+        if dead[i] || dead[j] || !is_jump(&c) || c.code & 0xf0 == jmp::JA || g.code != class::JMP | jmp::JA || targets[j] {
+            continue;
+        }
+        if jump_target(i, &c) != l {
+            continue;
+        }
+        let negated = match c.code & 0xf0 {
+            jmp::JEQ => jmp::JNE,
+            jmp::JNE => jmp::JEQ,
+            jmp::JGT => jmp::JLE,
+            jmp::JLE => jmp::JGT,
+            jmp::JGE => jmp::JLT,
+            jmp::JLT => jmp::JGE,
+            jmp::JSGT => jmp::JSLE,
+            jmp::JSLE => jmp::JSGT,
+            jmp::JSGE => jmp::JSLT,
+            jmp::JSLT => jmp::JSGE,
+            _ => continue,
+        };
+        let x = jump_target(j, &g);
+        insns[i].code = (c.code & !0xf0) | negated;
+        insns[i].off = (x as i64 - i as i64 - 1) as i16;
+        dead[j] = true;
+        changed = true;
+    }
+    changed
+}
+
 /// Marks instructions whose results nobody reads, and jumps to the next instruction.
 fn dead_code(insns: &[Insn], dead: &mut [bool]) -> bool {
     let live = live_out(insns);
@@ -496,9 +702,12 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
 /// Runs the clean-up to a fixed point.
 pub(crate) fn run(c: &mut Compiled) {
     type Pass = fn(&mut [Insn], i16, &mut [bool]) -> bool;
-    let passes: [Pass; 3] = [
+    let passes: [Pass; 6] = [
         |insns, exposed, dead| dead_stores(insns, exposed, dead),
         |insns, _, dead| coalesce(insns, dead),
+        |insns, _, dead| propagate_copies(insns, dead),
+        |insns, _, dead| thread_known_tests(insns, dead),
+        |insns, _, dead| invert_jump_over_goto(insns, dead),
         |insns, _, dead| dead_code(insns, dead),
     ];
     for _ in 0..16 {
@@ -636,5 +845,51 @@ mod tests {
         assert_eq!(c.relocs, vec![(1, crate::RelocTarget::Rodata(0))]);
         assert_eq!(c.insns[3], movi(0, 0));
         assert_eq!(c.lines.iter().map(|l| (l.0, l.1.span.start)).collect::<Vec<_>>(), vec![(0, 2), (3, 3)]);
+    }
+
+    fn jne(d: u8, v: i32, off: i16) -> Insn {
+        Insn { code: class::JMP | jmp::JNE | SRC_K, dst: d, src: 0, off, imm: v }
+    }
+    fn ja(off: i16) -> Insn {
+        Insn { code: class::JMP | jmp::JA, dst: 0, src: 0, off, imm: 0 }
+    }
+    fn ldxb(d: u8, s: u8, off: i16) -> Insn {
+        Insn { code: class::LDX | size::B | MODE_MEM, dst: d, src: s, off, imm: 0 }
+    }
+
+    #[test]
+    fn a_copy_read_past_a_null_check_is_read_from_the_original() {
+        // r4 = r0 (a lookup's result); if r4 == 0 goto out; return *(u8 *)(r4 + 0).
+        let out = clean(vec![call(1), mov(4, 0), jeq(4, 0, 2), ldxb(0, 4, 0), exit(), movi(0, 0), exit()]);
+        assert_eq!(out, vec![call(1), jeq(0, 0, 2), ldxb(0, 0, 0), exit(), movi(0, 0), exit()]);
+    }
+
+    #[test]
+    fn a_copy_still_read_where_a_jump_lands_stays() {
+        // r4 is read at the jump's target too, past the straight line.
+        let insns = vec![call(1), mov(4, 0), jeq(1, 0, 2), ldxb(0, 4, 0), exit(), mov(0, 4), exit()];
+        let out = clean(insns.clone());
+        assert!(out.contains(&mov(4, 0)), "{out:?}");
+    }
+
+    #[test]
+    fn a_flag_made_by_a_jump_and_tested_at_once_becomes_one_jump() {
+        // r3 = 1; if r1 != 0 goto +1; r3 = 0; if r3 == 0 goto L; r0 = 7; exit; L: r0 = 9; exit
+        let out = clean(vec![movi(3, 1), jne(1, 0, 1), movi(3, 0), jeq(3, 0, 2), movi(0, 7), exit(), movi(0, 9), exit()]);
+        // The flag is gone: r1 != 0 goes on to `r0 = 7`, anything else to `r0 = 9`.
+        assert_eq!(out, vec![jeq(1, 0, 2), movi(0, 7), exit(), movi(0, 9), exit()]);
+    }
+
+    #[test]
+    fn a_jump_over_a_goto_is_the_inverse_jump() {
+        let out = clean(vec![jne(1, 0, 1), ja(2), movi(0, 7), exit(), movi(0, 9), exit()]);
+        assert_eq!(out, vec![jeq(1, 0, 2), movi(0, 7), exit(), movi(0, 9), exit()]);
+    }
+
+    #[test]
+    fn a_helper_reads_only_its_own_arguments() {
+        // r3 set before ktime_get_ns (no arguments) and overwritten after: dead.
+        let out = clean(vec![movi(3, 5), call(5), movi(3, 1), mov(0, 3), exit()]);
+        assert_eq!(out, vec![call(5), movi(0, 1), exit()]);
     }
 }

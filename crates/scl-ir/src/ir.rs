@@ -367,6 +367,27 @@ impl InstData {
     }
 }
 
+/// The BPF helpers programs call: id, name (without `bpf_`), and how many argument
+/// registers (`r1`..) it reads.
+pub const HELPERS: &[(u32, &str, u8)] = &[
+    (1, "map_lookup_elem", 2),
+    (2, "map_update_elem", 4),
+    (3, "map_delete_elem", 2),
+    (5, "ktime_get_ns", 0),
+    (7, "get_prandom_u32", 0),
+    (8, "get_smp_processor_id", 0),
+    (14, "get_current_pid_tgid", 0),
+    (42, "get_numa_node_id", 0),
+    (130, "ringbuf_output", 4),
+    (148, "copy_from_user", 3),
+    (181, "loop", 4),
+];
+
+/// The argument registers helper `id` reads: all five for one not in [`HELPERS`].
+pub fn helper_args(id: u32) -> u8 {
+    HELPERS.iter().find(|h| h.0 == id).map_or(5, |h| h.2)
+}
+
 /// The callbacks the back end provides for `bpf_loop`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Callback {

@@ -87,19 +87,9 @@ impl fmt::Display for DisplayInst<'_> {
 
 /// The name of a BPF helper the back end uses.
 pub fn helper_name(id: u32) -> String {
-    match id {
-        1 => "map_lookup_elem".into(),
-        2 => "map_update_elem".into(),
-        3 => "map_delete_elem".into(),
-        5 => "ktime_get_ns".into(),
-        7 => "get_prandom_u32".into(),
-        8 => "get_smp_processor_id".into(),
-        14 => "get_current_pid_tgid".into(),
-        42 => "get_numa_node_id".into(),
-        130 => "ringbuf_output".into(),
-        148 => "copy_from_user".into(),
-        181 => "loop".into(),
-        other => format!("helper#{other}"),
+    match crate::ir::HELPERS.iter().find(|h| h.0 == id) {
+        Some(h) => h.1.into(),
+        None => format!("helper#{id}"),
     }
 }
 
