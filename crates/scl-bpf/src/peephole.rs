@@ -5,10 +5,13 @@
 //! registers on their way to where they are used. This pass removes that traffic on the
 //! final instruction stream, where every effect is explicit:
 //!
-//! - **forwarding**: within straight-line code (no jump lands in between) a 4- or 8-byte
-//!   load from a stack slot whose value is known, because the code stored it or loaded it
-//!   there and neither the slot nor the register changed since, becomes a register move (or
-//!   a move of the stored constant);
+//! - **forwarding**: a 4- or 8-byte load whose value is known on every path into it,
+//!   because the code stored it or loaded it there and neither the memory nor the register
+//!   changed since, becomes a register move (or a move of the stored constant). This covers
+//!   stack slots and also map values and context fields reached through a pointer register:
+//!   a store through another pointer, an atomic or a helper call forgets the latter, and so
+//!   does a store to the part of the frame a pointer can reach;
+//! - **shared returns**: returns of the same constant share one `r0 = K; exit`;
 //! - **dead stores**: a store to a stack slot that no instruction ever loads, and that no
 //!   pointer handed out by the program can reach, is deleted;
 //! - **copy coalescing**: `a = b`, where `b` is dead afterwards and was set by a move or a
@@ -210,9 +213,11 @@ fn exposed_from(insns: &[Insn]) -> i16 {
     low
 }
 
-/// A stack location whose content a register or constant is known to hold.
+/// A memory location whose content a register or constant is known to hold: a stack slot
+/// (`base` is `r10`), or a map value or context field at an offset from a pointer register.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Known {
+    base: u8,
     off: i16,
     size: u8,
     val: Val,
@@ -290,9 +295,12 @@ fn forward(insns: &mut [Insn], exposed: i16) -> bool {
         let e = effect(&n);
         let sz = mem_size(n.code);
         let mut add = None;
+        // What a store through any pointer but `r10` may change: every location not on the
+        // stack, and the exposed part of the frame.
+        let through_pointer = |k: &Known| k.base == FP && i32::from(k.off) + i32::from(k.size) <= i32::from(exposed);
         match n.class() {
-            class::LDX if n.code & 0xe0 == MODE_MEM && n.src == FP && (sz == 4 || sz == 8) => {
-                let hit = f.known.iter().rev().find(|k| k.off == n.off && k.size == sz).map(|k| k.val);
+            class::LDX if n.code & 0xe0 == MODE_MEM && (sz == 4 || sz == 8) => {
+                let hit = f.known.iter().rev().find(|k| k.base == n.src && k.off == n.off && k.size == sz).map(|k| k.val);
                 match hit {
                     Some(Val::Reg(r)) => {
                         // A 32-bit move zero-extends; a plain move does when the source is.
@@ -308,26 +316,38 @@ fn forward(insns: &mut [Insn], exposed: i16) -> bool {
                     }
                     None => {}
                 }
-                add = Some(Known { off: n.off, size: sz, val: Val::Reg(n.dst) });
+                if n.dst != n.src {
+                    add = Some(Known { base: n.src, off: n.off, size: sz, val: Val::Reg(n.dst) });
+                }
             }
             class::ST | class::STX if n.dst == FP => {
-                f.known.retain(|k| !overlaps(k.off, k.size, n.off, sz));
+                // A store to the exposed part of the frame may change what a pointer reads.
+                let private = i32::from(n.off) + i32::from(sz) <= i32::from(exposed);
+                f.known.retain(|k| if k.base == FP { !overlaps(k.off, k.size, n.off, sz) } else { private });
                 let plain = n.code & 0xe0 == MODE_MEM;
                 if plain && (sz == 4 || sz == 8) {
                     let val = if n.class() == class::ST { Val::Imm(n.imm) } else { Val::Reg(n.src) };
-                    add = Some(Known { off: n.off, size: sz, val });
+                    add = Some(Known { base: FP, off: n.off, size: sz, val });
                 }
             }
             class::ST | class::STX => {
-                // Through a pointer that may point into the exposed part of the frame.
-                f.known.retain(|k| i32::from(k.off) + i32::from(k.size) <= i32::from(exposed));
+                // Through a pointer: it may point anywhere outside the private part of the
+                // frame, except that it changes nothing else at its own offsets.
+                let same_base_apart = |k: &Known| k.base == n.dst && !overlaps(k.off, k.size, n.off, sz);
+                f.known.retain(|k| through_pointer(k) || (n.code & 0xe0 == MODE_MEM && same_base_apart(k)));
+                let plain = n.code & 0xe0 == MODE_MEM;
+                if plain && (sz == 4 || sz == 8) {
+                    let val = if n.class() == class::ST { Val::Imm(n.imm) } else { Val::Reg(n.src) };
+                    add = Some(Known { base: n.dst, off: n.off, size: sz, val });
+                }
             }
             class::JMP if n.code & 0xf0 == jmp::CALL => {
-                f.known.retain(|k| i32::from(k.off) + i32::from(k.size) <= i32::from(exposed));
+                // A helper may write map values and what the program hands it.
+                f.known.retain(through_pointer);
             }
             _ => {}
         }
-        f.known.retain(|k| !matches!(k.val, Val::Reg(r) if e.defs & bit(r) != 0));
+        f.known.retain(|k| !matches!(k.val, Val::Reg(r) if e.defs & bit(r) != 0) && e.defs & bit(k.base) == 0);
         f.zext &= !e.defs;
         if e.defs != 0 && zero_extends(&insns[i]) {
             f.zext |= bit(insns[i].dst);
@@ -629,6 +649,43 @@ fn invert_jump_over_goto(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     changed
 }
 
+/// Returns of the same constant share one `r0 = K; exit`, the last: jumps to another go
+/// there instead, and one that is also reached by falling into it becomes a jump there.
+fn merge_returns(insns: &mut [Insn], dead: &mut [bool]) -> bool {
+    let hs = heads(insns);
+    let targets = jump_targets(insns);
+    let is_ret = |k: usize| {
+        let (m, x) = (insns[hs[k]], insns[hs[k + 1]]);
+        m.code == class::ALU64 | alu::MOV | SRC_K && m.dst == 0 && x.code == class::JMP | jmp::EXIT && !targets[hs[k + 1]]
+    };
+    let rets: Vec<usize> = (0..hs.len().saturating_sub(1)).filter(|&k| is_ret(k)).collect();
+    let mut changed = false;
+    for &k in &rets {
+        let Some(&keep) = rets.iter().rev().find(|&&q| insns[hs[q]].imm == insns[hs[k]].imm) else { continue };
+        if keep == k {
+            continue;
+        }
+        let (at, to) = (hs[k], hs[keep]);
+        let falls_in = k > 0 && {
+            let p = insns[hs[k - 1]];
+            !(p.class() == class::JMP && matches!(p.code & 0xf0, jmp::JA | jmp::EXIT))
+        };
+        for &j in &hs {
+            if is_jump(&insns[j]) && jump_target(j, &insns[j]) == at {
+                insns[j].off = (to as i64 - j as i64 - 1) as i16;
+            }
+        }
+        if falls_in {
+            insns[at] = Insn { code: class::JMP | jmp::JA, dst: 0, src: 0, off: (to as i64 - at as i64 - 1) as i16, imm: 0 };
+        } else {
+            dead[at] = true;
+        }
+        dead[hs[k + 1]] = true;
+        changed = true;
+    }
+    changed
+}
+
 /// Marks instructions whose results nobody reads, and jumps to the next instruction.
 fn dead_code(insns: &[Insn], dead: &mut [bool]) -> bool {
     let live = live_out(insns);
@@ -702,12 +759,13 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
 /// Runs the clean-up to a fixed point.
 pub(crate) fn run(c: &mut Compiled) {
     type Pass = fn(&mut [Insn], i16, &mut [bool]) -> bool;
-    let passes: [Pass; 6] = [
+    let passes: [Pass; 7] = [
         |insns, exposed, dead| dead_stores(insns, exposed, dead),
         |insns, _, dead| coalesce(insns, dead),
         |insns, _, dead| propagate_copies(insns, dead),
         |insns, _, dead| thread_known_tests(insns, dead),
         |insns, _, dead| invert_jump_over_goto(insns, dead),
+        |insns, _, dead| merge_returns(insns, dead),
         |insns, _, dead| dead_code(insns, dead),
     ];
     for _ in 0..16 {
@@ -891,5 +949,44 @@ mod tests {
         // r3 set before ktime_get_ns (no arguments) and overwritten after: dead.
         let out = clean(vec![movi(3, 5), call(5), movi(3, 1), mov(0, 3), exit()]);
         assert_eq!(out, vec![call(5), movi(0, 1), exit()]);
+    }
+
+    fn ldxw(d: u8, s: u8, off: i16) -> Insn {
+        Insn { code: class::LDX | size::W | MODE_MEM, dst: d, src: s, off, imm: 0 }
+    }
+    fn stxw(d: u8, off: i16, s: u8) -> Insn {
+        Insn { code: class::STX | size::W | MODE_MEM, dst: d, src: s, off, imm: 0 }
+    }
+    fn stw(d: u8, off: i16, v: i32) -> Insn {
+        Insn { code: class::ST | size::W | MODE_MEM, dst: d, src: 0, off, imm: v }
+    }
+
+    #[test]
+    fn a_map_value_field_just_stored_is_not_loaded_again() {
+        // *(u32 *)(r8 + 0) = r2 (r2 from a 32-bit load); r0 = *(u32 *)(r8 + 0)
+        let out = clean(vec![ldxw(2, 1, 0), stxw(8, 0, 2), ldxw(0, 8, 0), exit()]);
+        assert_eq!(out, vec![ldxw(2, 1, 0), stxw(8, 0, 2), mov(0, 2), exit()]);
+    }
+
+    #[test]
+    fn a_store_through_another_pointer_or_a_call_forgets_map_values() {
+        let other = clean(vec![ldxw(2, 1, 0), stxw(8, 0, 2), stw(7, 0, 5), ldxw(0, 8, 0), exit()]);
+        assert_eq!(other[3], ldxw(0, 8, 0), "r7 may point at the same value: {other:?}");
+        let call_between = clean(vec![ldxw(6, 1, 0), stxw(8, 0, 6), call(5), ldxw(0, 8, 0), exit()]);
+        assert_eq!(call_between[3], ldxw(0, 8, 0), "{call_between:?}");
+    }
+
+    #[test]
+    fn a_stack_store_where_a_pointer_reaches_forgets_what_was_read_through_it() {
+        // r4 = r10 - 16 is handed out; a read through it, a store at r10 - 12, a read again.
+        let out = clean(vec![mov(4, FP), addi(4, -16), ldxw(1, 4, 4), stw(FP, -12, 9), ldxw(0, 4, 4), stxw(FP, -20, 1), exit()]);
+        assert!(out.contains(&ldxw(0, 4, 4)), "{out:?}");
+    }
+
+    #[test]
+    fn returns_of_the_same_value_share_one_exit() {
+        // if r1 == 0 goto A; if r2 == 0 goto B; r0 = 1; exit; A: r0 = 0; exit; B: r0 = 0; exit
+        let out = clean(vec![jeq(1, 0, 3), jeq(2, 0, 4), movi(0, 1), exit(), movi(0, 0), exit(), movi(0, 0), exit()]);
+        assert_eq!(out, vec![jeq(1, 0, 3), jeq(2, 0, 2), movi(0, 1), exit(), movi(0, 0), exit()]);
     }
 }
