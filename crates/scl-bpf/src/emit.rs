@@ -699,6 +699,8 @@ impl Emitter<'_> {
             // Helper arguments are moved into r1-r5 anyway: a constant goes straight there.
             InstData::Call { .. } => true,
             InstData::Loop { ctx_ptr, .. } => *ctx_ptr != v,
+            // The operand and the expected value are moved to r5 and r0 anyway.
+            InstData::Atomic { ptr, .. } => *ptr != v,
             other => !other.uses().contains(&v),
         })
     }

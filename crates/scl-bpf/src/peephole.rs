@@ -261,9 +261,24 @@ fn zero_extends(i: &Insn) -> bool {
     }
 }
 
+/// The register that holds the context pointer for the whole program, if one does: `r1`
+/// when nothing writes it (a program without calls), else the register `r1` is copied to
+/// first thing, when nothing else writes that one. The context is not written by stores
+/// through other pointers or by helpers, so what is read from it stays known.
+fn context_register(insns: &[Insn]) -> Option<u8> {
+    let written = |r: u8, skip: usize| heads(insns).into_iter().filter(|&i| i != skip).any(|i| effect(&insns[i]).defs & bit(r) != 0);
+    if !written(1, usize::MAX) {
+        return Some(1);
+    }
+    let first = insns.first()?;
+    let copy = first.code == class::ALU64 | alu::MOV | SRC_X && first.src == 1 && first.off == 0 && first.dst != 1;
+    (copy && first.dst != FP && !written(first.dst, 0)).then_some(first.dst)
+}
+
 /// Store-to-load and load-to-load forwarding on stack slots, along every path: facts meet
 /// where forward jumps land; a loop header starts from nothing. Returns true on a change.
 fn forward(insns: &mut [Insn], exposed: i16) -> bool {
+    let ctx = context_register(insns);
     let hs = heads(insns);
     let targets = jump_targets(insns);
     let mut back = vec![false; insns.len() + 1];
@@ -297,7 +312,7 @@ fn forward(insns: &mut [Insn], exposed: i16) -> bool {
         let mut add = None;
         // What a store through any pointer but `r10` may change: every location not on the
         // stack, and the exposed part of the frame.
-        let through_pointer = |k: &Known| k.base == FP && i32::from(k.off) + i32::from(k.size) <= i32::from(exposed);
+        let through_pointer = |k: &Known| (k.base == FP && i32::from(k.off) + i32::from(k.size) <= i32::from(exposed)) || Some(k.base) == ctx;
         match n.class() {
             class::LDX if n.code & 0xe0 == MODE_MEM && (sz == 4 || sz == 8) => {
                 let hit = f.known.iter().rev().find(|k| k.base == n.src && k.off == n.off && k.size == sz).map(|k| k.val);
@@ -334,7 +349,8 @@ fn forward(insns: &mut [Insn], exposed: i16) -> bool {
                 // Through a pointer: it may point anywhere outside the private part of the
                 // frame, except that it changes nothing else at its own offsets.
                 let same_base_apart = |k: &Known| k.base == n.dst && !overlaps(k.off, k.size, n.off, sz);
-                f.known.retain(|k| through_pointer(k) || (n.code & 0xe0 == MODE_MEM && same_base_apart(k)));
+                let hits = |k: &Known| k.base == n.dst && overlaps(k.off, k.size, n.off, sz);
+                f.known.retain(|k| (through_pointer(k) && !hits(k)) || (n.code & 0xe0 == MODE_MEM && same_base_apart(k)));
                 let plain = n.code & 0xe0 == MODE_MEM;
                 if plain && (sz == 4 || sz == 8) {
                     let val = if n.class() == class::ST { Val::Imm(n.imm) } else { Val::Reg(n.src) };
@@ -988,5 +1004,12 @@ mod tests {
         // if r1 == 0 goto A; if r2 == 0 goto B; r0 = 1; exit; A: r0 = 0; exit; B: r0 = 0; exit
         let out = clean(vec![jeq(1, 0, 3), jeq(2, 0, 4), movi(0, 1), exit(), movi(0, 0), exit(), movi(0, 0), exit()]);
         assert_eq!(out, vec![jeq(1, 0, 3), jeq(2, 0, 2), movi(0, 1), exit(), movi(0, 0), exit()]);
+    }
+
+    #[test]
+    fn context_fields_stay_known_across_calls_and_stores_through_pointers() {
+        // r6 = ctx; r7 = ctx.tid; lookup; *(r0) = 1; r0 = ctx.tid again
+        let out = clean(vec![mov(6, 1), ldxw(7, 6, 24), stxw(FP, -8, 7), call(1), stw(0, 0, 1), ldxw(0, 6, 24), stxw(FP, -16, 7), exit()]);
+        assert!(out.contains(&mov(0, 7)) && !out.contains(&ldxw(0, 6, 24)), "{out:?}");
     }
 }

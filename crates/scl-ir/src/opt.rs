@@ -1,9 +1,118 @@
-//! Clean-up passes on a function: removing blocks that no path reaches (the kernel
-//! verifier refuses unreachable code), folding jumps to empty blocks, and dropping
-//! instructions whose results nobody uses.
+//! Clean-up passes on a function: folding constants (and branches on them), removing
+//! blocks that no path reaches (the kernel verifier refuses unreachable code), folding
+//! jumps to empty blocks, and dropping instructions whose results nobody uses.
 
 use crate::ir::*;
 use std::collections::HashSet;
+
+/// The result of `op` on constants with BPF's semantics (`x / 0 = 0`, `x % 0 = x`, a
+/// 32-bit result zero-extended); `None` for a shift by the width or more, which is left
+/// to run.
+pub fn eval_bin(op: BinOp, width: Width, a: i64, b: i64) -> Option<i64> {
+    let bits = if width == Width::W32 { 32 } else { 64 };
+    let (ua, ub) = match width {
+        Width::W32 => (a as u32 as u64, b as u32 as u64),
+        Width::W64 => (a as u64, b as u64),
+    };
+    let (sa, sb) = match width {
+        Width::W32 => (i64::from(a as i32), i64::from(b as i32)),
+        Width::W64 => (a, b),
+    };
+    let r: u64 = match op {
+        BinOp::Add => ua.wrapping_add(ub),
+        BinOp::Sub => ua.wrapping_sub(ub),
+        BinOp::Mul => ua.wrapping_mul(ub),
+        BinOp::UDiv => ua.checked_div(ub).unwrap_or(0),
+        BinOp::URem => ua.checked_rem(ub).unwrap_or(ua),
+        BinOp::SDiv if sb == 0 => 0,
+        BinOp::SRem if sb == 0 => sa as u64,
+        BinOp::SDiv if width == Width::W32 => (sa as i32).wrapping_div(sb as i32) as u32 as u64,
+        BinOp::SRem if width == Width::W32 => (sa as i32).wrapping_rem(sb as i32) as u32 as u64,
+        BinOp::SDiv => sa.wrapping_div(sb) as u64,
+        BinOp::SRem => sa.wrapping_rem(sb) as u64,
+        BinOp::And => ua & ub,
+        BinOp::Or => ua | ub,
+        BinOp::Xor => ua ^ ub,
+        BinOp::Shl | BinOp::LShr | BinOp::AShr if ub >= bits => return None,
+        BinOp::Shl => ua << ub,
+        BinOp::LShr => ua >> ub,
+        BinOp::AShr if width == Width::W32 => ((sa as i32) >> ub) as u32 as u64,
+        BinOp::AShr => (sa >> ub) as u64,
+    };
+    Some(match width {
+        Width::W32 => (r as u32) as i64,
+        Width::W64 => r as i64,
+    })
+}
+
+/// Whether `a cond b` holds for 64-bit values.
+pub fn eval_cond(cond: Cond, a: i64, b: i64) -> bool {
+    let (ua, ub) = (a as u64, b as u64);
+    match cond {
+        Cond::Eq => a == b,
+        Cond::Ne => a != b,
+        Cond::ULt => ua < ub,
+        Cond::ULe => ua <= ub,
+        Cond::UGt => ua > ub,
+        Cond::UGe => ua >= ub,
+        Cond::SLt => a < b,
+        Cond::SLe => a <= b,
+        Cond::SGt => a > b,
+        Cond::SGe => a >= b,
+    }
+}
+
+/// Constant folding within each block (values never leave their block): an operation
+/// whose operands are all constants becomes a constant, a `select` on constants a copy,
+/// and a branch on a constant a jump. Run [`thread_jumps`] after it to drop what became
+/// unreachable.
+pub fn fold_constants(f: &mut Function) {
+    for b in f.layout.clone() {
+        let mut known: std::collections::HashMap<Value, i64> = std::collections::HashMap::new();
+        for i in f.blocks[b].insts.clone() {
+            let k = |v: &Value| known.get(v).copied();
+            let folded = match &f.insts[i] {
+                InstData::Const { dst, imm } => {
+                    known.insert(*dst, *imm);
+                    None
+                }
+                InstData::Bin { op, width, dst, a, b } => k(a).zip(k(b)).and_then(|(x, y)| eval_bin(*op, *width, x, y)).map(|v| (*dst, v)),
+                InstData::Neg { width, dst, a } => k(a).and_then(|x| eval_bin(BinOp::Sub, *width, 0, x)).map(|v| (*dst, v)),
+                InstData::Cmp { cond, dst, a, b } => k(a).zip(k(b)).map(|(x, y)| (*dst, i64::from(eval_cond(*cond, x, y)))),
+                InstData::Ext { bits, signed, dst, a } => k(a).map(|x| {
+                    let shift = 64 - u32::from(*bits);
+                    let v = if *signed { (x << shift) >> shift } else { ((x as u64) << shift >> shift) as i64 };
+                    (*dst, v)
+                }),
+                InstData::Copy { dst, a } => k(a).map(|x| (*dst, x)),
+                InstData::Select { cond, dst, x, y, a, b } => {
+                    if let (Some(xv), Some(yv)) = (k(x), k(y)) {
+                        let pick = if eval_cond(*cond, xv, yv) { *a } else { *b };
+                        match k(&pick) {
+                            Some(v) => Some((*dst, v)),
+                            None => {
+                                f.insts[i] = InstData::Copy { dst: *dst, a: pick };
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            if let Some((dst, imm)) = folded {
+                f.insts[i] = InstData::Const { dst, imm };
+                known.insert(dst, imm);
+            }
+        }
+        if let Some(Terminator::Branch { cond, then, else_ }) = f.blocks[b].term.clone() {
+            if let Some(v) = known.get(&cond) {
+                f.blocks[b].term = Some(Terminator::Jump(if *v != 0 { then } else { else_ }));
+            }
+        }
+    }
+}
 
 /// Removes the blocks no path from the entry reaches.
 pub fn remove_unreachable(f: &mut Function) {
@@ -115,4 +224,57 @@ pub fn layout_rpo(f: &mut Function) {
     }
     post.reverse();
     f.layout = post;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_follows_bpf_arithmetic() {
+        use BinOp::*;
+        use Width::*;
+        assert_eq!(eval_bin(UDiv, W64, 7, 0), Some(0));
+        assert_eq!(eval_bin(URem, W64, 7, 0), Some(7));
+        assert_eq!(eval_bin(SDiv, W64, i64::MIN, -1), Some(i64::MIN));
+        assert_eq!(eval_bin(SRem, W64, i64::MIN, -1), Some(0));
+        assert_eq!(eval_bin(SDiv, W64, -7, 2), Some(-3));
+        assert_eq!(eval_bin(SRem, W64, -7, 2), Some(-1));
+        assert_eq!(eval_bin(SRem, W64, -7, 0), Some(-7));
+        // 32-bit results are zero-extended, operands read as their low 32 bits.
+        assert_eq!(eval_bin(Sub, W32, 0, 1), Some(0xffff_ffff));
+        assert_eq!(eval_bin(Add, W32, 0x1_0000_0001, 1), Some(2));
+        assert_eq!(eval_bin(SDiv, W32, -8, 2), Some(0xffff_fffc));
+        assert_eq!(eval_bin(SRem, W32, i64::from(i32::MIN), -1), Some(0));
+        assert_eq!(eval_bin(AShr, W32, 0x8000_0000, 31), Some(0xffff_ffff));
+        assert_eq!(eval_bin(AShr, W64, i64::MIN, 63), Some(-1));
+        assert_eq!(eval_bin(LShr, W64, -1, 60), Some(15));
+        // Shifts by the width or more are left to run.
+        assert_eq!(eval_bin(Shl, W64, 1, 64), None);
+        assert_eq!(eval_bin(Shl, W32, 1, 32), None);
+        assert!(eval_cond(Cond::SLt, -1, 0) && !eval_cond(Cond::ULt, -1, 0));
+    }
+
+    #[test]
+    fn a_branch_on_a_folded_comparison_becomes_a_jump_and_its_dead_side_goes() {
+        let mut b = crate::builder::Builder::new();
+        let (yes, no) = (b.create_block(), b.create_block());
+        let four = b.iconst(4);
+        let mask = b.iconst(63);
+        let amount = b.bin(BinOp::And, Width::W64, four, mask);
+        let c = b.cmp(Cond::Eq, amount, four);
+        b.terminate(Terminator::Branch { cond: c, then: yes, else_: no });
+        for (blk, v) in [(yes, 1), (no, 2)] {
+            b.switch_to(blk);
+            let r = b.iconst(v);
+            b.terminate(Terminator::Return(r));
+        }
+        let mut f = b.finish();
+        fold_constants(&mut f);
+        remove_dead_values(&mut f);
+        thread_jumps(&mut f);
+        assert_eq!(f.blocks[f.entry()].term, Some(Terminator::Jump(yes)));
+        assert!(!f.layout.contains(&no));
+        assert!(f.blocks[f.entry()].insts.is_empty(), "the folded values are unused");
+    }
 }
