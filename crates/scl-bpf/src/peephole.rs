@@ -19,9 +19,10 @@
 //! - **copy propagation**: `a = b`, where the reads of this `a` follow in straight-line code
 //!   (past conditional jumps that leave where `a` is dead) and neither register changes
 //!   before the last one, goes; those reads read `b`;
-//! - **known tests**: a 0/1 value made by a jump and tested at once
-//!   (`t = 1; if C goto L; t = 0; L: if t == 0 goto X`) becomes the jump on `C` itself,
-//!   and `if C goto L; goto X; L:` becomes `if !C goto X`;
+//! - **jump threading**: a jump to a `goto` goes where it goes, and a jump to a test of a
+//!   register its own path just set to a constant goes where the test leads: a 0/1 value
+//!   made by jumps and then tested (`t = 1; if C goto L; t = 0; L: if t == 0 goto X`)
+//!   becomes jumps again; `if C goto L; goto X; L:` becomes `if !C goto X`;
 //! - **dead code**: a move, arithmetic or load whose register is never read is deleted, and
 //!   so is a jump to the next instruction. A helper call reads only its own arguments
 //!   (`scl_ir::HELPERS`).
@@ -578,53 +579,92 @@ fn decide(n: &Insn, v: i64) -> Option<bool> {
     })
 }
 
-/// A 0/1 value made by a jump and tested right away:
-///
-/// ```text
-/// t = K1; if C goto L; t = K2; L: if t op imm goto X
-/// ```
-///
-/// Each way into `L` knows `t`, so each decides the test: the jump on `C` goes straight
-/// to where `K1` leads, and the fall-through from `t = K2` to where `K2` leads (the test
-/// becomes `goto X`, or nothing). The moves stay for whoever still reads `t`.
-fn thread_known_tests(insns: &mut [Insn], dead: &mut [bool]) -> bool {
+/// Jump threading. A jump to a `goto` goes where the `goto` goes. A jump to a test of a
+/// register against a constant, `L: if t op K goto X`, where the jump's own path sets
+/// `t` to a constant just before it, goes straight to where that constant leads (`X`, or
+/// the instruction after the test); once no jump is left to `L`, the path falling into it
+/// decides it too (the test becomes `goto X`, or nothing). This is how a 0/1 value made by
+/// jumps (an inlined `bool` function, a comparison kept as a value) and then tested turns
+/// back into jumps. The moves stay for whoever still reads `t`.
+fn thread_jumps(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let hs = heads(insns);
-    let mut into = vec![0u32; insns.len() + 1];
+    // Kept up to date as jumps move (a stale `true` only makes the scan below stop early).
+    let mut targets = jump_targets(insns);
+    let position: std::collections::HashMap<usize, usize> = hs.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    // The constant `t` holds when control leaves instruction `at` (a jump, or the last one
+    // before a fall-through), if straight-line code just before it sets one.
+    let value_at = |insns: &[Insn], targets: &[bool], at: usize, t: u8| -> Option<i64> {
+        let mut k = position[&at];
+        loop {
+            let n = insns[hs[k]];
+            if effect(&n).defs & bit(t) != 0 {
+                let movi = n.code == class::ALU64 | alu::MOV | SRC_K && n.off == 0;
+                return movi.then_some(i64::from(n.imm));
+            }
+            if targets[hs[k]] || k == 0 {
+                return None;
+            }
+            k -= 1;
+        }
+    };
+    let mut changed = false;
+    // Jumps to a `goto` (not to itself).
     for &j in &hs {
-        if is_jump(&insns[j]) {
-            into[jump_target(j, &insns[j]).min(insns.len())] += 1;
+        if !is_jump(&insns[j]) || dead[j] {
+            continue;
+        }
+        let mut to = jump_target(j, &insns[j]);
+        let mut hops = 0;
+        while to < insns.len() && insns[to].code == class::JMP | jmp::JA && !dead[to] && hops < 8 {
+            let next = jump_target(to, &insns[to]);
+            if next == to {
+                break;
+            }
+            to = next;
+            hops += 1;
+        }
+        if hops > 0 && to != jump_target(j, &insns[j]) {
+            insns[j].off = (to as i64 - j as i64 - 1) as i16;
+            targets[to.min(insns.len())] = true;
+            changed = true;
         }
     }
-    let movi = |n: &Insn| (n.code == class::ALU64 | alu::MOV | SRC_K && n.off == 0).then_some((n.dst, i64::from(n.imm)));
-    let mut changed = false;
-    // The counts above are of the code before this pass: one rewrite per stretch.
-    let mut done_to = 0;
-    for w in hs.windows(4) {
-        let (i0, i1, i2, i3) = (w[0], w[1], w[2], w[3]);
-        if (changed && i0 <= done_to) || [i0, i1, i2, i3].iter().any(|&k| dead[k]) {
+    // Jumps to a test their path decides.
+    for &d in &hs {
+        let test = insns[d];
+        if dead[d] || !is_jump(&test) || test.code & 0xf0 == jmp::JA || decide(&test, 0).is_none() {
             continue;
         }
-        let (Some((t, k1)), Some((t2, k2))) = (movi(&insns[i0]), movi(&insns[i2])) else { continue };
-        let (c, test) = (insns[i1], insns[i3]);
-        let cond_jump = is_jump(&c) && c.code & 0xf0 != jmp::JA;
-        if t != t2 || !cond_jump || jump_target(i1, &c) != i3 || into[i1] != 0 || into[i3] != 1 || effect(&c).uses & bit(t) != 0 {
-            continue;
+        let (t, x, after) = (test.dst, jump_target(d, &test), d + 1);
+        let mut left = 0;
+        for &j in &hs {
+            let n = insns[j];
+            if dead[j] || !is_jump(&n) || jump_target(j, &n) != d {
+                continue;
+            }
+            match value_at(insns, &targets, j, t).and_then(|v| decide(&test, v)) {
+                Some(taken) => {
+                    let to = if taken { x } else { after };
+                    insns[j].off = (to as i64 - j as i64 - 1) as i16;
+                    targets[to.min(insns.len())] = true;
+                    changed = true;
+                }
+                None => left += 1,
+            }
         }
-        if test.dst != t || !is_jump(&test) {
-            continue;
+        let k = position[&d];
+        if left == 0 && k > 0 && !dead[hs[k - 1]] {
+            let p = insns[hs[k - 1]];
+            let falls = !(p.class() == class::JMP && matches!(p.code & 0xf0, jmp::JA | jmp::EXIT));
+            if let Some(taken) = falls.then(|| value_at(insns, &targets, hs[k - 1], t).and_then(|v| decide(&test, v))).flatten() {
+                if taken {
+                    insns[d] = Insn { code: class::JMP | jmp::JA, dst: 0, src: 0, off: test.off, imm: 0 };
+                } else {
+                    dead[d] = true;
+                }
+                changed = true;
+            }
         }
-        let (Some(o1), Some(o2)) = (decide(&test, k1), decide(&test, k2)) else { continue };
-        let x = jump_target(i3, &test);
-        let after = i3 + 1;
-        let to1 = if o1 { x } else { after };
-        insns[i1].off = (to1 as i64 - i1 as i64 - 1) as i16;
-        if o2 {
-            insns[i3] = Insn { code: class::JMP | jmp::JA, dst: 0, src: 0, off: test.off, imm: 0 };
-        } else {
-            dead[i3] = true;
-        }
-        changed = true;
-        done_to = i3;
     }
     changed
 }
@@ -702,6 +742,27 @@ fn merge_returns(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     changed
 }
 
+/// Marks the instructions no path from the first one reaches (the verifier refuses them).
+fn unreachable(insns: &[Insn], dead: &mut [bool]) -> bool {
+    let mut seen = vec![false; insns.len()];
+    let mut stack = vec![0usize];
+    while let Some(i) = stack.pop() {
+        if i >= insns.len() || seen[i] {
+            continue;
+        }
+        seen[i] = true;
+        stack.extend(successors(insns, i).into_iter().flatten());
+    }
+    let mut changed = false;
+    for i in heads(insns) {
+        if !seen[i] && !dead[i] {
+            dead[i] = true;
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Marks instructions whose results nobody reads, and jumps to the next instruction.
 fn dead_code(insns: &[Insn], dead: &mut [bool]) -> bool {
     let live = live_out(insns);
@@ -726,6 +787,13 @@ fn dead_code(insns: &[Insn], dead: &mut [bool]) -> bool {
 /// Deletes the marked instructions and renumbers jumps, relocations and lines.
 fn compact(c: &mut Compiled, dead: &[bool]) {
     let n = c.insns.len();
+    // The second slot of a deleted `ld_imm64` goes with it.
+    let mut dead = dead.to_vec();
+    for i in heads(&c.insns) {
+        if dead[i] && c.insns[i].is_wide() {
+            dead[i + 1] = true;
+        }
+    }
     // new_index[i]: where instruction i (or, if deleted, the next kept one) ends up.
     let mut new_index = vec![0usize; n + 1];
     let mut next = 0;
@@ -751,6 +819,7 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
             c.insns.push(old[i + 1]);
         }
     }
+    c.relocs.retain(|r| !dead[r.0]);
     for r in &mut c.relocs {
         r.0 = new_index[r.0];
     }
@@ -775,13 +844,14 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
 /// Runs the clean-up to a fixed point.
 pub(crate) fn run(c: &mut Compiled) {
     type Pass = fn(&mut [Insn], i16, &mut [bool]) -> bool;
-    let passes: [Pass; 7] = [
+    let passes: [Pass; 8] = [
         |insns, exposed, dead| dead_stores(insns, exposed, dead),
         |insns, _, dead| coalesce(insns, dead),
         |insns, _, dead| propagate_copies(insns, dead),
-        |insns, _, dead| thread_known_tests(insns, dead),
+        |insns, _, dead| thread_jumps(insns, dead),
         |insns, _, dead| invert_jump_over_goto(insns, dead),
         |insns, _, dead| merge_returns(insns, dead),
+        |insns, _, dead| unreachable(insns, dead),
         |insns, _, dead| dead_code(insns, dead),
     ];
     for _ in 0..16 {
@@ -1011,5 +1081,45 @@ mod tests {
         // r6 = ctx; r7 = ctx.tid; lookup; *(r0) = 1; r0 = ctx.tid again
         let out = clean(vec![mov(6, 1), ldxw(7, 6, 24), stxw(FP, -8, 7), call(1), stw(0, 0, 1), ldxw(0, 6, 24), stxw(FP, -16, 7), exit()]);
         assert!(out.contains(&mov(0, 7)) && !out.contains(&ldxw(0, 6, 24)), "{out:?}");
+    }
+
+    fn ld64(d: u8, v: i32) -> Insn {
+        Insn { code: class::LD | size::DW | MODE_IMM, dst: d, src: 0, off: 0, imm: v }
+    }
+
+    #[test]
+    fn a_flag_set_on_three_paths_and_tested_once_becomes_jumps() {
+        // if r1 != 0 goto A; r4 = 1; goto T; A: if r2 != 0 goto B; r4 = 0; goto T;
+        // B: r4 = 1; T: if r4 == 0 goto OUT; r0 = 7; exit; OUT: r0 = 9; exit
+        let out = clean(vec![
+            jne(1, 0, 2),
+            movi(4, 1),
+            ja(4),
+            jne(2, 0, 2),
+            movi(4, 0),
+            ja(1),
+            movi(4, 1),
+            jeq(4, 0, 2),
+            movi(0, 7),
+            exit(),
+            movi(0, 9),
+            exit(),
+        ]);
+        assert!(out.iter().all(|n| n.dst != 4), "the flag is gone: {out:?}");
+        assert!(out.len() <= 8, "{out:?}");
+    }
+
+    #[test]
+    fn unreachable_code_goes_with_both_slots_of_a_wide_load_and_its_relocation() {
+        // goto +3 skips a ld_imm64 (two slots) and a move nothing reaches.
+        let mut c = Compiled {
+            insns: vec![ja(3), ld64(1, 0), Insn { code: 0, dst: 0, src: 0, off: 0, imm: 0 }, movi(0, 1), movi(0, 0), exit()],
+            relocs: vec![(1, crate::RelocTarget::Rodata(0))],
+            lines: vec![(0, Loc::default())],
+            stack_size: 0,
+        };
+        run(&mut c);
+        assert_eq!(c.insns, vec![movi(0, 0), exit()]);
+        assert!(c.relocs.is_empty());
     }
 }
