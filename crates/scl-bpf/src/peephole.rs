@@ -9,8 +9,9 @@
 //!   because the code stored it or loaded it there and neither the memory nor the register
 //!   changed since, becomes a register move (or a move of the stored constant). This covers
 //!   stack slots and also map values and context fields reached through a pointer register:
-//!   a store through another pointer, an atomic or a helper call forgets the latter, and so
-//!   does a store to the part of the frame a pointer can reach;
+//!   a store through another pointer, an atomic or a helper call that may write map values
+//!   forgets the latter, and so does a store to the part of the frame a pointer can reach.
+//!   A store of what its location is known to hold already is deleted;
 //! - **shared returns**: returns of the same constant share one `r0 = K; exit`;
 //! - **dead stores**: a store to a stack slot that no instruction ever loads, and that no
 //!   pointer handed out by the program can reach, is deleted;
@@ -25,7 +26,7 @@
 //!   becomes jumps again; `if C goto L; goto X; L:` becomes `if !C goto X`;
 //! - **dead code**: a move, arithmetic or load whose register is never read is deleted, and
 //!   so is a jump to the next instruction. A helper call reads only its own arguments
-//!   (`scl_ir::HELPERS`).
+//!   and writes only what `scl_ir::HELPERS` says it may.
 //!
 //! The pass runs to a fixed point and then renumbers jumps, relocations and line entries.
 //!
@@ -99,7 +100,7 @@ fn effect(i: &Insn) -> Effect {
         _ => match i.code & 0xf0 {
             // A helper reads its own arguments only (a call to a BPF function, all five).
             jmp::CALL => {
-                let args = if i.src == 0 { scl_ir::helper_args(i.imm as u32) } else { 5 };
+                let args = if i.src == 0 { scl_ir::helper(i.imm as u32).args } else { 5 };
                 Effect { uses: ARGS & ((1u16 << (args + 1)) - 1), defs: CALL_DEFS, pure: false }
             }
             jmp::EXIT => Effect { uses: bit(0), defs: 0, pure: false },
@@ -278,7 +279,7 @@ fn context_register(insns: &[Insn]) -> Option<u8> {
 
 /// Store-to-load and load-to-load forwarding on stack slots, along every path: facts meet
 /// where forward jumps land; a loop header starts from nothing. Returns true on a change.
-fn forward(insns: &mut [Insn], exposed: i16) -> bool {
+fn forward(insns: &mut [Insn], exposed: i16, dead: &mut [bool]) -> bool {
     let ctx = context_register(insns);
     let hs = heads(insns);
     let targets = jump_targets(insns);
@@ -311,10 +312,23 @@ fn forward(insns: &mut [Insn], exposed: i16) -> bool {
         let e = effect(&n);
         let sz = mem_size(n.code);
         let mut add = None;
+        // A plain store of what the location is known to hold already changes nothing.
+        let stored = match n.class() {
+            class::ST => Some(Val::Imm(n.imm)),
+            class::STX if n.code & 0xe0 == MODE_MEM => Some(Val::Reg(n.src)),
+            _ => None,
+        };
+        if let Some(v) = stored.filter(|_| sz == 4 || sz == 8) {
+            if f.known.iter().rev().find(|k| k.base == n.dst && k.off == n.off && k.size == sz).is_some_and(|k| k.val == v) {
+                dead[i] = true;
+                changed = true;
+            }
+        }
         // What a store through any pointer but `r10` may change: every location not on the
         // stack, and the exposed part of the frame.
         let through_pointer = |k: &Known| (k.base == FP && i32::from(k.off) + i32::from(k.size) <= i32::from(exposed)) || Some(k.base) == ctx;
         match n.class() {
+            _ if dead[i] => {}
             class::LDX if n.code & 0xe0 == MODE_MEM && (sz == 4 || sz == 8) => {
                 let hit = f.known.iter().rev().find(|k| k.base == n.src && k.off == n.off && k.size == sz).map(|k| k.val);
                 match hit {
@@ -359,8 +373,13 @@ fn forward(insns: &mut [Insn], exposed: i16) -> bool {
                 }
             }
             class::JMP if n.code & 0xf0 == jmp::CALL => {
-                // A helper may write map values and what the program hands it.
-                f.known.retain(through_pointer);
+                // A helper may write what the program hands it, and map values.
+                let h = if n.src == 0 { scl_ir::helper(n.imm as u32) } else { scl_ir::helper(u32::MAX) };
+                if h.writes_args {
+                    f.known.retain(through_pointer);
+                } else if h.writes_maps {
+                    f.known.retain(|k| k.base == FP || Some(k.base) == ctx);
+                }
             }
             _ => {}
         }
@@ -844,7 +863,8 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
 /// Runs the clean-up to a fixed point.
 pub(crate) fn run(c: &mut Compiled) {
     type Pass = fn(&mut [Insn], i16, &mut [bool]) -> bool;
-    let passes: [Pass; 8] = [
+    let passes: [Pass; 9] = [
+        |insns, exposed, dead| forward(insns, exposed, dead),
         |insns, exposed, dead| dead_stores(insns, exposed, dead),
         |insns, _, dead| coalesce(insns, dead),
         |insns, _, dead| propagate_copies(insns, dead),
@@ -856,7 +876,7 @@ pub(crate) fn run(c: &mut Compiled) {
     ];
     for _ in 0..16 {
         let exposed = exposed_from(&c.insns);
-        let mut changed = forward(&mut c.insns, exposed);
+        let mut changed = false;
         for pass in passes {
             let mut dead = vec![false; c.insns.len()];
             if pass(&mut c.insns, exposed, &mut dead) {
@@ -930,12 +950,12 @@ mod tests {
 
     #[test]
     fn slots_a_helper_can_reach_are_not_forwarded_across_the_call() {
-        // The key at -8 is passed to a helper by address, which may change it.
+        // The buffer at -8 is passed by address to copy_from_user, which writes it.
         let out = clean(vec![
             stx(FP, -8, 6),
-            mov(2, FP),
-            addi(2, -8),
-            call(1),
+            mov(1, FP),
+            addi(1, -8),
+            call(148),
             ldx(0, FP, -8),
             exit(),
         ]);
@@ -1058,8 +1078,25 @@ mod tests {
     fn a_store_through_another_pointer_or_a_call_forgets_map_values() {
         let other = clean(vec![ldxw(2, 1, 0), stxw(8, 0, 2), stw(7, 0, 5), ldxw(0, 8, 0), exit()]);
         assert_eq!(other[3], ldxw(0, 8, 0), "r7 may point at the same value: {other:?}");
-        let call_between = clean(vec![ldxw(6, 1, 0), stxw(8, 0, 6), call(5), ldxw(0, 8, 0), exit()]);
+        // map_update_elem may change a value in place.
+        let call_between = clean(vec![ldxw(6, 1, 0), stxw(8, 0, 6), call(2), ldxw(0, 8, 0), exit()]);
         assert_eq!(call_between[3], ldxw(0, 8, 0), "{call_between:?}");
+        // ktime_get_ns changes no memory.
+        let clock = clean(vec![ldxw(6, 1, 0), stxw(8, 0, 6), call(5), ldxw(0, 8, 0), exit()]);
+        assert_eq!(clock[3], mov(0, 6), "{clock:?}");
+    }
+
+    #[test]
+    fn a_key_a_lookup_only_read_is_not_stored_again() {
+        // *(u32 *)(r10 - 8) = r7; lookup; *(u32 *)(r10 - 8) = r7 again; lookup
+        let key = |out: &mut Vec<Insn>| out.extend([mov(2, FP), addi(2, -8), call(1)]);
+        let mut insns = vec![ldxw(7, 1, 0), stxw(FP, -8, 7)];
+        key(&mut insns);
+        insns.push(stxw(FP, -8, 7));
+        key(&mut insns);
+        insns.push(exit());
+        let out = clean(insns);
+        assert_eq!(out.iter().filter(|n| **n == stxw(FP, -8, 7)).count(), 1, "{out:?}");
     }
 
     #[test]

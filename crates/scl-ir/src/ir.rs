@@ -367,25 +367,49 @@ impl InstData {
     }
 }
 
-/// The BPF helpers programs call: id, name (without `bpf_`), and how many argument
-/// registers (`r1`..) it reads.
-pub const HELPERS: &[(u32, &str, u8)] = &[
-    (1, "map_lookup_elem", 2),
-    (2, "map_update_elem", 4),
-    (3, "map_delete_elem", 2),
-    (5, "ktime_get_ns", 0),
-    (7, "get_prandom_u32", 0),
-    (8, "get_smp_processor_id", 0),
-    (14, "get_current_pid_tgid", 0),
-    (42, "get_numa_node_id", 0),
-    (130, "ringbuf_output", 4),
-    (148, "copy_from_user", 3),
-    (181, "loop", 4),
+/// A BPF helper programs call.
+#[derive(Clone, Copy, Debug)]
+pub struct Helper {
+    /// Its id.
+    pub id: u32,
+    /// Its name, without `bpf_`.
+    pub name: &'static str,
+    /// How many argument registers (`r1`..) it reads.
+    pub args: u8,
+    /// May write the memory its pointer arguments point to (a buffer, or what a callback
+    /// is handed).
+    pub writes_args: bool,
+    /// May change map values other than through its arguments (an update in place, a
+    /// delete).
+    pub writes_maps: bool,
+}
+
+impl Helper {
+    const fn new(id: u32, name: &'static str, args: u8, writes_args: bool, writes_maps: bool) -> Helper {
+        Helper { id, name, args, writes_args, writes_maps }
+    }
+}
+
+/// The BPF helpers programs call.
+pub const HELPERS: &[Helper] = &[
+    Helper::new(1, "map_lookup_elem", 2, false, false),
+    Helper::new(2, "map_update_elem", 4, false, true),
+    Helper::new(3, "map_delete_elem", 2, false, true),
+    Helper::new(5, "ktime_get_ns", 0, false, false),
+    Helper::new(7, "get_prandom_u32", 0, false, false),
+    Helper::new(8, "get_smp_processor_id", 0, false, false),
+    Helper::new(14, "get_current_pid_tgid", 0, false, false),
+    Helper::new(42, "get_numa_node_id", 0, false, false),
+    Helper::new(130, "ringbuf_output", 4, false, false),
+    Helper::new(148, "copy_from_user", 3, true, true),
+    // The callback runs with whatever it is handed.
+    Helper::new(181, "loop", 4, true, true),
 ];
 
-/// The argument registers helper `id` reads: all five for one not in [`HELPERS`].
-pub fn helper_args(id: u32) -> u8 {
-    HELPERS.iter().find(|h| h.0 == id).map_or(5, |h| h.2)
+/// Helper `id`; one not in [`HELPERS`] reads all five argument registers and may write
+/// anything.
+pub fn helper(id: u32) -> Helper {
+    HELPERS.iter().find(|h| h.id == id).copied().unwrap_or(Helper { id, name: "", args: 5, writes_args: true, writes_maps: true })
 }
 
 /// The callbacks the back end provides for `bpf_loop`.

@@ -87,8 +87,8 @@ impl fmt::Display for DisplayInst<'_> {
 
 /// The name of a BPF helper the back end uses.
 pub fn helper_name(id: u32) -> String {
-    match crate::ir::HELPERS.iter().find(|h| h.0 == id) {
-        Some(h) => h.1.into(),
+    match crate::ir::HELPERS.iter().find(|h| h.id == id) {
+        Some(h) => h.name.into(),
         None => format!("helper#{id}"),
     }
 }
