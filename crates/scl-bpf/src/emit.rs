@@ -7,8 +7,8 @@
 //! registers of the instruction being emitted (and `r0` carries call results and the
 //! return value); `r1`-`r4` hold values that do not live across a helper call (calls
 //! clobber them), `r6`-`r8` any value; what does not fit goes to a spill slot, which every
-//! block reuses. The context pointer stays in `r6`, or in `r1` where it arrives if the
-//! program calls no helper. Constants that fit an immediate, and stack addresses used as
+//! block reuses. The context pointer stays in `r1`, where it arrives, unless a helper
+//! call comes while it is still needed, then in `r6`. Constants that fit an immediate, and stack addresses used as
 //! a load or store base, are folded into the instructions that use them. A value loaded
 //! from a promoted slot, or computed to be stored into one, shares the slot's register
 //! where nothing else needs it meanwhile. A comparison whose only use is its block's
@@ -32,9 +32,6 @@ const FP: u8 = 10;
 const CALLER_SAVED: [u8; 4] = [1, 2, 3, 4];
 /// Registers for any value.
 const CALLEE_SAVED: [u8; 2] = [7, 8];
-/// The context pointer's register for the whole program, in a program that calls helpers
-/// (one that does not keeps it in `r1`, where it arrives).
-const CTX: u8 = 6;
 
 /// Where a value lives while it is live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +68,7 @@ struct Emitter<'f> {
     in_loop: bool,
     /// The slots kept in registers.
     promotion: Promotion,
-    /// Where the context pointer stays: `CTX`, or `r1` in a program without calls.
+    /// Where the context pointer stays (`Promotion::ctx_reg`).
     ctx_reg: u8,
     /// Values known to be zero-extended from this many bytes (see [`zero_extended`]).
     narrow: HashMap<Value, u8>,
@@ -130,17 +127,13 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         last_loc: None,
         in_loop: false,
         promotion: Promotion::default(),
-        ctx_reg: CTX,
+        ctx_reg: R0,
         narrow: zero_extended(f),
     };
     let loops = loop_ranges(f);
-    let uses_ctx = f.insts.values().any(|i| matches!(i, InstData::Ctx { .. }));
-    if !uses_ctx {
-        e.ctx_reg = R0; // in no pool: nothing to keep out of one
-    } else if !f.insts.values().any(|i| matches!(i, InstData::Call { .. } | InstData::Loop { .. })) {
-        e.ctx_reg = 1;
-    }
-    e.promotion = promote(f, &loops, uses_ctx.then_some(e.ctx_reg));
+    e.promotion = promote(f, &loops);
+    let uses_ctx = e.promotion.ctx_reg.is_some();
+    e.ctx_reg = e.promotion.ctx_reg.unwrap_or(R0);
     let (offsets, size) = layout_frame(f, &e.promotion.reg);
     e.slot_off = offsets;
     e.frame_size = size;
@@ -525,7 +518,9 @@ impl Emitter<'_> {
         if let (Terminator::Return(v), Some(&last)) = (&term, insts.last()) {
             let direct = match &f.insts[last] {
                 InstData::Cmp { dst, .. } => *dst == *v && !self.in_loop && fused.is_none(),
-                InstData::Load { dst, .. } => *dst == *v,
+                InstData::Load { dst, .. } | InstData::Ext { dst, .. } | InstData::Neg { dst, .. } => *dst == *v,
+                // `r0 = a; r0 op= K`: the right operand must not need `r0` to be fetched.
+                InstData::Bin { dst, b, .. } => *dst == *v && matches!(self.homes.get(b), Some(Home::Imm(_))),
                 _ => false,
             };
             if direct && !self.homes.contains_key(v) {
@@ -539,8 +534,8 @@ impl Emitter<'_> {
         self.alias_promoted(insts, &last_use, &mut busy, &mut folded);
         // The registers held at some point in `from..=to`.
         let busy_in = |from: usize, to: usize| busy[from.min(to)..=to.min(insts.len())].iter().fold(0u16, |m, x| m | x);
-        let ctx_reg = self.ctx_reg;
-        let mut free: Vec<u8> = CALLEE_SAVED.iter().rev().chain(CALLER_SAVED.iter().rev()).copied().filter(|r| *r != ctx_reg).collect();
+        // (The context's register is busy wherever the context is still needed.)
+        let mut free: Vec<u8> = CALLEE_SAVED.iter().rev().chain(CALLER_SAVED.iter().rev()).copied().collect();
         let mut live_regs: HashMap<u8, Value> = HashMap::new();
         for (k, &i) in insts.iter().enumerate() {
             let data = &f.insts[i];
@@ -644,7 +639,7 @@ impl Emitter<'_> {
         let touches = |e: &Self, j: usize, r: u8, loads: bool| match &f.insts[insts[j]] {
             InstData::Load { ptr, .. } if loads => slot_reg(e, ptr) == Some(r),
             InstData::Store { ptr, .. } => slot_reg(e, ptr) == Some(r),
-            InstData::Call { .. } | InstData::Loop { .. } => !CALLEE_SAVED.contains(&r) && r != CTX,
+            InstData::Call { .. } | InstData::Loop { .. } => !(6..=9).contains(&r),
             _ => false,
         };
         for (k, &i) in insts.iter().enumerate() {

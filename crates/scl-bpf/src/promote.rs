@@ -10,8 +10,10 @@
 //!   is a use, a store a definition), and two slots interfere when one is stored while
 //!   the other is live;
 //! - a slot live across a helper call (or `bpf_loop`) needs a callee-saved register,
-//!   `r7`-`r8` (and `r6` when the program never reads its context); any other slot may
-//!   also take `r1`-`r4`;
+//!   `r6`-`r8`; any other slot may also take `r1`-`r4`;
+//! - the context pointer takes part as one more variable whose register is fixed: `r1`,
+//!   where it arrives, if no helper call comes while it is needed, else `r6`. Other slots
+//!   may have that register where nothing reads through the context any more;
 //! - slots are coloured greedily, most accesses first (an access in a loop counts eight
 //!   times), each taking the first register that no interfering slot has;
 //! - a slot read before any store on some path (live into the entry block) stays on the
@@ -37,6 +39,9 @@ pub struct Promotion {
     /// Stores to promoted slots that no load reads: the emitter drops them (they would
     /// write a register that nothing marks as held).
     pub dead_stores: HashSet<Inst>,
+    /// Where the context pointer stays, if the program reads it: `r1`, where it arrives,
+    /// unless it is needed after a helper call, then `r6`.
+    pub ctx_reg: Option<u8>,
 }
 
 /// Registers any promoted slot may take, in order of preference for a slot that is not
@@ -45,8 +50,8 @@ pub struct Promotion {
 const ANY: [u8; 6] = [4, 3, 2, 1, 8, 7];
 /// Registers a slot live across a call may take.
 const CALLEE: [u8; 2] = [8, 7];
-/// The context pointer's register in a program that calls helpers, free when the
-/// program never reads the context.
+/// The context pointer's register when it is needed after a helper call; other slots may
+/// have it where the context is no longer needed.
 const CTX: u8 = 6;
 
 /// A small set of candidate indices.
@@ -84,9 +89,10 @@ enum Event {
     Other,
 }
 
-/// Decides which slots of `f` live in registers. `loops` are the layout ranges of loops;
-/// `ctx` is the register the context pointer stays in, if the program reads it.
-pub fn promote(f: &Function, loops: &[(usize, usize)], ctx: Option<u8>) -> Promotion {
+/// Decides which slots of `f` live in registers, and where the context pointer stays.
+/// `loops` are the layout ranges of loops.
+pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
+    let uses_ctx = f.insts.values().any(|i| matches!(i, InstData::Ctx { .. }));
     // The slot each slot address points to, and whether every use of the address is a
     // whole-slot load or store.
     let mut addr_of: HashMap<Value, Slot> = HashMap::new();
@@ -150,43 +156,58 @@ pub fn promote(f: &Function, loops: &[(usize, usize)], ctx: Option<u8>) -> Promo
     cands.sort();
     let index: HashMap<Slot, usize> = cands.iter().enumerate().map(|(i, s)| (*s, i)).collect();
     let n = cands.len();
-    if n == 0 {
-        return Promotion::default();
-    }
+    // The context pointer joins as one more variable, `cx`: defined on entry, used by every
+    // instruction that reads through it, and kept in its own register, which other slots
+    // may take where the context is no longer needed.
+    let ctx_values: HashSet<Value> = f.insts.values().filter_map(|i| matches!(i, InstData::Ctx { .. }).then(|| i.dst()).flatten()).collect();
+    let cx = uses_ctx.then_some(n);
+    let m = n + usize::from(cx.is_some());
 
-    // Events per block, and gen/kill for the dataflow.
-    let events = |b: Block| -> Vec<Event> {
+    // Events per instruction (a use of the context, then the slot access or call).
+    let events = |b: Block| -> Vec<Vec<Event>> {
         f.blocks[b]
             .insts
             .iter()
-            .map(|&i| match &f.insts[i] {
-                InstData::Load { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Use(k)),
-                InstData::Store { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Def(k)),
-                InstData::Call { .. } | InstData::Loop { .. } => Event::Call,
-                _ => Event::Other,
+            .map(|&i| {
+                let data = &f.insts[i];
+                let mut out = Vec::new();
+                if let Some(c) = cx.filter(|_| data.uses().iter().any(|u| ctx_values.contains(u))) {
+                    out.push(Event::Use(c));
+                }
+                out.push(match data {
+                    InstData::Load { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Use(k)),
+                    InstData::Store { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Def(k)),
+                    InstData::Call { .. } | InstData::Loop { .. } => Event::Call,
+                    _ => Event::Other,
+                });
+                out
             })
             .collect()
     };
-    let ev: HashMap<Block, Vec<Event>> = f.layout.iter().map(|b| (*b, events(*b))).collect();
+    let ev: HashMap<Block, Vec<Vec<Event>>> = f.layout.iter().map(|b| (*b, events(*b))).collect();
+    let entry = f.entry();
     let succs: HashMap<Block, Vec<Block>> =
         f.layout.iter().map(|b| (*b, f.blocks[*b].term.as_ref().map(|t| t.successors()).unwrap_or_default())).collect();
-    let mut live_in: HashMap<Block, Set> = f.layout.iter().map(|b| (*b, Set::new(n))).collect();
+    let mut live_in: HashMap<Block, Set> = f.layout.iter().map(|b| (*b, Set::new(m))).collect();
     let mut changed = true;
     while changed {
         changed = false;
         for b in f.layout.iter().rev() {
-            let mut live = Set::new(n);
+            let mut live = Set::new(m);
             for s in &succs[b] {
                 if let Some(l) = live_in.get(s) {
                     live.union(l);
                 }
             }
-            for e in ev[b].iter().rev() {
+            for e in ev[b].iter().rev().flat_map(|es| es.iter().rev()) {
                 match e {
                     Event::Use(k) => live.insert(*k),
                     Event::Def(k) => live.remove(*k),
                     _ => {}
                 }
+            }
+            if let Some(c) = cx.filter(|_| *b == entry) {
+                live.remove(c);
             }
             if live_in[b] != live {
                 live_in.insert(*b, live);
@@ -195,67 +216,75 @@ pub fn promote(f: &Function, loops: &[(usize, usize)], ctx: Option<u8>) -> Promo
         }
     }
 
-    // Interference, calls crossed, and the slots present in each block.
-    let mut excluded = vec![false; n];
-    if let Some(entry) = f.layout.first() {
-        for k in live_in[entry].iter() {
-            excluded[k] = true;
-        }
+    // Interference, calls crossed, and the slots live at each point.
+    let mut excluded = vec![false; m];
+    for k in live_in[&entry].iter() {
+        excluded[k] = true;
     }
-    let mut interferes = vec![Set::new(n); n];
-    let mut crosses = vec![false; n];
+    let mut interferes = vec![Set::new(m); m];
+    let mut crosses = vec![false; m];
     let mut points: HashMap<Block, Vec<Set>> = HashMap::new();
-    let mut weight = vec![0u32; n];
+    let mut weight = vec![0u32; m];
     let mut dead_defs: Vec<(Inst, usize)> = Vec::new();
     for (pos, b) in f.layout.iter().enumerate() {
         let in_loop = loops.iter().any(|&(lo, hi)| lo <= pos && pos <= hi);
-        let mut live = Set::new(n);
+        let mut live = Set::new(m);
         for s in &succs[b] {
             if let Some(l) = live_in.get(s) {
                 live.union(l);
             }
         }
         let mut at = vec![live.clone()];
-        for (j, e) in ev[b].iter().enumerate().rev() {
-            match e {
-                Event::Use(k) => {
-                    live.insert(*k);
-                    weight[*k] += if in_loop { 8 } else { 1 };
-                }
-                Event::Def(k) => {
-                    if !live.contains(*k) {
-                        dead_defs.push((f.blocks[*b].insts[j], *k));
+        for (j, es) in ev[b].iter().enumerate().rev() {
+            for e in es.iter().rev() {
+                match e {
+                    Event::Use(k) => {
+                        live.insert(*k);
+                        weight[*k] += if in_loop { 8 } else { 1 };
                     }
-                    for o in live.iter().filter(|o| o != k) {
-                        interferes[*k].insert(o);
-                        interferes[o].insert(*k);
+                    Event::Def(k) => {
+                        if !live.contains(*k) {
+                            dead_defs.push((f.blocks[*b].insts[j], *k));
+                        }
+                        for o in live.iter().filter(|o| o != k) {
+                            interferes[*k].insert(o);
+                            interferes[o].insert(*k);
+                        }
+                        live.remove(*k);
+                        weight[*k] += if in_loop { 8 } else { 1 };
                     }
-                    live.remove(*k);
-                    weight[*k] += if in_loop { 8 } else { 1 };
-                }
-                Event::Call => {
-                    for o in live.iter() {
-                        crosses[o] = true;
+                    Event::Call => {
+                        for o in live.iter() {
+                            crosses[o] = true;
+                        }
                     }
+                    Event::Other => {}
                 }
-                Event::Other => {}
             }
             at.push(live.clone());
+        }
+        // The context is defined on entry: it interferes with whatever is live there.
+        if let Some(c) = cx.filter(|_| *b == entry) {
+            for o in live.iter().filter(|o| *o != c) {
+                interferes[c].insert(o);
+                interferes[o].insert(c);
+            }
         }
         at.reverse();
         points.insert(*b, at);
     }
 
-    // Greedy colouring, heaviest first.
+    // Greedy colouring, heaviest first; the context's register is fixed.
+    let mut color: Vec<Option<u8>> = vec![None; m];
+    let ctx = cx.map(|c| if crosses[c] { CTX } else { 1 });
+    if let (Some(c), Some(r)) = (cx, ctx) {
+        color[c] = Some(r);
+    }
     let mut order: Vec<usize> = (0..n).filter(|&k| !excluded[k]).collect();
     order.sort_by_key(|&k| (std::cmp::Reverse(weight[k]), k));
-    let mut color: Vec<Option<u8>> = vec![None; n];
     for k in order {
         let mut regs: Vec<u8> = if crosses[k] { CALLEE.to_vec() } else { ANY.to_vec() };
-        if ctx.is_none() {
-            regs.push(CTX);
-        }
-        regs.retain(|r| Some(*r) != ctx);
+        regs.push(CTX);
         color[k] = regs.into_iter().find(|r| interferes[k].iter().all(|o| color[o] != Some(*r)));
     }
     let reg: HashMap<Slot, u8> = cands.iter().enumerate().filter_map(|(k, s)| color[k].map(|r| (*s, r))).collect();
@@ -263,8 +292,8 @@ pub fn promote(f: &Function, loops: &[(usize, usize)], ctx: Option<u8>) -> Promo
         .into_iter()
         .map(|(b, at)| (b, at.iter().map(|set| set.iter().filter_map(|k| color[k]).fold(0u16, |m, r| m | 1 << r)).collect()))
         .collect();
-    let dead_stores = dead_defs.into_iter().filter(|(_, k)| color[*k].is_some()).map(|(i, _)| i).collect();
-    Promotion { reg, busy, dead_stores }
+    let dead_stores = dead_defs.into_iter().filter(|(_, k)| *k < n && color[*k].is_some()).map(|(i, _)| i).collect();
+    Promotion { reg, busy, dead_stores, ctx_reg: ctx }
 }
 
 #[cfg(test)]
@@ -277,7 +306,7 @@ mod tests {
     const KTIME: u32 = 5;
 
     fn regs(f: &Function) -> Promotion {
-        promote(f, &[], Some(6))
+        promote(f, &[])
     }
 
     #[test]
