@@ -2,8 +2,9 @@
 //!
 //! State becomes BPF maps: `global` a one-entry array, `per_cpu` a one-entry per-CPU
 //! array, `per_lock` and `per_thread` LRU hashes keyed by the lock address and the thread
-//! id, `config` a variable in `.rodata`. A hook looks up every state entry it uses once, in
-//! its prologue, and keeps the pointers in stack slots; `per_lock`/`per_thread` entries are
+//! id, `config` a variable in `.rodata`. A hook looks up every state entry it uses once,
+//! right before the first top-level statement that uses it (so an early return before it
+//! costs no lookup), and keeps the pointer in a stack slot; `per_lock`/`per_thread` entries are
 //! created zeroed on a miss (from zeroed stack bytes, or for values over
 //! `ZERO_ON_STACK_MAX` bytes from the hidden all-zero map `scl_zero`), except in the
 //! reorder hooks, which may not write state and read a missing entry as zero instead.
@@ -99,7 +100,7 @@ pub fn lower(program: &hir::Program, target: Target) -> Module {
 fn uses_lock_flags(program: &hir::Program, body: &Body) -> bool {
     let mut found = false;
     let mut seen = HashSet::new();
-    walk_body(program, body, &mut seen, &mut |e| {
+    walk_stmts(program, &body.block.stmts, &mut seen, &mut |e| {
         if let ExprKind::Read(p) = &e.kind {
             if let PlaceBase::LockField(f) = p.base {
                 found |= f.name != "addr";
@@ -109,10 +110,15 @@ fn uses_lock_flags(program: &hir::Program, body: &Body) -> bool {
     found
 }
 
-/// Calls `f` on every expression of `body` and of the functions it calls (once each).
-fn walk_body(program: &hir::Program, body: &Body, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
+/// Calls `f` on every expression of `stmts` and of the functions they call (once each).
+fn walk_stmts(program: &hir::Program, stmts: &[Stmt], seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
     fn block(program: &hir::Program, b: &hir::Block, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
         for s in &b.stmts {
+            stmt(program, s, seen, f);
+        }
+    }
+    fn stmt(program: &hir::Program, s: &Stmt, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
+        {
             match s {
                 Stmt::Let(_, Some(e)) | Stmt::Expr(e) | Stmt::Return(Some(e), _) => expr(program, e, seen, f),
                 Stmt::Assign { place, value, .. } => {
@@ -180,11 +186,13 @@ fn walk_body(program: &hir::Program, body: &Body, seen: &mut HashSet<hir::FuncId
             ExprKind::Const(_) | ExprKind::Error => {}
         }
     }
-    block(program, &body.block, seen, f);
+    for st in stmts {
+        stmt(program, st, seen, f);
+    }
 }
 
-/// The state a body uses (reads or writes), through the functions it calls too.
-fn states_used(program: &hir::Program, body: &Body) -> Vec<StateId> {
+/// The state `stmts` use (read or write), through the functions they call too.
+fn states_used(program: &hir::Program, stmts: &[Stmt]) -> Vec<StateId> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut note = |p: &hir::Place, out: &mut Vec<StateId>| {
@@ -195,26 +203,26 @@ fn states_used(program: &hir::Program, body: &Body) -> Vec<StateId> {
         }
     };
     // Places appear in reads, assignments and place arguments; walk them all.
-    fn places_in_block(b: &hir::Block, out: &mut Vec<StateId>, note: &mut dyn FnMut(&hir::Place, &mut Vec<StateId>)) {
-        for s in &b.stmts {
+    fn places_in_block(b: &[Stmt], out: &mut Vec<StateId>, note: &mut dyn FnMut(&hir::Place, &mut Vec<StateId>)) {
+        for s in b {
             match s {
                 Stmt::Assign { place, .. } => note(place, out),
                 Stmt::If { arms, else_ } => {
                     for (_, b) in arms {
-                        places_in_block(b, out, note);
+                        places_in_block(&b.stmts, out, note);
                     }
                     if let Some(b) = else_ {
-                        places_in_block(b, out, note);
+                        places_in_block(&b.stmts, out, note);
                     }
                 }
-                Stmt::For { body, .. } => places_in_block(body, out, note),
-                Stmt::Block(b) => places_in_block(b, out, note),
+                Stmt::For { body, .. } => places_in_block(&body.stmts, out, note),
+                Stmt::Block(b) => places_in_block(&b.stmts, out, note),
                 _ => {}
             }
         }
     }
-    places_in_block(&body.block, &mut out, &mut note);
-    walk_body(program, body, &mut seen, &mut |e| match &e.kind {
+    places_in_block(stmts, &mut out, &mut note);
+    walk_stmts(program, stmts, &mut seen, &mut |e| match &e.kind {
         ExprKind::Read(p) => note(p, &mut out),
         ExprKind::Call(_, args) | ExprKind::Builtin(_, args) => {
             for a in args {
@@ -226,7 +234,7 @@ fn states_used(program: &hir::Program, body: &Body) -> Vec<StateId> {
         _ => {}
     });
     for f in seen {
-        places_in_block(&program.funcs[f].body.block, &mut out, &mut note);
+        places_in_block(&program.funcs[f].body.block.stmts, &mut out, &mut note);
     }
     out.sort();
     out
@@ -429,8 +437,25 @@ impl<'m, 'p> FnCx<'m, 'p> {
         self.b.terminate(Terminator::Return(zero));
         let entry = self.b.func.entry();
         self.b.switch_to(entry);
-        self.prologue(body);
-        self.block(&body.block);
+        self.stock_flags_prologue();
+        // Each piece of state is looked up right before the first top-level statement
+        // that uses it: that lookup dominates every later use, and an early return before
+        // it costs no lookup.
+        let mut pending = states_used(self.program(), &body.block.stmts);
+        let zero_slot = self.zero_area(&pending);
+        for s in &body.block.stmts {
+            if self.b.is_terminated() {
+                // Code after a `return` never runs.
+                break;
+            }
+            for id in states_used(self.program(), std::slice::from_ref(s)) {
+                if let Some(k) = pending.iter().position(|p| *p == id) {
+                    pending.remove(k);
+                    self.look_up_state(id, zero_slot);
+                }
+            }
+            self.stmt(s);
+        }
         if !self.b.is_terminated() {
             let zero = self.b.iconst(0);
             self.b.terminate(Terminator::Return(zero));
@@ -440,8 +465,8 @@ impl<'m, 'p> FnCx<'m, 'p> {
         func
     }
 
-    /// Looks up every state entry the hook uses; keeps the pointers in slots.
-    fn prologue(&mut self, body: &'p Body) {
+    /// On stock, `contended` records the tracepoint's flags for `contention_end`.
+    fn stock_flags_prologue(&mut self) {
         if self.hook.name == "contended" && self.target() == Target::Stock {
             if let Some(map) = self.m.flags_map {
                 // Record the flags for `contention_end`, keyed by thread: in place when
@@ -472,29 +497,38 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 self.b.switch_to(join);
             }
         }
-        let reorder = !self.hook.may_write_state;
-        let used = states_used(self.program(), body);
-        // Small entries that may be missing read as (and are created from) zeroed stack
-        // bytes: one area for all of them, as large as the largest. A reorder hook keeps
-        // a pointer to it as the state's pointer, so there it lives for the whole program.
+    }
+
+    /// The zeroed stack bytes small missing entries read as (and are created from): one
+    /// area for all the state `used`, as large as the largest. A reorder hook keeps a
+    /// pointer to it as the state's pointer, so there it lives for the whole program.
+    fn zero_area(&mut self, used: &[StateId]) -> Option<Slot> {
         let zero_bytes = used
             .iter()
             .filter(|id| matches!(self.program().states[**id].storage, StateStorage::PerLock | StateStorage::PerThread))
             .map(|id| self.program().layout(&self.program().states[*id].ty).size.div_ceil(8) * 8)
             .filter(|size| *size <= cat::limits::ZERO_ON_STACK_MAX)
             .max();
-        let zero_slot = zero_bytes.map(|size| match reorder {
+        let reorder = !self.hook.may_write_state;
+        zero_bytes.map(|size| match reorder {
             true => self.b.slot_for_function(size, "zero value"),
             false => self.b.slot(size, "zero value"),
-        });
-        for id in used {
+        })
+    }
+
+    /// Looks up the entry of state `id` for this lock, thread or CPU and keeps the pointer
+    /// in a slot; a missing `per_lock`/`per_thread` entry is created zeroed (or, in a
+    /// reorder hook, read as zeroes); if the map cannot give an entry the hook returns.
+    fn look_up_state(&mut self, id: StateId, zero_slot: Option<Slot>) {
+        let reorder = !self.hook.may_write_state;
+        {
             let storage = self.program().states[id].storage.clone();
-            let Some(&map) = self.m.state_maps.get(&id) else { continue };
+            let Some(&map) = self.m.state_maps.get(&id) else { return };
             let (key_value, key_size) = match storage {
                 StateStorage::Global | StateStorage::PerCpu => (self.b.iconst(0), 4),
                 StateStorage::PerLock => (self.lock_addr(), 8),
                 StateStorage::PerThread => (self.tid(), 4),
-                _ => continue,
+                _ => return,
             };
             let key_slot = self.b.slot(8, "state key");
             let ka = self.b.slot_addr(key_slot, 0);
@@ -1057,10 +1091,15 @@ impl<'m, 'p> FnCx<'m, 'p> {
     }
 
     fn offset_ptr(&mut self, ptr: Value, off: i16) -> Value {
+        self.offset_ptr_wide(ptr, i64::from(off))
+    }
+
+    /// `ptr + off` for any offset into a value (up to `MAX_VALUE_BYTES`).
+    fn offset_ptr_wide(&mut self, ptr: Value, off: i64) -> Value {
         if off == 0 {
             return ptr;
         }
-        let o = self.b.iconst(i64::from(off));
+        let o = self.b.iconst(off);
         self.b.ptr_add(ptr, o)
     }
 
@@ -1122,9 +1161,17 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 Projection::Index(idx) => {
                     let Ty::Array(elem, n) = ty.clone() else { return None };
                     let esize = self.program().layout(&elem).size;
+                    // A constant index in range is an offset like a field's.
+                    if let ExprKind::Const(k) = idx.kind {
+                        if (0..i128::from(n)).contains(&k) {
+                            off += k as i64 * i64::from(esize);
+                            ty = *elem;
+                            continue;
+                        }
+                    }
                     // Keep the base and the index in slots: the index may open blocks, and
                     // the bounds check does.
-                    let base = self.offset_ptr(ptr, off as i16);
+                    let base = self.offset_ptr_wide(ptr, off);
                     let vt = self.b.func.values[base].ty;
                     let base_slot = self.spill_value(base);
                     let i = self.expr(idx);
@@ -1175,7 +1222,12 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 }
             }
         }
-        let _ = &mut ptr;
+        // An instruction's displacement is 16 bits; callers add a field's offset or a few
+        // bytes of a copy to what is returned, so keep it well inside.
+        if off > i64::from(i16::MAX / 2) {
+            ptr = self.offset_ptr_wide(ptr, off);
+            off = 0;
+        }
         Some((ptr, off as i16))
     }
 
