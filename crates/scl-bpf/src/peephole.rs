@@ -13,6 +13,8 @@
 //!   forgets the latter, and so does a store to the part of the frame a pointer can reach.
 //!   A store of what its location is known to hold already is deleted;
 //! - **shared returns**: returns of the same constant share one `r0 = K; exit`;
+//! - **conditional stores**: a choice stored back where one side was loaded from
+//!   (`field = max(field, x)`) stores only on the path that changes it;
 //! - **dead stores**: a store to a stack slot that no instruction ever loads, and that no
 //!   pointer handed out by the program can reach, is deleted;
 //! - **copy coalescing**: `a = b`, where `b` is dead afterwards and was set by a move or a
@@ -688,6 +690,99 @@ fn thread_jumps(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     changed
 }
 
+/// The operation of the jump on the opposite condition (`None` for `jset`).
+fn negated_jump(code: u8) -> Option<u8> {
+    Some(match code & 0xf0 {
+        jmp::JEQ => jmp::JNE,
+        jmp::JNE => jmp::JEQ,
+        jmp::JGT => jmp::JLE,
+        jmp::JLE => jmp::JGT,
+        jmp::JGE => jmp::JLT,
+        jmp::JLT => jmp::JGE,
+        jmp::JSGT => jmp::JSLE,
+        jmp::JSLE => jmp::JSGT,
+        jmp::JSGE => jmp::JSLT,
+        jmp::JSLT => jmp::JSGE,
+        _ => return None,
+    })
+}
+
+/// A choice stored back where one side came from, as `max`/`min` into a field leave it:
+///
+/// ```text
+/// y = *(base + off); ...; t = x; if C goto S; t = y; S: *(base + off) = t
+/// ```
+///
+/// On the path that picks `y` the store writes what is there already, so only the other
+/// path stores: `if !C goto after; *(base + off) = x` (or the mirror image when `x` is
+/// the loaded side). Nothing in between may write memory or change `base` or `y`.
+fn conditional_stores(insns: &mut [Insn], dead: &mut [bool]) -> bool {
+    let hs = heads(insns);
+    let targets = jump_targets(insns);
+    let live = live_out(insns);
+    let mut into = vec![0u32; insns.len() + 1];
+    for &j in &hs {
+        if is_jump(&insns[j]) {
+            into[jump_target(j, &insns[j]).min(insns.len())] += 1;
+        }
+    }
+    let mov = |n: &Insn| (n.code == class::ALU64 | alu::MOV | SRC_X && n.off == 0).then_some((n.dst, n.src));
+    let mut changed = false;
+    for (k, w) in hs.windows(4).enumerate() {
+        let (i1, i2, i3, i4) = (w[0], w[1], w[2], w[3]);
+        // Only the jump at `i2` may lead into the pattern from outside its straight line.
+        if w.iter().any(|&i| dead[i]) || targets[i1] || targets[i2] || targets[i3] || into[i4] != 1 {
+            continue;
+        }
+        let (Some((t, x)), Some((t3, y))) = (mov(&insns[i1]), mov(&insns[i3])) else { continue };
+        let (c, st) = (insns[i2], insns[i4]);
+        let cond = is_jump(&c) && c.code & 0xf0 != jmp::JA && jump_target(i2, &c) == i4;
+        let store = st.class() == class::STX && st.code & 0xe0 == MODE_MEM && st.src == t && st.dst != t;
+        if t != t3 || !cond || !store || effect(&c).uses & bit(t) != 0 || live[i4] & bit(t) != 0 || x == t || y == t {
+            continue;
+        }
+        // Was register `r` loaded from the stored location, with nothing since changing the
+        // memory, the base or `r`? Scan back from `i1` in straight-line code.
+        let holds_field = |r: u8| -> bool {
+            for &j in hs[..k].iter().rev() {
+                let n = insns[j];
+                let e = effect(&n);
+                if n.class() == class::LDX && n.code & 0xe0 == MODE_MEM && n.dst == r {
+                    return n.src == st.dst && n.off == st.off && n.code & 0x18 == st.code & 0x18 && n.src != r;
+                }
+                let writes = matches!(n.class(), class::ST | class::STX) || (n.class() == class::JMP && n.code & 0xf0 == jmp::CALL);
+                if writes || e.defs & (bit(r) | bit(st.dst)) != 0 || targets[j] {
+                    return false;
+                }
+            }
+            false
+        };
+        // `t = x` is the taken side's value, `t = y` the fall-through's.
+        let (keep_jump_on, stored) = if holds_field(y) && x != y {
+            // The fall-through stores what is there: jump past the store unless C.
+            (false, x)
+        } else if holds_field(x) && x != y {
+            (true, y)
+        } else {
+            continue;
+        };
+        let after = i4 + 1;
+        if keep_jump_on {
+            insns[i2].off = (after as i64 - i2 as i64 - 1) as i16;
+        } else {
+            let Some(neg) = negated_jump(c.code) else { continue };
+            insns[i2].code = (c.code & !0xf0) | neg;
+            insns[i2].off = (after as i64 - i2 as i64 - 1) as i16;
+        }
+        insns[i4].src = stored;
+        dead[i1] = true;
+        dead[i3] = true;
+        changed = true;
+        break;
+    }
+    changed
+}
+
 /// `if C goto L; goto X; L:` is `if !C goto X` (when nothing else jumps to the `goto`).
 fn invert_jump_over_goto(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let hs = heads(insns);
@@ -702,19 +797,7 @@ fn invert_jump_over_goto(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         if jump_target(i, &c) != l {
             continue;
         }
-        let negated = match c.code & 0xf0 {
-            jmp::JEQ => jmp::JNE,
-            jmp::JNE => jmp::JEQ,
-            jmp::JGT => jmp::JLE,
-            jmp::JLE => jmp::JGT,
-            jmp::JGE => jmp::JLT,
-            jmp::JLT => jmp::JGE,
-            jmp::JSGT => jmp::JSLE,
-            jmp::JSLE => jmp::JSGT,
-            jmp::JSGE => jmp::JSLT,
-            jmp::JSLT => jmp::JSGE,
-            _ => continue,
-        };
+        let Some(negated) = negated_jump(c.code) else { continue };
         let x = jump_target(j, &g);
         insns[i].code = (c.code & !0xf0) | negated;
         insns[i].off = (x as i64 - i as i64 - 1) as i16;
@@ -863,13 +946,14 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
 /// Runs the clean-up to a fixed point.
 pub(crate) fn run(c: &mut Compiled) {
     type Pass = fn(&mut [Insn], i16, &mut [bool]) -> bool;
-    let passes: [Pass; 9] = [
+    let passes: [Pass; 10] = [
         |insns, exposed, dead| forward(insns, exposed, dead),
         |insns, exposed, dead| dead_stores(insns, exposed, dead),
         |insns, _, dead| coalesce(insns, dead),
         |insns, _, dead| propagate_copies(insns, dead),
         |insns, _, dead| thread_jumps(insns, dead),
         |insns, _, dead| invert_jump_over_goto(insns, dead),
+        |insns, _, dead| conditional_stores(insns, dead),
         |insns, _, dead| merge_returns(insns, dead),
         |insns, _, dead| unreachable(insns, dead),
         |insns, _, dead| dead_code(insns, dead),
@@ -1158,5 +1242,29 @@ mod tests {
         run(&mut c);
         assert_eq!(c.insns, vec![movi(0, 0), exit()]);
         assert!(c.relocs.is_empty());
+    }
+
+    fn jlt_x(d: u8, s: u8, off: i16) -> Insn {
+        Insn { code: class::JMP | jmp::JLT | SRC_X, dst: d, src: s, off, imm: 0 }
+    }
+    fn jge_x(d: u8, s: u8, off: i16) -> Insn {
+        Insn { code: class::JMP | jmp::JGE | SRC_X, dst: d, src: s, off, imm: 0 }
+    }
+
+    #[test]
+    fn max_into_the_field_it_read_stores_only_when_it_changes() {
+        // r1 = field; r2 = r4; if r1 < r4 goto S; r2 = r1; S: field = r2
+        let out = clean(vec![ldx(1, 8, 40), mov(2, 4), jlt_x(1, 4, 1), mov(2, 1), stx(8, 40, 2), movi(0, 0), exit()]);
+        assert_eq!(out, vec![ldx(1, 8, 40), jge_x(1, 4, 1), stx(8, 40, 4), movi(0, 0), exit()]);
+    }
+
+    #[test]
+    fn a_choice_stored_elsewhere_or_reached_from_elsewhere_stays() {
+        // Stored to another field: both sides are real stores.
+        let other = vec![ldx(1, 8, 40), mov(2, 4), jlt_x(1, 4, 1), mov(2, 1), stx(8, 48, 2), movi(0, 0), exit()];
+        assert_eq!(clean(other.clone()).len(), other.len());
+        // A store in between may have changed the field.
+        let between = vec![ldx(1, 8, 40), stx(7, 0, 3), mov(2, 4), jlt_x(1, 4, 1), mov(2, 1), stx(8, 40, 2), movi(0, 0), exit()];
+        assert_eq!(clean(between.clone()).len(), between.len());
     }
 }
