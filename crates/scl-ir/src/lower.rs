@@ -1566,20 +1566,31 @@ impl<'m, 'p> FnCx<'m, 'p> {
             "tgid" => self.ctx_field(28, 4),
             "random" => self.b.call(helper::PRANDOM, Vec::new(), ValTy::Int),
             "min" | "max" => {
+                let known = args.iter().all(|a| matches!(a, Arg::Value(e) if self.verifier_known(e)));
                 let (a, b) = match (&args[0], &args[1]) {
                     (Arg::Value(x), Arg::Value(y)) => self.pair(x, y),
                     _ => (value(self, 0), value(self, 1)),
                 };
-                self.min_max(def.name == "min", int_of(ty).signed, a, b)
+                let depth = self.loop_depth;
+                if known {
+                    self.loop_depth = 0;
+                }
+                let v = self.min_max(def.name == "min", int_of(ty).signed, a, b);
+                self.loop_depth = depth;
+                v
             }
             "log2" => {
                 let v = value(self, 0);
                 self.log2(v)
             }
             "back_off" | "sleep" => {
+                // The clamp's operands are the limit (a constant or frozen config) and, most
+                // often, a config value or constant too: then the verifier knows which way
+                // the clamp goes and a jump over a move adds no path, even in a loop.
+                let known = matches!(args.first(), Some(Arg::Value(e)) if self.verifier_known(e));
                 let ns = value(self, 0);
                 let limit = if def.name == "back_off" { self.backoff_limit() } else { self.b.iconst(cat::SLEEP_LIMIT_NS as i64) };
-                self.wait(ns, limit);
+                self.wait(ns, limit, known);
                 self.b.iconst(0)
             }
             "read_user" => {
@@ -1619,7 +1630,8 @@ impl<'m, 'p> FnCx<'m, 'p> {
     /// so a wait costs the verifier a handful of instructions whatever its length.
     /// `min(a, b)` (or `max`): outside loops a jump over a move, `t = a; if !(a < b) t = b`;
     /// inside loops branch-free, `min = b ^ ((a ^ b) & -(a < b))` with `max` swapping the
-    /// roles, so an iteration adds no path for the verifier.
+    /// roles, so an iteration adds no path for the verifier (callers whose operands the
+    /// verifier knows use the jump there too: it knows which way it goes).
     fn min_max(&mut self, min: bool, signed: bool, a: Value, b: Value) -> Value {
         let lt_cond = if signed { Cond::SLt } else { Cond::ULt };
         let (if_lt, otherwise) = if min { (a, b) } else { (b, a) };
@@ -1634,8 +1646,8 @@ impl<'m, 'p> FnCx<'m, 'p> {
         self.b.bin(BinOp::Xor, Width::W64, otherwise, m)
     }
 
-    fn wait(&mut self, ns: Value, limit: Value) {
-        let d = self.min_max(true, false, ns, limit);
+    fn wait(&mut self, ns: Value, limit: Value, known: bool) {
+        let d = if known { self.b.select(Cond::ULt, ns, limit, ns, limit) } else { self.min_max(true, false, ns, limit) };
         let now = self.b.call(helper::KTIME, Vec::new(), ValTy::Int);
         let deadline = self.b.bin(BinOp::Add, Width::W64, now, d);
         let dslot = self.b.slot(8, "deadline");
@@ -1645,6 +1657,20 @@ impl<'m, 'p> FnCx<'m, 'p> {
         let da = self.b.slot_addr(dslot, 0);
         let dst = self.b.value(ValTy::Int);
         self.b.push(InstData::Loop { dst, callback: Callback::WaitUntil, count, ctx_ptr: da });
+    }
+
+    /// True if the kernel verifier knows `e`'s value: a constant, or a config value (in
+    /// `.rodata`, frozen before the program loads).
+    fn verifier_known(&self, e: &hir::Expr) -> bool {
+        match &e.kind {
+            ExprKind::Const(_) => true,
+            ExprKind::Read(p) => {
+                p.projections.iter().all(|pr| matches!(pr, Projection::Field(_)))
+                    && matches!(p.base, PlaceBase::State(id) if matches!(self.program().states[id].storage, StateStorage::Config(_)))
+            }
+            ExprKind::Cast(x) => self.verifier_known(x),
+            _ => false,
+        }
     }
 
     /// floor(log2(v)), branch-free: a binary search over 32, 16, 8, 4, 2, 1.
