@@ -270,7 +270,8 @@ fn zero_extends(i: &Insn) -> bool {
 /// first thing, when nothing else writes that one. The context is not written by stores
 /// through other pointers or by helpers, so what is read from it stays known.
 fn context_register(insns: &[Insn]) -> Option<u8> {
-    let written = |r: u8, skip: usize| heads(insns).into_iter().filter(|&i| i != skip).any(|i| effect(&insns[i]).defs & bit(r) != 0);
+    let hs = heads(insns);
+    let written = |r: u8, skip: usize| hs.iter().filter(|&&i| i != skip).any(|&i| effect(&insns[i]).defs & bit(r) != 0);
     if !written(1, usize::MAX) {
         return Some(1);
     }
