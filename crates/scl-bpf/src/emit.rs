@@ -85,29 +85,88 @@ fn writes_before_reading(data: &InstData) -> bool {
 
 /// Values whose upper bytes are known to be zero, and the bytes that hold the rest: a
 /// load of that size, a non-negative constant, a zero extension, 32-bit arithmetic, a
-/// comparison. Storing such a value into a promoted slot of at least that size needs no
+/// comparison, `x & K` and `x % K` for a positive constant `K`. Storing such a value into a promoted slot of at least that size needs no
 /// truncation.
 fn zero_extended(f: &Function) -> HashMap<Value, u8> {
-    let mut out = HashMap::new();
-    for b in &f.layout {
-        for &i in &f.blocks[*b].insts {
-            let bytes = match &f.insts[i] {
-                InstData::Load { size, .. } => Some(*size),
-                InstData::Const { imm, .. } if *imm >= 0 => {
-                    [1u8, 2, 4, 8].into_iter().find(|n| *n == 8 || *imm < 1i64 << (8 * u32::from(*n)))
-                }
-                InstData::Ext { bits, signed: false, .. } => Some(*bits / 8),
-                InstData::Bin { width: Width::W32, .. } => Some(4),
-                InstData::Cmp { .. } => Some(1),
-                InstData::Copy { a, .. } => out.get(a).copied(),
-                _ => None,
-            };
-            if let (Some(n), Some(d)) = (bytes, f.insts[i].dst()) {
-                out.insert(d, n);
+    let fits = |v: i64| [1u8, 2, 4, 8].into_iter().find(|n| *n == 8 || v < 1i64 << (8 * u32::from(*n)));
+    // Slots only ever loaded and stored whole with one size carry what their stores put
+    // there: the widest of the stored values (found by iterating to a fixed point).
+    let mut addr_of: HashMap<Value, Slot> = HashMap::new();
+    let mut whole: HashMap<Slot, Option<u8>> = HashMap::new();
+    for data in f.insts.values() {
+        if let InstData::SlotAddr { dst, slot, offset } = data {
+            addr_of.insert(*dst, *slot);
+            if *offset != 0 {
+                whole.insert(*slot, None);
             }
         }
     }
-    out
+    for data in f.insts.values() {
+        let size = match data {
+            InstData::Load { ptr, offset: 0, size, .. } | InstData::Store { ptr, offset: 0, size, .. } if addr_of.contains_key(ptr) => {
+                if let InstData::Store { val, .. } = data {
+                    if let Some(s) = addr_of.get(val) {
+                        whole.insert(*s, None);
+                    }
+                }
+                let s = addr_of[ptr];
+                let e = whole.entry(s).or_insert(Some(*size));
+                if *e != Some(*size) {
+                    *e = None;
+                }
+                continue;
+            }
+            other => other.uses(),
+        };
+        for u in size {
+            if let Some(s) = addr_of.get(&u) {
+                whole.insert(*s, None);
+            }
+        }
+    }
+    let mut stored: HashMap<Slot, u8> = HashMap::new();
+    loop {
+        let mut out = HashMap::new();
+        for b in &f.layout {
+            let mut consts: HashMap<Value, i64> = HashMap::new();
+            for &i in &f.blocks[*b].insts {
+                let bytes = match &f.insts[i] {
+                    InstData::Load { ptr, size, .. } => match addr_of.get(ptr).filter(|s| whole.get(*s).is_some_and(|w| w.is_some())) {
+                        Some(s) => Some(stored.get(s).copied().unwrap_or(0).min(*size)),
+                        None => Some(*size),
+                    },
+                    InstData::Const { dst, imm } => {
+                        consts.insert(*dst, *imm);
+                        (*imm >= 0).then(|| fits(*imm)).flatten()
+                    }
+                    // `x & K` and `x % K` (unsigned) are below K.
+                    InstData::Bin { op: BinOp::And | BinOp::URem, b: k, .. } if consts.get(k).is_some_and(|k| *k > 0) => fits(consts[k]),
+                    InstData::Ext { bits, signed: false, .. } => Some(*bits / 8),
+                    InstData::Bin { width: Width::W32, .. } => Some(4),
+                    InstData::Cmp { .. } => Some(1),
+                    InstData::Copy { a, .. } => out.get(a).copied(),
+                    _ => None,
+                };
+                if let (Some(n), Some(d)) = (bytes, f.insts[i].dst()) {
+                    out.insert(d, n);
+                }
+            }
+        }
+        let mut next: HashMap<Slot, u8> = HashMap::new();
+        for data in f.insts.values() {
+            if let InstData::Store { ptr, size, val, .. } = data {
+                if let Some(s) = addr_of.get(ptr) {
+                    let n = out.get(val).copied().unwrap_or(8).min(*size);
+                    let e = next.entry(*s).or_insert(0);
+                    *e = (*e).max(n);
+                }
+            }
+        }
+        if next == stored {
+            return out;
+        }
+        stored = next;
+    }
 }
 
 /// Compiles one function.

@@ -15,7 +15,8 @@
 //!   where it arrives, if no helper call comes while it is needed, else `r6`. Other slots
 //!   may have that register where nothing reads through the context any more;
 //! - slots are coloured greedily, most accesses first (an access in a loop counts eight
-//!   times), each taking the first register that no interfering slot has;
+//!   times), each taking the register of a slot it is copied from or to if it can, else
+//!   the first register that no interfering slot has;
 //! - a slot read before any store on some path (live into the entry block) stays on the
 //!   stack, where the verifier judges the read as before.
 //!
@@ -283,18 +284,63 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
         points.insert(*b, at);
     }
 
-    // Greedy colouring, heaviest first; the context's register is fixed.
+    // Copies between slots (a store of what was just loaded from another) join the two in
+    // one group, when nothing in one interferes with the other: a group takes one
+    // register, so the copy becomes a move to itself.
+    let loaded_from: HashMap<Value, usize> = f
+        .insts
+        .values()
+        .filter_map(|i| match i {
+            InstData::Load { dst, ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map(|&k| (*dst, k)),
+            _ => None,
+        })
+        .collect();
+    let mut group: Vec<usize> = (0..m).collect();
+    fn find(group: &mut [usize], k: usize) -> usize {
+        let mut r = k;
+        while group[r] != r {
+            r = group[r];
+        }
+        group[k] = r;
+        r
+    }
+    let mut members: Vec<Vec<usize>> = (0..m).map(|k| vec![k]).collect();
+    for b in &f.layout {
+        for &i in &f.blocks[*b].insts {
+            let InstData::Store { ptr, val, .. } = &f.insts[i] else { continue };
+            let (Some(&to), Some(&from)) = (addr_of.get(ptr).and_then(|s| index.get(s)), loaded_from.get(val)) else { continue };
+            let (a, c) = (find(&mut group, to), find(&mut group, from));
+            if a == c || excluded[a] || excluded[c] {
+                continue;
+            }
+            let apart = members[a].iter().all(|&x| members[c].iter().all(|&y| !interferes[x].contains(y)));
+            if apart {
+                group[c] = a;
+                let moved = std::mem::take(&mut members[c]);
+                members[a].extend(moved);
+            }
+        }
+    }
+
+    // Greedy colouring of the groups, heaviest first; the context's register is fixed.
     let mut color: Vec<Option<u8>> = vec![None; m];
     let ctx = cx.map(|c| if crosses[c] { CTX } else { 1 });
     if let (Some(c), Some(r)) = (cx, ctx) {
         color[c] = Some(r);
     }
-    let mut order: Vec<usize> = (0..n).filter(|&k| !excluded[k]).collect();
-    order.sort_by_key(|&k| (std::cmp::Reverse(weight[k]), k));
+    let mut order: Vec<usize> = (0..n).filter(|&k| !excluded[k] && find(&mut group, k) == k).collect();
+    let group_weight = |k: usize| members[k].iter().map(|&x| weight[x]).sum::<u32>();
+    order.sort_by_key(|&k| (std::cmp::Reverse(group_weight(k)), k));
     for k in order {
-        let mut regs: Vec<u8> = if crosses[k] { CALLEE.to_vec() } else { ANY.to_vec() };
+        let crosses_call = members[k].iter().any(|&x| crosses[x]);
+        let mut regs: Vec<u8> = if crosses_call { CALLEE.to_vec() } else { ANY.to_vec() };
         regs.push(CTX);
-        color[k] = regs.into_iter().find(|r| interferes[k].iter().all(|o| color[o] != Some(*r)));
+        let free = |r: &u8| members[k].iter().all(|&x| interferes[x].iter().all(|o| color[o] != Some(*r)));
+        if let Some(r) = regs.into_iter().find(|r| free(r)) {
+            for &x in &members[k] {
+                color[x] = Some(r);
+            }
+        }
     }
     let reg: HashMap<Slot, u8> = cands.iter().enumerate().filter_map(|(k, s)| color[k].map(|r| (*s, r))).collect();
     let busy = points
