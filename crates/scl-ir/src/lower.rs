@@ -7,7 +7,9 @@
 //! costs no lookup), and keeps the pointer in a stack slot; `per_lock`/`per_thread` entries are
 //! created zeroed on a miss (from zeroed stack bytes, or for values over
 //! `ZERO_ON_STACK_MAX` bytes from the hidden all-zero map `scl_zero`), except in the
-//! reorder hooks, which may not write state and read a missing entry as zero instead.
+//! reorder hooks, which may not write state and read a missing entry as zero instead:
+//! where such a hook reads one or two fields of an entry, it reads them (or zero) right
+//! where it looks the entry up.
 //!
 //! Values are kept canonical: after arithmetic on a type narrower than its ALU width the
 //! result is zero- or sign-extended again. Hook parameters are views of the context: the
@@ -364,6 +366,9 @@ struct FnCx<'m, 'p> {
     hook: &'static cat::HookDef,
     b: Builder,
     state_ptrs: HashMap<StateId, Slot>,
+    /// Fields of state a reorder hook read once, where it looked the state up (see
+    /// [`FnCx::prereads`]): (state, field indices) to the slot holding the value.
+    preread: HashMap<(StateId, Vec<usize>), Slot>,
     exit: Block,
     frames: Vec<Frame<'p>>,
     /// (continue target, break target) of the enclosing loops.
@@ -415,6 +420,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
             hook,
             b,
             state_ptrs: HashMap::new(),
+            preread: HashMap::new(),
             exit,
             frames: vec![Frame { body, locals, ret: None }],
             loops: Vec::new(),
@@ -506,6 +512,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
         let zero_bytes = used
             .iter()
             .filter(|id| matches!(self.program().states[**id].storage, StateStorage::PerLock | StateStorage::PerThread))
+            .filter(|id| self.prereads(**id).is_none())
             .map(|id| self.program().layout(&self.program().states[*id].ty).size.div_ceil(8) * 8)
             .filter(|size| *size <= cat::limits::ZERO_ON_STACK_MAX)
             .max();
@@ -536,6 +543,39 @@ impl<'m, 'p> FnCx<'m, 'p> {
             let key = self.b.slot_addr(key_slot, 0);
             let mref = self.map_ref(map);
             let ptr = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
+            if let Some(fields) = self.prereads(id) {
+                // Read the few fields the hook uses now: zero if the entry is missing.
+                let slots: Vec<(Vec<usize>, Slot, i64, u8)> = fields
+                    .into_iter()
+                    .map(|(path, off, size)| {
+                        let slot = self.b.slot(8, format!("{}.{path:?}", self.program().states[id].name));
+                        let a = self.b.slot_addr(slot, 0);
+                        let z = self.b.iconst(0);
+                        self.b.store(a, 0, 8, z);
+                        (path, slot, off, size)
+                    })
+                    .collect();
+                let hit = self.b.create_block();
+                let next = self.b.create_block();
+                let pslot = self.branch_if_found(ptr, "entry", hit, next);
+                self.b.switch_to(hit);
+                let p = self.reload_ptr(pslot);
+                for (_, slot, off, size) in &slots {
+                    let (p, off) = match i16::try_from(*off) {
+                        Ok(o) => (p, o),
+                        Err(_) => (self.offset_ptr_wide(p, *off), 0),
+                    };
+                    let v = self.b.load(p, off, *size);
+                    let a = self.b.slot_addr(*slot, 0);
+                    self.b.store(a, 0, 8, v);
+                }
+                self.b.terminate(Terminator::Jump(next));
+                self.b.switch_to(next);
+                for (path, slot, _, _) in slots {
+                    self.preread.insert((id, path), slot);
+                }
+                return;
+            }
             let next = self.b.create_block();
             let missing = self.b.create_block();
             let name = format!("&{}", self.program().states[id].name);
@@ -584,6 +624,75 @@ impl<'m, 'p> FnCx<'m, 'p> {
             self.b.switch_to(next);
             self.state_ptrs.insert(id, slot);
         }
+    }
+
+    /// In a reorder hook (which writes no state), the fields of `per_lock`/`per_thread`
+    /// state `id` to read where the state is looked up, when the hook (with the functions
+    /// it calls) reads at most two distinct fields of it and nothing else: their paths,
+    /// byte offsets and sizes. Reading them there, zero for a missing entry, costs a
+    /// branch and a load each instead of a zeroed copy of the entry on the stack.
+    fn prereads(&self, id: StateId) -> Option<Vec<(Vec<usize>, i64, u8)>> {
+        if self.hook.may_write_state {
+            return None;
+        }
+        let program = self.program();
+        if !matches!(program.states[id].storage, StateStorage::PerLock | StateStorage::PerThread) {
+            return None;
+        }
+        let mut paths: Vec<Vec<usize>> = Vec::new();
+        let mut other_use = false;
+        let mut seen = HashSet::new();
+        let note = |p: &hir::Place, paths: &mut Vec<Vec<usize>>, other_use: &mut bool| {
+            if !matches!(p.base, PlaceBase::State(s) if s == id) {
+                return;
+            }
+            let fields: Option<Vec<usize>> = p
+                .projections
+                .iter()
+                .map(|pr| match pr {
+                    Projection::Field(i) => Some(*i),
+                    Projection::Index(_) => None,
+                })
+                .collect();
+            match fields {
+                Some(path) if p.ty.is_scalar() => {
+                    if !paths.contains(&path) {
+                        paths.push(path);
+                    }
+                }
+                _ => *other_use = true,
+            }
+        };
+        walk_stmts(program, &self.frames[0].body.block.stmts, &mut seen, &mut |e| match &e.kind {
+            ExprKind::Read(p) => note(p, &mut paths, &mut other_use),
+            ExprKind::Call(_, args) | ExprKind::Builtin(_, args) => {
+                for a in args {
+                    if let Arg::Place(p) = a {
+                        if matches!(p.base, PlaceBase::State(s) if s == id) {
+                            other_use = true;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        });
+        if other_use || paths.is_empty() || paths.len() > 2 {
+            return None;
+        }
+        paths
+            .into_iter()
+            .map(|path| {
+                let mut ty = program.states[id].ty.clone();
+                let mut off = 0i64;
+                for &i in &path {
+                    let Ty::Struct(st) = &ty else { return None };
+                    let f = &program.structs[*st].fields[i];
+                    off += i64::from(f.offset);
+                    ty = f.ty.clone();
+                }
+                Some((path, off, scalar_size(&ty)))
+            })
+            .collect()
     }
 
     /// Creates the missing entry of `map` under the key in `key_slot` from the zeroed
@@ -1263,7 +1372,20 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 }
                 _ => {}
             },
-            PlaceBase::State(_) => {}
+            PlaceBase::State(id) => {
+                let path: Option<Vec<usize>> = p
+                    .projections
+                    .iter()
+                    .map(|pr| match pr {
+                        Projection::Field(i) => Some(*i),
+                        Projection::Index(_) => None,
+                    })
+                    .collect();
+                if let Some(&slot) = path.and_then(|path| self.preread.get(&(id, path))) {
+                    let v = self.reload(slot);
+                    return self.canon_load(v, &p.ty);
+                }
+            }
         }
         match self.place_ptr(p) {
             Some((ptr, off)) => {
