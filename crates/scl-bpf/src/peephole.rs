@@ -21,7 +21,8 @@
 //!   load that nothing in between disturbs, makes that instruction write `a` directly;
 //! - **copy propagation**: `a = b`, where the reads of this `a` follow in straight-line code
 //!   (past conditional jumps that leave where `a` is dead) and neither register changes
-//!   before the last one, goes; those reads read `b`;
+//!   before the last one, goes; those reads read `b`. And `a = b` where `b` dies goes too:
+//!   the code that follows uses `b` for `a` until this `a` dies;
 //! - **jump threading**: a jump to a `goto` goes where it goes, and a jump to a test of a
 //!   register its own path just set to a constant goes where the test leads: a 0/1 value
 //!   made by jumps and then tested (`t = 1; if C goto L; t = 0; L: if t == 0 goto X`)
@@ -512,6 +513,90 @@ fn read_as(n: &Insn, a: u8, b: u8) -> Option<Insn> {
     (effect(&renamed).uses & bit(a) == 0).then_some(renamed)
 }
 
+/// `n` with register `a` renamed `b` in every field that names it, reads and writes; `None`
+/// if `n` also reads or writes registers it does not name (a call, the exit, an atomic).
+fn renamed(n: &Insn, a: u8, b: u8) -> Option<Insn> {
+    let r = |x: u8| if x == a { b } else { x };
+    match n.class() {
+        // (END's source bit is the byte order, not a register.)
+        class::ALU | class::ALU64 | class::LDX | class::ST => {
+            let reads_src = n.class() == class::LDX || (n.code & SRC_X != 0 && n.code & 0xf0 != 0xd0 && n.class() != class::ST);
+            Some(Insn { dst: r(n.dst), src: if reads_src { r(n.src) } else { n.src }, ..*n })
+        }
+        class::STX if n.code & 0xe0 == MODE_MEM => Some(Insn { dst: r(n.dst), src: r(n.src), ..*n }),
+        class::JMP | 0x06 if is_jump(n) && n.code & 0xf0 != jmp::JA => {
+            Some(Insn { dst: r(n.dst), src: if n.code & SRC_X != 0 { r(n.src) } else { n.src }, ..*n })
+        }
+        _ => None,
+    }
+}
+
+/// `a = b` where `b` dies: the code that follows uses `b` for `a`, reads and writes, up to
+/// where this `a` dies, in straight-line code (a conditional jump on the way may leave if
+/// `a` is dead where it lands), and the move goes. This is the two-address copy
+/// (`t = x; t -= 1` with `x` dying) across the jumps that `coalesce` stops at.
+fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
+    let targets = jump_targets(insns);
+    let live = live_out(insns);
+    let live_at: Vec<u16> = insns
+        .iter()
+        .zip(&live)
+        .map(|(n, out)| {
+            let e = effect(n);
+            e.uses | (out & !e.defs)
+        })
+        .collect();
+    let hs = heads(insns);
+    let mut changed = false;
+    let mut touched = 0u16;
+    for (k, &i) in hs.iter().enumerate() {
+        let m = insns[i];
+        if dead[i] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 || m.dst == m.src || m.src == FP || m.dst == FP {
+            continue;
+        }
+        let (a, b) = (m.dst, m.src);
+        if live[i] & bit(b) != 0 || touched & (bit(a) | bit(b)) != 0 {
+            continue;
+        }
+        let mut rewrites: Vec<(usize, Insn)> = Vec::new();
+        let mut ok = false;
+        for &j in &hs[k + 1..] {
+            let n = insns[j];
+            if targets[j] || dead[j] {
+                break;
+            }
+            let e = effect(&n);
+            if (e.uses | e.defs) & bit(b) != 0 {
+                break;
+            }
+            if (e.uses | e.defs) & bit(a) != 0 {
+                let Some(r) = renamed(&n, a, b) else { break };
+                rewrites.push((j, r));
+            }
+            if live[j] & bit(a) == 0 {
+                ok = true;
+                break;
+            }
+            if !is_jump(&n) && n.class() == class::JMP {
+                break; // a call or the exit with `a` still live
+            }
+            if is_jump(&n) && (n.code & 0xf0 == jmp::JA || live_at.get(jump_target(j, &n)).is_some_and(|l| l & bit(a) != 0)) {
+                break;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        for (j, n) in rewrites {
+            insns[j] = n;
+        }
+        dead[i] = true;
+        changed = true;
+        touched |= bit(a) | bit(b);
+    }
+    changed
+}
+
 /// Copy propagation: `a = b`, where every later read of this `a` is in straight-line code
 /// after it (a conditional jump on the way may leave if `a` is dead where it lands) and
 /// neither register changes before the last one: those reads read `b`, and the move goes.
@@ -947,11 +1032,12 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
 /// Runs the clean-up to a fixed point.
 pub(crate) fn run(c: &mut Compiled) {
     type Pass = fn(&mut [Insn], i16, &mut [bool]) -> bool;
-    let passes: [Pass; 10] = [
+    let passes: [Pass; 11] = [
         |insns, exposed, dead| forward(insns, exposed, dead),
         |insns, exposed, dead| dead_stores(insns, exposed, dead),
         |insns, _, dead| coalesce(insns, dead),
         |insns, _, dead| propagate_copies(insns, dead),
+        |insns, _, dead| rename_after_copy(insns, dead),
         |insns, _, dead| thread_jumps(insns, dead),
         |insns, _, dead| invert_jump_over_goto(insns, dead),
         |insns, _, dead| conditional_stores(insns, dead),
@@ -1267,5 +1353,14 @@ mod tests {
         // A store in between may have changed the field.
         let between = vec![ldx(1, 8, 40), stx(7, 0, 3), mov(2, 4), jlt_x(1, 4, 1), mov(2, 1), stx(8, 40, 2), movi(0, 0), exit()];
         assert_eq!(clean(between.clone()).len(), between.len());
+    }
+
+    #[test]
+    fn a_copy_of_a_dying_value_becomes_the_value_past_a_jump() {
+        // r1 = field; if r1 == 0 goto out; r2 = r1; w2 -= 1; field = r2; r0 = r2; exit
+        let sub = Insn { code: class::ALU | alu::SUB | SRC_K, dst: 2, src: 0, off: 0, imm: 1 };
+        let out = clean(vec![ldxw(1, 8, 0), jeq(1, 0, 5), mov(2, 1), sub, stxw(8, 0, 2), mov(0, 2), exit(), movi(0, 0), exit()]);
+        let sub1 = Insn { dst: 1, ..sub };
+        assert_eq!(out, vec![ldxw(1, 8, 0), jeq(1, 0, 4), sub1, stxw(8, 0, 1), mov(0, 1), exit(), movi(0, 0), exit()]);
     }
 }
