@@ -1103,10 +1103,25 @@ impl<'m, 'p> FnCx<'m, 'p> {
     fn lookup(&mut self, map: StateId, key: &'p hir::Expr) -> Value {
         let mid = self.m.state_maps[&map];
         let key_size = self.m.module.maps[mid].key_size;
-        let k = self.materialize(key, key_size);
-        let k = self.b.slot_addr(k, 0);
+        let k = self.arg_ptr(key, key_size);
         let mref = self.map_ref(mid);
         self.b.call(helper::MAP_LOOKUP, vec![mref, k], ValTy::MapValueOrNull)
+    }
+
+    /// A pointer to `size` bytes holding `e`, for a helper argument: the state field `e`
+    /// reads, if it is one of exactly that size (a map value the helper may read), else a
+    /// new stack slot the value is stored in.
+    fn arg_ptr(&mut self, e: &'p hir::Expr, size: u32) -> Value {
+        if let ExprKind::Read(p) = &e.kind {
+            let in_map = matches!(p.base, PlaceBase::State(id) if !matches!(self.program().states[id].storage, StateStorage::Config(_)));
+            if in_map && self.program().layout(&e.ty).size == size {
+                if let Some((ptr, off)) = self.place_ptr(p) {
+                    return self.offset_ptr(ptr, off);
+                }
+            }
+        }
+        let slot = self.materialize(e, size);
+        self.b.slot_addr(slot, 0)
     }
 
     /// A stack slot holding `e` (`size` bytes), for helper arguments.
@@ -1887,9 +1902,8 @@ impl<'m, 'p> FnCx<'m, 'p> {
             }
             "set" => {
                 let k = self.materialize(&args[0], decl.key_size);
-                let v = self.materialize(&args[1], decl.value_size);
+                let v = self.arg_ptr(&args[1], decl.value_size);
                 let k = self.b.slot_addr(k, 0);
-                let v = self.b.slot_addr(v, 0);
                 let mref = self.map_ref(mid);
                 let flags = self.b.iconst(0);
                 self.b.call(helper::MAP_UPDATE, vec![mref, k, v, flags], ValTy::Int)
