@@ -193,6 +193,48 @@ fn walk_stmts(program: &hir::Program, stmts: &[Stmt], seen: &mut HashSet<hir::Fu
     }
 }
 
+/// How many times `block` (not the functions it calls) reads local `l` as a map key.
+fn key_reads(body: &hir::Block, l: LocalId) -> usize {
+    fn is_l(e: &hir::Expr, l: LocalId) -> bool {
+        matches!(&e.kind, ExprKind::Read(p) if p.projections.is_empty() && matches!(p.base, PlaceBase::Local(x) if x == l))
+    }
+    fn expr(e: &hir::Expr, l: LocalId) -> usize {
+        match &e.kind {
+            ExprKind::Method(_, _, args) => usize::from(args.first().is_some_and(|k| is_l(k, l))) + args.iter().map(|a| expr(a, l)).sum::<usize>(),
+            ExprKind::Unary(_, x) | ExprKind::Cast(x) => expr(x, l),
+            ExprKind::Binary(_, a, b) => expr(a, l) + expr(b, l),
+            ExprKind::Call(_, args) | ExprKind::Builtin(_, args) => args.iter().map(|a| if let Arg::Value(v) = a { expr(v, l) } else { 0 }).sum(),
+            ExprKind::Struct(_, args) => args.iter().map(|a| expr(a, l)).sum(),
+            _ => 0,
+        }
+    }
+    fn block(b: &hir::Block, l: LocalId) -> usize {
+        b.stmts
+            .iter()
+            .map(|s| match s {
+                Stmt::Let(_, Some(e)) | Stmt::Expr(e) | Stmt::Return(Some(e), _) => expr(e, l),
+                Stmt::Assign { value, .. } => expr(value, l),
+                Stmt::If { arms, else_ } => {
+                    arms.iter()
+                        .map(|(c, b)| {
+                            let c = match c {
+                                HCond::Expr(e) => expr(e, l),
+                                HCond::MapGet { key, .. } => usize::from(is_l(key, l)) + expr(key, l),
+                            };
+                            c + block(b, l)
+                        })
+                        .sum::<usize>()
+                        + else_.as_ref().map_or(0, |b| block(b, l))
+                }
+                Stmt::For { body, .. } => block(body, l),
+                Stmt::Block(b) => block(b, l),
+                _ => 0,
+            })
+            .sum()
+    }
+    block(body, l)
+}
+
 /// The state `stmts` use (read or write), through the functions they call too.
 fn states_used(program: &hir::Program, stmts: &[Stmt]) -> Vec<StateId> {
     let mut out = Vec::new();
@@ -1112,6 +1154,18 @@ impl<'m, 'p> FnCx<'m, 'p> {
     /// reads, if it is one of exactly that size (a map value the helper may read), else a
     /// new stack slot the value is stored in.
     fn arg_ptr(&mut self, e: &'p hir::Expr, size: u32) -> Value {
+        // A local used as a map key more than once is passed from its own slot: it then
+        // stays on the stack, stored once, rather than stored again for every call.
+        if let ExprKind::Read(p) = &e.kind {
+            if let (PlaceBase::Local(l), true) = (p.base, p.projections.is_empty()) {
+                let own = matches!(self.binding(l), Some(Binding::Slot(_)) | None);
+                let body = self.frames.last().expect("a frame").body;
+                if own && self.program().layout(&e.ty).size == size && e.ty.is_scalar() && key_reads(&body.block, l) > 1 {
+                    let slot = self.local_slot(l);
+                    return self.b.slot_addr(slot, 0);
+                }
+            }
+        }
         if let ExprKind::Read(p) = &e.kind {
             let in_map = matches!(p.base, PlaceBase::State(id) if !matches!(self.program().states[id].storage, StateStorage::Config(_)));
             if in_map && self.program().layout(&e.ty).size == size {
@@ -1901,16 +1955,20 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 self.b.load(oa, 0, 8)
             }
             "set" => {
-                let k = self.materialize(&args[0], decl.key_size);
+                // IR values do not cross blocks: if the value may branch, the key waits in
+                // a slot of its own.
+                let k = match may_branch(&args[1]) {
+                    true => Err(self.materialize(&args[0], decl.key_size)),
+                    false => Ok(self.arg_ptr(&args[0], decl.key_size)),
+                };
                 let v = self.arg_ptr(&args[1], decl.value_size);
-                let k = self.b.slot_addr(k, 0);
+                let k = k.unwrap_or_else(|slot| self.b.slot_addr(slot, 0));
                 let mref = self.map_ref(mid);
                 let flags = self.b.iconst(0);
                 self.b.call(helper::MAP_UPDATE, vec![mref, k, v, flags], ValTy::Int)
             }
             "delete" => {
-                let k = self.materialize(&args[0], decl.key_size);
-                let k = self.b.slot_addr(k, 0);
+                let k = self.arg_ptr(&args[0], decl.key_size);
                 let mref = self.map_ref(mid);
                 self.b.call(helper::MAP_DELETE, vec![mref, k], ValTy::Int)
             }
