@@ -607,6 +607,30 @@ impl Emitter<'_> {
                     let crosses = calls.iter().any(|&c| c > k && c < end);
                     let taken = busy_in(k + 1, end);
                     let ok = |r: &u8| taken & (1 << r) == 0;
+                    // An operation whose first operand dies here computes in that operand's
+                    // register (`r = a; r op= b` with `r` already holding `a`): each of these
+                    // reads its first operand before, or as, it writes the result, and
+                    // copes with the others (see `writes_before_reading`).
+                    let first = match data {
+                        InstData::Bin { a, .. } | InstData::Neg { a, .. } | InstData::Ext { a, .. } | InstData::Select { a, .. } => Some(*a),
+                        _ => None,
+                    };
+                    let reuse = first.filter(|a| last_use.get(a) == Some(&k)).and_then(|a| {
+                        live_regs.iter().find(|(_, v)| **v == a).map(|(r, _)| *r).filter(|r| ok(r) && (!crosses || CALLEE_SAVED.contains(r)))
+                    });
+                    if let Some(r) = reuse {
+                        live_regs.insert(r, d);
+                        self.homes.insert(d, Home::Reg(r));
+                        self.line(Some(i));
+                        self.inst(data)?;
+                        let mut dead: Vec<u8> = live_regs.iter().filter(|(_, v)| last_use.get(v).is_none_or(|&u| u <= k)).map(|(r, _)| *r).collect();
+                        dead.sort_unstable();
+                        for r in dead {
+                            live_regs.remove(&r);
+                            free.push(r);
+                        }
+                        continue;
+                    }
                     let hinted = hint.get(&d).and_then(|h| free.iter().position(|r| r == h && ok(r))).filter(|_| !crosses);
                     let pick = hinted.or_else(|| free.iter().rposition(|r| ok(r) && (!crosses || CALLEE_SAVED.contains(r))));
                     let home = match pick {
