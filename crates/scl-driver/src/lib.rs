@@ -47,6 +47,7 @@ pub fn compile(files: &mut Files, file: FileId, target: Target) -> Result<Output
     let mut compiled = Vec::new();
     for p in &mut module.programs {
         scl_ir::opt::fold_constants(&mut p.func);
+        scl_ir::opt::narrow_constants(&mut p.func);
         scl_ir::opt::remove_dead_values(&mut p.func);
         scl_ir::opt::thread_jumps(&mut p.func);
         scl_ir::opt::layout_rpo(&mut p.func);

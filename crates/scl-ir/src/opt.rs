@@ -3,7 +3,7 @@
 //! jumps to empty blocks, and dropping instructions whose results nobody uses.
 
 use crate::ir::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The result of `op` on constants with BPF's semantics (`x / 0 = 0`, `x % 0 = x`, a
 /// 32-bit result zero-extended); `None` for a shift by the width or more, which is left
@@ -109,6 +109,132 @@ pub fn fold_constants(f: &mut Function) {
         if let Some(Terminator::Branch { cond, then, else_ }) = f.blocks[b].term.clone() {
             if let Some(v) = known.get(&cond) {
                 f.blocks[b].term = Some(Terminator::Jump(if *v != 0 { then } else { else_ }));
+            }
+        }
+    }
+}
+
+/// Bits of a value that something reads: `u64::MAX` when unknown.
+fn low_bits(n: u32) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+/// Constants of which only the low 32 bits are ever used become the sign-extension of
+/// those bits, which fits an instruction's immediate (`x * 0x9e37_79b9` whose product only
+/// feeds `% 128`: no `ld_imm64`). A backward analysis of the bits each value's users read
+/// (demanded bits), through slots: `+`, `-`, `*` and negation read as many low bits of
+/// their operands as their result's highest read bit; `&`, `|`, `^` the same bits; a
+/// constant shift moves them; `% 2^k` and `& K` read only the low bits; a store of `n`
+/// bytes the low `n` bytes; everything else every bit.
+pub fn narrow_constants(f: &mut Function) {
+    let mut consts: HashMap<Value, i64> = HashMap::new();
+    let mut addr_of: HashMap<Value, Slot> = HashMap::new();
+    for data in f.insts.values() {
+        match data {
+            InstData::Const { dst, imm } => {
+                consts.insert(*dst, *imm);
+            }
+            InstData::SlotAddr { dst, slot, offset: 0 } => {
+                addr_of.insert(*dst, *slot);
+            }
+            _ => {}
+        }
+    }
+    let mut demand: HashMap<Value, u64> = HashMap::new();
+    let mut slot_demand: HashMap<Slot, u64> = HashMap::new();
+    let all = u64::MAX;
+    // A slot whose address goes anywhere but a load's or store's base (a helper reads a
+    // key, a copy, an offset into it) is read whole by something this does not follow.
+    for data in f.insts.values() {
+        match data {
+            InstData::SlotAddr { slot, offset, .. } if *offset != 0 => {
+                slot_demand.insert(*slot, all);
+            }
+            InstData::Load { .. } => {}
+            InstData::Store { val, .. } => {
+                if let Some(s) = addr_of.get(val) {
+                    slot_demand.insert(*s, all);
+                }
+            }
+            other => {
+                for u in other.uses() {
+                    if let Some(s) = addr_of.get(&u) {
+                        slot_demand.insert(*s, all);
+                    }
+                }
+            }
+        }
+    }
+    loop {
+        let before = (demand.clone(), slot_demand.clone());
+        for b in f.layout.clone() {
+            match &f.blocks[b].term {
+                Some(Terminator::Branch { cond: v, .. }) | Some(Terminator::Return(v)) => {
+                    *demand.entry(*v).or_insert(0) |= all;
+                }
+                _ => {}
+            }
+            for &i in f.blocks[b].insts.iter().rev() {
+                let data = &f.insts[i];
+                let d = data.dst().map_or(0, |v| demand.get(&v).copied().unwrap_or(0));
+                let below = |d: u64| low_bits(64 - d.leading_zeros());
+                let mut need = |v: Value, m: u64| *demand.entry(v).or_insert(0) |= m;
+                match data {
+                    InstData::Bin { op, width, a, b, .. } => {
+                        let w = if *width == Width::W32 { low_bits(32) } else { all };
+                        let kb = consts.get(b).copied();
+                        let (ma, mb) = match op {
+                            BinOp::Add | BinOp::Sub | BinOp::Mul => (below(d), below(d)),
+                            BinOp::And => (d & kb.map_or(all, |k| k as u64), d),
+                            BinOp::Or | BinOp::Xor => (d, d),
+                            BinOp::URem if kb.is_some_and(|k| k > 0 && (k as u64).is_power_of_two()) => {
+                                (d & (kb.unwrap_or(1) as u64 - 1), all)
+                            }
+                            BinOp::Shl if kb.is_some_and(|k| (0..64).contains(&k)) => (d >> kb.unwrap_or(0), all),
+                            BinOp::LShr if kb.is_some_and(|k| (0..64).contains(&k)) => (d << kb.unwrap_or(0), all),
+                            _ => (all, all),
+                        };
+                        need(*a, ma & w);
+                        need(*b, mb & w);
+                    }
+                    InstData::Neg { a, .. } => need(*a, below(d)),
+                    InstData::Copy { a, .. } => need(*a, d),
+                    InstData::Ext { bits, a, .. } => need(*a, low_bits(u32::from(*bits))),
+                    InstData::Load { ptr, size, .. } => {
+                        if let Some(s) = addr_of.get(ptr) {
+                            *slot_demand.entry(*s).or_insert(0) |= d & low_bits(u32::from(*size) * 8);
+                        }
+                        need(*ptr, all);
+                    }
+                    InstData::Store { ptr, size, val, .. } => {
+                        let m = match addr_of.get(ptr) {
+                            Some(s) => slot_demand.get(s).copied().unwrap_or(0),
+                            None => all,
+                        };
+                        need(*val, m & low_bits(u32::from(*size) * 8));
+                        need(*ptr, all);
+                    }
+                    other => {
+                        for u in other.uses() {
+                            need(u, all);
+                        }
+                    }
+                }
+            }
+        }
+        if (demand.clone(), slot_demand.clone()) == before {
+            break;
+        }
+    }
+    for data in f.insts.values_mut() {
+        if let InstData::Const { dst, imm } = data {
+            let narrow = i64::from(*imm as i32);
+            if narrow != *imm && demand.get(dst).copied().unwrap_or(0) & !low_bits(32) == 0 {
+                *imm = narrow;
             }
         }
     }
@@ -276,5 +402,39 @@ mod tests {
         assert_eq!(f.blocks[f.entry()].term, Some(Terminator::Jump(yes)));
         assert!(!f.layout.contains(&no));
         assert!(f.blocks[f.entry()].insts.is_empty(), "the folded values are unused");
+    }
+
+    #[test]
+    fn a_constant_whose_high_half_nothing_reads_fits_an_immediate() {
+        use crate::builder::Builder;
+        // (x * 0x9e37_79b9) % 128, through a slot; and the same constant stored whole.
+        let mut b = Builder::new();
+        let h = b.slot(8, "h");
+        let key = b.slot(8, "key");
+        let x = b.ctx();
+        let x = b.load(x, 0, 8);
+        let c = b.iconst(0x9e37_79b9);
+        let p = b.bin(BinOp::Mul, Width::W64, x, c);
+        let a = b.slot_addr(h, 0);
+        b.store(a, 0, 8, p);
+        let a = b.slot_addr(h, 0);
+        let hv = b.load(a, 0, 8);
+        let m = b.iconst(128);
+        let r = b.bin(BinOp::URem, Width::W64, hv, m);
+        let whole = b.iconst(0x9e37_79b9);
+        let a = b.slot_addr(key, 0);
+        b.store(a, 0, 8, whole);
+        let a = b.slot_addr(key, 0);
+        let mref = b.iconst(0);
+        let _ = b.call(1, vec![mref, a], ValTy::MapValueOrNull);
+        b.terminate(Terminator::Return(r));
+        let mut f = b.finish();
+        narrow_constants(&mut f);
+        let imm = |v: Value| f.insts.values().find_map(|i| match i {
+            InstData::Const { dst, imm } if *dst == v => Some(*imm),
+            _ => None,
+        });
+        assert_eq!(imm(c), Some(i64::from(0x9e37_79b9u32 as i32)), "only the low bits of the product are read");
+        assert_eq!(imm(whole), Some(0x9e37_79b9), "a helper reads the key slot whole");
     }
 }
