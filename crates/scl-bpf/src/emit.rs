@@ -618,28 +618,20 @@ impl Emitter<'_> {
                     let reuse = first.filter(|a| last_use.get(a) == Some(&k)).and_then(|a| {
                         live_regs.iter().find(|(_, v)| **v == a).map(|(r, _)| *r).filter(|r| ok(r) && (!crosses || CALLEE_SAVED.contains(r)))
                     });
-                    if let Some(r) = reuse {
-                        live_regs.insert(r, d);
-                        self.homes.insert(d, Home::Reg(r));
-                        self.line(Some(i));
-                        self.inst(data)?;
-                        let mut dead: Vec<u8> = live_regs.iter().filter(|(_, v)| last_use.get(v).is_none_or(|&u| u <= k)).map(|(r, _)| *r).collect();
-                        dead.sort_unstable();
-                        for r in dead {
-                            live_regs.remove(&r);
-                            free.push(r);
-                        }
-                        continue;
-                    }
                     let hinted = hint.get(&d).and_then(|h| free.iter().position(|r| r == h && ok(r))).filter(|_| !crosses);
                     let pick = hinted.or_else(|| free.iter().rposition(|r| ok(r) && (!crosses || CALLEE_SAVED.contains(r))));
-                    let home = match pick {
-                        Some(p) => {
+                    let home = match (reuse, pick) {
+                        (Some(r), _) => {
+                            // The operand's entry becomes the result's: nothing to free.
+                            live_regs.insert(r, d);
+                            Home::Reg(r)
+                        }
+                        (None, Some(p)) => {
                             let r = free.remove(p);
                             live_regs.insert(r, d);
                             Home::Reg(r)
                         }
-                        None => Home::Stack(self.spill_slot()?),
+                        (None, None) => Home::Stack(self.spill_slot()?),
                     };
                     self.homes.insert(d, home);
                 }

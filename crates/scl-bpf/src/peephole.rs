@@ -119,6 +119,11 @@ fn jump_target(i: usize, n: &Insn) -> usize {
     (i as i64 + 1 + i64::from(n.off)) as usize
 }
 
+/// The offset of a jump at `at` that lands at `to`.
+fn offset_to(at: usize, to: usize) -> i16 {
+    (to as i64 - at as i64 - 1) as i16
+}
+
 fn is_jump(i: &Insn) -> bool {
     matches!(i.class(), class::JMP | 0x06) && !matches!(i.code & 0xf0, jmp::CALL | jmp::EXIT)
 }
@@ -188,6 +193,18 @@ fn live_out(insns: &[Insn]) -> Vec<u16> {
             return out;
         }
     }
+}
+
+/// Registers live before each instruction, from those live after it.
+fn live_in(insns: &[Insn], live_out: &[u16]) -> Vec<u16> {
+    insns
+        .iter()
+        .zip(live_out)
+        .map(|(n, out)| {
+            let e = effect(n);
+            e.uses | (out & !e.defs)
+        })
+        .collect()
 }
 
 /// The lowest frame offset a pointer handed out by the program can reach, or 0 when it
@@ -538,14 +555,7 @@ fn renamed(n: &Insn, a: u8, b: u8) -> Option<Insn> {
 fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let targets = jump_targets(insns);
     let live = live_out(insns);
-    let live_at: Vec<u16> = insns
-        .iter()
-        .zip(&live)
-        .map(|(n, out)| {
-            let e = effect(n);
-            e.uses | (out & !e.defs)
-        })
-        .collect();
+    let live_at = live_in(insns, &live);
     let hs = heads(insns);
     let mut changed = false;
     let mut touched = 0u16;
@@ -603,15 +613,8 @@ fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
 fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let targets = jump_targets(insns);
     let live = live_out(insns);
-    let live_at: Vec<u16> = insns
-        .iter()
-        .zip(&live)
-        .map(|(n, out)| {
-            let e = effect(n);
-            e.uses | (out & !e.defs)
-        })
-        .collect();
-    let live_in = |t: usize| live_at.get(t).copied().unwrap_or(0);
+    let live_at = live_in(insns, &live);
+    let live_in_at = |t: usize| live_at.get(t).copied().unwrap_or(0);
     let hs = heads(insns);
     let mut changed = false;
     let mut touched = 0u16;
@@ -644,7 +647,7 @@ fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
             if e.defs & bit(b) != 0 || n.class() == class::JMP && matches!(n.code & 0xf0, jmp::JA | jmp::CALL | jmp::EXIT) {
                 break;
             }
-            if is_jump(&n) && live_in(jump_target(j, &n)) & bit(a) != 0 {
+            if is_jump(&n) && live_in_at(jump_target(j, &n)) & bit(a) != 0 {
                 break;
             }
         }
@@ -731,7 +734,7 @@ fn thread_jumps(insns: &mut [Insn], dead: &mut [bool]) -> bool {
             hops += 1;
         }
         if hops > 0 && to != jump_target(j, &insns[j]) {
-            insns[j].off = (to as i64 - j as i64 - 1) as i16;
+            insns[j].off = offset_to(j, to);
             targets[to.min(insns.len())] = true;
             changed = true;
         }
@@ -752,7 +755,7 @@ fn thread_jumps(insns: &mut [Insn], dead: &mut [bool]) -> bool {
             match value_at(insns, &targets, j, t).and_then(|v| decide(&test, v)) {
                 Some(taken) => {
                     let to = if taken { x } else { after };
-                    insns[j].off = (to as i64 - j as i64 - 1) as i16;
+                    insns[j].off = offset_to(j, to);
                     targets[to.min(insns.len())] = true;
                     changed = true;
                 }
@@ -854,11 +857,11 @@ fn conditional_stores(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         };
         let after = i4 + 1;
         if keep_jump_on {
-            insns[i2].off = (after as i64 - i2 as i64 - 1) as i16;
+            insns[i2].off = offset_to(i2, after);
         } else {
             let Some(neg) = negated_jump(c.code) else { continue };
             insns[i2].code = (c.code & !0xf0) | neg;
-            insns[i2].off = (after as i64 - i2 as i64 - 1) as i16;
+            insns[i2].off = offset_to(i2, after);
         }
         insns[i4].src = stored;
         dead[i1] = true;
@@ -886,7 +889,7 @@ fn invert_jump_over_goto(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         let Some(negated) = negated_jump(c.code) else { continue };
         let x = jump_target(j, &g);
         insns[i].code = (c.code & !0xf0) | negated;
-        insns[i].off = (x as i64 - i as i64 - 1) as i16;
+        insns[i].off = offset_to(i, x);
         dead[j] = true;
         changed = true;
     }
@@ -916,11 +919,11 @@ fn merge_returns(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         };
         for &j in &hs {
             if is_jump(&insns[j]) && jump_target(j, &insns[j]) == at {
-                insns[j].off = (to as i64 - j as i64 - 1) as i16;
+                insns[j].off = offset_to(j, to);
             }
         }
         if falls_in {
-            insns[at] = Insn { code: class::JMP | jmp::JA, dst: 0, src: 0, off: (to as i64 - at as i64 - 1) as i16, imm: 0 };
+            insns[at] = Insn { code: class::JMP | jmp::JA, dst: 0, src: 0, off: offset_to(at, to), imm: 0 };
         } else {
             dead[at] = true;
         }
@@ -1000,7 +1003,7 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
         let mut insn = old[i];
         if is_jump(&insn) {
             let target = jump_target(i, &insn);
-            insn.off = (new_index[target] as i64 - new_index[i] as i64 - 1) as i16;
+            insn.off = offset_to(new_index[i], new_index[target]);
         }
         c.insns.push(insn);
         if insn.is_wide() {

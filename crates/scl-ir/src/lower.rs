@@ -193,6 +193,17 @@ fn walk_stmts(program: &hir::Program, stmts: &[Stmt], seen: &mut HashSet<hir::Fu
     }
 }
 
+/// The field indices of a place reached through fields only (`None` if it indexes).
+fn field_path(p: &hir::Place) -> Option<Vec<usize>> {
+    p.projections
+        .iter()
+        .map(|pr| match pr {
+            Projection::Field(i) => Some(*i),
+            Projection::Index(_) => None,
+        })
+        .collect()
+}
+
 /// How many times `block` (not the functions it calls) reads local `l` as a map key.
 fn key_reads(body: &hir::Block, l: LocalId) -> usize {
     fn is_l(e: &hir::Expr, l: LocalId) -> bool {
@@ -688,15 +699,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
             if !matches!(p.base, PlaceBase::State(s) if s == id) {
                 return;
             }
-            let fields: Option<Vec<usize>> = p
-                .projections
-                .iter()
-                .map(|pr| match pr {
-                    Projection::Field(i) => Some(*i),
-                    Projection::Index(_) => None,
-                })
-                .collect();
-            match fields {
+            match field_path(p) {
                 Some(path) if p.ty.is_scalar() => {
                     if !paths.contains(&path) {
                         paths.push(path);
@@ -1442,15 +1445,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 _ => {}
             },
             PlaceBase::State(id) => {
-                let path: Option<Vec<usize>> = p
-                    .projections
-                    .iter()
-                    .map(|pr| match pr {
-                        Projection::Field(i) => Some(*i),
-                        Projection::Index(_) => None,
-                    })
-                    .collect();
-                if let Some(&slot) = path.and_then(|path| self.preread.get(&(id, path))) {
+                if let Some(&slot) = field_path(p).and_then(|path| self.preread.get(&(id, path))) {
                     let v = self.reload(slot);
                     return self.canon_load(v, &p.ty);
                 }
