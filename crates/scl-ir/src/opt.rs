@@ -169,8 +169,12 @@ pub fn narrow_constants(f: &mut Function) {
             }
         }
     }
+    let total = |d: &HashMap<Value, u64>, s: &HashMap<Slot, u64>| -> u64 {
+        // Demands only grow: their bit count tells whether a round changed anything.
+        d.values().chain(s.values()).map(|m| u64::from(m.count_ones())).sum()
+    };
     loop {
-        let before = (demand.clone(), slot_demand.clone());
+        let before = (demand.len(), slot_demand.len(), total(&demand, &slot_demand));
         for b in f.layout.clone() {
             match &f.blocks[b].term {
                 Some(Terminator::Branch { cond: v, .. }) | Some(Terminator::Return(v)) => {
@@ -226,7 +230,7 @@ pub fn narrow_constants(f: &mut Function) {
                 }
             }
         }
-        if (demand.clone(), slot_demand.clone()) == before {
+        if (demand.len(), slot_demand.len(), total(&demand, &slot_demand)) == before {
             break;
         }
     }
