@@ -8,8 +8,9 @@
 //! return value); `r1`-`r4` hold values that do not live across a helper call (calls
 //! clobber them), `r6`-`r8` any value; what does not fit goes to a spill slot, which every
 //! block reuses. The context pointer stays in `r1`, where it arrives, unless a helper
-//! call comes while it is still needed, then in `r6`. Constants that fit an immediate, and stack addresses used as
-//! a load or store base, are folded into the instructions that use them. A value loaded
+//! call comes while it is still needed, then in `r6`. Constants that fit an immediate,
+//! and stack addresses used as a load or store base, are folded into the instructions
+//! that use them. A value loaded
 //! from a promoted slot, or computed to be stored into one, shares the slot's register
 //! where nothing else needs it meanwhile. A comparison whose only use is its block's
 //! branch becomes one conditional jump: the kernel verifier learns that a map value is not
@@ -85,45 +86,13 @@ fn writes_before_reading(data: &InstData) -> bool {
 
 /// Values whose upper bytes are known to be zero, and the bytes that hold the rest: a
 /// load of that size, a non-negative constant, a zero extension, 32-bit arithmetic, a
-/// comparison, `x & K` and `x % K` for a positive constant `K`. Storing such a value into a promoted slot of at least that size needs no
-/// truncation.
+/// comparison, `x & K` and `x % K` for a positive constant `K`. Storing such a value into
+/// a promoted slot of at least that size needs no truncation.
 fn zero_extended(f: &Function) -> HashMap<Value, u8> {
     let fits = |v: i64| [1u8, 2, 4, 8].into_iter().find(|n| *n == 8 || v < 1i64 << (8 * u32::from(*n)));
     // Slots only ever loaded and stored whole with one size carry what their stores put
     // there: the widest of the stored values (found by iterating to a fixed point).
-    let mut addr_of: HashMap<Value, Slot> = HashMap::new();
-    let mut whole: HashMap<Slot, Option<u8>> = HashMap::new();
-    for data in f.insts.values() {
-        if let InstData::SlotAddr { dst, slot, offset } = data {
-            addr_of.insert(*dst, *slot);
-            if *offset != 0 {
-                whole.insert(*slot, None);
-            }
-        }
-    }
-    for data in f.insts.values() {
-        let size = match data {
-            InstData::Load { ptr, offset: 0, size, .. } | InstData::Store { ptr, offset: 0, size, .. } if addr_of.contains_key(ptr) => {
-                if let InstData::Store { val, .. } = data {
-                    if let Some(s) = addr_of.get(val) {
-                        whole.insert(*s, None);
-                    }
-                }
-                let s = addr_of[ptr];
-                let e = whole.entry(s).or_insert(Some(*size));
-                if *e != Some(*size) {
-                    *e = None;
-                }
-                continue;
-            }
-            other => other.uses(),
-        };
-        for u in size {
-            if let Some(s) = addr_of.get(&u) {
-                whole.insert(*s, None);
-            }
-        }
-    }
+    let (addr_of, plain) = f.plain_slots();
     let mut stored: HashMap<Slot, u8> = HashMap::new();
     loop {
         let mut out = HashMap::new();
@@ -131,7 +100,7 @@ fn zero_extended(f: &Function) -> HashMap<Value, u8> {
             let mut consts: HashMap<Value, i64> = HashMap::new();
             for &i in &f.blocks[*b].insts {
                 let bytes = match &f.insts[i] {
-                    InstData::Load { ptr, size, .. } => match addr_of.get(ptr).filter(|s| whole.get(*s).is_some_and(|w| w.is_some())) {
+                    InstData::Load { ptr, size, .. } => match addr_of.get(ptr).filter(|s| plain.contains_key(*s)) {
                         Some(s) => Some(stored.get(s).copied().unwrap_or(0).min(*size)),
                         None => Some(*size),
                     },
@@ -762,7 +731,7 @@ impl Emitter<'_> {
     /// True if every use of `v` in `insts` can take it as an immediate.
     fn imm_ok_everywhere(&self, v: Value, insts: &[Inst]) -> bool {
         insts.iter().all(|&i| match &self.f.insts[i] {
-            InstData::Bin { a, b, .. } => *a != v || *b == v && *a != v,
+            InstData::Bin { a, .. } => *a != v,
             InstData::Cmp { a, .. } => *a != v,
             InstData::Select { x, .. } => *x != v,
             InstData::Store { ptr, .. } => *ptr != v,

@@ -103,65 +103,9 @@ enum Event {
 /// `loops` are the layout ranges of loops.
 pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
     let uses_ctx = f.insts.values().any(|i| matches!(i, InstData::Ctx { .. }));
-    // The slot each slot address points to, and whether every use of the address is a
-    // whole-slot load or store.
-    let mut addr_of: HashMap<Value, Slot> = HashMap::new();
-    let mut ok: HashMap<Slot, bool> = HashMap::new();
-    let mut access: HashMap<Slot, u8> = HashMap::new();
-    for (_, data) in f.insts.iter() {
-        if let InstData::SlotAddr { dst, slot, offset } = data {
-            addr_of.insert(*dst, *slot);
-            let fits = *offset == 0 && f.slots[*slot].size <= 8;
-            let e = ok.entry(*slot).or_insert(true);
-            *e &= fits;
-        }
-    }
-    let mut note_access = |slot: Slot, size: u8, ok: &mut HashMap<Slot, bool>| {
-        let first = *access.entry(slot).or_insert(size);
-        if first != size {
-            ok.insert(slot, false);
-        }
-    };
-    for (_, data) in f.insts.iter() {
-        match data {
-            InstData::Load { ptr, offset, size, .. } if addr_of.contains_key(ptr) => {
-                let s = addr_of[ptr];
-                if *offset != 0 {
-                    ok.insert(s, false);
-                }
-                note_access(s, *size, &mut ok);
-            }
-            InstData::Store { ptr, offset, size, val } if addr_of.contains_key(ptr) => {
-                let s = addr_of[ptr];
-                if *offset != 0 {
-                    ok.insert(s, false);
-                }
-                if let Some(&t) = addr_of.get(val) {
-                    ok.insert(t, false);
-                }
-                note_access(s, *size, &mut ok);
-            }
-            other => {
-                for u in other.uses() {
-                    if let Some(&s) = addr_of.get(&u) {
-                        ok.insert(s, false);
-                    }
-                }
-            }
-        }
-    }
-    for b in &f.layout {
-        if let Some(t) = &f.blocks[*b].term {
-            let used = match t {
-                scl_ir::Terminator::Branch { cond, .. } => Some(*cond),
-                scl_ir::Terminator::Return(v) => Some(*v),
-                scl_ir::Terminator::Jump(_) => None,
-            };
-            if let Some(s) = used.and_then(|v| addr_of.get(&v)) {
-                ok.insert(*s, false);
-            }
-        }
-    }
+    // The slots that behave like variables, with room in a register.
+    let (addr_of, plain) = f.plain_slots();
+    let ok: HashMap<Slot, bool> = plain.keys().map(|s| (*s, f.slots[*s].size <= 8)).collect();
     let mut cands: Vec<Slot> = ok.iter().filter(|(_, &good)| good).map(|(s, _)| *s).collect();
     cands.sort();
     let index: HashMap<Slot, usize> = cands.iter().enumerate().map(|(i, s)| (*s, i)).collect();

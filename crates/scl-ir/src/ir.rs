@@ -12,6 +12,7 @@ use cranelift_entity::{entity_impl, PrimaryMap, SecondaryMap};
 use scl_catalogue::{HookDef, MapKind};
 use scl_sema::hir::{Loc, StateId};
 use scl_sema::ty::Ty as SclTy;
+use std::collections::HashMap;
 
 /// An SSA value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -512,6 +513,56 @@ impl Function {
     /// The entry block.
     pub fn entry(&self) -> Block {
         self.layout[0]
+    }
+
+    /// The slots that behave like variables: reached only through `slot_addr` at offset 0
+    /// whose every use is the base of a load or a store of the whole slot, with one access
+    /// size (its value in the map). A slot whose address goes anywhere else (a helper's
+    /// key, a copy, an index, a stored value) is not among them. Also returns the slot of
+    /// every offset-0 slot address.
+    pub fn plain_slots(&self) -> (HashMap<Value, Slot>, HashMap<Slot, u8>) {
+        let mut addr_of: HashMap<Value, Slot> = HashMap::new();
+        let mut plain: HashMap<Slot, Option<u8>> = HashMap::new();
+        for data in self.insts.values() {
+            if let InstData::SlotAddr { dst, slot, offset } = data {
+                if *offset == 0 {
+                    addr_of.insert(*dst, *slot);
+                } else {
+                    plain.insert(*slot, None);
+                }
+            }
+        }
+        let escapes = |v: &Value, plain: &mut HashMap<Slot, Option<u8>>| {
+            if let Some(s) = addr_of.get(v) {
+                plain.insert(*s, None);
+            }
+        };
+        for data in self.insts.values() {
+            match data {
+                InstData::Load { ptr, offset, size, .. } | InstData::Store { ptr, offset, size, .. } if addr_of.contains_key(ptr) => {
+                    if let InstData::Store { val, .. } = data {
+                        escapes(val, &mut plain);
+                    }
+                    let e = plain.entry(addr_of[ptr]).or_insert(Some(*size));
+                    if *offset != 0 || *e != Some(*size) {
+                        *e = None;
+                    }
+                }
+                other => {
+                    for u in other.uses() {
+                        escapes(&u, &mut plain);
+                    }
+                }
+            }
+        }
+        for b in &self.layout {
+            match &self.blocks[*b].term {
+                Some(Terminator::Branch { cond: v, .. }) | Some(Terminator::Return(v)) => escapes(v, &mut plain),
+                _ => {}
+            }
+        }
+        let plain = plain.into_iter().filter_map(|(s, size)| size.map(|n| (s, n))).collect();
+        (addr_of, plain)
     }
 }
 

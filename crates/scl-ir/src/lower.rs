@@ -120,29 +120,27 @@ fn walk_stmts(program: &hir::Program, stmts: &[Stmt], seen: &mut HashSet<hir::Fu
         }
     }
     fn stmt(program: &hir::Program, s: &Stmt, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
-        {
-            match s {
-                Stmt::Let(_, Some(e)) | Stmt::Expr(e) | Stmt::Return(Some(e), _) => expr(program, e, seen, f),
-                Stmt::Assign { place, value, .. } => {
-                    place_exprs(program, place, seen, f);
-                    expr(program, value, seen, f);
-                }
-                Stmt::If { arms, else_ } => {
-                    for (c, b) in arms {
-                        match c {
-                            HCond::Expr(e) => expr(program, e, seen, f),
-                            HCond::MapGet { key, .. } => expr(program, key, seen, f),
-                        }
-                        block(program, b, seen, f);
-                    }
-                    if let Some(b) = else_ {
-                        block(program, b, seen, f);
-                    }
-                }
-                Stmt::For { body, .. } => block(program, body, seen, f),
-                Stmt::Block(b) => block(program, b, seen, f),
-                _ => {}
+        match s {
+            Stmt::Let(_, Some(e)) | Stmt::Expr(e) | Stmt::Return(Some(e), _) => expr(program, e, seen, f),
+            Stmt::Assign { place, value, .. } => {
+                place_exprs(program, place, seen, f);
+                expr(program, value, seen, f);
             }
+            Stmt::If { arms, else_ } => {
+                for (c, b) in arms {
+                    match c {
+                        HCond::Expr(e) => expr(program, e, seen, f),
+                        HCond::MapGet { key, .. } => expr(program, key, seen, f),
+                    }
+                    block(program, b, seen, f);
+                }
+                if let Some(b) = else_ {
+                    block(program, b, seen, f);
+                }
+            }
+            Stmt::For { body, .. } => block(program, body, seen, f),
+            Stmt::Block(b) => block(program, b, seen, f),
+            _ => {}
         }
     }
     fn place_exprs(program: &hir::Program, p: &hir::Place, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {

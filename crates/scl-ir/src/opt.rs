@@ -131,44 +131,20 @@ fn low_bits(n: u32) -> u64 {
 /// constant shift moves them; `% 2^k` and `& K` read only the low bits; a store of `n`
 /// bytes the low `n` bytes; everything else every bit.
 pub fn narrow_constants(f: &mut Function) {
-    let mut consts: HashMap<Value, i64> = HashMap::new();
-    let mut addr_of: HashMap<Value, Slot> = HashMap::new();
-    for data in f.insts.values() {
-        match data {
-            InstData::Const { dst, imm } => {
-                consts.insert(*dst, *imm);
-            }
-            InstData::SlotAddr { dst, slot, offset: 0 } => {
-                addr_of.insert(*dst, *slot);
-            }
-            _ => {}
-        }
-    }
-    let mut demand: HashMap<Value, u64> = HashMap::new();
-    let mut slot_demand: HashMap<Slot, u64> = HashMap::new();
+    let consts: HashMap<Value, i64> = f
+        .insts
+        .values()
+        .filter_map(|i| match i {
+            InstData::Const { dst, imm } => Some((*dst, *imm)),
+            _ => None,
+        })
+        .collect();
+    // A slot that is not a plain variable is read whole by something this does not follow
+    // (a helper reads a key, a copy, an index into it).
+    let (addr_of, plain) = f.plain_slots();
     let all = u64::MAX;
-    // A slot whose address goes anywhere but a load's or store's base (a helper reads a
-    // key, a copy, an offset into it) is read whole by something this does not follow.
-    for data in f.insts.values() {
-        match data {
-            InstData::SlotAddr { slot, offset, .. } if *offset != 0 => {
-                slot_demand.insert(*slot, all);
-            }
-            InstData::Load { .. } => {}
-            InstData::Store { val, .. } => {
-                if let Some(s) = addr_of.get(val) {
-                    slot_demand.insert(*s, all);
-                }
-            }
-            other => {
-                for u in other.uses() {
-                    if let Some(s) = addr_of.get(&u) {
-                        slot_demand.insert(*s, all);
-                    }
-                }
-            }
-        }
-    }
+    let mut demand: HashMap<Value, u64> = HashMap::new();
+    let mut slot_demand: HashMap<Slot, u64> = f.slots.keys().filter(|s| !plain.contains_key(s)).map(|s| (s, all)).collect();
     let total = |d: &HashMap<Value, u64>, s: &HashMap<Slot, u64>| -> u64 {
         // Demands only grow: their bit count tells whether a round changed anything.
         d.values().chain(s.values()).map(|m| u64::from(m.count_ones())).sum()
