@@ -558,8 +558,17 @@ fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let live_at = live_in(insns, &live);
     let hs = heads(insns);
     let mut changed = false;
+    // Registers whose liveness a rewrite changed, up to where (liveness changes only
+    // between a move and the last instruction it rewrote): later moves before that point
+    // involving them wait for the next round. (In a program with loops a jump back may
+    // land in that stretch: there they wait in any case.)
+    let loops = hs.iter().any(|&j| is_jump(&insns[j]) && jump_target(j, &insns[j]) <= j);
     let mut touched = 0u16;
+    let mut stale_until = 0usize;
     for (k, &i) in hs.iter().enumerate() {
+        if i > stale_until && !loops {
+            touched = 0;
+        }
         let m = insns[i];
         if dead[i] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 || m.dst == m.src || m.src == FP || m.dst == FP {
             continue;
@@ -570,6 +579,7 @@ fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         }
         let mut rewrites: Vec<(usize, Insn)> = Vec::new();
         let mut ok = false;
+        let mut end = i;
         for &j in &hs[k + 1..] {
             let n = insns[j];
             if targets[j] || dead[j] {
@@ -585,6 +595,7 @@ fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
             }
             if live[j] & bit(a) == 0 {
                 ok = true;
+                end = j;
                 break;
             }
             if !is_jump(&n) && n.class() == class::JMP {
@@ -603,6 +614,7 @@ fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         dead[i] = true;
         changed = true;
         touched |= bit(a) | bit(b);
+        stale_until = stale_until.max(end);
     }
     changed
 }
@@ -617,8 +629,17 @@ fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let live_in_at = |t: usize| live_at.get(t).copied().unwrap_or(0);
     let hs = heads(insns);
     let mut changed = false;
+    // Registers whose liveness a rewrite changed, up to where (liveness changes only
+    // between a move and the last instruction it rewrote): later moves before that point
+    // involving them wait for the next round. (In a program with loops a jump back may
+    // land in that stretch: there they wait in any case.)
+    let loops = hs.iter().any(|&j| is_jump(&insns[j]) && jump_target(j, &insns[j]) <= j);
     let mut touched = 0u16;
+    let mut stale_until = 0usize;
     for (k, &i) in hs.iter().enumerate() {
+        if i > stale_until && !loops {
+            touched = 0;
+        }
         let m = insns[i];
         if dead[i] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 || m.dst == m.src || m.src == FP {
             continue;
@@ -629,6 +650,7 @@ fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         }
         let mut rewrites: Vec<(usize, Insn)> = Vec::new();
         let mut ok = false;
+        let mut end = i;
         for &j in &hs[k + 1..] {
             let n = insns[j];
             if targets[j] || dead[j] {
@@ -642,6 +664,7 @@ fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
             if live[j] & bit(a) == 0 || e.defs & bit(a) != 0 {
                 // This `a` is dead from here on: done.
                 ok = true;
+                end = j;
                 break;
             }
             if e.defs & bit(b) != 0 || n.class() == class::JMP && matches!(n.code & 0xf0, jmp::JA | jmp::CALL | jmp::EXIT) {
@@ -659,9 +682,8 @@ fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         }
         dead[i] = true;
         changed = true;
-        // The liveness of `a` and `b` changed: later moves involving them wait for the
-        // next pass.
         touched |= bit(a) | bit(b);
+        stale_until = stale_until.max(end);
     }
     changed
 }
