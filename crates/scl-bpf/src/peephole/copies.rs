@@ -88,6 +88,37 @@ fn renamed(n: &Insn, a: u8, b: u8) -> Option<Insn> {
     }
 }
 
+/// Registers whose liveness a rewrite of a move changed, and up to where: liveness
+/// changes only between the move and the last instruction the rewrite touched, so later
+/// moves before that point that involve them wait for the next round. In a program with
+/// loops a jump back may land in that stretch, so there they wait in any case.
+struct Stale {
+    loops: bool,
+    touched: u16,
+    until: usize,
+}
+
+impl Stale {
+    fn new(insns: &[Insn], hs: &[usize]) -> Stale {
+        let loops = hs.iter().any(|&j| is_jump(&insns[j]) && jump_target(j, &insns[j]) <= j);
+        Stale { loops, touched: 0, until: 0 }
+    }
+
+    /// True if a move `a = b` at `i` must wait.
+    fn blocks(&mut self, i: usize, a: u8, b: u8) -> bool {
+        if i > self.until && !self.loops {
+            self.touched = 0;
+        }
+        self.touched & (bit(a) | bit(b)) != 0
+    }
+
+    /// A move `a = b` was rewritten up to instruction `end`.
+    fn note(&mut self, a: u8, b: u8, end: usize) {
+        self.touched |= bit(a) | bit(b);
+        self.until = self.until.max(end);
+    }
+}
+
 /// `a = b` where `b` dies: the code that follows uses `b` for `a`, reads and writes, up to
 /// where this `a` dies, in straight-line code (a conditional jump on the way may leave if
 /// `a` is dead where it lands), and the move goes. This is the two-address copy
@@ -98,23 +129,14 @@ pub(super) fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let live_at = live_in(insns, &live);
     let hs = heads(insns);
     let mut changed = false;
-    // Registers whose liveness a rewrite changed, up to where (liveness changes only
-    // between a move and the last instruction it rewrote): later moves before that point
-    // involving them wait for the next round. (In a program with loops a jump back may
-    // land in that stretch: there they wait in any case.)
-    let loops = hs.iter().any(|&j| is_jump(&insns[j]) && jump_target(j, &insns[j]) <= j);
-    let mut touched = 0u16;
-    let mut stale_until = 0usize;
+    let mut stale = Stale::new(insns, &hs);
     for (k, &i) in hs.iter().enumerate() {
-        if i > stale_until && !loops {
-            touched = 0;
-        }
         let m = insns[i];
         if dead[i] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 || m.dst == m.src || m.src == FP || m.dst == FP {
             continue;
         }
         let (a, b) = (m.dst, m.src);
-        if live[i] & bit(b) != 0 || touched & (bit(a) | bit(b)) != 0 {
+        if live[i] & bit(b) != 0 || stale.blocks(i, a, b) {
             continue;
         }
         let mut rewrites: Vec<(usize, Insn)> = Vec::new();
@@ -153,8 +175,7 @@ pub(super) fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         }
         dead[i] = true;
         changed = true;
-        touched |= bit(a) | bit(b);
-        stale_until = stale_until.max(end);
+        stale.note(a, b, end);
     }
     changed
 }
@@ -169,23 +190,14 @@ pub(super) fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let live_in_at = |t: usize| live_at.get(t).copied().unwrap_or(0);
     let hs = heads(insns);
     let mut changed = false;
-    // Registers whose liveness a rewrite changed, up to where (liveness changes only
-    // between a move and the last instruction it rewrote): later moves before that point
-    // involving them wait for the next round. (In a program with loops a jump back may
-    // land in that stretch: there they wait in any case.)
-    let loops = hs.iter().any(|&j| is_jump(&insns[j]) && jump_target(j, &insns[j]) <= j);
-    let mut touched = 0u16;
-    let mut stale_until = 0usize;
+    let mut stale = Stale::new(insns, &hs);
     for (k, &i) in hs.iter().enumerate() {
-        if i > stale_until && !loops {
-            touched = 0;
-        }
         let m = insns[i];
         if dead[i] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 || m.dst == m.src || m.src == FP {
             continue;
         }
         let (a, b) = (m.dst, m.src);
-        if touched & (bit(a) | bit(b)) != 0 {
+        if stale.blocks(i, a, b) {
             continue;
         }
         let mut rewrites: Vec<(usize, Insn)> = Vec::new();
@@ -222,8 +234,7 @@ pub(super) fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         }
         dead[i] = true;
         changed = true;
-        touched |= bit(a) | bit(b);
-        stale_until = stale_until.max(end);
+        stale.note(a, b, end);
     }
     changed
 }
