@@ -9,11 +9,7 @@ pub(super) fn coalesce(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let hs = heads(insns);
     let mut changed = false;
     for (k, &j) in hs.iter().enumerate() {
-        let m = insns[j];
-        if dead[j] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 {
-            continue;
-        }
-        let (a, b) = (m.dst, m.src);
+        let Some((a, b)) = reg_move(&insns[j]).filter(|_| !dead[j]) else { continue };
         if a == b || b == FP || live[j] & bit(b) != 0 || targets[j] {
             continue;
         }
@@ -131,11 +127,7 @@ pub(super) fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let mut changed = false;
     let mut stale = Stale::new(insns, &hs);
     for (k, &i) in hs.iter().enumerate() {
-        let m = insns[i];
-        if dead[i] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 || m.dst == m.src || m.src == FP || m.dst == FP {
-            continue;
-        }
-        let (a, b) = (m.dst, m.src);
+        let Some((a, b)) = reg_move(&insns[i]).filter(|&(a, b)| !dead[i] && a != b && a != FP && b != FP) else { continue };
         if live[i] & bit(b) != 0 || stale.blocks(i, a, b) {
             continue;
         }
@@ -192,11 +184,7 @@ pub(super) fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let mut changed = false;
     let mut stale = Stale::new(insns, &hs);
     for (k, &i) in hs.iter().enumerate() {
-        let m = insns[i];
-        if dead[i] || m.code != class::ALU64 | alu::MOV | SRC_X || m.off != 0 || m.dst == m.src || m.src == FP {
-            continue;
-        }
-        let (a, b) = (m.dst, m.src);
+        let Some((a, b)) = reg_move(&insns[i]).filter(|&(a, b)| !dead[i] && a != b && b != FP) else { continue };
         if stale.blocks(i, a, b) {
             continue;
         }

@@ -56,8 +56,8 @@ fn context_register(insns: &[Insn]) -> Option<u8> {
         return Some(1);
     }
     let first = insns.first()?;
-    let copy = first.code == class::ALU64 | alu::MOV | SRC_X && first.src == 1 && first.off == 0 && first.dst != 1;
-    (copy && first.dst != FP && !written(first.dst, 0)).then_some(first.dst)
+    let (r, _) = reg_move(first).filter(|&(a, b)| b == 1 && a != 1 && a != FP)?;
+    (!written(r, 0)).then_some(r)
 }
 
 /// Store-to-load and load-to-load forwarding on stack slots, along every path: facts meet
@@ -243,7 +243,6 @@ pub(super) fn conditional_stores(insns: &mut [Insn], dead: &mut [bool]) -> bool 
             into[jump_target(j, &insns[j]).min(insns.len())] += 1;
         }
     }
-    let mov = |n: &Insn| (n.code == class::ALU64 | alu::MOV | SRC_X && n.off == 0).then_some((n.dst, n.src));
     let mut changed = false;
     for (k, w) in hs.windows(4).enumerate() {
         let (i1, i2, i3, i4) = (w[0], w[1], w[2], w[3]);
@@ -251,7 +250,7 @@ pub(super) fn conditional_stores(insns: &mut [Insn], dead: &mut [bool]) -> bool 
         if w.iter().any(|&i| dead[i]) || targets[i1] || targets[i2] || targets[i3] || into[i4] != 1 {
             continue;
         }
-        let (Some((t, x)), Some((t3, y))) = (mov(&insns[i1]), mov(&insns[i3])) else { continue };
+        let (Some((t, x)), Some((t3, y))) = (reg_move(&insns[i1]), reg_move(&insns[i3])) else { continue };
         let (c, st) = (insns[i2], insns[i4]);
         let cond = is_jump(&c) && c.code & 0xf0 != jmp::JA && jump_target(i2, &c) == i4;
         let store = st.class() == class::STX && st.code & 0xe0 == MODE_MEM && st.src == t && st.dst != t;

@@ -130,6 +130,11 @@ fn effect(i: &Insn) -> Effect {
     }
 }
 
+/// `(a, b)` if `n` is the 64-bit register move `a = b`.
+fn reg_move(n: &Insn) -> Option<(u8, u8)> {
+    (n.code == class::ALU64 | alu::MOV | SRC_X && n.off == 0).then_some((n.dst, n.src))
+}
+
 /// Where the jump at `i` lands.
 fn jump_target(i: usize, n: &Insn) -> usize {
     (i as i64 + 1 + i64::from(n.off)) as usize
@@ -289,7 +294,7 @@ fn dead_code(insns: &[Insn], dead: &mut [bool]) -> bool {
         }
         let e = effect(&n);
         let useless = (e.pure && e.defs & live[i] == 0)
-            || (n.code == class::ALU64 | alu::MOV | SRC_X && n.dst == n.src && n.off == 0)
+            || reg_move(&n).is_some_and(|(a, b)| a == b)
             || (n.code == class::JMP | jmp::JA && n.off == 0);
         if useless {
             dead[i] = true;
