@@ -420,6 +420,9 @@ struct FnCx<'m, 'p> {
     /// Fields of state a reorder hook read once, where it looked the state up (see
     /// [`FnCx::prereads`]): (state, field indices) to the slot holding the value.
     preread: HashMap<(StateId, Vec<usize>), Slot>,
+    /// The fields to read where each state is looked up ([`FnCx::prereads`]), found once
+    /// per hook.
+    to_preread: HashMap<StateId, Vec<(Vec<usize>, i64, u8)>>,
     exit: Block,
     frames: Vec<Frame<'p>>,
     /// (continue target, break target) of the enclosing loops.
@@ -472,6 +475,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
             b,
             state_ptrs: HashMap::new(),
             preread: HashMap::new(),
+            to_preread: HashMap::new(),
             exit,
             frames: vec![Frame { body, locals, ret: None }],
             loops: Vec::new(),
@@ -499,6 +503,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
         // that uses it: that lookup dominates every later use, and an early return before
         // it costs no lookup.
         let mut pending = states_used(self.program(), &body.block.stmts);
+        self.to_preread = pending.iter().filter_map(|id| self.prereads(*id).map(|f| (*id, f))).collect();
         let zero_slot = self.zero_area(&pending);
         for s in &body.block.stmts {
             if self.b.is_terminated() {
@@ -563,7 +568,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
         let zero_bytes = used
             .iter()
             .filter(|id| matches!(self.program().states[**id].storage, StateStorage::PerLock | StateStorage::PerThread))
-            .filter(|id| self.prereads(**id).is_none())
+            .filter(|id| !self.to_preread.contains_key(*id))
             .map(|id| self.program().layout(&self.program().states[*id].ty).size.div_ceil(8) * 8)
             .filter(|size| *size <= cat::limits::ZERO_ON_STACK_MAX)
             .max();
@@ -594,7 +599,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
             let key = self.b.slot_addr(key_slot, 0);
             let mref = self.map_ref(map);
             let ptr = self.b.call(helper::MAP_LOOKUP, vec![mref, key], ValTy::MapValueOrNull);
-            if let Some(fields) = self.prereads(id) {
+            if let Some(fields) = self.to_preread.remove(&id) {
                 // Read the few fields the hook uses now: zero if the entry is missing.
                 let slots: Vec<(Vec<usize>, Slot, i64, u8)> = fields
                     .into_iter()
@@ -655,12 +660,8 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     let zkey = self.spill(zkey_v, 4, "zero key");
                     let zref = self.map_ref(zm);
                     let zptr = self.b.call(helper::MAP_LOOKUP, vec![zref, zkey], ValTy::MapValueOrNull);
-                    let zaddr = self.b.slot_addr(slot, 0);
-                    self.b.store(zaddr, 0, 8, zptr);
-                    let z = self.b.iconst(0);
-                    let ok = self.b.cmp(Cond::Ne, zptr, z);
                     let have_zero = self.b.create_block();
-                    self.b.terminate(Terminator::Branch { cond: ok, then: have_zero, else_: self.exit });
+                    self.branch_if_found_in(zptr, slot, have_zero, self.exit);
                     self.b.switch_to(have_zero);
                     if reorder {
                         self.b.terminate(Terminator::Jump(next));
@@ -749,11 +750,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
         let key3 = self.b.slot_addr(key_slot, 0);
         let mref = self.map_ref(map);
         let p2 = self.b.call(helper::MAP_LOOKUP, vec![mref, key3], ValTy::MapValueOrNull);
-        let saddr = self.b.slot_addr(slot, 0);
-        self.b.store(saddr, 0, 8, p2);
-        let z = self.b.iconst(0);
-        let ok = self.b.cmp(Cond::Ne, p2, z);
-        self.b.terminate(Terminator::Branch { cond: ok, then: next, else_: self.exit });
+        self.branch_if_found_in(p2, slot, next, self.exit);
     }
 
     /// Stores `v` into a new slot and returns the slot's address (for helper arguments).
@@ -1120,12 +1117,17 @@ impl<'m, 'p> FnCx<'m, 'p> {
     /// spilled copy shares the checked register's identity in the kernel verifier.
     fn branch_if_found(&mut self, p: Value, name: impl Into<String>, hit: Block, miss: Block) -> Slot {
         let slot = self.b.slot(8, name);
+        self.branch_if_found_in(p, slot, hit, miss);
+        slot
+    }
+
+    /// [`Self::branch_if_found`], keeping `p` in the given slot.
+    fn branch_if_found_in(&mut self, p: Value, slot: Slot, hit: Block, miss: Block) {
         let sa = self.b.slot_addr(slot, 0);
         self.b.store(sa, 0, 8, p);
         let zero = self.b.iconst(0);
         let found = self.b.cmp(Cond::Ne, p, zero);
         self.b.terminate(Terminator::Branch { cond: found, then: hit, else_: miss });
-        slot
     }
 
     /// `map_lookup_elem(map, key)` for a key already on the stack, then
