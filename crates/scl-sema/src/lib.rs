@@ -24,6 +24,7 @@ use scl_catalogue::Target;
 use scl_diagnostics::{Diagnostic, FileId, Files};
 use scl_syntax::ast;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 pub use stdlib::{stdlib_modules, STDLIB};
 
@@ -60,7 +61,7 @@ pub fn check_file(files: &mut Files, file: FileId, options: &Options) -> Checked
     let (ast, mut diagnostics) = scl_syntax::parse_file(file, &files.get(file).text);
     let broken: Vec<scl_diagnostics::Span> =
         diagnostics.iter().filter(|d| d.is_error()).map(|d| d.primary.span).collect();
-    let mut checked = check(files, file, &ast, &broken, options);
+    let mut checked = check_shared(files, file, Rc::new(ast), &broken, options);
     diagnostics.append(&mut checked.diagnostics);
     scl_diagnostics::sort(&mut diagnostics);
     diagnostics.dedup();
@@ -73,6 +74,10 @@ pub fn check_file(files: &mut Files, file: FileId, options: &Options) -> Checked
 /// errors: bodies that contain one are not checked (their gaps would only produce echoes
 /// of the syntax error), and the whole-program rules wait until the file parses.
 pub fn check(files: &mut Files, file: FileId, ast: &ast::SourceFile, broken: &[scl_diagnostics::Span], options: &Options) -> Checked {
+    check_shared(files, file, Rc::new(ast.clone()), broken, options)
+}
+
+fn check_shared(files: &mut Files, file: FileId, ast: Rc<ast::SourceFile>, broken: &[scl_diagnostics::Span], options: &Options) -> Checked {
     let mut cx = Checker {
         program: Program { target: options.target, ..Program::default() },
         modules: Vec::new(),
@@ -100,7 +105,8 @@ pub(crate) struct Module {
     /// Its file.
     pub file: FileId,
     /// Its syntax tree.
-    pub ast: ast::SourceFile,
+    /// Shared, so that passes can walk the items while they change the checker.
+    pub ast: Rc<ast::SourceFile>,
     /// Struct names.
     pub types: HashMap<String, StructId>,
     /// Constants, state and functions.
@@ -171,11 +177,11 @@ pub(crate) struct Checker {
 
 impl Checker {
     /// Loads the main module and, transitively, every stdlib module it imports.
-    fn load_modules(&mut self, files: &mut Files, file: FileId, ast: &ast::SourceFile) {
+    fn load_modules(&mut self, files: &mut Files, file: FileId, ast: Rc<ast::SourceFile>) {
         self.modules.push(Module {
             name: None,
             file,
-            ast: ast.clone(),
+            ast,
             types: HashMap::new(),
             values: HashMap::new(),
             imports: HashMap::new(),
@@ -204,7 +210,7 @@ impl Checker {
                             self.modules.push(Module {
                                 name: Some(name.name.clone()),
                                 file: id,
-                                ast: module_ast,
+                                ast: Rc::new(module_ast),
                                 types: HashMap::new(),
                                 values: HashMap::new(),
                                 imports: HashMap::new(),

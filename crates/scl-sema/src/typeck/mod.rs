@@ -28,6 +28,7 @@ use scl_diagnostics::{Diagnostic, FileId, Span};
 use scl_syntax::ast::{self, BinOp, StateKind, UnOp};
 use scl_syntax::validate::did_you_mean;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 /// The largest array length SCL accepts (anything larger could not live anywhere anyway).
 const MAX_ARRAY_LEN: i128 = 1 << 16;
@@ -79,7 +80,8 @@ fn collect(cx: &mut Checker) {
     for m in 0..cx.modules.len() {
         let file = cx.modules[m].file;
         let mname = cx.modules[m].name.clone();
-        let items = cx.modules[m].ast.items.clone();
+        let ast = Rc::clone(&cx.modules[m].ast);
+        let items = &ast.items;
         let mut seen_values: HashMap<String, Span> = HashMap::new();
         let mut seen_types: HashMap<String, Span> = HashMap::new();
         let mut policies = 0;
@@ -167,9 +169,9 @@ fn collect(cx: &mut Checker) {
 
 /// Resolves struct fields and computes layouts, refusing structs that contain themselves.
 fn resolve_structs(cx: &mut Checker, m: usize) {
-    let items = cx.modules[m].ast.items.clone();
+    let ast = Rc::clone(&cx.modules[m].ast);
     let file = cx.modules[m].file;
-    for item in &items {
+    for item in &ast.items {
         let ast::ItemKind::Struct(s) = &item.kind else { continue };
         let Some(&id) = cx.modules[m].types.get(&s.name.name) else { continue };
         if cx.program.structs[id].layout.size > 0 || !cx.program.structs[id].fields.is_empty() {
@@ -380,10 +382,10 @@ pub(crate) fn const_eval(cx: &mut Checker, m: usize, e: &ast::Expr, expected: Op
 
 /// Resolves state declarations: types, capacities, config defaults, per_waiter packing.
 fn resolve_states(cx: &mut Checker, m: usize) {
-    let items = cx.modules[m].ast.items.clone();
+    let ast = Rc::clone(&cx.modules[m].ast);
     let file = cx.modules[m].file;
     let mut waiter_bytes = 0u32;
-    for item in &items {
+    for item in &ast.items {
         let ast::ItemKind::State(s) = &item.kind else { continue };
         let Some(Value::State(id)) = cx.modules[m].values.get(&s.name.name).copied() else { continue };
         let (ty, storage) = if s.kind == StateKind::Map {
@@ -550,8 +552,8 @@ pub(crate) struct Sig {
 fn resolve_fn_sigs(cx: &mut Checker) -> HashMap<FuncId, Sig> {
     let mut sigs = HashMap::new();
     for m in 0..cx.modules.len() {
-        let items = cx.modules[m].ast.items.clone();
-        for item in &items {
+        let ast = Rc::clone(&cx.modules[m].ast);
+        for item in &ast.items {
             let ast::ItemKind::Fn(f) = &item.kind else { continue };
             let Some(Value::Func(id)) = cx.modules[m].values.get(&f.name.name).copied() else { continue };
             let params = f
@@ -627,8 +629,9 @@ pub(crate) fn block_returns(b: &hir::Block) -> bool {
 
 /// The policy of the main module: lock kinds, hooks and their bodies.
 fn check_policy(cx: &mut Checker, sigs: &HashMap<FuncId, Sig>) {
-    let Some(policy) = cx.modules[0].ast.items.iter().find_map(|i| match &i.kind {
-        ast::ItemKind::Policy(p) => Some(p.clone()),
+    let ast = Rc::clone(&cx.modules[0].ast);
+    let Some(policy) = ast.items.iter().find_map(|i| match &i.kind {
+        ast::ItemKind::Policy(p) => Some(p),
         _ => None,
     }) else {
         return;
