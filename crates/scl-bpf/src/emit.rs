@@ -21,7 +21,7 @@ use crate::promote::{promote, Promotion};
 use crate::{CodegenError, Compiled, RelocTarget};
 use scl_ir::{AtomicOp, BinOp, Block, Callback, Cond, Function, Inst, InstData, Slot, Terminator, Value, Width};
 use scl_sema::hir::Loc;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The `bpf_loop` helper.
 const BPF_LOOP: i32 = 181;
@@ -93,11 +93,11 @@ fn zero_extended(f: &Function) -> HashMap<Value, u8> {
     // Slots only ever loaded and stored whole with one size carry what their stores put
     // there: the widest of the stored values (found by iterating to a fixed point).
     let (addr_of, plain) = f.plain_slots();
-    let mut stored: HashMap<Slot, u8> = HashMap::new();
+    let mut stored: HashMap<Slot, u8> = HashMap::default();
     loop {
-        let mut out = HashMap::new();
+        let mut out = HashMap::default();
         for b in &f.layout {
-            let mut consts: HashMap<Value, i64> = HashMap::new();
+            let mut consts: HashMap<Value, i64> = HashMap::default();
             for &i in &f.blocks[*b].insts {
                 let bytes = match &f.insts[i] {
                     InstData::Load { ptr, size, .. } => match addr_of.get(ptr).filter(|s| plain.contains_key(*s)) {
@@ -121,7 +121,7 @@ fn zero_extended(f: &Function) -> HashMap<Value, u8> {
                 }
             }
         }
-        let mut next: HashMap<Slot, u8> = HashMap::new();
+        let mut next: HashMap<Slot, u8> = HashMap::default();
         for data in f.insts.values() {
             if let InstData::Store { ptr, size, val, .. } = data {
                 if let Some(s) = addr_of.get(ptr) {
@@ -146,12 +146,12 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
         relocs: Vec::new(),
         lines: Vec::new(),
         fixups: Vec::new(),
-        block_start: HashMap::new(),
-        slot_off: HashMap::new(),
+        block_start: HashMap::default(),
+        slot_off: HashMap::default(),
         frame_size: 0,
         spills: Vec::new(),
         spills_used: 0,
-        homes: HashMap::new(),
+        homes: HashMap::default(),
         last_loc: None,
         in_loop: false,
         promotion: Promotion::default(),
@@ -193,7 +193,7 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
 /// stretched over every loop it overlaps (a value kept in a slot before a loop is read
 /// again on the next iteration). Returns each slot's offset from `r10` and the frame size.
 fn layout_frame(f: &Function, promoted: &HashMap<Slot, u8>) -> (HashMap<Slot, i16>, u32) {
-    let mut range: HashMap<Slot, (usize, usize)> = HashMap::new();
+    let mut range: HashMap<Slot, (usize, usize)> = HashMap::default();
     for (i, b) in f.layout.iter().enumerate() {
         for &inst in &f.blocks[*b].insts {
             if let InstData::SlotAddr { slot, .. } = f.insts[inst] {
@@ -234,7 +234,7 @@ fn layout_frame(f: &Function, promoted: &HashMap<Slot, u8>) -> (HashMap<Slot, i1
     slots.sort_by_key(|(s, r, _)| (r.0, r.1, s.as_u32()));
     let mut active: Vec<(usize, i16, u32)> = Vec::new(); // (end, offset, size)
     let mut free: Vec<(i16, u32)> = Vec::new();
-    let mut offsets = HashMap::new();
+    let mut offsets = HashMap::default();
     let mut size = 0u32;
     for (slot, (start, end), bytes) in slots {
         active.retain(|&(e, off, sz)| {
@@ -475,7 +475,7 @@ impl Emitter<'_> {
             _ => None,
         };
         // Positions: instruction k at k, the terminator at insts.len().
-        let mut last_use: HashMap<Value, usize> = HashMap::new();
+        let mut last_use: HashMap<Value, usize> = HashMap::default();
         for (k, &i) in insts.iter().enumerate() {
             let at = if Some(k) == fused { insts.len() } else { k };
             for u in f.insts[i].uses() {
@@ -499,7 +499,7 @@ impl Emitter<'_> {
             .map(|(k, _)| k)
             .collect();
         // Fold constants and frame addresses into their uses where every use allows it.
-        let mut folded: HashSet<Value> = HashSet::new();
+        let mut folded: HashSet<Value> = HashSet::default();
         for &i in insts {
             match &f.insts[i] {
                 InstData::Const { dst, imm } if fits_imm(*imm) && self.imm_ok_everywhere(*dst, insts) => {
@@ -533,7 +533,7 @@ impl Emitter<'_> {
             }
         }
         // A value whose first use is a helper argument prefers that argument's register.
-        let mut hint: HashMap<Value, u8> = HashMap::new();
+        let mut hint: HashMap<Value, u8> = HashMap::default();
         for &i in insts {
             if let InstData::Call { args, .. } = &f.insts[i] {
                 for (k, a) in args.iter().enumerate() {
@@ -564,7 +564,7 @@ impl Emitter<'_> {
         let busy_in = |from: usize, to: usize| busy[from.min(to)..=to.min(insts.len())].iter().fold(0u16, |m, x| m | x);
         // (The context's register is busy wherever the context is still needed.)
         let mut free: Vec<u8> = CALLEE_SAVED.iter().rev().chain(CALLER_SAVED.iter().rev()).copied().collect();
-        let mut live_regs: HashMap<u8, Value> = HashMap::new();
+        let mut live_regs: HashMap<u8, Value> = HashMap::default();
         for (k, &i) in insts.iter().enumerate() {
             let data = &f.insts[i];
             if Some(k) == fused || self.promotion.dead_stores.contains(&i) {

@@ -24,7 +24,7 @@
 //! slots live in that block ([`Promotion::reserved`]).
 
 use scl_ir::{Block, Function, Inst, InstData, Slot, Value};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The outcome: the register of each promoted slot, and where in each block promoted
 /// slots hold their registers.
@@ -177,7 +177,7 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
     }
     let mut interferes = vec![Set::new(m); m];
     let mut crosses = vec![false; m];
-    let mut points: HashMap<Block, Vec<Set>> = HashMap::new();
+    let mut points: HashMap<Block, Vec<Set>> = HashMap::default();
     let mut weight = vec![0u32; m];
     let mut dead_defs: Vec<(Inst, usize)> = Vec::new();
     for (pos, b) in f.layout.iter().enumerate() {

@@ -9,10 +9,10 @@
 //! the BPF verifier's view of what they point to in `ValueData::ty`.
 
 use cranelift_entity::{entity_impl, PrimaryMap, SecondaryMap};
+use rustc_hash::FxHashMap as HashMap;
 use scl_catalogue::{HookDef, MapKind};
 use scl_sema::hir::{Loc, StateId};
 use scl_sema::ty::Ty as SclTy;
-use std::collections::HashMap;
 
 /// An SSA value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -521,8 +521,8 @@ impl Function {
     /// key, a copy, an index, a stored value) is not among them. Also returns the slot of
     /// every offset-0 slot address.
     pub fn plain_slots(&self) -> (HashMap<Value, Slot>, HashMap<Slot, u8>) {
-        let mut addr_of: HashMap<Value, Slot> = HashMap::new();
-        let mut plain: HashMap<Slot, Option<u8>> = HashMap::new();
+        let mut addr_of: HashMap<Value, Slot> = HashMap::default();
+        let mut plain: HashMap<Slot, Option<u8>> = HashMap::default();
         for data in self.insts.values() {
             if let InstData::SlotAddr { dst, slot, offset } = data {
                 if *offset == 0 {

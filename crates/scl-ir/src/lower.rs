@@ -23,7 +23,7 @@ use scl_catalogue::{self as cat, MapKind, Target};
 use scl_sema::hir::{self, Arg, Body, Cond as HCond, ExprKind, LocalId, PlaceBase, Projection, StateId, StateStorage, Stmt};
 use scl_sema::ty::{IntTy, Ty};
 use scl_syntax::ast::{BinOp as HBin, UnOp};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// `lock:contention_begin` flags (include/trace/events/lock.h).
 const LCB_F_SPIN: i64 = 1;
@@ -101,7 +101,7 @@ pub fn lower(program: &hir::Program, target: Target) -> Module {
 /// True if `body` (or a function it calls) reads `lock.kind`, `is_reader` or `is_writer`.
 fn uses_lock_flags(program: &hir::Program, body: &Body) -> bool {
     let mut found = false;
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     walk_stmts(program, &body.block.stmts, &mut seen, &mut |e| {
         if let ExprKind::Read(p) = &e.kind {
             if let PlaceBase::LockField(f) = p.base {
@@ -247,7 +247,7 @@ fn key_reads(body: &hir::Block, l: LocalId) -> usize {
 /// The state `stmts` use (read or write), through the functions they call too.
 fn states_used(program: &hir::Program, stmts: &[Stmt]) -> Vec<StateId> {
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let mut note = |p: &hir::Place, out: &mut Vec<StateId>| {
         if let PlaceBase::State(id) = p.base {
             if !out.contains(&id) {
@@ -311,7 +311,7 @@ pub fn c_name(name: &str) -> String {
 
 impl<'p> ModuleCx<'p> {
     fn new(program: &'p hir::Program, target: Target) -> ModuleCx<'p> {
-        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::new(), rodata: HashMap::new(), zero_map: None, flags_map: None }
+        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::default(), rodata: HashMap::default(), zero_map: None, flags_map: None }
     }
 
     fn declare_state(&mut self) {
@@ -459,7 +459,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
     fn new(m: &'m mut ModuleCx<'p>, hook: &'static cat::HookDef, body: &'p Body, params: &[LocalId]) -> FnCx<'m, 'p> {
         let mut b = Builder::new();
         let exit = b.create_block();
-        let mut locals = HashMap::new();
+        let mut locals = HashMap::default();
         for (i, local) in params.iter().enumerate() {
             let binding = match hook.params.get(i).map(|p| (p.ty, p.ctx_offset)) {
                 Some((cat::HookParamTy::Lock, _)) => Binding::Lock,
@@ -473,9 +473,9 @@ impl<'m, 'p> FnCx<'m, 'p> {
             m,
             hook,
             b,
-            state_ptrs: HashMap::new(),
-            preread: HashMap::new(),
-            to_preread: HashMap::new(),
+            state_ptrs: HashMap::default(),
+            preread: HashMap::default(),
+            to_preread: HashMap::default(),
             exit,
             frames: vec![Frame { body, locals, ret: None }],
             loops: Vec::new(),
@@ -693,7 +693,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
         }
         let mut paths: Vec<Vec<usize>> = Vec::new();
         let mut other_use = false;
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let note = |p: &hir::Place, paths: &mut Vec<Vec<usize>>, other_use: &mut bool| {
             if !matches!(p.base, PlaceBase::State(s) if s == id) {
                 return;
@@ -1642,7 +1642,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 Arg::Place(_) => false,
             });
             if simple_args && !may_branch(e) {
-                let mut locals = HashMap::new();
+                let mut locals = HashMap::default();
                 for ((local, _), arg) in func.params.iter().zip(args) {
                     let Arg::Value(v) = arg else { unreachable!("checked above") };
                     let binding = match &v.kind {
@@ -1663,7 +1663,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 return r;
             }
         }
-        let mut locals = HashMap::new();
+        let mut locals = HashMap::default();
         for ((local, inout), arg) in func.params.iter().zip(args) {
             match (inout, arg) {
                 (true, Arg::Place(p)) => {

@@ -3,7 +3,7 @@
 //! jumps to empty blocks, and dropping instructions whose results nobody uses.
 
 use crate::ir::*;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The result of `op` on constants with BPF's semantics (`x / 0 = 0`, `x % 0 = x`, a
 /// 32-bit result zero-extended); `None` for a shift by the width or more, which is left
@@ -68,7 +68,7 @@ pub fn eval_cond(cond: Cond, a: i64, b: i64) -> bool {
 /// unreachable.
 pub fn fold_constants(f: &mut Function) {
     for b in f.layout.clone() {
-        let mut known: std::collections::HashMap<Value, i64> = std::collections::HashMap::new();
+        let mut known: HashMap<Value, i64> = HashMap::default();
         for i in f.blocks[b].insts.clone() {
             let k = |v: &Value| known.get(v).copied();
             let folded = match &f.insts[i] {
@@ -143,7 +143,7 @@ pub fn narrow_constants(f: &mut Function) {
     // (a helper reads a key, a copy, an index into it).
     let (addr_of, plain) = f.plain_slots();
     let all = u64::MAX;
-    let mut demand: HashMap<Value, u64> = HashMap::new();
+    let mut demand: HashMap<Value, u64> = HashMap::default();
     let mut slot_demand: HashMap<Slot, u64> = f.slots.keys().filter(|s| !plain.contains_key(s)).map(|s| (s, all)).collect();
     let total = |d: &HashMap<Value, u64>, s: &HashMap<Slot, u64>| -> u64 {
         // Demands only grow: their bit count tells whether a round changed anything.
@@ -222,7 +222,7 @@ pub fn narrow_constants(f: &mut Function) {
 
 /// Removes the blocks no path from the entry reaches.
 pub fn remove_unreachable(f: &mut Function) {
-    let mut reached = HashSet::new();
+    let mut reached = HashSet::default();
     let mut stack = vec![f.entry()];
     while let Some(b) = stack.pop() {
         if reached.insert(b) {
@@ -266,7 +266,7 @@ pub fn thread_jumps(f: &mut Function) {
 /// Drops instructions without side effects whose results are never used, repeatedly.
 pub fn remove_dead_values(f: &mut Function) {
     loop {
-        let mut used = HashSet::new();
+        let mut used = HashSet::default();
         for &b in &f.layout {
             for &i in &f.blocks[b].insts {
                 used.extend(f.insts[i].uses());
@@ -301,7 +301,7 @@ pub fn remove_dead_values(f: &mut Function) {
 /// first so that its `then` side follows the branch: most branches then fall through, and
 /// the early-exit block (reached from everywhere) sinks to the end.
 pub fn layout_rpo(f: &mut Function) {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let mut post = Vec::new();
     // Iterative DFS: (block, successors left to visit).
     let entry = f.entry();

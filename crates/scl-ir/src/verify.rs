@@ -13,19 +13,19 @@
 
 use crate::ir::*;
 use cranelift_entity::SecondaryMap;
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 /// Checks `f`; returns every violation found, described for a compiler developer.
 pub fn verify(f: &Function) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
-    let mut in_layout = HashSet::new();
+    let mut in_layout = HashSet::default();
     for &b in &f.layout {
         if !in_layout.insert(b) {
             errors.push(format!("{b} appears twice in the layout"));
         }
     }
     // Reachability.
-    let mut reached = HashSet::new();
+    let mut reached = HashSet::default();
     let mut stack = vec![f.entry()];
     while let Some(b) = stack.pop() {
         if !reached.insert(b) {
@@ -66,7 +66,7 @@ pub fn verify(f: &Function) -> Result<(), Vec<String>> {
         }
     }
     for &b in &f.layout {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let check_use = |v: Value, seen: &HashSet<Value>, what: &str, errors: &mut Vec<String>| {
             if !seen.contains(&v) {
                 match def_block[v] {

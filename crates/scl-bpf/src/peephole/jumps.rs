@@ -1,6 +1,7 @@
 //! Jumps: threading over known values, inverted jumps over a `goto`, shared returns.
 
 use super::*;
+use rustc_hash::FxHashMap as HashMap;
 
 /// The outcome of conditional jump `n` (64-bit, immediate operand) when its register holds
 /// `v`; `None` for a jump this does not evaluate.
@@ -36,7 +37,7 @@ pub(super) fn thread_jumps(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     let hs = heads(insns);
     // Kept up to date as jumps move (a stale `true` only makes the scan below stop early).
     let mut targets = jump_targets(insns);
-    let position: std::collections::HashMap<usize, usize> = hs.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let position: HashMap<usize, usize> = hs.iter().enumerate().map(|(k, &i)| (i, k)).collect();
     // The constant `t` holds when control leaves instruction `at` (a jump, or the last one
     // before a fall-through), if straight-line code just before it sets one.
     let value_at = |insns: &[Insn], targets: &[bool], at: usize, t: u8| -> Option<i64> {

@@ -2,6 +2,7 @@
 
 use super::jumps::negated_jump;
 use super::*;
+use rustc_hash::FxHashMap as HashMap;
 
 /// A memory location whose content a register or constant is known to hold: a stack slot
 /// (`base` is `r10`), or a map value or context field at an offset from a pointer register.
@@ -75,7 +76,7 @@ pub(super) fn forward(insns: &mut [Insn], exposed: i16, dead: &mut [bool]) -> bo
             }
         }
     }
-    let mut pending: std::collections::HashMap<usize, Facts> = std::collections::HashMap::new();
+    let mut pending: HashMap<usize, Facts> = HashMap::default();
     // The facts on the fall-through path into the next instruction (None: there is none).
     let mut fall: Option<Facts> = Some(Facts::default());
     let mut changed = false;
