@@ -3,10 +3,10 @@
 use super::*;
 
 /// `a = b` (64-bit) where `b` dies: the instruction that set `b` sets `a` instead.
-pub(super) fn coalesce(insns: &mut [Insn], dead: &mut [bool]) -> bool {
-    let targets = jump_targets(insns);
-    let live = live_out(insns);
-    let hs = heads(insns);
+pub(super) fn coalesce(insns: &mut [Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let targets = an.targets(insns);
+    let live = an.live_out(insns);
+    let hs = an.heads(insns);
     let mut changed = false;
     for (k, &j) in hs.iter().enumerate() {
         let Some((a, b)) = reg_move(&insns[j]).filter(|_| !dead[j]) else { continue };
@@ -119,11 +119,11 @@ impl Stale {
 /// where this `a` dies, in straight-line code (a conditional jump on the way may leave if
 /// `a` is dead where it lands), and the move goes. This is the two-address copy
 /// (`t = x; t -= 1` with `x` dying) across the jumps that `coalesce` stops at.
-pub(super) fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
-    let targets = jump_targets(insns);
-    let live = live_out(insns);
-    let live_at = live_in(insns, &live);
-    let hs = heads(insns);
+pub(super) fn rename_after_copy(insns: &mut [Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let targets = an.targets(insns);
+    let live = an.live_out(insns);
+    let live_at = an.live_in(insns);
+    let hs = an.heads(insns);
     let mut changed = false;
     let mut stale = Stale::new(insns, &hs);
     for (k, &i) in hs.iter().enumerate() {
@@ -175,10 +175,10 @@ pub(super) fn rename_after_copy(insns: &mut [Insn], dead: &mut [bool]) -> bool {
 /// Copy propagation: `a = b`, where every later read of this `a` is in straight-line code
 /// after it (a conditional jump on the way may leave if `a` is dead where it lands) and
 /// neither register changes before the last one: those reads read `b`, and the move goes.
-pub(super) fn propagate_copies(insns: &mut [Insn], dead: &mut [bool]) -> bool {
-    let targets = jump_targets(insns);
-    let live = live_out(insns);
-    let live_at = live_in(insns, &live);
+pub(super) fn propagate_copies(insns: &mut [Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let targets = an.targets(insns);
+    let live = an.live_out(insns);
+    let live_at = an.live_in(insns);
     let live_in_at = |t: usize| live_at.get(t).copied().unwrap_or(0);
     let hs = heads(insns);
     let mut changed = false;

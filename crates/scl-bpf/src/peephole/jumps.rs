@@ -33,10 +33,10 @@ fn decide(n: &Insn, v: i64) -> Option<bool> {
 /// decides it too (the test becomes `goto X`, or nothing). This is how a 0/1 value made by
 /// jumps (an inlined `bool` function, a comparison kept as a value) and then tested turns
 /// back into jumps. The moves stay for whoever still reads `t`.
-pub(super) fn thread_jumps(insns: &mut [Insn], dead: &mut [bool]) -> bool {
-    let hs = heads(insns);
+pub(super) fn thread_jumps(insns: &mut [Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let hs = an.heads(insns);
     // Kept up to date as jumps move (a stale `true` only makes the scan below stop early).
-    let mut targets = jump_targets(insns);
+    let mut targets = an.targets(insns).to_vec();
     let position: HashMap<usize, usize> = hs.iter().enumerate().map(|(k, &i)| (i, k)).collect();
     // The constant `t` holds when control leaves instruction `at` (a jump, or the last one
     // before a fall-through), if straight-line code just before it sets one.
@@ -56,7 +56,7 @@ pub(super) fn thread_jumps(insns: &mut [Insn], dead: &mut [bool]) -> bool {
     };
     let mut changed = false;
     // Jumps to a `goto` (not to itself).
-    for &j in &hs {
+    for &j in hs {
         if !is_jump(&insns[j]) || dead[j] {
             continue;
         }
@@ -77,14 +77,14 @@ pub(super) fn thread_jumps(insns: &mut [Insn], dead: &mut [bool]) -> bool {
         }
     }
     // Jumps to a test their path decides.
-    for &d in &hs {
+    for &d in hs {
         let test = insns[d];
         if dead[d] || !is_jump(&test) || test.code & 0xf0 == jmp::JA || decide(&test, 0).is_none() {
             continue;
         }
         let (t, x, after) = (test.dst, jump_target(d, &test), d + 1);
         let mut left = 0;
-        for &j in &hs {
+        for &j in hs {
             let n = insns[j];
             if dead[j] || !is_jump(&n) || jump_target(j, &n) != d {
                 continue;
@@ -134,9 +134,9 @@ pub(super) fn negated_jump(code: u8) -> Option<u8> {
 }
 
 /// `if C goto L; goto X; L:` is `if !C goto X` (when nothing else jumps to the `goto`).
-pub(super) fn invert_jump_over_goto(insns: &mut [Insn], dead: &mut [bool]) -> bool {
-    let hs = heads(insns);
-    let targets = jump_targets(insns);
+pub(super) fn invert_jump_over_goto(insns: &mut [Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let hs = an.heads(insns);
+    let targets = an.targets(insns);
     let mut changed = false;
     for w in hs.windows(3) {
         let (i, j, l) = (w[0], w[1], w[2]);
@@ -159,9 +159,9 @@ pub(super) fn invert_jump_over_goto(insns: &mut [Insn], dead: &mut [bool]) -> bo
 
 /// Returns of the same constant share one `r0 = K; exit`, the last: jumps to another go
 /// there instead, and one that is also reached by falling into it becomes a jump there.
-pub(super) fn merge_returns(insns: &mut [Insn], dead: &mut [bool]) -> bool {
-    let hs = heads(insns);
-    let targets = jump_targets(insns);
+pub(super) fn merge_returns(insns: &mut [Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let hs = an.heads(insns);
+    let targets = an.targets(insns);
     let is_ret = |k: usize| {
         let (m, x) = (insns[hs[k]], insns[hs[k + 1]]);
         m.code == class::ALU64 | alu::MOV | SRC_K && m.dst == 0 && x.code == class::JMP | jmp::EXIT && !targets[hs[k + 1]]
@@ -178,7 +178,7 @@ pub(super) fn merge_returns(insns: &mut [Insn], dead: &mut [bool]) -> bool {
             let p = insns[hs[k - 1]];
             !(p.class() == class::JMP && matches!(p.code & 0xf0, jmp::JA | jmp::EXIT))
         };
-        for &j in &hs {
+        for &j in hs {
             if is_jump(&insns[j]) && jump_target(j, &insns[j]) == at {
                 insns[j].off = offset_to(j, to);
             }

@@ -50,8 +50,7 @@ fn zero_extends(i: &Insn) -> bool {
 /// when nothing writes it (a program without calls), else the register `r1` is copied to
 /// first thing, when nothing else writes that one. The context is not written by stores
 /// through other pointers or by helpers, so what is read from it stays known.
-fn context_register(insns: &[Insn]) -> Option<u8> {
-    let hs = heads(insns);
+fn context_register(insns: &[Insn], hs: &[usize]) -> Option<u8> {
     let written = |r: u8, skip: usize| hs.iter().filter(|&&i| i != skip).any(|&i| effect(&insns[i]).defs & bit(r) != 0);
     if !written(1, usize::MAX) {
         return Some(1);
@@ -63,12 +62,13 @@ fn context_register(insns: &[Insn]) -> Option<u8> {
 
 /// Store-to-load and load-to-load forwarding on stack slots, along every path: facts meet
 /// where forward jumps land; a loop header starts from nothing. Returns true on a change.
-pub(super) fn forward(insns: &mut [Insn], exposed: i16, dead: &mut [bool]) -> bool {
-    let ctx = context_register(insns);
-    let hs = heads(insns);
-    let targets = jump_targets(insns);
+pub(super) fn forward(insns: &mut [Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let exposed = an.exposed(insns);
+    let hs = an.heads(insns);
+    let ctx = context_register(insns, hs);
+    let targets = an.targets(insns);
     let mut back = vec![false; insns.len() + 1];
-    for &j in &hs {
+    for &j in hs {
         if is_jump(&insns[j]) {
             let t = jump_target(j, &insns[j]);
             if t <= j {
@@ -80,7 +80,7 @@ pub(super) fn forward(insns: &mut [Insn], exposed: i16, dead: &mut [bool]) -> bo
     // The facts on the fall-through path into the next instruction (None: there is none).
     let mut fall: Option<Facts> = Some(Facts::default());
     let mut changed = false;
-    for i in hs {
+    for &i in hs {
         let mut f = if back[i] {
             Facts::default()
         } else if targets[i] {
@@ -193,10 +193,11 @@ pub(super) fn forward(insns: &mut [Insn], exposed: i16, dead: &mut [bool]) -> bo
 }
 
 /// Marks stores to stack slots that nothing reads. Returns true on a change.
-pub(super) fn dead_stores(insns: &[Insn], exposed: i16, dead: &mut [bool]) -> bool {
-    let hs = heads(insns);
+pub(super) fn dead_stores(insns: &[Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let exposed = an.exposed(insns);
+    let hs = an.heads(insns);
     let mut reads: Vec<(i16, u8)> = Vec::new();
-    for &i in &hs {
+    for &i in hs {
         let n = insns[i];
         let fp_read = match n.class() {
             class::LDX => n.src == FP,
@@ -208,7 +209,7 @@ pub(super) fn dead_stores(insns: &[Insn], exposed: i16, dead: &mut [bool]) -> bo
         }
     }
     let mut changed = false;
-    for &i in &hs {
+    for &i in hs {
         let n = insns[i];
         let plain_store = matches!(n.class(), class::ST | class::STX) && n.code & 0xe0 == MODE_MEM && n.dst == FP;
         if !plain_store || dead[i] {
@@ -234,12 +235,12 @@ pub(super) fn dead_stores(insns: &[Insn], exposed: i16, dead: &mut [bool]) -> bo
 /// On the path that picks `y` the store writes what is there already, so only the other
 /// path stores: `if !C goto after; *(base + off) = x` (or the mirror image when `x` is
 /// the loaded side). Nothing in between may write memory or change `base` or `y`.
-pub(super) fn conditional_stores(insns: &mut [Insn], dead: &mut [bool]) -> bool {
-    let hs = heads(insns);
-    let targets = jump_targets(insns);
-    let live = live_out(insns);
+pub(super) fn conditional_stores(insns: &mut [Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let hs = an.heads(insns);
+    let targets = an.targets(insns);
+    let live = an.live_out(insns);
     let mut into = vec![0u32; insns.len() + 1];
-    for &j in &hs {
+    for &j in hs {
         if is_jump(&insns[j]) {
             into[jump_target(j, &insns[j]).min(insns.len())] += 1;
         }

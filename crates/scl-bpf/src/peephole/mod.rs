@@ -31,8 +31,11 @@
 //!   so is a jump to the next instruction. A helper call reads only its own arguments
 //!   and writes only what `scl_ir::HELPERS` says it may.
 //!
-//! The pass runs to a fixed point and then renumbers jumps, relocations and line entries.
-//! The rewrites live in `memory.rs` (forwarding, dead stores, conditional stores),
+//! The pass runs to a fixed point; after each rewrite that changed something it renumbers
+//! jumps, relocations and line entries. The analyses the rewrites read (`Analyses`: heads,
+//! jump targets, liveness, the exposed frame) are found once per version of the code and
+//! shared by the rewrites that change nothing; debug builds check that such a rewrite
+//! really left the code alone. The rewrites live in `memory.rs` (forwarding, dead stores, conditional stores),
 //! `copies.rs` and `jumps.rs` (threading, inverted jumps, shared returns); this file has
 //! the analyses they share (effects, liveness, jump targets), dead and unreachable code,
 //! the renumbering and the driver.
@@ -47,6 +50,7 @@
 
 use crate::insn::*;
 use crate::Compiled;
+use std::cell::OnceCell;
 
 mod copies;
 mod jumps;
@@ -179,9 +183,9 @@ fn successors(insns: &[Insn], i: usize) -> [Option<usize>; 2] {
     [next, None]
 }
 
-fn jump_targets(insns: &[Insn]) -> Vec<bool> {
+fn jump_targets(insns: &[Insn], hs: &[usize]) -> Vec<bool> {
     let mut t = vec![false; insns.len() + 1];
-    for i in heads(insns) {
+    for &i in hs {
         if is_jump(&insns[i]) {
             let target = jump_target(i, &insns[i]);
             t[target.min(insns.len())] = true;
@@ -191,18 +195,18 @@ fn jump_targets(insns: &[Insn]) -> Vec<bool> {
 }
 
 /// Registers live after each instruction.
-fn live_out(insns: &[Insn]) -> Vec<u16> {
-    let hs = heads(insns);
+fn live_out(insns: &[Insn], hs: &[usize]) -> Vec<u16> {
+    // Each instruction's effect and successors, found once for every round of the fixed point.
+    let steps: Vec<(Effect, [Option<usize>; 2])> = hs.iter().map(|&i| (effect(&insns[i]), successors(insns, i))).collect();
     let mut live_in = vec![0u16; insns.len() + 1];
     let mut out = vec![0u16; insns.len()];
     loop {
         let mut changed = false;
-        for &i in hs.iter().rev() {
+        for (&i, (e, succ)) in hs.iter().zip(&steps).rev() {
             let mut lo = 0;
-            for s in successors(insns, i).into_iter().flatten() {
-                lo |= live_in[s];
+            for s in succ.iter().flatten() {
+                lo |= live_in[*s];
             }
-            let e = effect(&insns[i]);
             let li = e.uses | (lo & !e.defs);
             if lo != out[i] || li != live_in[i] {
                 out[i] = lo;
@@ -228,11 +232,49 @@ fn live_in(insns: &[Insn], live_out: &[u16]) -> Vec<u16> {
         .collect()
 }
 
+/// What the rewrites read of the instruction stream: found on first use and kept until a
+/// rewrite changes the stream (most runs of most rewrites change nothing, and each of them
+/// used to find all of it again).
+#[derive(Default)]
+struct Analyses {
+    heads: OnceCell<Vec<usize>>,
+    targets: OnceCell<Vec<bool>>,
+    live_out: OnceCell<Vec<u16>>,
+    live_in: OnceCell<Vec<u16>>,
+    exposed: OnceCell<i16>,
+}
+
+impl Analyses {
+    /// See [`heads`].
+    fn heads(&self, insns: &[Insn]) -> &[usize] {
+        self.heads.get_or_init(|| heads(insns))
+    }
+
+    /// See [`jump_targets`].
+    fn targets(&self, insns: &[Insn]) -> &[bool] {
+        self.targets.get_or_init(|| jump_targets(insns, self.heads(insns)))
+    }
+
+    /// See [`live_out`].
+    fn live_out(&self, insns: &[Insn]) -> &[u16] {
+        self.live_out.get_or_init(|| live_out(insns, self.heads(insns)))
+    }
+
+    /// See [`live_in`].
+    fn live_in(&self, insns: &[Insn]) -> &[u16] {
+        self.live_in.get_or_init(|| live_in(insns, self.live_out(insns)))
+    }
+
+    /// See [`exposed_from`].
+    fn exposed(&self, insns: &[Insn]) -> i16 {
+        *self.exposed.get_or_init(|| exposed_from(insns, self.heads(insns)))
+    }
+}
+
 /// The lowest frame offset a pointer handed out by the program can reach, or 0 when it
 /// hands out none (see the module comment).
-fn exposed_from(insns: &[Insn]) -> i16 {
+fn exposed_from(insns: &[Insn], hs: &[usize]) -> i16 {
     let mut low = 0i16;
-    let hs = heads(insns);
     for (k, &i) in hs.iter().enumerate() {
         let n = insns[i];
         let reads_fp_value = match n.class() {
@@ -263,7 +305,7 @@ fn overlaps(a_off: i16, a_size: u8, b_off: i16, b_size: u8) -> bool {
 }
 
 /// Marks the instructions no path from the first one reaches (the verifier refuses them).
-fn unreachable(insns: &[Insn], dead: &mut [bool]) -> bool {
+fn unreachable(insns: &[Insn], an: &Analyses, dead: &mut [bool]) -> bool {
     let mut seen = vec![false; insns.len()];
     let mut stack = vec![0usize];
     while let Some(i) = stack.pop() {
@@ -274,7 +316,7 @@ fn unreachable(insns: &[Insn], dead: &mut [bool]) -> bool {
         stack.extend(successors(insns, i).into_iter().flatten());
     }
     let mut changed = false;
-    for i in heads(insns) {
+    for &i in an.heads(insns) {
         if !seen[i] && !dead[i] {
             dead[i] = true;
             changed = true;
@@ -284,10 +326,10 @@ fn unreachable(insns: &[Insn], dead: &mut [bool]) -> bool {
 }
 
 /// Marks instructions whose results nobody reads, and jumps to the next instruction.
-fn dead_code(insns: &[Insn], dead: &mut [bool]) -> bool {
-    let live = live_out(insns);
+fn dead_code(insns: &[Insn], an: &Analyses, dead: &mut [bool]) -> bool {
+    let live = an.live_out(insns);
     let mut changed = false;
-    for i in heads(insns) {
+    for &i in an.heads(insns) {
         let n = insns[i];
         if dead[i] {
             continue;
@@ -363,28 +405,35 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
 
 /// Runs the clean-up to a fixed point.
 pub(crate) fn run(c: &mut Compiled) {
-    type Pass = fn(&mut [Insn], i16, &mut [bool]) -> bool;
+    type Pass = fn(&mut [Insn], &Analyses, &mut [bool]) -> bool;
     let passes: [Pass; 11] = [
-        |insns, exposed, dead| forward(insns, exposed, dead),
-        |insns, exposed, dead| dead_stores(insns, exposed, dead),
-        |insns, _, dead| coalesce(insns, dead),
-        |insns, _, dead| propagate_copies(insns, dead),
-        |insns, _, dead| rename_after_copy(insns, dead),
-        |insns, _, dead| thread_jumps(insns, dead),
-        |insns, _, dead| invert_jump_over_goto(insns, dead),
-        |insns, _, dead| conditional_stores(insns, dead),
-        |insns, _, dead| merge_returns(insns, dead),
-        |insns, _, dead| unreachable(insns, dead),
-        |insns, _, dead| dead_code(insns, dead),
+        forward,
+        |insns, an, dead| dead_stores(insns, an, dead),
+        coalesce,
+        propagate_copies,
+        rename_after_copy,
+        thread_jumps,
+        invert_jump_over_goto,
+        conditional_stores,
+        merge_returns,
+        |insns, an, dead| unreachable(insns, an, dead),
+        |insns, an, dead| dead_code(insns, an, dead),
     ];
+    let mut an = Analyses::default();
     for _ in 0..16 {
-        let exposed = exposed_from(&c.insns);
         let mut changed = false;
         for pass in passes {
             let mut dead = vec![false; c.insns.len()];
-            if pass(&mut c.insns, exposed, &mut dead) {
+            #[cfg(debug_assertions)]
+            let before = c.insns.clone();
+            if pass(&mut c.insns, &an, &mut dead) {
                 compact(c, &dead);
+                an = Analyses::default();
                 changed = true;
+            } else {
+                // The analyses stay only if a rewrite that reports no change made none.
+                #[cfg(debug_assertions)]
+                assert!(before == c.insns && !dead.contains(&true), "a peephole rewrite changed the code and reported no change");
             }
         }
         if !changed {
