@@ -114,6 +114,11 @@ fn uses_lock_flags(program: &hir::Program, body: &Body) -> bool {
 
 /// Calls `f` on every expression of `stmts` and of the functions they call (once each).
 fn walk_stmts(program: &hir::Program, stmts: &[Stmt], seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
+    walk(program, stmts, &[], seen, f);
+}
+
+/// [`walk_stmts`] over `stmts` and then the expressions `exprs`.
+fn walk(program: &hir::Program, stmts: &[Stmt], exprs: &[&hir::Expr], seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
     fn block(program: &hir::Program, b: &hir::Block, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
         for s in &b.stmts {
             stmt(program, s, seen, f);
@@ -189,6 +194,9 @@ fn walk_stmts(program: &hir::Program, stmts: &[Stmt], seen: &mut HashSet<hir::Fu
     for st in stmts {
         stmt(program, st, seen, f);
     }
+    for e in exprs {
+        expr(program, e, seen, f);
+    }
 }
 
 /// The field indices of a place reached through fields only (`None` if it indexes).
@@ -246,6 +254,11 @@ fn key_reads(body: &hir::Block, l: LocalId) -> usize {
 
 /// The state `stmts` use (read or write), through the functions they call too.
 fn states_used(program: &hir::Program, stmts: &[Stmt]) -> Vec<StateId> {
+    states_used_in(program, stmts, &[])
+}
+
+/// The state `stmts` and `exprs` use, through the functions they call too.
+fn states_used_in(program: &hir::Program, stmts: &[Stmt], exprs: &[&hir::Expr]) -> Vec<StateId> {
     let mut out = Vec::new();
     let mut seen = HashSet::default();
     let mut note = |p: &hir::Place, out: &mut Vec<StateId>| {
@@ -275,7 +288,7 @@ fn states_used(program: &hir::Program, stmts: &[Stmt]) -> Vec<StateId> {
         }
     }
     places_in_block(stmts, &mut out, &mut note);
-    walk_stmts(program, stmts, &mut seen, &mut |e| match &e.kind {
+    walk(program, stmts, exprs, &mut seen, &mut |e| match &e.kind {
         ExprKind::Read(p) => note(p, &mut out),
         ExprKind::Call(_, args) | ExprKind::Builtin(_, args) => {
             for a in args {
@@ -510,11 +523,16 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 // Code after a `return` never runs.
                 break;
             }
-            for id in states_used(self.program(), std::slice::from_ref(s)) {
-                if let Some(k) = pending.iter().position(|p| *p == id) {
-                    pending.remove(k);
-                    self.look_up_state(id, zero_slot);
-                }
+            let used: Vec<StateId> =
+                states_used(self.program(), std::slice::from_ref(s)).into_iter().filter(|id| pending.contains(id)).collect();
+            if let Some((ops, k, body)) = self.guard_before_state(s, &used) {
+                pending.retain(|id| !used.contains(id));
+                self.lower_guard(ops, k, body, &used, zero_slot);
+                continue;
+            }
+            for id in used {
+                pending.retain(|p| *p != id);
+                self.look_up_state(id, zero_slot);
             }
             self.stmt(s);
         }
@@ -525,6 +543,75 @@ impl<'m, 'p> FnCx<'m, 'p> {
         let mut func = self.b.finish();
         crate::opt::remove_unreachable(&mut func);
         func
+    }
+
+    /// A guard `if A1 || ... || An { ...; return; }` whose first operands test no state
+    /// of `used` (the state the statement needs and that is not looked up yet) and whose
+    /// body neither uses that state nor continues: its operands, the index of the first
+    /// one that uses the state, and its body. Such a guard looks the state up only once
+    /// those first operands have let it through (`if l.is_reader || stats.start == 0
+    /// { return; }` costs a reader no lookup): every path past the `if` goes through the
+    /// lookup, and the paths that skip it end in the body's `return`. The operands before
+    /// the lookup must have no effects, since a failed lookup returns from the hook.
+    fn guard_before_state(&self, s: &'p Stmt, used: &[StateId]) -> Option<(Vec<&'p hir::Expr>, usize, &'p hir::Block)> {
+        fn operands<'e>(e: &'e hir::Expr, out: &mut Vec<&'e hir::Expr>) {
+            match &e.kind {
+                ExprKind::Binary(HBin::Or, a, b) => {
+                    operands(a, out);
+                    operands(b, out);
+                }
+                _ => out.push(e),
+            }
+        }
+        if used.is_empty() {
+            return None;
+        }
+        let Stmt::If { arms, else_: None } = s else { return None };
+        let [(HCond::Expr(cond), body)] = arms.as_slice() else { return None };
+        if !matches!(body.stmts.last(), Some(Stmt::Return(..))) {
+            return None;
+        }
+        let program = self.program();
+        if states_used(program, &body.stmts).iter().any(|id| used.contains(id)) {
+            return None;
+        }
+        let mut ops = Vec::new();
+        operands(cond, &mut ops);
+        let uses = |e: &hir::Expr| states_used_in(program, &[], &[e]).iter().any(|id| used.contains(id));
+        let k = ops.iter().position(|e| uses(e))?;
+        let pure = |e: &hir::Expr| {
+            let mut pure = true;
+            walk(program, &[], &[e], &mut HashSet::default(), &mut |x| {
+                pure &= match &x.kind {
+                    ExprKind::Call(..) | ExprKind::Method(..) => false,
+                    ExprKind::Builtin(b, _) => matches!(b.name, "now" | "cpu" | "numa_node" | "tid" | "tgid" | "min" | "max" | "log2"),
+                    _ => true,
+                };
+            });
+            pure
+        };
+        (k > 0 && ops[..k].iter().all(|e| pure(e))).then_some((ops, k, body))
+    }
+
+    /// Lowers a guard [`Self::guard_before_state`] found, looking up `used` before its
+    /// operand `k`.
+    fn lower_guard(&mut self, ops: Vec<&'p hir::Expr>, k: usize, body: &'p hir::Block, used: &[StateId], zero_slot: Option<Slot>) {
+        let then = self.b.create_block();
+        let join = self.b.create_block();
+        for (i, op) in ops.iter().enumerate() {
+            if i == k {
+                for id in used {
+                    self.look_up_state(*id, zero_slot);
+                }
+            }
+            let next = if i + 1 == ops.len() { join } else { self.b.create_block() };
+            self.branch_on(op, then, next);
+            self.b.switch_to(next);
+        }
+        self.b.switch_to(then);
+        self.block(body);
+        self.b.terminate(Terminator::Jump(join));
+        self.b.switch_to(join);
     }
 
     /// On stock, `contended` records the tracepoint's flags for `contention_end`.
