@@ -64,12 +64,26 @@ pub fn eval_cond(cond: Cond, a: i64, b: i64) -> bool {
 
 /// Constant folding within each block (values never leave their block): an operation
 /// whose operands are all constants becomes a constant, a `select` on constants a copy,
-/// and a branch on a constant a jump. Run [`thread_jumps`] after it to drop what became
+/// a branch on a constant a jump, and an unsigned division or remainder by a power of two
+/// a shift or a mask. Run [`thread_jumps`] after it to drop what became
 /// unreachable.
 pub fn fold_constants(f: &mut Function) {
     for b in f.layout.clone() {
         let mut known: HashMap<Value, i64> = HashMap::default();
+        let mut insts = Vec::with_capacity(f.blocks[b].insts.len());
         for i in f.blocks[b].insts.clone() {
+            if let Some((op, imm)) = strength_reduced(&f.insts[i], &known) {
+                // `x / 2^k` is `x >> k` and `x % 2^k` is `x & (2^k - 1)` for unsigned `x`: a
+                // shift or a mask instead of a division (the JIT's `div` costs tens of cycles).
+                let InstData::Bin { width, dst, a, .. } = f.insts[i] else { unreachable!("strength_reduced takes Bin") };
+                let c = f.values.push(ValueData { ty: ValTy::Int });
+                let ci = f.insts.push(InstData::Const { dst: c, imm });
+                f.locs[ci] = f.locs[i];
+                insts.push(ci);
+                known.insert(c, imm);
+                f.insts[i] = InstData::Bin { op, width, dst, a, b: c };
+            }
+            insts.push(i);
             let k = |v: &Value| known.get(v).copied();
             let folded = match &f.insts[i] {
                 InstData::Const { dst, imm } => {
@@ -106,12 +120,28 @@ pub fn fold_constants(f: &mut Function) {
                 known.insert(dst, imm);
             }
         }
+        f.blocks[b].insts = insts;
         if let Some(Terminator::Branch { cond, then, else_ }) = f.blocks[b].term.clone() {
             if let Some(v) = known.get(&cond) {
                 f.blocks[b].term = Some(Terminator::Jump(if *v != 0 { then } else { else_ }));
             }
         }
     }
+}
+
+/// The shift or mask that does what `inst`, an unsigned division or remainder by a known
+/// power of two above 1, does, with its immediate.
+fn strength_reduced(inst: &InstData, known: &HashMap<Value, i64>) -> Option<(BinOp, i64)> {
+    let InstData::Bin { op: op @ (BinOp::UDiv | BinOp::URem), width, b, .. } = inst else { return None };
+    let c = *known.get(b)? as u64;
+    let c = if *width == Width::W32 { c & 0xffff_ffff } else { c };
+    if c < 2 || !c.is_power_of_two() {
+        return None;
+    }
+    Some(match op {
+        BinOp::UDiv => (BinOp::LShr, i64::from(c.trailing_zeros())),
+        _ => (BinOp::And, (c - 1) as i64),
+    })
 }
 
 /// Bits of a value that something reads: `u64::MAX` when unknown.
@@ -359,6 +389,40 @@ mod tests {
         assert_eq!(eval_bin(Shl, W64, 1, 64), None);
         assert_eq!(eval_bin(Shl, W32, 1, 32), None);
         assert!(eval_cond(Cond::SLt, -1, 0) && !eval_cond(Cond::ULt, -1, 0));
+    }
+
+    #[test]
+    fn unsigned_division_by_a_power_of_two_becomes_a_shift_and_remainder_a_mask() {
+        let mut b = crate::builder::Builder::new();
+        let ctx = b.ctx();
+        let x = b.load(ctx, 0, 8);
+        let (k16, k3, k_top) = (b.iconst(16), b.iconst(3), b.iconst(0x1_0000_0000));
+        let q = b.bin(BinOp::UDiv, Width::W64, x, k16);
+        let r = b.bin(BinOp::URem, Width::W64, q, k16);
+        let s = b.bin(BinOp::SDiv, Width::W64, r, k16);
+        let t = b.bin(BinOp::UDiv, Width::W64, s, k3);
+        // At 32 bits, 2^32 reads as 0: x / 0 is 0, not a shift by 32.
+        let u = b.bin(BinOp::UDiv, Width::W32, t, k_top);
+        b.terminate(Terminator::Return(u));
+        let mut f = b.finish();
+        fold_constants(&mut f);
+        let ops: Vec<(BinOp, i64)> = f.blocks[f.entry()]
+            .insts
+            .iter()
+            .filter_map(|i| match f.insts[*i] {
+                InstData::Bin { op, b, .. } => {
+                    let imm = f.blocks[f.entry()].insts.iter().find_map(|j| match f.insts[*j] {
+                        InstData::Const { dst, imm } if dst == b => Some(imm),
+                        _ => None,
+                    });
+                    Some((op, imm.expect("a constant operand")))
+                }
+                _ => None,
+            })
+            .collect();
+        use BinOp::*;
+        assert_eq!(ops, [(LShr, 4), (And, 15), (SDiv, 16), (UDiv, 3), (UDiv, 0x1_0000_0000)]);
+        assert!(crate::verify::verify(&f).is_ok());
     }
 
     #[test]
