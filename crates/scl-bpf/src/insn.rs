@@ -180,6 +180,7 @@ pub fn disassemble(insns: &[Insn], helper: &dyn Fn(i32) -> String, reloc: &dyn F
                     x if x == (alu::ADD as i32 | ATOMIC_FETCH) => {
                         format!("r{} = atomic_fetch_add(({sz} *)(r{} {}), r{})", n.src, n.dst, off(n.off), n.src)
                     }
+                    x if x == alu::ADD as i32 => format!("lock *({sz} *)(r{} {}) += r{}", n.dst, off(n.off), n.src),
                     _ => format!("lock *({sz} *)(r{} {}) op {:#x} r{}", n.dst, off(n.off), n.imm, n.src),
                 }
             }

@@ -300,3 +300,20 @@ pub(super) fn conditional_stores(insns: &mut [Insn], an: &Analyses, dead: &mut [
     }
     changed
 }
+
+/// An atomic add whose fetched old value nobody reads becomes a plain atomic add, as clang
+/// emits for a discarded `__sync_fetch_and_add` (on x86 the JIT's `lock add` instead of
+/// `lock xadd`).
+pub(super) fn unfetched_atomics(insns: &mut [Insn], an: &Analyses) -> bool {
+    let live = an.live_out(insns);
+    let mut changed = false;
+    for &i in an.heads(insns) {
+        let n = insns[i];
+        let fetch_add = n.class() == class::STX && n.code & 0xe0 == MODE_ATOMIC && n.imm == i32::from(alu::ADD) | ATOMIC_FETCH;
+        if fetch_add && live[i] & bit(n.src) == 0 {
+            insns[i].imm = i32::from(alu::ADD);
+            changed = true;
+        }
+    }
+    changed
+}

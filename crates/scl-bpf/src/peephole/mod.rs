@@ -28,7 +28,8 @@
 //!   made by jumps and then tested (`t = 1; if C goto L; t = 0; L: if t == 0 goto X`)
 //!   becomes jumps again; `if C goto L; goto X; L:` becomes `if !C goto X`;
 //! - **dead code**: a move, arithmetic or load whose register is never read is deleted, and
-//!   so is a jump to the next instruction. A helper call reads only its own arguments
+//!   so is a jump to the next instruction; an atomic add whose fetched old value is never
+//!   read does not fetch it. A helper call reads only its own arguments
 //!   and writes only what `scl_ir::HELPERS` says it may.
 //!
 //! The pass runs to a fixed point; after each rewrite that changed something it renumbers
@@ -60,7 +61,7 @@ mod tests;
 
 use copies::{coalesce, propagate_copies, rename_after_copy};
 use jumps::{invert_jump_over_goto, merge_returns, thread_jumps};
-use memory::{conditional_stores, dead_stores, forward};
+use memory::{conditional_stores, dead_stores, forward, unfetched_atomics};
 
 const FP: u8 = 10;
 
@@ -406,7 +407,7 @@ fn compact(c: &mut Compiled, dead: &[bool]) {
 /// Runs the clean-up to a fixed point.
 pub(crate) fn run(c: &mut Compiled) {
     type Pass = fn(&mut [Insn], &Analyses, &mut [bool]) -> bool;
-    let passes: [Pass; 11] = [
+    let passes: [Pass; 12] = [
         forward,
         |insns, an, dead| dead_stores(insns, an, dead),
         coalesce,
@@ -418,6 +419,7 @@ pub(crate) fn run(c: &mut Compiled) {
         merge_returns,
         |insns, an, dead| unreachable(insns, an, dead),
         |insns, an, dead| dead_code(insns, an, dead),
+        |insns, an, _| unfetched_atomics(insns, an),
     ];
     let mut an = Analyses::default();
     for _ in 0..16 {

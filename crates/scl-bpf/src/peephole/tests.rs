@@ -300,3 +300,15 @@ fn a_copy_of_a_dying_value_becomes_the_value_past_a_jump() {
     let sub1 = Insn { dst: 1, ..sub };
     assert_eq!(out, vec![ldxw(1, 8, 0), jeq(1, 0, 4), sub1, stxw(8, 0, 1), mov(0, 1), exit(), movi(0, 0), exit()]);
 }
+
+#[test]
+fn an_atomic_add_fetches_the_old_value_only_when_it_is_read() {
+    let add = |imm: i32| Insn { code: class::STX | size::DW | MODE_ATOMIC, dst: 1, src: 2, off: 8, imm };
+    let fetch_add = add(i32::from(alu::ADD) | ATOMIC_FETCH);
+    // The old value in r2 is dropped: a plain `lock add`.
+    let out = clean(vec![movi(2, 1), fetch_add, movi(0, 0), exit()]);
+    assert_eq!(out, vec![movi(2, 1), add(i32::from(alu::ADD)), movi(0, 0), exit()]);
+    // Returned: it stays a fetch.
+    let out = clean(vec![movi(2, 1), fetch_add, mov(0, 2), exit()]);
+    assert_eq!(out[1], fetch_add, "{out:?}");
+}
