@@ -98,8 +98,7 @@ struct HookResult {
     ratio: (f64, f64, f64),
     /// The same for clang's object against a second load of itself (the control run).
     control: Option<(f64, f64, f64)>,
-    calls: u64,
-    mismatches: u64,
+    counts: workload::Counts,
 }
 
 fn main() {
@@ -300,8 +299,7 @@ fn bench_example(args: &Args, root: &Path, tmp: &Path, sclc: &Path, name: &str) 
             clang_ns: median_f(m.second_ns),
             ratio: m.ratio,
             control,
-            calls: m.calls,
-            mismatches: m.mismatches,
+            counts: m.counts,
         };
         eprintln!(
             "   {:<15} insns {:>4} vs {:>4}   ns {:>7.1} vs {:>7.1} ({:.2}x{})   {} calls, {} different results",
@@ -312,8 +310,8 @@ fn bench_example(args: &Args, root: &Path, tmp: &Path, sclc: &Path, name: &str) 
             r.clang_ns,
             r.ratio.1,
             r.control.map(|c| format!(", control {:.2}x", c.1)).unwrap_or_default(),
-            r.calls,
-            r.mismatches
+            r.counts.calls,
+            r.counts.mismatches
         );
         out.push(r);
     }
@@ -330,8 +328,7 @@ struct PairRun {
     second_ns: Vec<f64>,
     /// The first's ns over the second's, round by round: median and interval.
     ratio: (f64, f64, f64),
-    calls: u64,
-    mismatches: u64,
+    counts: workload::Counts,
 }
 
 /// Loads `a` and `b` and drives both with the same events, in `args.loads` rounds of
@@ -345,7 +342,7 @@ struct PairRun {
 fn drive_pair(args: &Args, name: &str, a: (&[u8], &str), b: (&[u8], &str)) -> Result<BTreeMap<String, PairRun>, String> {
     let rodata = workload::rodata_overrides(name);
     let mut ns: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut counts: BTreeMap<String, workload::Counts> = BTreeMap::new();
     let mut last: BTreeMap<String, (scl_loader::ProgInfo, scl_loader::ProgInfo)> = BTreeMap::new();
     let mut rng = workload::Rng(0x5c1c_be4c_0000_0001);
     let loads = args.loads.clamp(1, args.rounds.max(1));
@@ -391,10 +388,12 @@ fn drive_pair(args: &Args, name: &str, a: (&[u8], &str), b: (&[u8], &str)) -> Re
             }
         }
         for h in &hooks {
-            let (calls, mismatches) = pair.counts(h);
+            let n = pair.counts(h);
             let e = counts.entry(h.clone()).or_default();
-            e.0 += calls;
-            e.1 += mismatches;
+            e.calls += n.calls;
+            e.mismatches += n.mismatches;
+            e.nonzero.0 += n.nonzero.0;
+            e.nonzero.1 += n.nonzero.1;
         }
         last = pair.infos()?;
     }
@@ -403,8 +402,8 @@ fn drive_pair(args: &Args, name: &str, a: (&[u8], &str), b: (&[u8], &str)) -> Re
         let (first, second) = last.remove(h).unwrap_or_default();
         let (first_ns, second_ns) = ns.remove(h).unwrap_or_default();
         let ratio = median_interval(first_ns.iter().zip(&second_ns).map(|(s, c)| s / c).collect());
-        let (calls, mismatches) = counts.remove(h).unwrap_or_default();
-        out.insert(h.clone(), PairRun { first, second, first_ns, second_ns, ratio, calls, mismatches });
+        let counts = counts.remove(h).unwrap_or_default();
+        out.insert(h.clone(), PairRun { first, second, first_ns, second_ns, ratio, counts });
     }
     Ok(out)
 }
@@ -444,12 +443,20 @@ fn markdown(args: &Args, clang: &str, results: &[ExampleResult]) -> String {
             ns_slower += usize::from(lo > 1.0);
             ns_beyond += usize::from(lo > 1.0 + resolution);
             control_slower += usize::from(h.control.is_some_and(|c| c.0 > 1.0));
-            let same = if h.mismatches == 0 {
+            let c = h.counts;
+            let same = if c.mismatches == 0 {
                 "yes".to_string()
             } else if workload::time_dependent(&r.name, &h.hook) {
-                format!("{} of {} differ (time-dependent state)", h.mismatches, h.calls)
+                let pct = |n: u64| 100.0 * n as f64 / c.calls.max(1) as f64;
+                format!(
+                    "{} of {} differ (time-dependent state; non-zero: sclc {:.1}%, clang {:.1}%)",
+                    c.mismatches,
+                    c.calls,
+                    pct(c.nonzero.0),
+                    pct(c.nonzero.1)
+                )
             } else {
-                format!("**no: {} of {} differ**", h.mismatches, h.calls)
+                format!("**no: {} of {} differ**", c.mismatches, c.calls)
             };
             let _ = writeln!(
                 s,

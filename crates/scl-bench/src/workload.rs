@@ -150,7 +150,18 @@ pub struct Pair<'a> {
     s: &'a mut Loaded,
     c: &'a mut Loaded,
     hooks: Vec<String>,
-    counts: HashMap<String, (u64, u64)>,
+    counts: HashMap<String, Counts>,
+}
+
+/// What the calls of one hook returned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counts {
+    /// Calls (of each object).
+    pub calls: u64,
+    /// Calls where the two returned different values.
+    pub mismatches: u64,
+    /// Calls where the first object (sclc's) and the second returned a value other than 0.
+    pub nonzero: (u64, u64),
 }
 
 impl<'a> Pair<'a> {
@@ -170,7 +181,7 @@ impl<'a> Pair<'a> {
         // Which program runs first alternates per hook, not per call: a policy whose
         // events make an even number of calls each would otherwise run one hook always
         // first in the same object (amp's `contended`, measured 1.10-1.15x for it).
-        let (calls, _) = self.counts(hook);
+        let calls = self.counts(hook).calls;
         let sclc_first = calls % 2 == 0;
         let err = |e: LoadError| e.to_string();
         let (rs, rc) = if sclc_first {
@@ -181,13 +192,15 @@ impl<'a> Pair<'a> {
             (self.s.test_run(hook, &mut a).map_err(err)?, rc)
         };
         let e = self.counts.entry(hook.to_string()).or_default();
-        e.0 += 1;
-        e.1 += u64::from(rs != rc);
+        e.calls += 1;
+        e.mismatches += u64::from(rs != rc);
+        e.nonzero.0 += u64::from(rs != 0);
+        e.nonzero.1 += u64::from(rc != 0);
         Ok(Some(rs))
     }
 
-    /// Calls of `hook` so far, and how many returned different values.
-    pub fn counts(&self, hook: &str) -> (u64, u64) {
+    /// What the calls of `hook` so far returned.
+    pub fn counts(&self, hook: &str) -> Counts {
         self.counts.get(hook).copied().unwrap_or_default()
     }
 
