@@ -469,7 +469,7 @@ impl Emitter<'_> {
         // used at the terminator.
         let fused = match &term {
             Terminator::Branch { cond, .. } => {
-                let only_use = insts.iter().all(|&i| !f.insts[i].uses().contains(cond));
+                let only_use = insts.iter().all(|&i| !f.insts[i].uses().any(|u| u == *cond));
                 insts.iter().position(|&i| matches!(&f.insts[i], InstData::Cmp { dst, .. } if dst == cond)).filter(|_| only_use)
             }
             _ => None,
@@ -740,7 +740,7 @@ impl Emitter<'_> {
             InstData::Loop { ctx_ptr, .. } => *ctx_ptr != v,
             // The operand and the expected value are moved to r5 and r0 anyway.
             InstData::Atomic { ptr, .. } => *ptr != v,
-            other => !other.uses().contains(&v),
+            other => !other.uses().any(|u| u == v),
         })
     }
 

@@ -92,6 +92,7 @@ impl Set {
 }
 
 /// What one instruction does to candidate slots.
+#[derive(Clone, Copy)]
 enum Event {
     Use(usize),
     Def(usize),
@@ -117,28 +118,27 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
     let cx = uses_ctx.then_some(n);
     let m = n + usize::from(cx.is_some());
 
-    // Events per instruction (a use of the context, then the slot access or call).
-    let events = |b: Block| -> Vec<Vec<Event>> {
+    // Events per instruction: whether it uses the context, then the slot access or call.
+    let events = |b: Block| -> Vec<(bool, Event)> {
         f.blocks[b]
             .insts
             .iter()
             .map(|&i| {
                 let data = &f.insts[i];
-                let mut out = Vec::new();
-                if let Some(c) = cx.filter(|_| data.uses().iter().any(|u| ctx_values.contains(u))) {
-                    out.push(Event::Use(c));
-                }
-                out.push(match data {
+                let ctx_use = cx.is_some() && data.uses().any(|u| ctx_values.contains(&u));
+                let e = match data {
                     InstData::Load { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Use(k)),
                     InstData::Store { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Def(k)),
                     InstData::Call { .. } | InstData::Loop { .. } => Event::Call,
                     _ => Event::Other,
-                });
-                out
+                };
+                (ctx_use, e)
             })
             .collect()
     };
-    let ev: HashMap<Block, Vec<Vec<Event>>> = f.layout.iter().map(|b| (*b, events(*b))).collect();
+    // An instruction's events last first (the context is read before the rest happens).
+    let backward = |&(ctx_use, e): &(bool, Event)| [Some(e), ctx_use.then(|| Event::Use(cx.expect("only with the context")))].into_iter().flatten();
+    let ev: HashMap<Block, Vec<(bool, Event)>> = f.layout.iter().map(|b| (*b, events(*b))).collect();
     let entry = f.entry();
     let succs: HashMap<Block, Vec<Block>> =
         f.layout.iter().map(|b| (*b, f.blocks[*b].term.as_ref().map(|t| t.successors()).unwrap_or_default())).collect();
@@ -153,10 +153,10 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
                     live.union(l);
                 }
             }
-            for e in ev[b].iter().rev().flat_map(|es| es.iter().rev()) {
+            for e in ev[b].iter().rev().flat_map(backward) {
                 match e {
-                    Event::Use(k) => live.insert(*k),
-                    Event::Def(k) => live.remove(*k),
+                    Event::Use(k) => live.insert(k),
+                    Event::Def(k) => live.remove(k),
                     _ => {}
                 }
             }
@@ -177,7 +177,10 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
     }
     let mut interferes = vec![Set::new(m); m];
     let mut crosses = vec![false; m];
-    let mut points: HashMap<Block, Vec<Set>> = HashMap::default();
+    // The live sets of a block's points, last point first, one after the other in one
+    // vector of words (`words` per set).
+    let words = m.div_ceil(64);
+    let mut points: HashMap<Block, Vec<u64>> = HashMap::default();
     let mut weight = vec![0u32; m];
     let mut dead_defs: Vec<(Inst, usize)> = Vec::new();
     for (pos, b) in f.layout.iter().enumerate() {
@@ -188,24 +191,25 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
                 live.union(l);
             }
         }
-        let mut at = vec![live.clone()];
+        let mut at = Vec::with_capacity((ev[b].len() + 1) * words);
+        at.extend_from_slice(&live.0);
         for (j, es) in ev[b].iter().enumerate().rev() {
-            for e in es.iter().rev() {
+            for e in backward(es) {
                 match e {
                     Event::Use(k) => {
-                        live.insert(*k);
-                        weight[*k] += if in_loop { 8 } else { 1 };
+                        live.insert(k);
+                        weight[k] += if in_loop { 8 } else { 1 };
                     }
                     Event::Def(k) => {
-                        if !live.contains(*k) {
-                            dead_defs.push((f.blocks[*b].insts[j], *k));
+                        if !live.contains(k) {
+                            dead_defs.push((f.blocks[*b].insts[j], k));
                         }
-                        for o in live.iter().filter(|o| o != k) {
-                            interferes[*k].insert(o);
-                            interferes[o].insert(*k);
+                        for o in live.iter().filter(|&o| o != k) {
+                            interferes[k].insert(o);
+                            interferes[o].insert(k);
                         }
-                        live.remove(*k);
-                        weight[*k] += if in_loop { 8 } else { 1 };
+                        live.remove(k);
+                        weight[k] += if in_loop { 8 } else { 1 };
                     }
                     Event::Call => {
                         for o in live.iter() {
@@ -215,7 +219,7 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
                     Event::Other => {}
                 }
             }
-            at.push(live.clone());
+            at.extend_from_slice(&live.0);
         }
         // The context is defined on entry: it interferes with whatever is live there.
         if let Some(c) = cx.filter(|_| *b == entry) {
@@ -224,7 +228,6 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
                 interferes[o].insert(c);
             }
         }
-        at.reverse();
         points.insert(*b, at);
     }
 
@@ -287,9 +290,23 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
         }
     }
     let reg: HashMap<Slot, u8> = cands.iter().enumerate().filter_map(|(k, s)| color[k].map(|r| (*s, r))).collect();
+    let mask = |set: &[u64]| -> u16 {
+        let mut regs = 0u16;
+        for (w, &bits) in set.iter().enumerate() {
+            let mut left = bits;
+            while left != 0 {
+                let k = w * 64 + left.trailing_zeros() as usize;
+                left &= left - 1;
+                if let Some(r) = color[k] {
+                    regs |= 1 << r;
+                }
+            }
+        }
+        regs
+    };
     let busy = points
         .into_iter()
-        .map(|(b, at)| (b, at.iter().map(|set| set.iter().filter_map(|k| color[k]).fold(0u16, |m, r| m | 1 << r)).collect()))
+        .map(|(b, at)| (b, if words == 0 { vec![0; ev[&b].len() + 1] } else { at.chunks(words).rev().map(mask).collect() }))
         .collect();
     let dead_stores = dead_defs.into_iter().filter(|(_, k)| *k < n && color[*k].is_some()).map(|(i, _)| i).collect();
     Promotion { reg, busy, dead_stores, ctx_reg: ctx }

@@ -336,27 +336,28 @@ impl InstData {
         }
     }
 
-    /// The values this instruction reads.
-    pub fn uses(&self) -> Vec<Value> {
-        match self {
+    /// The values this instruction reads, without allocating.
+    pub fn uses(&self) -> Uses<'_> {
+        let none = Value::from_u32(0);
+        let (fixed, n, args): ([Value; 4], u8, &[Value]) = match self {
             InstData::Const { .. } | InstData::Ctx { .. } | InstData::SlotAddr { .. } | InstData::MapRef { .. } | InstData::Rodata { .. } => {
-                Vec::new()
+                ([none; 4], 0, &[])
             }
-            InstData::Bin { a, b, .. } | InstData::Cmp { a, b, .. } => vec![*a, *b],
-            InstData::Select { x, y, a, b, .. } => vec![*x, *y, *a, *b],
-            InstData::Neg { a, .. } | InstData::Ext { a, .. } | InstData::Copy { a, .. } => vec![*a],
-            InstData::Load { ptr, .. } => vec![*ptr],
-            InstData::Store { ptr, val, .. } => vec![*ptr, *val],
-            InstData::Call { args, .. } => args.clone(),
-            InstData::Atomic { ptr, val, expected, .. } => {
-                let mut v = vec![*ptr, *val];
-                v.extend(*expected);
-                v
-            }
-            InstData::MemCopy { dst_ptr, src, .. } => vec![*dst_ptr, *src],
-            InstData::Loop { count, ctx_ptr, .. } => vec![*count, *ctx_ptr],
-            InstData::MemZero { ptr, .. } => vec![*ptr],
-        }
+            InstData::Bin { a, b, .. } | InstData::Cmp { a, b, .. } => ([*a, *b, none, none], 2, &[]),
+            InstData::Select { x, y, a, b, .. } => ([*x, *y, *a, *b], 4, &[]),
+            InstData::Neg { a, .. } | InstData::Ext { a, .. } | InstData::Copy { a, .. } => ([*a, none, none, none], 1, &[]),
+            InstData::Load { ptr, .. } => ([*ptr, none, none, none], 1, &[]),
+            InstData::Store { ptr, val, .. } => ([*ptr, *val, none, none], 2, &[]),
+            InstData::Call { args, .. } => ([none; 4], 0, args.as_slice()),
+            InstData::Atomic { ptr, val, expected, .. } => match expected {
+                Some(e) => ([*ptr, *val, *e, none], 3, &[]),
+                None => ([*ptr, *val, none, none], 2, &[]),
+            },
+            InstData::MemCopy { dst_ptr, src, .. } => ([*dst_ptr, *src, none, none], 2, &[]),
+            InstData::Loop { count, ctx_ptr, .. } => ([*count, *ctx_ptr, none, none], 2, &[]),
+            InstData::MemZero { ptr, .. } => ([*ptr, none, none, none], 1, &[]),
+        };
+        Uses { fixed, n, next: 0, args: args.iter() }
     }
 
     /// True if removing the instruction could change behaviour even if its result is unused.
@@ -475,6 +476,27 @@ pub struct SlotData {
     /// Live for the whole function: a pointer to it is kept (in another slot) past the
     /// blocks that take its address.
     pub whole_function: bool,
+}
+
+/// The values an instruction reads ([`InstData::uses`]): up to four operands, or a
+/// call's arguments.
+pub struct Uses<'a> {
+    fixed: [Value; 4],
+    n: u8,
+    next: u8,
+    args: std::slice::Iter<'a, Value>,
+}
+
+impl Iterator for Uses<'_> {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        if self.next < self.n {
+            self.next += 1;
+            return Some(self.fixed[usize::from(self.next - 1)]);
+        }
+        self.args.next().copied()
+    }
 }
 
 /// One program: the code of one hook.
