@@ -182,7 +182,7 @@ impl<'a> Pair<'a> {
         // events make an even number of calls each would otherwise run one hook always
         // first in the same object (amp's `contended`, measured 1.10-1.15x for it).
         let calls = self.counts(hook).calls;
-        let sclc_first = calls % 2 == 0;
+        let sclc_first = calls.is_multiple_of(2);
         let err = |e: LoadError| e.to_string();
         let (rs, rc) = if sclc_first {
             let rs = self.s.test_run(hook, &mut a).map_err(err)?;

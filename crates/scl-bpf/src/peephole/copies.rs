@@ -125,7 +125,7 @@ pub(super) fn rename_after_copy(insns: &mut [Insn], an: &Analyses, dead: &mut [b
     let live_at = an.live_in(insns);
     let hs = an.heads(insns);
     let mut changed = false;
-    let mut stale = Stale::new(insns, &hs);
+    let mut stale = Stale::new(insns, hs);
     for (k, &i) in hs.iter().enumerate() {
         let Some((a, b)) = reg_move(&insns[i]).filter(|&(a, b)| !dead[i] && a != b && a != FP && b != FP) else { continue };
         if live[i] & bit(b) != 0 || stale.blocks(i, a, b) {
@@ -180,9 +180,9 @@ pub(super) fn propagate_copies(insns: &mut [Insn], an: &Analyses, dead: &mut [bo
     let live = an.live_out(insns);
     let live_at = an.live_in(insns);
     let live_in_at = |t: usize| live_at.get(t).copied().unwrap_or(0);
-    let hs = heads(insns);
+    let hs = an.heads(insns);
     let mut changed = false;
-    let mut stale = Stale::new(insns, &hs);
+    let mut stale = Stale::new(insns, hs);
     for (k, &i) in hs.iter().enumerate() {
         let Some((a, b)) = reg_move(&insns[i]).filter(|&(a, b)| !dead[i] && a != b && b != FP) else { continue };
         if stale.blocks(i, a, b) {

@@ -706,7 +706,7 @@ fn check_policy(cx: &mut Checker, sigs: &HashMap<FuncId, Sig>) {
             hooks.push(HookImpl { def, params, body: Body { locals, block }, atomic, loc: loc(file, h.name.span) });
         }
     }
-    crate::rules::hooks::check_companions(cx, file, &policy, &hooks);
+    crate::rules::hooks::check_companions(cx, file, policy, &hooks);
     cx.program.policy = Some(hir::Policy { name: policy.name.name.clone(), kinds, hooks, loc: loc(file, policy.name.span) });
 }
 
