@@ -208,7 +208,7 @@ pub fn asm(files: &Files, out: &Output) -> String {
             c.relocs.iter().find(|(at, _)| *at == i).map(|(_, t)| match t {
                 scl_bpf::RelocTarget::Map(m) => format!("map[{}]", out.module.maps[*m].name),
                 scl_bpf::RelocTarget::Rodata(off) => format!(".rodata+{off}"),
-                scl_bpf::RelocTarget::Callback(cb) => format!("{}", scl_bpf::callback_name(*cb)),
+                scl_bpf::RelocTarget::Callback(cb) => scl_bpf::callback_name(*cb).to_string(),
             })
         };
         let helper = |id: i32| scl_ir::print::helper_name(id as u32);
@@ -234,11 +234,11 @@ pub fn btf_text(out: &Output) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let mut structs: Vec<String> = Vec::new();
-    fn collect(program: &hir::Program, t: &CType, out: &mut Vec<String>) {
+    fn collect(t: &CType, out: &mut Vec<String>) {
         match t {
             CType::Struct { name, size, members } => {
                 for (_, m, _) in members {
-                    collect(program, m, out);
+                    collect(m, out);
                 }
                 let mut body = format!("struct {name} {{ /* {size} bytes */\n");
                 for (n, m, off) in members {
@@ -249,7 +249,7 @@ pub fn btf_text(out: &Output) -> String {
                     out.push(body);
                 }
             }
-            CType::Array { elem, .. } => collect(program, elem, out),
+            CType::Array { elem, .. } => collect(elem, out),
             CType::Int { .. } => {}
         }
     }
@@ -263,11 +263,11 @@ pub fn btf_text(out: &Output) -> String {
     let program = &out.program;
     for m in out.module.maps.values() {
         for t in [&m.key, &m.value].into_iter().flatten() {
-            collect(program, &c_type(program, t), &mut structs);
+            collect(&c_type(program, t), &mut structs);
         }
     }
     for v in &out.module.rodata {
-        collect(program, &c_type(program, &v.ty), &mut structs);
+        collect(&c_type(program, &v.ty), &mut structs);
     }
     for st in &structs {
         let _ = writeln!(s, "{st}");

@@ -22,7 +22,7 @@ impl fmt::Display for Function {
         for &b in &self.layout {
             writeln!(f, "  {b}:")?;
             for &i in &self.blocks[b].insts {
-                writeln!(f, "    {}", DisplayInst(self, &self.insts[i]))?;
+                writeln!(f, "    {}", DisplayInst(&self.insts[i]))?;
             }
             match &self.blocks[b].term {
                 Some(Terminator::Jump(t)) => writeln!(f, "    jump {t}")?,
@@ -35,12 +35,12 @@ impl fmt::Display for Function {
     }
 }
 
-struct DisplayInst<'a>(&'a Function, &'a InstData);
+struct DisplayInst<'a>(&'a InstData);
 
 impl fmt::Display for DisplayInst<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = |w: Width| if w == Width::W32 { ".32" } else { "" };
-        match self.1 {
+        match self.0 {
             InstData::Const { dst, imm } => write!(f, "{dst} = const {imm}"),
             InstData::Ctx { dst } => write!(f, "{dst} = ctx"),
             InstData::Bin { op, width, dst, a, b } => {
@@ -78,10 +78,6 @@ impl fmt::Display for DisplayInst<'_> {
             InstData::MemZero { ptr, size } => write!(f, "memzero {ptr}, {size}"),
             InstData::Loop { dst, callback, count, ctx_ptr } => write!(f, "{dst} = call loop ({count}, {callback:?}, {ctx_ptr})"),
         }
-        .and_then(|_| {
-            let _ = self.0;
-            Ok(())
-        })
     }
 }
 

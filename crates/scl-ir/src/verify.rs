@@ -119,20 +119,16 @@ fn check_memory(f: &Function, i: Inst, data: &InstData, errors: &mut Vec<String>
                 errors.push(format!("{i} is a {size}-byte atomic"));
             }
         }
-        InstData::SlotAddr { slot, offset, .. } => {
-            if *offset >= f.slots[*slot].size {
-                errors.push(format!("{i} points {offset} bytes into {slot}, which has {}", f.slots[*slot].size));
-            }
+        InstData::SlotAddr { slot, offset, .. } if *offset >= f.slots[*slot].size => {
+            errors.push(format!("{i} points {offset} bytes into {slot}, which has {}", f.slots[*slot].size));
         }
         InstData::MemCopy { dst_ptr, src, .. } => {
             pointer(*dst_ptr, errors);
             pointer(*src, errors);
         }
         InstData::MemZero { ptr, .. } => pointer(*ptr, errors),
-        InstData::Loop { ctx_ptr, .. } => {
-            if f.values[*ctx_ptr].ty != ValTy::Stack {
-                errors.push(format!("{i} passes {ctx_ptr} to a loop callback; it must point into the stack"));
-            }
+        InstData::Loop { ctx_ptr, .. } if f.values[*ctx_ptr].ty != ValTy::Stack => {
+            errors.push(format!("{i} passes {ctx_ptr} to a loop callback; it must point into the stack"));
         }
         _ => {}
     }

@@ -244,12 +244,18 @@ impl Kallsyms {
     }
 }
 
+/// Named log2 histograms: a title and the counts of its buckets.
+type Histograms = Vec<(String, Vec<u64>)>;
+
+/// One row of a table: the key as printed, the scalar columns, the histograms.
+type Row = (String, Vec<u64>, Histograms);
+
 /// One map's rows at one moment.
 struct Table {
     map: String,
     key_label: &'static str,
     columns: Vec<String>,
-    rows: Vec<(String, Vec<u64>, Vec<(String, Vec<u64>)>)>,
+    rows: Vec<Row>,
 }
 
 fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kallsyms) -> Vec<Table> {
@@ -310,7 +316,7 @@ fn le(bytes: &[u8]) -> u64 {
 
 /// Scalar columns and histograms of a value; a per-CPU value (one copy per CPU, each
 /// padded to 8 bytes) is summed over the CPUs.
-fn decode(program: &Program, ty: &Ty, bytes: &[u8], size: usize) -> (Vec<String>, Vec<u64>, Vec<(String, Vec<u64>)>) {
+fn decode(program: &Program, ty: &Ty, bytes: &[u8], size: usize) -> (Vec<String>, Vec<u64>, Histograms) {
     let stride = size.div_ceil(8).max(1) * 8;
     let copies = if bytes.len() > size { (bytes.len() / stride).max(1) } else { 1 };
     let mut cols: Vec<String> = Vec::new();
@@ -394,7 +400,7 @@ fn render_tables(tables: &[Table], args: &RunArgs) -> String {
             continue;
         }
         let sort_col = args.sort.as_ref().and_then(|c| t.columns.iter().position(|x| x == c)).unwrap_or(0);
-        let mut rows: Vec<&(String, Vec<u64>, Vec<(String, Vec<u64>)>)> = t.rows.iter().collect();
+        let mut rows: Vec<&Row> = t.rows.iter().collect();
         rows.sort_by(|a, b| b.1.get(sort_col).cmp(&a.1.get(sort_col)));
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(t.key_label.len()).min(40);
         let _ = write!(s, "  {:<width$}", t.key_label);

@@ -13,7 +13,7 @@
 //! | a directory, a missing file | exit 2, "is a directory", "No such file" |
 //! | an output path that cannot be written | exit 2, nothing written |
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn sclc(args: &[&str]) -> Output {
@@ -28,7 +28,7 @@ fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-fn check(path: &PathBuf) -> (Option<i32>, String) {
+fn check(path: &Path) -> (Option<i32>, String) {
     let out = sclc(&["check", "--format", "short", path.to_str().expect("utf-8")]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "sclc panicked");
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())

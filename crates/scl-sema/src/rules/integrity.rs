@@ -98,6 +98,10 @@ fn summaries(cx: &Checker) -> HashMap<FuncId, Summary> {
     }
 }
 
+/// How a write is reached from a hook: the function called, where it writes, and whether
+/// the state went in as an `inout` argument (`None`: the hook writes it itself).
+type Via = Option<(String, Loc, bool)>;
+
 /// Reports state writes reachable from the reorder hooks.
 pub(crate) fn check_reorder_writes(cx: &mut Checker) {
     let Some(policy) = &cx.program.policy else { return };
@@ -108,7 +112,7 @@ pub(crate) fn check_reorder_writes(cx: &mut Checker) {
             continue;
         }
         let Some(facts) = cx.bodies.get(&BodyId::Hook(i)) else { continue };
-        let mut writes: Vec<(Loc, Option<(String, Loc, bool)>)> = facts.state_writes.iter().map(|l| (*l, None)).collect();
+        let mut writes: Vec<(Loc, Via)> = facts.state_writes.iter().map(|l| (*l, None)).collect();
         for (callee, call, roots) in &facts.calls {
             let Some(s) = sums.get(callee) else { continue };
             let name = cx.program.funcs[*callee].name.clone();
