@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod btf;
+pub mod btf_kind;
 mod elf;
 mod error;
 mod ext;
