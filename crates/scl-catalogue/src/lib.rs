@@ -44,6 +44,15 @@ impl Target {
     pub fn from_name(name: &str) -> Option<Target> {
         Target::ALL.into_iter().find(|t| t.name() == name)
     }
+
+    /// The targets a policy's `// targets: syncord, sim` header line names, in its order
+    /// (the examples and tests say this way what they are for); empty without one.
+    pub fn in_header(text: &str) -> Vec<Target> {
+        text.lines()
+            .find_map(|l| l.strip_prefix("// targets:"))
+            .map(|t| t.split(',').filter_map(|n| Target::from_name(n.trim())).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl fmt::Display for Target {
@@ -658,4 +667,17 @@ pub mod limits {
     /// The instruction budget of a hook that may sleep for every lock kind of its policy
     /// (the hook's own `budget` applies in atomic context).
     pub const SLEEPABLE_BUDGET: u32 = 65_536;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn a_header_names_its_targets_in_order() {
+        let text = "// amp.scl: ...\n//\n// targets: syncord, sim\n\nconfig x: u32 = 1;\n";
+        assert_eq!(Target::in_header(text), [Target::Syncord, Target::Sim]);
+        assert_eq!(Target::in_header("// targets: stock, nonsense\n"), [Target::Stock]);
+        assert!(Target::in_header("policy p for spinlock {}\n").is_empty());
+    }
 }

@@ -242,11 +242,7 @@ fn compile(example: &str) -> scl_driver::Output {
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).expect("example");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("// targets:") && l.contains("syncord")),
-        "{example} targets syncord"
-    );
+    assert!(scl_catalogue::Target::in_header(&text).contains(&scl_catalogue::Target::Syncord), "{example} targets syncord");
     let mut files = scl_diagnostics::Files::new();
     let id = files.add(path, text);
     scl_driver::compile(&mut files, id, Target::Syncord).unwrap_or_else(|d| {
@@ -461,8 +457,8 @@ fn examples_behave_as_in_the_kernel() {
         .filter_map(|e| {
             let p = e.ok()?.path();
             let text = std::fs::read_to_string(&p).ok()?;
-            text.lines()
-                .any(|l| l.starts_with("// targets:") && l.contains("syncord"))
+            scl_catalogue::Target::in_header(&text)
+                .contains(&scl_catalogue::Target::Syncord)
                 .then(|| p.file_stem()?.to_str().map(str::to_string))
                 .flatten()
         })

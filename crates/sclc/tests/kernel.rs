@@ -15,11 +15,7 @@ fn examples() -> Vec<(String, String, Vec<Target>)> {
             continue;
         }
         let text = std::fs::read_to_string(&p).expect("readable");
-        let targets = text
-            .lines()
-            .find_map(|l| l.strip_prefix("// targets:"))
-            .map(|t| t.split(',').filter_map(|n| Target::from_name(n.trim())).collect())
-            .unwrap_or_default();
+        let targets = Target::in_header(&text);
         out.push((format!("examples/{}", p.file_name().unwrap().to_string_lossy()), text, targets));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
