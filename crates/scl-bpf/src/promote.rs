@@ -78,17 +78,22 @@ impl Set {
         }
     }
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(w, &bits)| {
-            let mut left = bits;
-            std::iter::from_fn(move || {
-                (left != 0).then(|| {
-                    let b = left.trailing_zeros() as usize;
-                    left &= left - 1;
-                    w * 64 + b
-                })
+        set_bits(&self.0)
+    }
+}
+
+/// The members of a set kept as the words of a bitset.
+fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(w, &bits)| {
+        let mut left = bits;
+        std::iter::from_fn(move || {
+            (left != 0).then(|| {
+                let b = left.trailing_zeros() as usize;
+                left &= left - 1;
+                w * 64 + b
             })
         })
-    }
+    })
 }
 
 /// What one instruction does to candidate slots.
@@ -290,20 +295,7 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
         }
     }
     let reg: HashMap<Slot, u8> = cands.iter().enumerate().filter_map(|(k, s)| color[k].map(|r| (*s, r))).collect();
-    let mask = |set: &[u64]| -> u16 {
-        let mut regs = 0u16;
-        for (w, &bits) in set.iter().enumerate() {
-            let mut left = bits;
-            while left != 0 {
-                let k = w * 64 + left.trailing_zeros() as usize;
-                left &= left - 1;
-                if let Some(r) = color[k] {
-                    regs |= 1 << r;
-                }
-            }
-        }
-        regs
-    };
+    let mask = |set: &[u64]| set_bits(set).filter_map(|k| color[k]).fold(0u16, |m, r| m | 1 << r);
     let busy = points
         .into_iter()
         .map(|(b, at)| (b, if words == 0 { vec![0; ev[&b].len() + 1] } else { at.chunks(words).rev().map(mask).collect() }))
