@@ -123,14 +123,14 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
     let cx = uses_ctx.then_some(n);
     let m = n + usize::from(cx.is_some());
 
-    // Events per instruction: whether it uses the context, then the slot access or call.
-    let events = |b: Block| -> Vec<(bool, Event)> {
+    // Events per instruction: its use of the context, if any, then the slot access or call.
+    let events = |b: Block| -> Vec<(Option<Event>, Event)> {
         f.blocks[b]
             .insts
             .iter()
             .map(|&i| {
                 let data = &f.insts[i];
-                let ctx_use = cx.is_some() && data.uses().any(|u| ctx_values.contains(&u));
+                let ctx_use = cx.filter(|_| data.uses().any(|u| ctx_values.contains(&u))).map(Event::Use);
                 let e = match data {
                     InstData::Load { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Use(k)),
                     InstData::Store { ptr, .. } => addr_of.get(ptr).and_then(|s| index.get(s)).map_or(Event::Other, |&k| Event::Def(k)),
@@ -142,8 +142,8 @@ pub fn promote(f: &Function, loops: &[(usize, usize)]) -> Promotion {
             .collect()
     };
     // An instruction's events last first (the context is read before the rest happens).
-    let backward = |&(ctx_use, e): &(bool, Event)| [Some(e), ctx_use.then(|| Event::Use(cx.expect("only with the context")))].into_iter().flatten();
-    let ev: HashMap<Block, Vec<(bool, Event)>> = f.layout.iter().map(|b| (*b, events(*b))).collect();
+    let backward = |&(ctx_use, e): &(Option<Event>, Event)| [Some(e), ctx_use].into_iter().flatten();
+    let ev: HashMap<Block, Vec<(Option<Event>, Event)>> = f.layout.iter().map(|b| (*b, events(*b))).collect();
     let entry = f.entry();
     let succs: HashMap<Block, Vec<Block>> =
         f.layout.iter().map(|b| (*b, f.blocks[*b].term.as_ref().map(|t| t.successors()).unwrap_or_default())).collect();
