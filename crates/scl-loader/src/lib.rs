@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod btf;
+pub mod kmod;
 pub mod pin;
 pub mod pinned;
 
@@ -161,8 +162,26 @@ pub struct ProgInfo {
     pub line_info_cnt: u32,
 }
 
+/// How programs are loaded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Load `syscall` programs for lock context: non-sleepable, as
+    /// `BPF_PROG_TYPE_RAW_TRACEPOINT`. libbpf loads the `syscall` section sleepable, which
+    /// is right for `BPF_PROG_TEST_RUN` but wrong inside lock code (the lock-hook module
+    /// refuses sleepable programs), and kernels before 6.5 allow syscall programs only
+    /// sleepable. A raw tracepoint program takes the same read-only context (the verifier
+    /// bounds its reads to 96 bytes, which covers every field of ABI v1), the same
+    /// helpers, and runs non-sleepable (docs/abi.md §4).
+    pub lock_context: bool,
+}
+
 /// Opens and loads `bytes`, first overwriting `.rodata` bytes at the given offsets.
 pub fn load(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)]) -> Result<Loaded, LoadError> {
+    load_with(name, bytes, rodata, Options::default())
+}
+
+/// [`load`] with [`Options`].
+pub fn load_with(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)], opts: Options) -> Result<Loaded, LoadError> {
     check_support()?;
     let refused = |what: &str, e: libbpf_rs::Error, log: &str| LoadError::Refused { what: what.into(), error: e.to_string(), log: verifier_part(log) };
     let (result, log) = with_log(|| -> Result<libbpf_rs::Object, (String, libbpf_rs::Error)> {
@@ -179,6 +198,16 @@ pub fn load(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)]) -> Result<Loa
                             }
                         }
                     }
+                }
+            }
+        }
+        if opts.lock_context {
+            for mut p in open.progs_mut() {
+                if p.prog_type() == libbpf_rs::ProgramType::Syscall {
+                    // Changing a program's type also drops the `syscall` section's handler,
+                    // which is what adds BPF_F_SLEEPABLE (bpf_program__set_type).
+                    p.set_prog_type(libbpf_rs::ProgramType::RawTracepoint);
+                    p.set_flags(0);
                 }
             }
         }

@@ -135,7 +135,20 @@ pub fn load_or_report(
     overrides: &[(usize, Vec<u8>)],
     report: &dyn Fn(&Files, &[Diagnostic]),
 ) -> Result<scl_loader::Loaded, Status> {
-    match scl_loader::load(name, object, overrides) {
+    load_or_report_with(name, files, id, object, overrides, report, scl_loader::Options::default())
+}
+
+/// [`load_or_report`] with loader options (lock-context programs for the lock-hook module).
+pub fn load_or_report_with(
+    name: &str,
+    files: &Files,
+    id: scl_diagnostics::FileId,
+    object: &[u8],
+    overrides: &[(usize, Vec<u8>)],
+    report: &dyn Fn(&Files, &[Diagnostic]),
+    opts: scl_loader::Options,
+) -> Result<scl_loader::Loaded, Status> {
+    match scl_loader::load_with(name, object, overrides, opts) {
         Ok(l) => Ok(l),
         Err(scl_loader::LoadError::Unsupported(why)) => {
             eprintln!("sclc: error: cannot load BPF programs here: {why}");
