@@ -160,7 +160,7 @@ static inline void scl_inflight_dec(void) { this_cpu_dec(scl_inflight); }
  */
 bool scl_tab_put(const void *lock, u64 value);
 bool scl_tab_get(struct task_struct *t, const void *lock, u64 *value);
-bool scl_tab_take(const void *lock);
+bool scl_tab_take(const void *lock, u64 *value);
 
 /* Symbols the kernel does not export, resolved at load time. */
 extern unsigned long (*scl_kallsyms_lookup_name)(const char *name);

@@ -99,7 +99,7 @@ bool scl_tab_get(struct task_struct *t, const void *lock, u64 *value)
 	return false;
 }
 
-bool scl_tab_take(const void *lock)
+bool scl_tab_take(const void *lock, u64 *value)
 {
 	unsigned long h = hash_ptr(current, SCL_TAB_BITS);
 	int i;
@@ -108,6 +108,8 @@ bool scl_tab_take(const void *lock)
 		struct scl_tab_ent *e = &scl_tab[(h + i) & ((1 << SCL_TAB_BITS) - 1)];
 
 		if (READ_ONCE(e->task) == current && READ_ONCE(e->lock) == lock) {
+			if (value)
+				*value = READ_ONCE(e->value);
 			WRITE_ONCE(e->lock, NULL);
 			smp_store_release(&e->task, NULL);
 			return true;

@@ -136,7 +136,7 @@ void scl_mutex_lock(struct mutex *lock)
 		scl_event(gl, SCL_MUTEX, SCL_CONTENDED, lock, 0);
 		mutex_lock(lock);	/* the kernel's: our calls are never redirected */
 		if (tracked)
-			scl_tab_take(lock);
+			scl_tab_take(lock, NULL);
 	}
 	scl_count(gl, SCL_STAT(acquisitions));
 	scl_event(gl, SCL_MUTEX, SCL_ACQUIRED, lock, 0);

@@ -5,10 +5,12 @@
  *
  * A reader that the policy admits enters without touching the rwsem's count. The module,
  * not the policy, keeps that safe, whatever the policy's programs do:
- *  - it counts the readers inside through the bypass per lock and records each one
- *    (task, lock), so that its up_read skips the count exactly when its down_read did;
- *    `bypass_release` is still called (the policy frees its slot), and where its answer
- *    differs from the record the record wins and the disagreement is counted;
+ *  - it counts the readers inside through the bypass per lock and records each reader the
+ *    policy admitted (task, lock, whether it skipped the count), so that its up_read skips
+ *    the count exactly when its down_read did; `bypass_release` is still called (the
+ *    policy frees its slot, which an admitted reader holds even where the module sent it
+ *    down the normal path), and where its answer differs from the record the record wins
+ *    and the disagreement is counted;
  *  - a writer, once it holds the count, announces itself and waits until the bypassing
  *    readers have left; a reader that the policy admits while a writer is announced takes
  *    the normal path (the two sides use a full barrier each, so one always sees the other).
@@ -22,6 +24,10 @@
 #include <linux/rwsem.h>
 #include <linux/sched.h>
 #include "internal.h"
+
+/* Records of readers the policy admitted, in the (task, lock) table. */
+#define SCL_ADMITTED_REFUSED	0	/* took the count: a writer was inside */
+#define SCL_ADMITTED_BYPASSED	1	/* skipped the count */
 
 static bool scl_bypass_acquire(struct scl_lock *gl, struct rw_semaphore *sem)
 {
@@ -41,9 +47,11 @@ static bool scl_bypass_acquire(struct scl_lock *gl, struct rw_semaphore *sem)
 	scl_count(gl, SCL_STAT(bypass_admitted));
 	atomic_inc(&gl->bypass_inside);
 	smp_mb__after_atomic();
-	if (atomic_read(&gl->writers) || !scl_tab_put(sem, 1)) {
+	if (atomic_read(&gl->writers) || !scl_tab_put(sem, SCL_ADMITTED_BYPASSED)) {
 		atomic_dec(&gl->bypass_inside);
 		scl_count(gl, SCL_STAT(bypass_refused));
+		/* The policy holds a slot for this reader: its bypass_release will say yes. */
+		scl_tab_put(sem, SCL_ADMITTED_REFUSED);
 		return false;
 	}
 	scl_count(gl, SCL_STAT(bypassed));
@@ -74,7 +82,8 @@ void scl_up_read(struct rw_semaphore *sem)
 	struct scl_lock *gl = scl_governed(sem);
 	struct scl_policy *p;
 	struct scl_ctx ctx;
-	bool said = false, bypassed;
+	bool said = false, admitted, bypassed;
+	u64 record = SCL_ADMITTED_REFUSED;
 
 	scl_inflight_inc();
 	scl_event(gl, SCL_RWSEM, SCL_TO_RELEASE, sem, SCL_F_READER);
@@ -86,8 +95,10 @@ void scl_up_read(struct rw_semaphore *sem)
 		}
 		scl_leave();
 	}
-	bypassed = gl && scl_tab_take(sem);
-	if (p && p->progs[SCL_BYPASS_RELEASE] && said != bypassed)
+	admitted = gl && scl_tab_take(sem, &record);
+	bypassed = admitted && record == SCL_ADMITTED_BYPASSED;
+	/* A reader the policy admitted has its slot, bypassed or not: it should say yes. */
+	if (p && p->progs[SCL_BYPASS_RELEASE] && said != admitted)
 		scl_count(gl, SCL_STAT(bypass_disagreed));
 	if (bypassed) {
 		smp_mb__before_atomic();	/* the read section ends before the writer sees us go */

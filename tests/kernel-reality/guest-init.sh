@@ -4,6 +4,7 @@
 # serial port (/dev/ttyS1), which the host reads after the guest powers off:
 #   SCL-RUN {json}      one storm run (baseline, policy, after unload)
 #   SCL-LS {json}       `sclc ls --format json` while the policy ran
+#   SCL-MAP {json}      `sclc map NAME dump MAP --format json` after the policy's run
 #   SCL-CHECK key value a check of the module's behaviour
 #   SCL-FAIL message    the scenario could not go on
 #   SCL-DONE            the scenario ended
@@ -37,35 +38,40 @@ insmod /scl/scl_hooks.ko || fail "insmod scl_hooks.ko: $(dmesg | grep scl_hooks 
 insmod /scl/scl_storm.ko kind="$KIND" || fail "insmod scl_storm.ko"
 addr=$(cat /sys/kernel/scl_storm/lock)
 
+# Thread classes, the same in every run: with --mark, every other thread (so that both
+# nodes have marked threads) is marked; with --little-from, CPUs from there up are little.
+marked=""
+i=0
+while read -r tid cpu node; do
+	[ $((i % 2)) -eq 0 ] && marked="${marked:+$marked,}$tid"
+	i=$((i + 1))
+done < /sys/kernel/scl_storm/threads
+classes=""
+[ -n "$MARK_MAP" ] && classes="marked=$marked"
+[ -n "$LITTLE_FROM" ] && classes="$classes${classes:+	}little_from=$LITTLE_FROM"
+
 # The baseline: the same patched lock, governed, with no policy (FIFO hand-off).
 echo "+$addr" > /sys/kernel/scl_hooks/locks || fail "cannot govern $addr: $(cat /sys/kernel/scl_hooks/error)"
-storm "baseline (FIFO)"
+storm "baseline (FIFO)" $classes
 echo clear > /sys/kernel/scl_hooks/locks
 
 # The policy, loaded as a user would, governing the storm's lock by its symbol.
 /bin/sclc load --target syncord /scl/policy.scl --pin "$NAME" --lock "storm_$KIND" $SETS --color never > /tmp/load 2>&1 \
 	|| fail "sclc load: $(tr '\n' ' ' < /tmp/load)"
-extra=""
+# The application-informed part, as an application would do it: mark threads in a map.
 if [ -n "$MARK_MAP" ]; then
-	# Mark every other thread (one per CPU pair, so both nodes have marked threads).
-	marked=""
-	i=0
-	while read -r tid cpu node; do
-		if [ $((i % 2)) -eq 0 ]; then
-			/bin/sclc map "$NAME" set "$MARK_MAP" "$tid" 1 > /dev/null || fail "sclc map set $MARK_MAP $tid"
-			marked="${marked:+$marked,}$tid"
-		fi
-		i=$((i + 1))
-	done < /sys/kernel/scl_storm/threads
-	extra="marked=$marked"
+	for tid in $(echo "$marked" | tr ',' ' '); do
+		/bin/sclc map "$NAME" set "$MARK_MAP" "$tid" 1 > /dev/null || fail "sclc map set $MARK_MAP $tid"
+	done
 fi
-[ -n "$LITTLE_FROM" ] && extra="$extra${extra:+	}little_from=$LITTLE_FROM"
-storm "$NAME" $extra
+storm "$NAME" $classes
 say "SCL-LS $(/bin/sclc ls --format json)"
+[ -n "$DUMP_MAP" ] && say "SCL-MAP $(/bin/sclc map "$NAME" dump "$DUMP_MAP" --format json)"
 /bin/sclc unload "$NAME" > /dev/null || fail "sclc unload"
-say "SCL-CHECK unloaded_policy $(cat /sys/kernel/scl_hooks/policy | tr -d '\n' | sed 's/^$/-/')"
+active=$(cat /sys/kernel/scl_hooks/policy)
+say "SCL-CHECK unloaded_policy ${active:--}"
 say "SCL-CHECK unloaded_locks $(cat /sys/kernel/scl_hooks/locks | wc -l)"
-storm "after unload"
+storm "after unload" $classes
 
 # Programs the module must refuse: loaded sleepable (sim objects keep libbpf's default).
 if /bin/sclc load --target sim /scl/policy.scl --pin sleepy $SETS > /dev/null 2>&1; then
@@ -80,9 +86,13 @@ fi
 
 # Removing the module leaves nothing behind.
 rmmod scl_storm || fail "rmmod scl_storm"
-if rmmod scl_hooks; then
-	say "SCL-CHECK module_removed $([ -e /sys/kernel/scl_hooks ] && echo no || echo yes)"
+if rmmod scl_hooks 2> /tmp/rmmod; then
+	if [ -e /sys/kernel/scl_hooks ] || grep -q '^scl_hooks ' /proc/modules; then
+		say "SCL-CHECK module_removed no: still there: $(ls /sys/kernel/scl_hooks 2>&1 | tr '\n' ' ') $(grep scl_hooks /proc/modules)"
+	else
+		say "SCL-CHECK module_removed yes"
+	fi
 else
-	say "SCL-CHECK module_removed no"
+	say "SCL-CHECK module_removed no: $(cat /tmp/rmmod) $(grep scl_hooks /proc/modules) policy=$(cat /sys/kernel/scl_hooks/policy) locks=$(cat /sys/kernel/scl_hooks/locks)"
 fi
 finish

@@ -5,12 +5,13 @@
 # the policy, and prints the metrics side by side.
 #
 #   tests/kernel-reality/run.sh POLICY.scl [--lock mutex|spinlock|rwsem] [--set NAME=VALUE]...
-#       [--format table|json] [--mark MAP] [--little-from CPU] [--duration MS]
+#       [--format table|json] [--mark MAP] [--little-from CPU] [--dump MAP] [--duration MS]
 #
 #   --lock         the kind of lock the storm hammers (default: mutex)
 #   --set          a config value of the policy (repeatable)
 #   --mark MAP     mark every other storm thread in MAP (tid -> 1), e.g. latency_critical
 #   --little-from  report CPUs from this one up as little cores (policies such as amp)
+#   --dump MAP     include the policy's map MAP as it was after its run (JSON only)
 #   --duration     milliseconds per storm run (default 1500)
 #
 # Needs root, qemu-system-x86, busybox-static, cpio and Debian's linux-headers-amd64 (its
@@ -26,7 +27,7 @@ repo=$(cd "$here/../.." && pwd)
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 
-policy="" kind=mutex format=table mark="" little="" duration=1500 sets=()
+policy="" kind=mutex format=table mark="" little="" dump="" duration=1500 sets=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--lock) kind=${2:?}; shift 2 ;;
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
 	--format) format=${2:?}; shift 2 ;;
 	--mark) mark=${2:?}; shift 2 ;;
 	--little-from) little=${2:?}; shift 2 ;;
+	--dump) dump=${2:?}; shift 2 ;;
 	--duration) duration=${2:?}; shift 2 ;;
 	-h|--help) usage ;;
 	-*) echo "run.sh: unknown option $1" >&2; usage ;;
@@ -103,7 +105,7 @@ cp "$here/guest-init.sh" "$root/init"
 cp "$work/kernel/scl_hooks.ko" "$work/storm/scl_storm.ko" "$root/scl/"
 cp "$policy" "$root/scl/policy.scl"
 {
-	printf 'NAME=%q\nKIND=%q\nDURATION_MS=%q\nMARK_MAP=%q\nLITTLE_FROM=%q\n' "$name" "$kind" "$duration" "$mark" "$little"
+	printf 'NAME=%q\nKIND=%q\nDURATION_MS=%q\nMARK_MAP=%q\nLITTLE_FROM=%q\nDUMP_MAP=%q\n' "$name" "$kind" "$duration" "$mark" "$little" "$dump"
 	printf 'SETS=%q\n' "${sets[*]:-}"
 } > "$root/scl/config"
 (cd "$root" && find . | cpio -o -H newc 2> /dev/null | gzip -1) > "$work/initrd.gz"
@@ -118,11 +120,13 @@ timeout ${SCL_GUEST_TIMEOUT:-300} qemu-system-x86_64 \
 	-object memory-backend-ram,id=m1,size=512M -numa node,nodeid=1,cpus=2-3,memdev=m1 \
 	-kernel "$cache/vmlinux" -initrd "$work/initrd.gz" \
 	-append "console=ttyS0 loglevel=4 panic=-1 nokaslr" \
-	-display none -monitor none -no-reboot \
+	-display none -monitor none -nic none -no-reboot \
 	-serial "file:$work/console.log" -serial "file:$work/out.log" \
 	> "$work/qemu.log" 2>&1 || true
-out=$work/out.log
-touch "$out"
+# The serial line turns each newline into CR LF.
+touch "$work/out.log"
+out=$work/out.txt
+tr -d '\r' < "$work/out.log" > "$out"
 
 grep -q '^SCL-DONE' "$out" || {
 	tail -40 "$work/console.log" >&2
@@ -138,25 +142,27 @@ splats=$(grep -hE 'WARNING:|BUG:|Oops|general protection|lockdep|possible recurs
 clean=true
 [ -z "$splats" ] || clean=false
 
-runs=$(grep '^SCL-RUN ' "$out" | sed 's/^SCL-RUN //')
+runs=$(grep '^SCL-RUN ' "$out" | sed 's/^SCL-RUN //' || true)
 baseline=$(sed -n 1p <<< "$runs")
 with_policy=$(sed -n 2p <<< "$runs")
 after=$(sed -n 3p <<< "$runs")
-ls_json=$(grep '^SCL-LS ' "$out" | sed 's/^SCL-LS //' | head -1)
-check() { grep "^SCL-CHECK $1 " "$out" | head -1 | cut -d' ' -f3; }
-check_line() { grep "^SCL-CHECK $1 " "$out" | head -1 | cut -d' ' -f4-; }
+ls_json=$({ grep '^SCL-LS ' "$out" || true; } | sed 's/^SCL-LS //' | head -1)
+map_json=$({ grep '^SCL-MAP ' "$out" || true; } | sed 's/^SCL-MAP //' | head -1)
+check() { { grep "^SCL-CHECK $1 " "$out" || true; } | head -1 | cut -d' ' -f3; }
+check_line() { { grep "^SCL-CHECK $1 " "$out" || true; } | head -1 | cut -d' ' -f4-; }
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\n\r\t')"; }
 
 if [ "$format" = json ]; then
 	printf '{"policy":%s,"file":%s,"lock":"%s","kernel":"%s","guest":{"cpus":4,"nodes":2,"accel":"tcg"},' \
 		"$(json_str "$name")" "$(json_str "$policy")" "$kind" "$kver"
-	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}"
-	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s}}\n' \
+	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,"map":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}" "${map_json:-null}"
+	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s}}\n' \
 		"$clean" "$(json_str "$splats")" "$(json_str "$(check unloaded_policy)")" "${check_unloaded:-$(check unloaded_locks)}" \
 		"$([ "$(check sleepable_refused)" = yes ] && echo true || echo false)" "$(json_str "$(check_line sleepable_refused)")" \
-		"$([ "$(check module_removed)" = yes ] && echo true || echo false)"
+		"$([ "$(check module_removed)" = yes ] && echo true || echo false)" "$(json_str "$(check_line module_removed)")"
 else
 	num() { { grep -o "\"$2\":[0-9.a-z]*" <<< "$1" || true; } | head -1 | cut -d: -f2; }
+	obj() { { grep -o "\"$2\":{[^}]*}" <<< "$1" || true; } | head -1; }
 	pct() { { grep -o "\"$2\":{[^}]*}" <<< "$1" || true; } | head -1 | { grep -o "\"$3\":[0-9]*" || true; } | cut -d: -f2; }
 	row() {
 		printf '%-28s %16s %16s %16s\n' "$1" "$2" "$3" "$4"
@@ -169,11 +175,11 @@ else
 	for k in rounds mixed to_shuffler_node to_shuffler_node_ratio; do
 		row "reorder $k" "$(num "$with_policy" $k)" "$(num "$baseline" $k)" "$(num "$after" $k)"
 	done
-	for k in bypassed refused; do
-		row "bypass $k" "$(num "$with_policy" $k)" "$(num "$baseline" $k)" "$(num "$after" $k)"
+	for k in admitted bypassed refused released disagreed; do
+		row "bypass $k" "$(num "$(obj "$with_policy" bypass)" $k)" "$(num "$(obj "$baseline" bypass)" $k)" "$(num "$(obj "$after" bypass)" $k)"
 	done
 	for h in to_acquire contended acquired to_release released should_reorder skip_reorder bypass_acquire bypass_release; do
-		n=$(num "$with_policy" "$h")
+		n=$(num "$(obj "$with_policy" hook_calls)" "$h")
 		[ "${n:-0}" = 0 ] || row "calls of $h" "$n" "-" "-"
 	done
 	for c in all marked unmarked big little node0 node1; do
