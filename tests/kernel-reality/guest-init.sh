@@ -38,12 +38,15 @@ insmod /scl/scl_hooks.ko || fail "insmod scl_hooks.ko: $(dmesg | grep scl_hooks 
 insmod /scl/scl_storm.ko kind="$KIND" || fail "insmod scl_storm.ko"
 addr=$(cat /sys/kernel/scl_storm/lock)
 
-# Thread classes, the same in every run: with --mark, every other thread (so that both
-# nodes have marked threads) is marked; with --little-from, CPUs from there up are little.
+# Thread classes, the same in every run: with --mark, half the threads are marked, in a
+# checkerboard over CPUs and rounds (thread i runs on CPU i % ncpu), so that each CPU that
+# has two threads has one of each and both nodes have marked threads; with --little-from,
+# CPUs from there up are little.
+ncpu=$(grep -c '^processor' /proc/cpuinfo)
 marked=""
 i=0
 while read -r tid cpu node; do
-	[ $((i % 2)) -eq 0 ] && marked="${marked:+$marked,}$tid"
+	[ $(((i % ncpu + i / ncpu) % 2)) -eq 0 ] && marked="${marked:+$marked,}$tid"
 	i=$((i + 1))
 done < /sys/kernel/scl_storm/threads
 classes=""

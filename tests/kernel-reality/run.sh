@@ -9,7 +9,7 @@
 #
 #   --lock         the kind of lock the storm hammers (default: mutex)
 #   --set          a config value of the policy (repeatable)
-#   --mark MAP     mark every other storm thread in MAP (tid -> 1), e.g. latency_critical
+#   --mark MAP     mark half the storm threads in MAP (tid -> 1), e.g. latency_critical
 #   --little-from  report CPUs from this one up as little cores (policies such as amp)
 #   --dump MAP     include the policy's map MAP as it was after its run (JSON only)
 #   --duration     milliseconds per storm run (default 1500)

@@ -72,8 +72,8 @@ fn numa_batch_of_one(r: &Report) {
 fn marked_threads_go_first(r: &Report) {
     let w = &r.policy()["wait_ns"];
     let (marked, unmarked) = (u(&w["marked"]["p99"]), u(&w["unmarked"]["p99"]));
-    assert!(marked < unmarked, "marked threads' p99 wait {marked} is not below the others' {unmarked}");
-    assert!(u(&w["marked"]["p50"]) < u(&w["unmarked"]["p50"]), "{w}");
+    assert!(marked < unmarked, "marked threads' p99 wait {marked} is not below the others' {unmarked}: {w}");
+    assert!(u(&w["marked"]["p50"]) < u(&w["unmarked"]["p50"]), "marked threads' median wait is not below the others': {w}");
     assert!(u(&r.policy()["module"]["moved"]) > 0, "no waiter was moved");
 }
 
@@ -83,7 +83,7 @@ fn readers_bypass(r: &Report) {
     assert!(u(&b["bypassed"]) > 0, "no reader bypassed: {b}");
     assert_eq!(u(&b["bypassed"]) + u(&b["refused"]), u(&b["admitted"]), "every admitted reader bypasses unless a writer is inside: {b}");
     assert_eq!(u(&b["released"]), u(&b["bypassed"]), "every bypassing reader left through the bypass: {b}");
-    assert_eq!(u(&b["disagreed"]), 0, "the policy's bypass_release agreed with the module: {b}");
+    assert_eq!(u(&b["disagreed"]), 0, "the policy's bypass_release agreed with the module's record: {b}");
     assert_eq!(u(&r.baseline()["bypass"]["admitted"]), 0);
     assert!(u(&r.policy()["reads"]) > 0 && u(&r.policy()["acquisitions"]) > u(&r.policy()["reads"]), "readers and writers both ran");
 }
