@@ -553,8 +553,9 @@ impl BodyCx<'_> {
                         out.push(Arg::Place(p));
                     }
                     None => {
-                        if !matches!(a.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) {
-                            let _ = self.expr(a, None);
+                        // An argument that is not a place is checked as a value; its own
+                        // mistake (an unhandled `m.get(k)`: E0340) is the one reported.
+                        if !matches!(a.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) && self.expr(a, None).ty != Ty::Error {
                             self.cx.report(
                                 Diagnostic::error(E0217, self.file, a.span, format!("`inout {pname}` needs a place"))
                                     .with_label("a value, not a place")
@@ -620,8 +621,9 @@ impl BodyCx<'_> {
                         out.push(Arg::Place(p));
                     }
                     None => {
-                        if !matches!(a.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) {
-                            let _ = self.expr(a, None);
+                        // An argument that is not a place is checked as a value; its own
+                        // mistake (an unhandled `m.get(k)`: E0340) is the one reported.
+                        if !matches!(a.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) && self.expr(a, None).ty != Ty::Error {
                             self.cx.report(
                                 Diagnostic::error(E0217, self.file, a.span, format!("`{}` needs a place to update", def.name))
                                     .with_label("a value, not a place")
