@@ -80,19 +80,23 @@ const STATE: &[(&str, &str)] = &[
     ("limit", "u32"),
 ];
 
-/// `e` with a type of its own when it is a bare constant expression (which would otherwise
-/// be range-checked where it is used, not wrap).
-fn typed(e: String, t: &str) -> String {
-    if plain_literal(&e) && e.contains(|c: char| "+-*<>&|^/%".contains(c)) {
-        format!("({e} as {t})")
+/// True for an expression the checker folds to a constant: literals, casts and `min`/`max`
+/// of constants, and operators on them (no local, state, field or other call).
+fn constant(e: &str) -> bool {
+    e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+        .all(|w| w == "as" || w == "min" || w == "max" || INTS.contains(&w))
+}
+
+/// `e`, computed at run time when it is a constant: arithmetic on two constants is folded
+/// exactly and refused if it overflows (E0218), while the generator means run-time
+/// arithmetic, which wraps. `keep_T` is an identity function the checker does not fold.
+fn run_time(e: String, t: &str) -> String {
+    if constant(&e) {
+        format!("keep_{t}({e})")
     } else {
         e
     }
-}
-
-/// True for an expression of literals and operators only.
-fn plain_literal(e: &str) -> bool {
-    e.chars().all(|c| c.is_ascii_digit() || "()+-*&|^/%<> ".contains(c))
 }
 
 struct Gen {
@@ -136,23 +140,26 @@ impl Gen {
                 let op = *self.rng.pick(&["+", "-", "*", "&", "|", "^"]);
                 let mut a = self.int(s, t, d);
                 let b = self.int(s, t, d);
-                // Arithmetic on two bare literals is an untyped constant, checked for range
-                // where it is used; typing one side makes it wrap like run-time arithmetic.
-                if plain_literal(&a) && plain_literal(&b) {
-                    a = format!("({a} as {t})");
+                // Arithmetic on two constants is exact and range-checked; one run-time
+                // operand makes it wrap like the rest.
+                if constant(&b) {
+                    a = run_time(a, t);
                 }
                 format!("({a} {op} {b})")
             }
             4 => {
                 let op = *self.rng.pick(&["/", "%"]);
-                let a = typed(self.int(s, t, d), t);
+                let mut a = self.int(s, t, d);
                 let b = self.int(s, t, d);
+                if constant(&b) {
+                    a = run_time(a, t);
+                }
                 // Never a constant zero divisor: `| 1` keeps it odd.
                 format!("({a} {op} ({b} | 1))")
             }
             5 => {
                 let op = *self.rng.pick(&["<<", ">>"]);
-                let a = typed(self.int(s, t, d), t);
+                let a = run_time(self.int(s, t, d), t);
                 let sh = self.rng.below(7);
                 format!("({a} {op} {sh})")
             }
@@ -163,8 +170,8 @@ impl Gen {
             }
             7 => {
                 let f = *self.rng.pick(&["min", "max"]);
-                let a = typed(self.int(s, t, d), t);
-                let b = typed(self.int(s, t, d), t);
+                let a = self.int(s, t, d);
+                let b = self.int(s, t, d);
                 format!("{f}({a}, {b})")
             }
             _ => {
@@ -352,6 +359,7 @@ impl Gen {
              fn bump(inout slot: u16, v: u16) {\n    slot += v;\n}\n",
         );
         for t in INTS {
+            out.push_str(&format!("fn keep_{t}(x: {t}) -> {t} {{\n    return x;\n}}\n"));
             out.push_str(&format!(
                 "fn twist_{t}(a: {t}, b: {t}) -> {t} {{\n    if a > b {{\n        return a - b;\n    }}\n    return (a ^ b) + {};\n}}\n",
                 if signed(t) { "1" } else { "2" }
