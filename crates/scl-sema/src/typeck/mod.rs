@@ -700,8 +700,12 @@ fn check_policy(cx: &mut Checker, sigs: &HashMap<FuncId, Sig>) {
         }
         let (locals, facts) = (std::mem::take(&mut b.locals), std::mem::take(&mut b.facts));
         if let Some(def) = def {
-            let atomic = kinds.iter().any(|k| targets.iter().any(|t| def.on_target(*t) && def.is_atomic(*k, *t)))
-                || kinds.is_empty();
+            // The context on the targets the hook fires on; a hook that fires on none of
+            // the targets checked for (`acquired` with `--target stock`) still has the
+            // context those targets give (on stock every program is a tracepoint: atomic).
+            let fires: Vec<Target> = targets.iter().copied().filter(|t| def.on_target(*t)).collect();
+            let context = if fires.is_empty() { &targets } else { &fires };
+            let atomic = kinds.iter().any(|k| context.iter().any(|t| def.is_atomic(*k, *t))) || kinds.is_empty();
             cx.bodies.insert(BodyId::Hook(hooks.len()), facts);
             hooks.push(HookImpl { def, params, body: Body { locals, block }, atomic, loc: loc(file, h.name.span) });
         }
