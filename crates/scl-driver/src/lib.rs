@@ -38,6 +38,11 @@ pub fn compile(files: &mut Files, file: FileId, target: Target) -> Result<Output
     if checked.has_errors() {
         return Err(checked.diagnostics);
     }
+    if let Some(d) = scl_sema::rules::hooks::check_something_to_compile(&checked.program, file, target) {
+        let mut all = checked.diagnostics;
+        all.push(d);
+        return Err(all);
+    }
     let internal = |message: String| {
         vec![Diagnostic::error(E0900, file, Span::point(0), message)
             .with_note("the checker accepted this policy but the back end could not compile it: this is a bug in sclc")

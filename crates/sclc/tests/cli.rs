@@ -129,14 +129,24 @@ fn explain_pages_examples_do_what_they_say() {
             let end = rest[start..].find("```")?;
             Some(rest[start..start + end].to_string())
         };
-        // An example may start with `// sclc: ARGS`, as UI tests do.
+        // An example may start with `// sclc: ARGS`, as UI tests do; `// sclc: build ARGS`
+        // builds it (printing the assembly, writing no file) instead of checking it.
         let run = |name: &str, source: &str| {
             let path = scratch(name);
             std::fs::write(&path, source).expect("write");
-            let mut args = vec!["check".to_string(), "--format".into(), "short".into()];
-            if let Some(extra) = source.lines().next().and_then(|l| l.strip_prefix("// sclc:")) {
-                args.extend(extra.split_whitespace().map(str::to_string));
-            }
+            let mut extra: Vec<String> = source
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("// sclc:"))
+                .map(|e| e.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default();
+            let mut args = if extra.first().is_some_and(|w| w == "build") {
+                extra.remove(0);
+                vec!["build".to_string(), "--emit".into(), "asm".into(), "--format".into(), "short".into()]
+            } else {
+                vec!["check".to_string(), "--format".into(), "short".into()]
+            };
+            args.extend(extra);
             args.push(path.to_str().expect("utf-8").to_string());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             sclc(&args)
