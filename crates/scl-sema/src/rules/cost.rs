@@ -408,26 +408,13 @@ impl Estimator<'_> {
             .unwrap_or(0)
     }
 
-    /// The slots an indexed place keeps: base, index and element pointer, and a zeroed
-    /// element (the largest one indexed) that an index out of range is redirected to.
-    fn index_scratch(&self, body: &Body, p: &Place) -> u32 {
-        let mut ty = match &p.base {
-            PlaceBase::Local(id) => body.locals[*id].ty.clone(),
-            PlaceBase::State(id) => self.program.states[*id].ty.clone(),
-            _ => return INDEX_SLOTS + 8,
-        };
-        let mut largest = 0u32;
-        for pr in &p.projections {
-            ty = match (&ty, pr) {
-                (Ty::Struct(s), Projection::Field(i)) => self.program.structs[*s].fields[*i].ty.clone(),
-                (Ty::Array(elem, _), Projection::Index(_)) => {
-                    largest = largest.max(self.program.layout(elem).size.div_ceil(8) * 8);
-                    (**elem).clone()
-                }
-                _ => break,
-            };
-        }
-        INDEX_SLOTS.saturating_add(largest.max(8))
+    /// The slots an indexed place keeps: each index, the element pointer (and the base),
+    /// and one zeroed scratch of the place's own type that an index out of range, at any
+    /// level, redirects the place to (not an inner row: `a[i][j]` needs the element's bytes).
+    fn index_scratch(&self, _body: &Body, p: &Place) -> u32 {
+        let indexes = p.projections.iter().filter(|pr| matches!(pr, Projection::Index(_))).count() as u32;
+        let slots = INDEX_SLOTS.max(indexes.saturating_mul(8).saturating_add(16));
+        slots.saturating_add(self.program.layout(&p.ty).size.div_ceil(8).max(1) * 8)
     }
 
     fn walk_assignments(&self, b: &Block, f: &mut dyn FnMut(&Place, &Expr)) {
