@@ -30,8 +30,10 @@ use scl_syntax::validate::did_you_mean;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-/// The largest array length SCL accepts (anything larger could not live anywhere anyway).
-const MAX_ARRAY_LEN: i128 = 1 << 16;
+/// The largest array length: the length type's (BTF's `nelems` is a `u32`). What an array
+/// may hold is the kernel's business and checked where the array lives: state values by
+/// E0343 (4 MiB, 32 KiB per CPU), locals by the stack (E0342).
+const MAX_ARRAY_LEN: i128 = u32::MAX as i128;
 
 /// Checks every module and the policy of the main module.
 pub(crate) fn check_program(cx: &mut Checker) {
@@ -343,7 +345,8 @@ pub(crate) fn resolve_type(cx: &mut Checker, m: usize, t: &ast::Type) -> Ty {
                 Some(n) => {
                     cx.report(
                         Diagnostic::error(E0218, file, len.span, format!("array length {n} is out of range"))
-                            .with_label(format!("must be between 1 and {MAX_ARRAY_LEN}")),
+                            .with_label(format!("must be between 1 and {MAX_ARRAY_LEN}"))
+                            .with_note("an array has at least one element"),
                     );
                     Ty::Error
                 }
@@ -774,7 +777,7 @@ fn check_value_size(cx: &mut Checker, file: FileId, s: &ast::StateDecl, ty: &Ty,
     let size = cx.program.layout(ty).size;
     if size.div_ceil(8).saturating_mul(8) > limit {
         let name = cx.program.ty_name(ty);
-        let shown = if size == u32::MAX { "over 4 GiB".to_string() } else { format!("{size} bytes") };
+        let shown = if size == u32::MAX { "4 GiB or more".to_string() } else { format!("{size} bytes") };
         cx.report(
             Diagnostic::error(E0343, file, s.ty.span, format!("`{}` is too large for {what}: `{name}` is {shown}", s.name.name))
                 .with_label(format!("the kernel creates values of at most {limit} bytes here"))
