@@ -153,8 +153,11 @@ impl Env for FixedEnv {
     fn wait_until(&mut self, _deadline_ns: u64) {}
 }
 
-/// What a run leaves: the hook's result and every map's entries, map by map.
-type Snapshot = (u64, Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>);
+/// Every map's entries, map by map: (name, [(key, value)]).
+type MapState = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+/// What a run leaves: the hook's result and every map's entries.
+type Snapshot = (u64, MapState);
 
 fn compile(text: &str) -> scl_driver::Output {
     let mut files = Files::new();
@@ -187,7 +190,7 @@ fn run_both(text: &str, preload: &[(&str, Vec<u8>)], kernel: bool) -> Snapshot {
     }
     let mut vctx = ctx;
     let ret = vm.run("contended", &mut vctx, &mut FixedEnv).unwrap_or_else(|e| panic!("the VM fails: {e:?}\n{text}")).ret;
-    let snapshot = |keys: &dyn Fn(&str) -> Vec<Vec<u8>>, value: &dyn Fn(&str, &[u8]) -> Vec<u8>| -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let snapshot = |keys: &dyn Fn(&str) -> Vec<Vec<u8>>, value: &dyn Fn(&str, &[u8]) -> Vec<u8>| -> MapState {
         maps.iter()
             .map(|m| {
                 let mut ks = keys(m);
@@ -279,15 +282,15 @@ fn every_context_refuses_or_computes_the_lookup() {
     assert!(refused >= 150 && compared >= 250, "{refused} refused, {compared} compared");
 }
 
-fn entries<'a>(state: &'a [(String, Vec<(Vec<u8>, Vec<u8>)>)], map: &str) -> &'a [(Vec<u8>, Vec<u8>)] {
+fn entries<'a>(state: &'a MapState, map: &str) -> &'a [(Vec<u8>, Vec<u8>)] {
     &state.iter().find(|(m, _)| m == map).unwrap_or_else(|| panic!("no map `{map}`")).1
 }
 
-fn read(state: &[(String, Vec<(Vec<u8>, Vec<u8>)>)], map: &str, key: &[u8], offset: usize) -> u64 {
+fn read(state: &MapState, map: &str, key: &[u8], offset: usize) -> u64 {
     let (_, v) = entries(state, map).iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("`{map}` has no entry {key:?}"));
     u64::from_le_bytes(v[offset..offset + 8].try_into().expect("8 bytes"))
 }
 
-fn without(state: &[(String, Vec<(Vec<u8>, Vec<u8>)>)], maps: &[&str]) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn without(state: &MapState, maps: &[&str]) -> MapState {
     state.iter().filter(|(m, _)| !maps.contains(&m.as_str())).cloned().collect()
 }
