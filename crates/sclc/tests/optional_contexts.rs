@@ -89,6 +89,19 @@ const VALUE_CONTEXTS: &[&str] = &[
 /// Contexts where the hole is written.
 const PLACE_CONTEXTS: &[&str] = &["@ = 11;", "@ += 4;", "@ *= 3;", "bump(@);", "atomic_add(@, 2);", "let old = atomic_add(@, 6); out = old;"];
 
+/// Contexts no handled lookup fits either: a run-time loop bound or wait (refused with
+/// E0340, whatever else is said) and the constant contexts outside bodies, where a lookup
+/// is refused as not a constant (E0210). `ITEM:` text goes before the policy.
+const REFUSED_ONLY: &[(&str, &str)] = &[
+    ("for i in 0..@ { out += 1; }", "E0340"),
+    ("back_off(@);", "E0340"),
+    ("ITEM:const C: u64 = @;\n| out = C;", "E0210"),
+    ("ITEM:config c: u64 = @;\n| out = c;", "E0210"),
+    ("ITEM:global g2: [u64; @];\n| g2[0] = 1;", "E0210"),
+    ("ITEM:per_lock[@] pl2: u64;\n| pl2 = 1;", "E0210"),
+    ("ITEM:map m2: hash<u32, u64>[@];\n| m2.set(1, 1);", "E0210"),
+];
+
 /// How a lookup fills the hole.
 struct Filler {
     /// The map and what of its value the hole is (`` for the whole value).
@@ -276,6 +289,21 @@ fn every_context_refuses_or_computes_the_lookup() {
                     }
                 }
             }
+        }
+    }
+    for (context, code) in REFUSED_ONLY {
+        for f in FILLERS {
+            let hole = format!("{}.get(1){}", f.map, f.proj);
+            let text = match context.strip_prefix("ITEM:") {
+                Some(rest) => {
+                    let (item, body) = rest.split_once('|').expect("ITEM:item|body");
+                    program(STORED, &format!("FN:{}|{body}", item.replace('@', &hole)), &|t| t.to_string())
+                }
+                None => program(STORED, context, &|t| t.replace('@', &hole)),
+            };
+            let codes = errors(&text);
+            assert!(codes.contains(code), "a lookup in `{context}` is not refused with {code} (got {codes:?}):\n{text}");
+            refused += 1;
         }
     }
     eprintln!("optional contexts: {refused} unhandled lookups refused, {compared} handled ones equal to their reference");
