@@ -8,6 +8,7 @@
 use crate::codes::E0310;
 use crate::hir::{FuncId, Loc};
 use crate::{BodyId, Checker};
+use scl_catalogue::Target;
 use scl_diagnostics::{CodeDoc, Diagnostic};
 use std::collections::{HashMap, VecDeque};
 
@@ -19,7 +20,8 @@ pub static DOCS: &[CodeDoc] = &[CodeDoc {
 `enable_fastpath`, the reorder and bypass hooks), run with preemption disabled: sleeping there \
 deadlocks the CPU. `sleep` and `read_user` may sleep, so they are allowed only in hooks that may \
 sleep (`to_acquire`, `acquired`, `to_release`, `released` of mutex and rwsem policies on the \
-syncord and sim targets). The error shows the chain of calls from the hook to the built-in. \
+syncord and sim targets). On the `stock` target every hook is a lock tracepoint program, which runs \
+in atomic context whatever the lock kind, so nothing may sleep there. The error shows the chain of calls from the hook to the built-in. \
 In atomic context, wait with `back_off`, a bounded busy wait.\n\n\
 Erroneous example:\n\n```scl\npolicy p for spinlock {\n    on contended(l: lock) {\n        pause();\n    }\n}\nfn pause() {\n    sleep(10us);\n}\n```\n\n\
 Fixed example:\n\n```scl\npolicy p for spinlock {\n    on contended(l: lock) {\n        pause();\n    }\n}\nfn pause() {\n    back_off(10us);\n}\n```\n",
@@ -31,6 +33,12 @@ pub(crate) fn check(cx: &mut Checker) {
     let hooks: Vec<(usize, &'static str, Loc, bool)> =
         policy.hooks.iter().enumerate().map(|(i, h)| (i, h.def.name, h.loc, h.atomic)).collect();
     let kinds: Vec<&str> = policy.kinds.iter().map(|k| k.name()).collect();
+    let context = if cx.options.target == Some(Target::Stock) {
+        // On stock, every hook is a tracepoint program, atomic whatever the lock kind.
+        "on the `stock` target (a lock tracepoint)".to_string()
+    } else {
+        format!("for {}", kinds.join(", "))
+    };
     let mut reports = Vec::new();
     for (index, name, hook_loc, atomic) in hooks {
         if !atomic {
@@ -70,7 +78,7 @@ pub(crate) fn check(cx: &mut Checker) {
     for (hook, hook_loc, sleep_loc, builtin, chain) in reports {
         let mut d = Diagnostic::error(E0310, sleep_loc.file, sleep_loc.span, format!("`{builtin}` may sleep, but hook `{hook}` runs in atomic context"))
             .with_label(format!("`{builtin}` may sleep"))
-            .with_secondary(hook_loc.file, hook_loc.span, format!("`{hook}` runs in atomic context for {}", kinds.join(", ")));
+            .with_secondary(hook_loc.file, hook_loc.span, format!("`{hook}` runs in atomic context {context}"));
         for (call, callee) in &chain {
             d = d.with_secondary(call.file, call.span, format!("calls `{callee}`"));
         }
