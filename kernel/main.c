@@ -439,17 +439,27 @@ static bool scl_any_lock(void)
 
 static int scl_lock_remove(void *addr)
 {
-	int i;
+	int i, wait;
 
 	for (i = 0; i < SCL_MAX_LOCKS; i++) {
 		struct scl_lock *gl = &scl_locks[i];
 
 		if (gl->addr != addr)
 			continue;
-		/* Readers inside without the counter must leave through our up_read. */
-		if (atomic_read(&gl->bypass_inside))
-			return scl_set_error(-EBUSY, "%px has readers inside through the bypass; unload the policy first, then remove the lock",
+		/*
+		 * Readers inside without the count must leave through our up_read: announce a
+		 * writer (no reader bypasses from now on, the same handshake as down_write) and
+		 * wait for them. The announcement stays until the slot is reused.
+		 */
+		atomic_inc(&gl->writers);
+		smp_mb__after_atomic();
+		for (wait = 0; atomic_read(&gl->bypass_inside) && wait < 1000; wait++)
+			msleep(1);
+		if (atomic_read(&gl->bypass_inside)) {
+			atomic_dec(&gl->writers);
+			return scl_set_error(-EBUSY, "%px still has readers inside through the bypass after 1 s; try again",
 					     addr);
+		}
 		WRITE_ONCE(gl->addr, NULL);
 		if (!scl_any_lock())
 			static_branch_disable(&scl_have_locks);

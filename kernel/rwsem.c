@@ -28,6 +28,7 @@
 /* Records of readers the policy admitted, in the (task, lock) table. */
 #define SCL_ADMITTED_REFUSED	0	/* took the count: a writer was inside */
 #define SCL_ADMITTED_BYPASSED	1	/* skipped the count */
+#define SCL_ANNOUNCED_WRITER	2	/* a writer that announced itself (scl_writer_drain) */
 
 static bool scl_bypass_acquire(struct scl_lock *gl, struct rw_semaphore *sem)
 {
@@ -138,8 +139,12 @@ void scl_down_write(struct rw_semaphore *sem)
 		scl_event(gl, SCL_RWSEM, SCL_CONTENDED, sem, SCL_F_WRITER);
 		down_write(sem);	/* the kernel's */
 	}
-	if (gl)
+	if (gl) {
 		scl_writer_drain(gl);
+		/* Without a record (a full table) the writer stays announced for good: bypass
+		 * stops on this lock, which is the safe side. */
+		scl_tab_put(sem, SCL_ANNOUNCED_WRITER);
+	}
 	scl_count(gl, SCL_STAT(acquisitions));
 	scl_event(gl, SCL_RWSEM, SCL_ACQUIRED, sem, SCL_F_WRITER);
 	scl_inflight_dec();
@@ -148,10 +153,13 @@ void scl_down_write(struct rw_semaphore *sem)
 void scl_up_write(struct rw_semaphore *sem)
 {
 	struct scl_lock *gl = scl_governed(sem);
+	u64 record;
 
 	scl_inflight_inc();
 	scl_event(gl, SCL_RWSEM, SCL_TO_RELEASE, sem, SCL_F_WRITER);
-	if (gl)
+	/* Only a writer that announced itself withdraws (the lock may have become governed
+	 * while it held it). */
+	if (gl && scl_tab_take(sem, &record) && record == SCL_ANNOUNCED_WRITER)
 		atomic_dec(&gl->writers);
 	up_write(sem);	/* the kernel's */
 	scl_event(gl, SCL_RWSEM, SCL_RELEASED, sem, SCL_F_WRITER);
