@@ -325,6 +325,30 @@ pub fn load_with(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)], opts: Op
     }
 }
 
+/// The tracepoint programs of `obj` in the order they must attach: the end of a wait
+/// before its beginning.
+///
+/// Between two attachments one program runs without the other. Were `contention_begin`
+/// first, a wait that began and ended in between would leave its thread's record open, and
+/// the policy would drop that thread's later waits until one ended on the same lock, then
+/// count one huge wait (a phantom). With the end first, a policy only sees ends of waits
+/// that began before it was attached, which have no recorded beginning to match.
+pub(crate) fn attach_order(obj: &mut libbpf_rs::Object) -> Vec<libbpf_rs::ProgramMut<'_>> {
+    let mut progs: Vec<_> = obj.progs_mut().filter(|p| p.section().to_string_lossy().starts_with("tp_btf/")).collect();
+    progs.sort_by_key(|p| p.section().to_string_lossy() != "tp_btf/contention_end");
+    progs
+}
+
+/// Before every attachment but the first: for tests, `SCL_ATTACH_GAP_MS` widens the time
+/// between two attachments, so that a test can show that the attach order leaves a policy
+/// no phantom waits however long the gap.
+pub(crate) fn attach_gap(index: usize) {
+    let ms = std::env::var("SCL_ATTACH_GAP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0u64);
+    if index > 0 && ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
+    }
+}
+
 impl Loaded {
     /// Runs the `syscall` program `prog` once with `ctx` (copied back after the run);
     /// returns its result (`r0`).
@@ -339,17 +363,17 @@ impl Loaded {
         Ok(out.return_value)
     }
 
-    /// Attaches every program that can be attached on its own (tracepoints).
+    /// Attaches every program that can be attached on its own (tracepoints), in
+    /// [`attach_order`].
     pub fn attach_all(&mut self) -> Result<usize, LoadError> {
         let mut n = 0;
-        for p in self.obj.progs_mut() {
+        for (i, p) in attach_order(&mut self.obj).into_iter().enumerate() {
+            attach_gap(i);
             let section = p.section().to_string_lossy().into_owned();
-            if section.starts_with("tp_btf/") {
-                let name = p.name().to_string_lossy().into_owned();
-                let link = p.attach().map_err(|e| LoadError::Refused { what: format!("attaching `{name}` ({section})"), error: e.to_string(), log: String::new() })?;
-                self.links.push(link);
-                n += 1;
-            }
+            let name = p.name().to_string_lossy().into_owned();
+            let link = p.attach().map_err(|e| LoadError::Refused { what: format!("attaching `{name}` ({section})"), error: e.to_string(), log: String::new() })?;
+            self.links.push(link);
+            n += 1;
         }
         Ok(n)
     }
