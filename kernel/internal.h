@@ -65,16 +65,18 @@ static __always_inline struct scl_lock *scl_governed(const void *addr)
 }
 
 /*
- * Entering policy code: no hooks in NMI, none while another hook runs on this CPU (map
- * helpers take locks, interrupts take locks), preemption off and inside an RCU read
- * section so that the policy cannot be freed under us. Returns the active policy if it
+ * Entering policy code: no hooks in NMI or where RCU is not watching, none while another
+ * hook runs on this CPU (map helpers take locks, interrupts take locks), preemption off and
+ * inside an RCU read section so that the policy cannot be freed under us. Returns the active policy if it
  * applies to `kind`, else NULL (and nothing to undo).
  */
 static inline struct scl_policy *scl_enter(struct scl_lock *gl, enum scl_kind kind)
 {
 	struct scl_policy *p;
 
-	if (in_nmi())
+	/* Not in NMI, and not where RCU is not watching (the idle loop's locks): the
+	 * policy's lifetime rests on RCU. */
+	if (in_nmi() || !rcu_is_watching())
 		return NULL;
 	preempt_disable();
 	if (__this_cpu_inc_return(scl_depth) != 1) {
