@@ -67,8 +67,8 @@ static __always_inline struct scl_lock *scl_governed(const void *addr)
 /*
  * Entering policy code: no hooks in NMI or where RCU is not watching, none while another
  * hook runs on this CPU (map helpers take locks, interrupts take locks), preemption off and
- * inside an RCU read section so that the policy cannot be freed under us. Returns the active policy if it
- * applies to `kind`, else NULL (and nothing to undo).
+ * inside an RCU read section so that the policy cannot be freed under us. Returns the
+ * active policy if it applies to `kind`, else NULL (and nothing to undo).
  */
 static inline struct scl_policy *scl_enter(struct scl_lock *gl, enum scl_kind kind)
 {
