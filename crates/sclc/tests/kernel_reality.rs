@@ -56,7 +56,12 @@ fn numa_groups(r: &Report) {
     assert!(u(&r.policy()["reorder_decisions"]["mixed"]) >= 50, "too few mixed rounds to judge");
     assert!(p >= 0.95, "numa_grouping gave {p} of the mixed rounds to the shuffler's node");
     assert!(b <= p - 0.15, "FIFO gave {b}, numa_grouping {p}: not 0.15 apart");
-    assert!(f(&r.policy()["local_handoff_ratio"]) > f(&r.baseline()["local_handoff_ratio"]), "hand-offs did not get more local");
+    // On the mutex every contended unlock is a hand-off in queue order, so the order shows
+    // in where the lock goes next. On the spinlock many holder changes bypass the queue
+    // (the pending bit, the inlined fast path) and TCG's scheduling of vCPUs decides them.
+    if r.json["lock"] == "mutex" {
+        assert!(f(&r.policy()["local_handoff_ratio"]) > f(&r.baseline()["local_handoff_ratio"]), "hand-offs did not get more local");
+    }
     assert!(u(&r.policy()["hook_calls"]["should_reorder"]) > 0);
 }
 
