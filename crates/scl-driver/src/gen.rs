@@ -589,14 +589,14 @@ class _BpfMapInfo(ctypes.Structure):
 
 
 _INT_RANGES = {{
-    ctypes.c_uint8: (0, 2**8 - 1),
-    ctypes.c_uint16: (0, 2**16 - 1),
-    ctypes.c_uint32: (0, 2**32 - 1),
-    ctypes.c_uint64: (0, 2**64 - 1),
-    ctypes.c_int8: (-(2**7), 2**7 - 1),
-    ctypes.c_int16: (-(2**15), 2**15 - 1),
-    ctypes.c_int32: (-(2**31), 2**31 - 1),
-    ctypes.c_int64: (-(2**63), 2**63 - 1),
+    ctypes.c_uint8: ("u8", 0, 2**8 - 1),
+    ctypes.c_uint16: ("u16", 0, 2**16 - 1),
+    ctypes.c_uint32: ("u32", 0, 2**32 - 1),
+    ctypes.c_uint64: ("u64", 0, 2**64 - 1),
+    ctypes.c_int8: ("i8", -(2**7), 2**7 - 1),
+    ctypes.c_int16: ("i16", -(2**15), 2**15 - 1),
+    ctypes.c_int32: ("i32", -(2**31), 2**31 - 1),
+    ctypes.c_int64: ("i64", -(2**63), 2**63 - 1),
 }}
 
 
@@ -637,9 +637,9 @@ def _checked(ctype, v, what):
     if ctype in _INT_RANGES:
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"{{what}}: {{v!r}} is not an int")
-        lo, hi = _INT_RANGES[ctype]
+        name, lo, hi = _INT_RANGES[ctype]
         if not lo <= v <= hi:
-            raise ValueError(f"{{what}}: {{v}} does not fit a {{ctype.__name__}} ({{lo}}..={{hi}})")
+            raise ValueError(f"{{what}}: {{v}} does not fit a {{name}} ({{lo}}..={{hi}})")
         return v
     if issubclass(ctype, ctypes.Array) and isinstance(v, (list, tuple)):
         if len(v) > ctype._length_:
