@@ -180,8 +180,8 @@ fn version_line() -> String {
     format!("sclc {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// `--emit c-header`: a self-contained C header for applications (C11 or C++11, libbpf
-/// >= 1.0): the key and value types, the pin paths, and per map `static inline` functions
+/// `--emit c-header`: a self-contained C header for applications (C11 or C++11, libbpf 1.0
+/// or later): the key and value types, the pin paths, and per map `static inline` functions
 /// to open the pinned map and get, set and delete typed entries. `source` is the policy
 /// file as the user named it, for the header's comment.
 pub fn c_header(out: &Output, prefix: &str, source: &str) -> String {

@@ -16,8 +16,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let o = cmd.current_dir(repo_root()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    o
+    cmd.current_dir(repo_root()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 fn text(o: &Output) -> (String, String) {
