@@ -115,12 +115,26 @@ pub fn prefix(out: &Output, fallback: &str) -> String {
     p
 }
 
-/// The struct types the maps use, each after the structs it contains.
+/// The members of a struct that hold bytes. A member of an empty struct type takes no room
+/// in SCL's layout (nor in BTF); C has no portable empty struct (GNU C gives it size 0, C++
+/// size 1), so such members are left out of the generated types.
+fn members<'p>(program: &Program, sd: &'p scl_sema::hir::StructDef) -> Vec<&'p scl_sema::hir::FieldInfo> {
+    sd.fields.iter().filter(|f| program.layout(&f.ty).size > 0).collect()
+}
+
+/// The bytes of a struct whose members all have no bytes: SCL gives such a struct one byte,
+/// which the generated types hold as padding.
+fn padding_only(program: &Program, sd: &scl_sema::hir::StructDef) -> Option<u32> {
+    (members(program, sd).is_empty() && sd.layout.size > 0).then_some(sd.layout.size)
+}
+
+/// The struct types the maps use, each after the structs it contains (structs with no
+/// bytes are left out: see [`members`]).
 fn structs_used(program: &Program, maps: &[AppMap]) -> Vec<scl_sema::hir::StructId> {
     fn visit(program: &Program, t: &Ty, out: &mut Vec<scl_sema::hir::StructId>) {
         match t {
             Ty::Struct(s) => {
-                if out.contains(s) {
+                if out.contains(s) || program.structs[*s].layout.size == 0 {
                     return;
                 }
                 for f in &program.structs[*s].fields {
@@ -261,11 +275,18 @@ pub fn c_header(out: &Output, prefix: &str, source: &str) -> String {
         let _ = writeln!(s, "/* SCL `struct {}`: {} bytes, aligned to {}. */", sd.name, sd.layout.size, sd.layout.align);
         let _ = writeln!(s, "struct {name} {{");
         for f in &sd.fields {
-            let _ = writeln!(s, "    {}; /* offset {} */", c_decl(program, p, &f.ty, &c_field(&f.name)), f.offset);
+            if program.layout(&f.ty).size == 0 {
+                let _ = writeln!(s, "    /* `{}`: {}, no bytes (left out) */", f.name, program.ty_name(&f.ty));
+            } else {
+                let _ = writeln!(s, "    {}; /* offset {} */", c_decl(program, p, &f.ty, &c_field(&f.name)), f.offset);
+            }
+        }
+        if let Some(n) = padding_only(program, sd) {
+            let _ = writeln!(s, "    uint8_t scl_padding_[{n}]; /* SCL gives a struct of empty members {n} byte(s) */");
         }
         let _ = writeln!(s, "}};");
         let _ = writeln!(s, "{up}_STATIC_ASSERT(sizeof(struct {name}) == {}, \"struct {name}: the kernel's size is {}\");", sd.layout.size, sd.layout.size);
-        for f in &sd.fields {
+        for f in members(program, sd) {
             let field = c_field(&f.name);
             let _ = writeln!(
                 s,
@@ -784,12 +805,15 @@ class _Map:
         let _ = writeln!(s, "\n\nclass {class}(ctypes.Structure):");
         let _ = writeln!(s, "    \"\"\"SCL `struct {}`: {} bytes, aligned to {}.\"\"\"\n", sd.name, sd.layout.size, sd.layout.align);
         let _ = writeln!(s, "    _fields_ = [");
-        for f in &sd.fields {
+        for f in members(program, sd) {
             let _ = writeln!(s, "        ({:?}, {}),", f.name, py_type(program, &f.ty));
+        }
+        if let Some(n) = padding_only(program, sd) {
+            let _ = writeln!(s, "        (\"scl_padding_\", ctypes.c_uint8 * {n}),  # SCL gives a struct of empty members {n} byte(s)");
         }
         let _ = writeln!(s, "    ]\n");
         let _ = writeln!(s, "\nassert ctypes.sizeof({class}) == {}, \"{class}: the kernel's size is {}\"", sd.layout.size, sd.layout.size);
-        for f in &sd.fields {
+        for f in members(program, sd) {
             let _ = writeln!(s, "assert {class}.{attr}.offset == {off}, \"{class}.{name}: the kernel's offset is {off}\"", attr = py_attr(&f.name), name = f.name, off = f.offset);
         }
     }

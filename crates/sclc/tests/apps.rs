@@ -88,6 +88,32 @@ policy all_kinds for spinlock {
 }
 "#;
 
+/// Members of empty struct types take no bytes in SCL (and BTF); C has no portable empty
+/// struct, so the generated types leave them out, and a struct of only such members keeps
+/// its one byte as padding.
+const EMPTY_MEMBERS: &str = r#"
+struct E {
+}
+
+struct Only {
+    e: E,
+}
+
+struct R {
+    e: E,
+    x: u32,
+    o: Only,
+}
+
+global r: R;
+
+policy empty_members for spinlock {
+    on contended(l: lock) {
+        r.x += 1;
+    }
+}
+"#;
+
 /// Writes the all-kinds policy into `dir`.
 fn all_kinds(dir: &Path) -> PathBuf {
     let p = dir.join("all_kinds.scl");
@@ -114,6 +140,9 @@ fn every_example_has_a_header_that_compiles_and_a_module_that_imports() {
     policies.sort();
     assert!(policies.len() >= 7);
     policies.push(all_kinds(&dir));
+    let empty = dir.join("empty_members.scl");
+    std::fs::write(&empty, EMPTY_MEMBERS).unwrap();
+    policies.push(empty);
     for policy in &policies {
         let name = policy.file_stem().unwrap().to_str().unwrap().to_string();
         generate(policy, &dir, &name);
