@@ -7,6 +7,8 @@
 
 #![deny(missing_docs)]
 
+pub mod gen;
+
 use scl_catalogue::Target;
 use scl_diagnostics::{Code, Diagnostic, FileId, Files, Span};
 use scl_ir::{Module, Program};

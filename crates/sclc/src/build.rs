@@ -19,6 +19,11 @@ pub enum EmitArg {
     Ir,
     /// The types, maps and config the object's BTF describes.
     Btf,
+    /// A C header for applications: the maps' key and value types, pin paths, and
+    /// functions to open the pinned maps and get, set and delete entries (libbpf).
+    CHeader,
+    /// The same for Python: a module over ctypes and the system's libbpf.
+    Python,
 }
 
 /// Arguments of `sclc build`.
@@ -102,6 +107,22 @@ pub fn run(args: BuildArgs) -> Status {
         EmitArg::Ir => out.module.to_string().into_bytes(),
         EmitArg::Asm => scl_driver::asm(&files, &out).into_bytes(),
         EmitArg::Btf => scl_driver::btf_text(&out).into_bytes(),
+        EmitArg::CHeader | EmitArg::Python => {
+            let stem = args.file.file_stem().map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
+            let prefix = scl_driver::gen::prefix(&out, &stem);
+            let source = args.file.display().to_string();
+            if args.emit == EmitArg::CHeader {
+                scl_driver::gen::c_header(&out, &prefix, &source).into_bytes()
+            } else {
+                match scl_driver::gen::python(&out, &prefix, &source) {
+                    Ok(text) => text.into_bytes(),
+                    Err(e) => {
+                        eprintln!("sclc: error: cannot generate the Python module of `{source}`: {e}");
+                        return Status::PolicyErrors;
+                    }
+                }
+            }
+        }
     };
     let path = match (&args.output, args.emit) {
         (Some(p), _) => Some(p.clone()),
