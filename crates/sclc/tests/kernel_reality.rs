@@ -211,7 +211,7 @@ fn behaviour_changing_policies_change_real_kernel_locks_in_a_guest() {
                 failures.push(format!("{what}: {msg}\n{stdout}"));
             }
         }
-        if !out.status.success() && failures.last().map_or(true, |f| !f.starts_with(&what)) {
+        if !out.status.success() && failures.last().is_none_or(|f| !f.starts_with(&what)) {
             failures.push(format!("{what}: the harness exited {:?}\n{stderr}", out.status.code()));
         }
     }
