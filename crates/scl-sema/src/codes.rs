@@ -79,6 +79,8 @@ codes! {
     E0342 = "stack-too-large";
     /// State or a map value larger than the kernel creates.
     E0343 = "state-too-large";
+    /// State, a map key or a map value of an empty type: nothing for a map to hold.
+    E0344 = "empty-state";
     /// A hook whose worst-case instruction count exceeds its budget.
     E0350 = "cost-over-budget";
     /// A `back_off` or `sleep` with a constant wait over its limit, or a back-off clamp

@@ -1,5 +1,5 @@
 //! Memory: `E0340 unhandled-optional`, `E0341 per-waiter-too-large`, `E0342 stack-too-large`,
-//! `E0343 state-too-large`.
+//! `E0343 state-too-large`, `E0344 empty-state`.
 //!
 //! BPF programs see no raw pointers in SCL; what remains is what the verifier insists on.
 //! A map lookup may miss, and the program must check before using the value: SCL's
@@ -10,7 +10,7 @@
 //! 512-byte BPF stack (checked here, from the cost pass's estimate). State values must be
 //! sizes the kernel creates maps for (checked where the state is declared).
 
-use crate::codes::{E0340, E0341, E0342, E0343};
+use crate::codes::{E0340, E0341, E0342, E0343, E0344};
 use crate::rules::cost::HookCost;
 use crate::Checker;
 use scl_catalogue::limits::MAX_STACK_BYTES;
@@ -22,6 +22,7 @@ pub static DOCS: &[CodeDoc] = &[
     CodeDoc { code: E0341, summary: "more per_waiter state than the waiter's data word holds", explanation: "Each waiter in a lock's queue carries one 8-byte data word for the policy; all `per_waiter` declarations share it, each aligned to its size. Use narrower types, or keep larger data in `per_thread` state keyed by the waiter's thread.\n\nErroneous example:\n\n```scl\nper_waiter a: u64;\nper_waiter b: u32;\n```\n\nFixed example:\n\n```scl\nper_waiter a: u32;\nper_waiter b: u32;\n```\n" },
     CodeDoc { code: E0342, summary: "a hook's stack frame exceeds the BPF stack", explanation: "A BPF program has 512 bytes of stack. A hook's frame holds its locals, the locals of every function inlined into it, and scratch space for map keys and values and struct literals. Large arrays and structs belong in state (`per_cpu` works as a scratch area), not in locals.\n\nErroneous example:\n\n```scl\nfn f() -> u64 {\n    let big: [u64; 80];\n    return big[0];\n}\npolicy p for spinlock {\n    on contended(l: lock) {\n        let x = f();\n    }\n}\n```\n\nFixed example:\n\n```scl\nper_cpu scratch: [u64; 80];\nfn f() -> u64 {\n    return scratch[0];\n}\npolicy p for spinlock {\n    on contended(l: lock) {\n        let x = f();\n    }\n}\n```\n" },
     CodeDoc { code: E0343, summary: "state or a map value larger than the kernel creates", explanation: "Every piece of state is a BPF map, and the kernel refuses to create a map whose value is too large: per-CPU values (`per_cpu` state and `percpu_array` maps) may be at most 32 KiB (the per-CPU allocator's unit), every other value at most about 4 MiB (the largest block the kernel allocates at once). The checker refuses such state before the kernel does, and names the limit. Split the data over several pieces of state, or keep it in a map with more entries and smaller values.\n\nErroneous example:\n\n```scl\nper_cpu scratch: [u64; 8192];\npolicy p for spinlock {\n    on contended(l: lock) {\n        scratch[0] += 1;\n    }\n}\n```\n\nFixed example:\n\n```scl\nper_cpu scratch: [u64; 4096];\npolicy p for spinlock {\n    on contended(l: lock) {\n        scratch[0] += 1;\n    }\n}\n```\n" },
+    CodeDoc { code: E0344, summary: "state, a map key or a map value of an empty type", explanation: "Every piece of state is a BPF map, and the kernel creates no map whose key or value is empty: a struct with no fields has nothing to store. Give the struct a field, or drop the state.\n\nErroneous example:\n\n```scl\nstruct Mark {}\nglobal mark: Mark;\npolicy p for spinlock {\n    on contended(l: lock) {\n    }\n}\n```\n\nFixed example:\n\n```scl\nstruct Mark { set: bool }\nglobal mark: Mark;\npolicy p for spinlock {\n    on contended(l: lock) {\n        mark.set = true;\n    }\n}\n```\n" },
 ];
 
 /// Reports hooks whose estimated frame exceeds the BPF stack.

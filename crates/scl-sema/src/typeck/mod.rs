@@ -158,7 +158,8 @@ fn collect(cx: &mut Checker) {
                     let id = cx.program.structs.push(StructDef {
                         name: full,
                         fields: Vec::new(),
-                        layout: Layout { size: 0, align: 1 },
+                        // Alignment 0: not laid out yet (every laid-out struct has 1 or more).
+                        layout: Layout { size: 0, align: 0 },
                         loc: loc(file, name.span),
                     });
                     cx.modules[m].types.insert(name.name.clone(), id);
@@ -176,7 +177,7 @@ fn resolve_structs(cx: &mut Checker, m: usize) {
     for item in &ast.items {
         let ast::ItemKind::Struct(s) = &item.kind else { continue };
         let Some(&id) = cx.modules[m].types.get(&s.name.name) else { continue };
-        if cx.program.structs[id].layout.size > 0 || !cx.program.structs[id].fields.is_empty() {
+        if cx.program.structs[id].layout.align != 0 {
             continue;
         }
         let mut visiting = HashSet::new();
@@ -210,9 +211,11 @@ fn layout_struct(cx: &mut Checker, m: usize, id: StructId, s: &ast::StructDecl, 
                         .with_note("a struct that contains itself would have infinite size")
                         .with_help("store an index or an address instead"),
                 );
+                cx.program.structs[id].layout = Layout { size: 0, align: 1 };
+                visiting.remove(&id);
                 return;
             }
-            if cx.program.structs[inner].layout.size == 0 && cx.program.structs[inner].fields.is_empty() {
+            if cx.program.structs[inner].layout.align == 0 {
                 if let Some((im, decl)) = find_struct_decl(cx, inner) {
                     let ifile = cx.modules[im].file;
                     layout_struct(cx, im, inner, &decl, ifile, visiting);
@@ -237,6 +240,9 @@ fn layout_struct(cx: &mut Checker, m: usize, id: StructId, s: &ast::StructDecl, 
     let layout = Layout { size: align_to(offset, align).max(if fields.is_empty() { 0 } else { 1 }), align };
     cx.program.structs[id].fields = fields;
     cx.program.structs[id].layout = layout;
+    // `visiting` is the chain of structs being laid out: a struct met again after it is
+    // done (two fields of one type) is not a cycle.
+    visiting.remove(&id);
 }
 
 fn struct_ids_in(ty: &Ty) -> Vec<StructId> {
@@ -524,6 +530,8 @@ fn resolve_map_type(cx: &mut Checker, m: usize, s: &ast::StateDecl) -> (Ty, Stat
                     Diagnostic::error(E0216, file, args[0].span, format!("map keys are integers or structs, not `{name}`"))
                         .with_label("invalid key type"),
                 );
+            } else if matches!(k, Ty::Struct(_)) && cx.program.layout(&k).size == 0 {
+                report_empty(cx, file, args[0].span, &s.name.name, &k, "key");
             }
             Some(k)
         }
@@ -761,6 +769,17 @@ pub(super) fn scalar(s: cat::Scalar) -> Ty {
     }
 }
 
+/// E0344: a map's key or value must not be empty.
+fn report_empty(cx: &mut Checker, file: FileId, span: Span, name: &str, ty: &Ty, what: &str) {
+    let ty_name = cx.program.ty_name(ty);
+    cx.report(
+        Diagnostic::error(E0344, file, span, format!("`{name}` has an empty {what}: `{ty_name}` holds no bytes"))
+            .with_label("an empty type")
+            .with_note("every piece of state is a BPF map, and the kernel creates no map with an empty key or value")
+            .with_help("give the type a field or an element, or drop the state"),
+    );
+}
+
 /// E0343: the value of a piece of state must be a size the kernel creates a map for.
 fn check_value_size(cx: &mut Checker, file: FileId, s: &ast::StateDecl, ty: &Ty, storage: &StateStorage) {
     let (limit, what) = match storage {
@@ -775,6 +794,11 @@ fn check_value_size(cx: &mut Checker, file: FileId, s: &ast::StateDecl, ty: &Ty,
     }
     // The layout saturates at u32::MAX, which is over every limit.
     let size = cx.program.layout(ty).size;
+    // `lock`, `waiter` and `void` have no size either, and are refused as state (E0216).
+    if size == 0 && !matches!(ty, Ty::Lock | Ty::Waiter | Ty::Void) {
+        report_empty(cx, file, s.ty.span, &s.name.name, ty, "value");
+        return;
+    }
     if size.div_ceil(8).saturating_mul(8) > limit {
         let name = cx.program.ty_name(ty);
         let shown = if size == u32::MAX { "4 GiB or more".to_string() } else { format!("{size} bytes") };
