@@ -61,11 +61,15 @@ echo clear > /sys/kernel/scl_hooks/locks
 # The policy, loaded as a user would, governing the storm's lock by its symbol.
 /bin/sclc load --target syncord /scl/policy.scl --pin "$NAME" --lock "storm_$KIND" $SETS --color never > /tmp/load 2>&1 \
 	|| fail "sclc load: $(tr '\n' ' ' < /tmp/load)"
-# The application-informed part, as an application would do it: mark threads in a map.
-if [ -n "$MARK_MAP" ]; then
+# The application-informed part: mark threads in a map, from a shell or from a C program.
+if [ -n "$MARK_APP" ]; then
+	/bin/mark_critical "$NAME" $(echo "$marked" | tr ',' ' ') > /tmp/mark 2>&1 || fail "mark_critical: $(cat /tmp/mark)"
+	say "SCL-CHECK marked_by app $(/bin/sclc map "$NAME" dump "$MARK_MAP" | wc -l)"
+elif [ -n "$MARK_MAP" ]; then
 	for tid in $(echo "$marked" | tr ',' ' '); do
 		/bin/sclc map "$NAME" set "$MARK_MAP" "$tid" 1 > /dev/null || fail "sclc map set $MARK_MAP $tid"
 	done
+	say "SCL-CHECK marked_by sclc $(/bin/sclc map "$NAME" dump "$MARK_MAP" | wc -l)"
 fi
 storm "$NAME" $classes
 say "SCL-LS $(/bin/sclc ls --format json)"

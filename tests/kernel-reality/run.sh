@@ -5,11 +5,14 @@
 # the policy, and prints the metrics side by side.
 #
 #   tests/kernel-reality/run.sh POLICY.scl [--lock mutex|spinlock|rwsem] [--set NAME=VALUE]...
-#       [--format table|json] [--mark MAP] [--little-from CPU] [--dump MAP] [--duration MS]
+#       [--format table|json] [--mark MAP [--mark-app]] [--little-from CPU] [--dump MAP]
+#       [--duration MS]
 #
 #   --lock         the kind of lock the storm hammers (default: mutex)
 #   --set          a config value of the policy (repeatable)
 #   --mark MAP     mark half the storm threads in MAP (tid -> 1), e.g. latency_critical
+#   --mark-app     mark them as an application does: examples/apps/mark_critical.c, built
+#                  on app_priority's generated C interface (`sclc build --emit c-header`)
 #   --little-from  report CPUs from this one up as little cores (policies such as amp)
 #   --dump MAP     include the policy's map MAP as it was after its run (JSON only)
 #   --duration     milliseconds per storm run (default 1500)
@@ -27,13 +30,14 @@ repo=$(cd "$here/../.." && pwd)
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 
-policy="" kind=mutex format=table mark="" little="" dump="" duration=1500 sets=()
+policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 sets=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--lock) kind=${2:?}; shift 2 ;;
 	--set) sets+=("--set" "${2:?}"); shift 2 ;;
 	--format) format=${2:?}; shift 2 ;;
 	--mark) mark=${2:?}; shift 2 ;;
+	--mark-app) mark_app=1; shift ;;
 	--little-from) little=${2:?}; shift 2 ;;
 	--dump) dump=${2:?}; shift 2 ;;
 	--duration) duration=${2:?}; shift 2 ;;
@@ -43,6 +47,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "$policy" ] || usage
+[ -z "$mark_app" ] || [ -n "$mark" ] || die "--mark-app marks the threads of --mark MAP: give both"
 [ -f "$policy" ] || die "no policy file $policy"
 case "$kind" in mutex|spinlock|rwsem) ;; *) die "--lock is mutex, spinlock or rwsem, not $kind" ;; esac
 case "$format" in table|json) ;; *) die "--format is table or json" ;; esac
@@ -101,11 +106,25 @@ for lib in $(ldd "$sclc" | grep -o '/[^ ]*'); do
 	mkdir -p "$root$(dirname "$lib")"
 	cp -L "$lib" "$root$lib"
 done
+if [ -n "$mark_app" ]; then
+	# The application of examples/apps/, built on the policy's generated C interface.
+	mkdir -p "$work/app"
+	"$sclc" build "$policy" --emit c-header -o "$work/app/app_priority.h" || die "cannot generate the C interface of $policy"
+	cp "$repo/examples/apps/mark_critical.c" "$work/app/"
+	cc -O2 -Wall -o "$work/app/mark_critical" "$work/app/mark_critical.c" -lbpf > "$work/build.log" 2>&1 \
+		|| { cat "$work/build.log" >&2; die "examples/apps/mark_critical.c does not build on $policy's interface (it is app_priority's)"; }
+	cp "$work/app/mark_critical" "$root/bin/"
+	for lib in $(ldd "$work/app/mark_critical" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+fi
 cp "$here/guest-init.sh" "$root/init"
 cp "$work/kernel/scl_hooks.ko" "$work/storm/scl_storm.ko" "$root/scl/"
 cp "$policy" "$root/scl/policy.scl"
 {
-	printf 'NAME=%q\nKIND=%q\nDURATION_MS=%q\nMARK_MAP=%q\nLITTLE_FROM=%q\nDUMP_MAP=%q\n' "$name" "$kind" "$duration" "$mark" "$little" "$dump"
+	printf 'NAME=%q\nKIND=%q\nDURATION_MS=%q\nMARK_MAP=%q\nMARK_APP=%q\nLITTLE_FROM=%q\nDUMP_MAP=%q\n' \
+		"$name" "$kind" "$duration" "$mark" "$mark_app" "$little" "$dump"
 	printf 'SETS=%q\n' "${sets[*]:-}"
 } > "$root/scl/config"
 (cd "$root" && find . | cpio -o -H newc 2> /dev/null | gzip -1) > "$work/initrd.gz"
@@ -156,10 +175,11 @@ if [ "$format" = json ]; then
 	printf '{"policy":%s,"file":%s,"lock":"%s","kernel":"%s","guest":{"cpus":4,"nodes":2,"accel":"tcg"},' \
 		"$(json_str "$name")" "$(json_str "$policy")" "$kind" "$kver"
 	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,"map":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}" "${map_json:-null}"
-	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s}}\n' \
+	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s,"marked_by":%s,"marked_entries":%s}}\n' \
 		"$clean" "$(json_str "$splats")" "$(json_str "$(check unloaded_policy)")" "${check_unloaded:-$(check unloaded_locks)}" \
 		"$([ "$(check sleepable_refused)" = yes ] && echo true || echo false)" "$(json_str "$(check_line sleepable_refused)")" \
-		"$([ "$(check module_removed)" = yes ] && echo true || echo false)" "$(json_str "$(check_line module_removed)")"
+		"$([ "$(check module_removed)" = yes ] && echo true || echo false)" "$(json_str "$(check_line module_removed)")" \
+		"$(json_str "$(check marked_by)")" "$(check_line marked_by | grep -o '^[0-9]*' || echo null)"
 else
 	num() { { grep -o "\"$2\":[0-9.a-z]*" <<< "$1" || true; } | head -1 | cut -d: -f2; }
 	obj() { { grep -o "\"$2\":{[^}]*}" <<< "$1" || true; } | head -1; }

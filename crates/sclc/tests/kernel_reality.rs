@@ -75,6 +75,8 @@ fn numa_batch_of_one(r: &Report) {
 
 /// Application-informed priority: the threads the application marked wait less.
 fn marked_threads_go_first(r: &Report) {
+    assert_eq!(r.json["checks"]["marked_by"], "app", "the C application marked the threads");
+    assert_eq!(u(&r.json["checks"]["marked_entries"]), u(&r.policy()["threads"]) / 2, "half the threads are marked");
     let w = &r.policy()["wait_ns"];
     let (marked, unmarked) = (u(&w["marked"]["p99"]), u(&w["unmarked"]["p99"]));
     assert!(marked < unmarked, "marked threads' p99 wait {marked} is not below the others' {unmarked}: {w}");
@@ -131,7 +133,14 @@ const CASES: &[Case] = &[
     Case { policy: "examples/numa_grouping.scl", lock: "mutex", args: &[], expect: numa_groups },
     Case { policy: "examples/numa_grouping.scl", lock: "spinlock", args: &[], expect: numa_groups },
     Case { policy: "examples/numa_grouping.scl", lock: "mutex", args: &["--set", "max_batch=1"], expect: numa_batch_of_one },
-    Case { policy: "examples/app_priority.scl", lock: "mutex", args: &["--mark", "latency_critical", "--set", "max_wait_ns=1s"], expect: marked_threads_go_first },
+    // The threads are marked by examples/apps/mark_critical.c, a C application built on
+    // the policy's generated interface, as an application would mark its own.
+    Case {
+        policy: "examples/app_priority.scl",
+        lock: "mutex",
+        args: &["--mark", "latency_critical", "--mark-app", "--set", "max_wait_ns=1s"],
+        expect: marked_threads_go_first,
+    },
     Case { policy: "examples/bravo.scl", lock: "rwsem", args: &[], expect: readers_bypass },
     Case {
         policy: "examples/amp.scl",
