@@ -12,7 +12,7 @@ use crate::build::default_target;
 use crate::check::TargetArg;
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
-use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::render::Format;
 use scl_diagnostics::{Diagnostic, Files};
 use scl_loader::pin::{self, PinError, PolicyPin, SCL_ROOT};
 use scl_loader::pinned::{Map, Policy, Value};
@@ -118,9 +118,9 @@ pub enum MapOp {
 /// Prints a deployment error and picks the exit status: every one is a usage or
 /// environment problem (2).
 fn fail(e: &PinError) -> Status {
-    eprintln!("sclc: error: {e}");
+    errln!("sclc: error: {e}");
     if let PinError::Exists { name, .. } = e {
-        eprintln!("  help: unload it first with `sclc unload {name}`, or pick another name");
+        errln!("  help: unload it first with `sclc unload {name}`, or pick another name");
     }
     Status::Usage
 }
@@ -133,7 +133,7 @@ pub fn load(args: LoadArgs) -> Status {
     let text = match source::read(&args.file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("sclc: error: cannot read `{}`: {e}", args.file.display());
+            errln!("sclc: error: cannot read `{}`: {e}", args.file.display());
             return Status::Usage;
         }
     };
@@ -142,7 +142,7 @@ pub fn load(args: LoadArgs) -> Status {
     let id = files.add(args.file.display().to_string(), text);
     let color = args.color.enabled();
     let report = |files: &Files, d: &[Diagnostic]| {
-        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+        crate::output::diagnostics(files, d, Format::Human, color);
     };
     let out = match scl_driver::compile(&mut files, id, target) {
         Ok(o) => o,
@@ -155,12 +155,12 @@ pub fn load(args: LoadArgs) -> Status {
     let overrides = match crate::run::config_overrides(&out, &args.set) {
         Ok(o) => o,
         Err(msg) => {
-            eprintln!("sclc: error: {msg}");
+            errln!("sclc: error: {msg}");
             return Status::Usage;
         }
     };
     if let Err(e) = scl_loader::check_support() {
-        eprintln!("sclc: error: {e}");
+        errln!("sclc: error: {e}");
         return Status::Usage;
     }
     let root = match pin::ensure_bpffs() {
@@ -181,7 +181,7 @@ pub fn load(args: LoadArgs) -> Status {
         Ok(p) => p,
         Err(e) => {
             if attach && matches!(e, PinError::Kernel { .. }) {
-                eprintln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
+                errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
                 return Status::Usage;
             }
             return fail(&e);
@@ -193,7 +193,7 @@ pub fn load(args: LoadArgs) -> Status {
     } else {
         "not attached: pinned by hook name for a kernel with SCL lock-policy hooks (docs/abi.md §4)"
     };
-    println!(
+    outln!(
         "pinned `{}` ({target}) at {}: {} program{}, {state}; {} map{}",
         args.pin,
         pinned.dir.display(),
@@ -202,7 +202,7 @@ pub fn load(args: LoadArgs) -> Status {
         pinned.maps.len(),
         if pinned.maps.len() == 1 { "" } else { "s" },
     );
-    println!("  unload with `sclc unload {}`", args.pin);
+    outln!("  unload with `sclc unload {}`", args.pin);
     Status::Ok
 }
 
@@ -215,14 +215,14 @@ pub fn ls(args: LsArgs) -> Status {
     match args.format {
         OutFormat::Json => {
             let v: Vec<serde_json::Value> = policies.iter().map(policy_json).collect();
-            println!("{}", serde_json::Value::from(v));
+            outln!("{}", serde_json::Value::from(v));
         }
         OutFormat::Table => {
             if policies.is_empty() {
-                println!("no policies pinned under {SCL_ROOT}");
+                outln!("no policies pinned under {SCL_ROOT}");
             }
             for p in &policies {
-                print!("{}", policy_table(p));
+                out!("{}", policy_table(p));
             }
         }
     }
@@ -300,7 +300,7 @@ pub fn unload(args: UnloadArgs) -> Status {
     }
     match pin::unpin(&dir) {
         Ok(()) => {
-            println!("unloaded `{}`", args.name);
+            outln!("unloaded `{}`", args.name);
             Status::Ok
         }
         Err(e) => fail(&e),
@@ -328,9 +328,9 @@ fn map_op(args: &MapArgs) -> Result<(), PinError> {
             let k = m.parse_key(key)?;
             let v = m.get(&k)?;
             if json {
-                println!("{}", serde_json::json!({ "key": to_json(&k), "value": v.as_ref().map_or(serde_json::Value::Null, to_json) }));
+                outln!("{}", serde_json::json!({ "key": to_json(&k), "value": v.as_ref().map_or(serde_json::Value::Null, to_json) }));
             } else {
-                println!("{k} => {}", v.map_or_else(|| "none".to_string(), |v| v.to_string()));
+                outln!("{k} => {}", v.map_or_else(|| "none".to_string(), |v| v.to_string()));
             }
         }
         MapOp::Set { map, key, value } => {
@@ -345,10 +345,10 @@ fn map_op(args: &MapArgs) -> Result<(), PinError> {
             if json {
                 let rows: Vec<serde_json::Value> =
                     entries.iter().map(|(k, v)| serde_json::json!({ "key": to_json(k), "value": to_json(v) })).collect();
-                println!("{}", serde_json::Value::from(rows));
+                outln!("{}", serde_json::Value::from(rows));
             } else {
                 for (k, v) in entries {
-                    println!("{k} => {v}");
+                    outln!("{k} => {v}");
                 }
             }
         }
@@ -356,7 +356,7 @@ fn map_op(args: &MapArgs) -> Result<(), PinError> {
             let m = open(&args.name, map)?;
             let k = m.parse_key(key)?;
             if !m.delete(&k)? {
-                eprintln!("sclc: note: `{map}` had no entry under {k}");
+                errln!("sclc: note: `{map}` had no entry under {k}");
             }
         }
     }

@@ -19,7 +19,7 @@ pub fn run(args: LspArgs) -> Status {
         Ok(scl_lsp::Exit::Clean) => Status::Ok,
         Ok(scl_lsp::Exit::WithoutShutdown) => Status::Unclean,
         Err(e) => {
-            eprintln!("sclc: error: language server: {e}");
+            errln!("sclc: error: language server: {e}");
             Status::Usage
         }
     }

@@ -4,7 +4,12 @@
 //! itself lives in the library crates. Exit codes: 0 when the policies are clean (warnings
 //! allowed), 1 when a policy has errors, 2 for usage and environment problems (a missing or
 //! unreadable file, a bad flag, an unknown code). `sclc lsp` exits 0 after the editor's
-//! `shutdown` and `exit`, and 1 when told to exit without a shutdown (as LSP asks).
+//! `shutdown` and `exit`, and 1 when told to exit without a shutdown (as LSP asks). A
+//! closed pipe on stdout or stderr ends any command quietly with 141, as for a tool killed
+//! by SIGPIPE; any other write failure is 2 (`output`).
+
+#[macro_use]
+mod output;
 
 mod build;
 mod check;
@@ -138,17 +143,18 @@ fn main() -> ExitCode {
     let status = match result {
         Ok(Ok(status)) => status,
         Ok(Err(_)) => {
-            eprintln!("sclc: internal error: the compiler panicked; please report this with the input that caused it");
-            return ExitCode::from(101);
+            errln!("sclc: internal error: the compiler panicked; please report this with the input that caused it");
+            return ExitCode::from(output::exit_code(101));
         }
         Err(e) => {
-            eprintln!("sclc: error: cannot start the compiler thread: {e}");
+            errln!("sclc: error: cannot start the compiler thread: {e}");
             Status::Usage
         }
     };
-    match status {
-        Status::Ok => ExitCode::SUCCESS,
-        Status::PolicyErrors | Status::Unclean => ExitCode::from(1),
-        Status::Usage => ExitCode::from(2),
-    }
+    let code = match status {
+        Status::Ok => 0,
+        Status::PolicyErrors | Status::Unclean => 1,
+        Status::Usage => 2,
+    };
+    ExitCode::from(output::exit_code(code))
 }

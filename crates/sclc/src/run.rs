@@ -9,12 +9,12 @@
 
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
-use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::render::Format;
 use scl_diagnostics::{Diagnostic, Files};
 use scl_ir::MapOrigin;
 use scl_sema::hir::{Program, StateStorage};
 use scl_sema::ty::Ty;
-use std::io::Write;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -86,12 +86,12 @@ pub fn run(args: RunArgs) -> Status {
     let text = match source::read(&args.file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("sclc: error: cannot read `{}`: {e}", args.file.display());
+            errln!("sclc: error: cannot read `{}`: {e}", args.file.display());
             return Status::Usage;
         }
     };
     if crate::build::default_target(&text) != Target::Stock {
-        eprintln!(
+        errln!(
             "sclc: error: `{}` has hooks that change lock behaviour; the running kernel has no SCL lock-policy hooks\n  \
              note: `sclc run` attaches policies to the stock lock tracepoints, which only observe (`contended`, `contention_end`)\n  \
              help: check the policy against this kernel's verifier with `sclc build --target syncord --verify {}`",
@@ -104,7 +104,7 @@ pub fn run(args: RunArgs) -> Status {
     let id = files.add(args.file.display().to_string(), text);
     let color = args.color.enabled();
     let report = |files: &Files, d: &[Diagnostic]| {
-        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+        crate::output::diagnostics(files, d, Format::Human, color);
     };
     let out = match scl_driver::compile(&mut files, id, Target::Stock) {
         Ok(o) => o,
@@ -117,7 +117,7 @@ pub fn run(args: RunArgs) -> Status {
     let overrides = match config_overrides(&out, &args.set) {
         Ok(o) => o,
         Err(msg) => {
-            eprintln!("sclc: error: {msg}");
+            errln!("sclc: error: {msg}");
             return Status::Usage;
         }
     };
@@ -126,14 +126,14 @@ pub fn run(args: RunArgs) -> Status {
         Err(status) => return status,
     };
     if let Err(e) = loaded.attach_all() {
-        eprintln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
+        errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
         return Status::Usage;
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         if let Err(e) = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)) {
-            eprintln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
+            errln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
         }
     }
     let symbols = Kallsyms::load();
@@ -147,21 +147,25 @@ pub fn run(args: RunArgs) -> Status {
         if done || last.elapsed() >= args.interval {
             last = Instant::now();
             let snapshot = snapshot(&out, &loaded, &symbols);
-            let mut stdout = std::io::stdout().lock();
+            let mut text = String::new();
             match args.format {
-                RunFormat::Json => {
-                    let _ = writeln!(stdout, "{}", to_json(&snapshot, &program_ids, started.elapsed(), done));
-                }
+                RunFormat::Json => text = format!("{}\n", to_json(&snapshot, &program_ids, started.elapsed(), done)),
                 RunFormat::Table => {
                     if tty && !done {
-                        let _ = write!(stdout, "\x1b[H\x1b[2J");
+                        text.push_str("\x1b[H\x1b[2J");
                     }
                     let title = if done { "final summary" } else { "live" };
-                    let _ = writeln!(stdout, "sclc run {}: {title}, {:.1}s", args.file.display(), started.elapsed().as_secs_f64());
-                    let _ = write!(stdout, "{}", render_tables(&snapshot, &args));
+                    text += &format!("sclc run {}: {title}, {:.1}s\n", args.file.display(), started.elapsed().as_secs_f64());
+                    text += &render_tables(&snapshot, &args);
                 }
             }
-            let _ = stdout.flush();
+            out!("{text}");
+            let _ = crate::output::stdout().flush();
+        }
+        // The reader is gone (`sclc run | head -1`) or stdout failed: stop and detach now,
+        // the exit status says why (`output::exit_code`).
+        if crate::output::broken() || crate::output::stdout_reader_gone() {
+            break;
         }
         if done {
             break;

@@ -11,7 +11,7 @@
 use crate::run::{config_overrides, parse_duration};
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
-use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::render::Format;
 use scl_diagnostics::Files;
 use scl_sim::{Config, LockKind, Machine, Metrics, Policy, Workload, WorkloadDefaults};
 use std::io::{IsTerminal, Write};
@@ -109,13 +109,13 @@ fn kind_of(k: scl_catalogue::LockKind) -> LockKind {
 /// Reads and compiles `path` for the sim target; diagnostics go to stderr.
 fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
     let text = source::read(path).map_err(|e| {
-        eprintln!("sclc: error: cannot read `{}`: {e}", path.display());
+        errln!("sclc: error: cannot read `{}`: {e}", path.display());
         Status::Usage
     })?;
     let mut files = Files::new();
     let id = files.add(path.display().to_string(), text);
     let report = |files: &Files, d: &[scl_diagnostics::Diagnostic]| {
-        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+        crate::output::diagnostics(files, d, Format::Human, color);
     };
     match scl_driver::compile(&mut files, id, Target::Sim) {
         Ok(out) => {
@@ -131,7 +131,7 @@ fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
 }
 
 fn usage(msg: impl std::fmt::Display) -> Status {
-    eprintln!("sclc: error: {msg}");
+    errln!("sclc: error: {msg}");
     Status::Usage
 }
 
@@ -168,8 +168,7 @@ impl Progress {
         let frac = if total == 0 { 1.0 } else { done as f64 / total as f64 };
         let width = 30;
         let full = (frac * width as f64).round() as usize;
-        let _ = write!(
-            std::io::stderr(),
+        err!(
             "\r{} [{}{}] {:3.0}%",
             self.label,
             "#".repeat(full.min(width)),
@@ -181,7 +180,7 @@ impl Progress {
 
     fn finish(&mut self) {
         if self.drawn {
-            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(self.label.len() + 40));
+            err!("\r{}\r", " ".repeat(self.label.len() + 40));
         }
     }
 }
@@ -191,7 +190,7 @@ fn run_one(cfg: &Config, policy: &mut dyn Policy) -> Result<Metrics, Status> {
     let result = scl_sim::simulate(cfg, policy, Some(&mut |done, total| bar.update(done, total)));
     bar.finish();
     result.map_err(|e| {
-        eprintln!("sclc: error: the simulation of `{}` stopped: {e}", policy.name());
+        errln!("sclc: error: the simulation of `{}` stopped: {e}", policy.name());
         match e {
             scl_sim::SimError::Model(_) => Status::Usage,
             scl_sim::SimError::Hook { .. } => Status::PolicyErrors,
@@ -202,7 +201,7 @@ fn run_one(cfg: &Config, policy: &mut dyn Policy) -> Result<Metrics, Status> {
 fn vm_policy(c: &Compiled, sets: &[String], cpus: u32) -> Result<scl_sim::VmPolicy, Status> {
     let overrides = config_overrides(&c.out, sets).map_err(usage)?;
     scl_sim::VmPolicy::new(&c.out, &overrides, cpus).map_err(|e| {
-        eprintln!("sclc: error: the VM cannot run `{}`: {e}", c.out.module.name);
+        errln!("sclc: error: the VM cannot run `{}`: {e}", c.out.module.name);
         Status::PolicyErrors
     })
 }
@@ -267,7 +266,7 @@ fn sim(args: SimArgs) -> Result<Status, Status> {
     }
     let mut p = vm_policy(&main, &args.set, cpus)?;
     runs.push(run_one(&cfg, &mut p)?);
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     let written = match args.format {
         SimFormat::Table => {
             let text = format!(
@@ -303,10 +302,7 @@ fn sim(args: SimArgs) -> Result<Status, Status> {
             writeln!(stdout, "{v}")
         }
     };
-    if let Err(e) = written.and_then(|_| stdout.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(usage(format!("cannot write the report: {e}")));
-        }
-    }
+    // A failure is recorded and decides the exit status (`output::exit_code`).
+    let _ = written.and_then(|_| stdout.flush());
     Ok(Status::Ok)
 }
