@@ -212,17 +212,32 @@ pub fn ls(args: LsArgs) -> Status {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    let incomplete = pin::incomplete(Path::new(SCL_ROOT));
     match args.format {
         OutFormat::Json => {
-            let v: Vec<serde_json::Value> = policies.iter().map(policy_json).collect();
+            let mut v: Vec<serde_json::Value> = policies.iter().map(policy_json).collect();
+            v.extend(incomplete.iter().map(|i| {
+                serde_json::json!({
+                    "name": i.name, "dir": i.dir.display().to_string(), "complete": false,
+                    "loading": i.loading, "pid": i.pid, "attached": false, "programs": [], "maps": [],
+                })
+            }));
             outln!("{}", serde_json::Value::from(v));
         }
         OutFormat::Table => {
-            if policies.is_empty() {
+            if policies.is_empty() && incomplete.is_empty() {
                 outln!("no policies pinned under {SCL_ROOT}");
             }
             for p in &policies {
                 out!("{}", policy_table(p));
+            }
+            for i in &incomplete {
+                let why = if i.loading {
+                    format!("being loaded by process {}", i.pid)
+                } else {
+                    format!("a load killed before it finished (process {}); `sclc unload {}` removes it", i.pid, i.name)
+                };
+                outln!("{}  (incomplete: {why}; {})", i.name, i.dir.display());
             }
         }
     }
@@ -248,6 +263,7 @@ fn policy_json(p: &PolicyPin) -> serde_json::Value {
     serde_json::json!({
         "name": p.name,
         "dir": p.dir.display().to_string(),
+        "complete": true,
         "attached": p.programs.iter().any(|g| g.attached),
         "programs": programs,
         "maps": maps,
@@ -295,7 +311,16 @@ pub fn unload(args: UnloadArgs) -> Status {
         return fail(&e);
     }
     let dir = root.join(&args.name);
+    // A load of this name killed before it finished leaves an incomplete directory.
+    let stale = match pin::remove_stale(root, &args.name) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
     if !dir.is_dir() {
+        if stale > 0 {
+            outln!("removed the incomplete load of `{}`", args.name);
+            return Status::Ok;
+        }
         return fail(&PinError::NotFound { what: "pinned policy".into(), within: None, name: args.name, available: pin::names(root) });
     }
     match pin::unpin(&dir) {
