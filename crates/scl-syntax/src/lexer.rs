@@ -300,6 +300,11 @@ pub fn lex(file: FileId, text: &str) -> Lexed<'_> {
     let mut depth = 0usize;
     let mut too_deep = false;
     let mut lexer = Tok::lexer(text);
+    // A UTF-8 byte-order mark (editors on Windows save one) is not part of the text. Spans
+    // stay offsets into the whole text.
+    if text.starts_with('\u{feff}') {
+        lexer.bump('\u{feff}'.len_utf8());
+    }
     while let Some(result) = lexer.next() {
         let range = lexer.span();
         let span = Span::new(range.start, range.end);

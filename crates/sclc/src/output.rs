@@ -186,6 +186,11 @@ pub fn record_closed_pipe() {
     record(Stream::Out, &io::Error::from_raw_os_error(libc::EPIPE));
 }
 
+/// Records a failure of stdout met outside [`stdout`] (the language server's writer).
+pub fn record_stdout_failure(e: &io::Error) {
+    record(Stream::Out, e);
+}
+
 /// Why [`write_file`] did not write.
 #[derive(Debug)]
 pub enum FileError {
