@@ -12,6 +12,10 @@ use scl_diagnostics::{Diagnostic, FileId, Span};
 /// How deeply `(`, `[` and `{` may nest. Real policies stay under ten.
 pub const MAX_NESTING: usize = 256;
 
+/// The longest name, in bytes: the kernel refuses BTF and symbol names of 128 bytes or more
+/// (`KSYM_NAME_LEN`), and SCL names become both.
+pub const MAX_NAME_BYTES: usize = 127;
+
 /// A unit that turns an integer literal into nanoseconds (`5us`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TimeUnit {
@@ -299,6 +303,8 @@ pub fn lex(file: FileId, text: &str) -> Lexed<'_> {
     let mut diagnostics = Vec::new();
     let mut depth = 0usize;
     let mut too_deep = false;
+    // Each long name is reported once, however often it is used.
+    let mut long_names = std::collections::HashSet::new();
     let mut lexer = Tok::lexer(text);
     // A UTF-8 byte-order mark (editors on Windows save one) is not part of the text. Spans
     // stay offsets into the whole text.
@@ -326,6 +332,14 @@ pub fn lex(file: FileId, text: &str) -> Lexed<'_> {
                         }
                     }
                     Tok::RParen | Tok::RBrace | Tok::RBracket => depth = depth.saturating_sub(1),
+                    Tok::Ident(name) if name.len() > MAX_NAME_BYTES && long_names.insert(name) => {
+                        diagnostics.push(
+                            Diagnostic::error(codes::E0115, file, span, format!("a name of {} bytes", name.len()))
+                                .with_label(format!("names are at most {MAX_NAME_BYTES} bytes"))
+                                .with_note("names become BTF and symbol names in the object, which the kernel limits to 127 bytes")
+                                .with_help("shorten the name"),
+                        );
+                    }
                     _ => {}
                 }
                 tokens.push((range.start, tok, range.end));

@@ -89,7 +89,8 @@ pub enum MapOp {
         #[arg(allow_hyphen_values = true)]
         key: String,
     },
-    /// Write VALUE under KEY.
+    /// Write VALUE under KEY (the policy's own maps; the `hidden_...` maps sclc added are
+    /// read-only). VALUE may be written as `dump` prints it.
     Set {
         /// The map.
         map: String,
@@ -152,6 +153,9 @@ pub fn load(args: LoadArgs) -> Status {
         }
     };
     report(&files, &out.warnings);
+    if out.program.policy.is_none() {
+        return crate::no_policy(&args.file, "load");
+    }
     let overrides = match crate::run::config_overrides(&out, &args.set) {
         Ok(o) => o,
         Err(msg) => {
@@ -255,7 +259,7 @@ fn policy_json(p: &PolicyPin) -> serde_json::Value {
         .iter()
         .map(|m| {
             serde_json::json!({
-                "name": m.name, "hidden": m.hidden, "id": m.id, "type": m.map_type, "key_size": m.key_size,
+                "name": m.name, "hidden": m.hidden, "writable": !m.hidden, "id": m.id, "type": m.map_type, "key_size": m.key_size,
                 "value_size": m.value_size, "max_entries": m.max_entries, "entries": m.entries,
             })
         })
@@ -294,8 +298,15 @@ fn policy_table(p: &PolicyPin) -> String {
     for m in &p.maps {
         let _ = writeln!(
             s,
-            "  map      {:<width$}  id {:<6} {:<14} key {:>3}  value {:>5}  {}/{} entries",
-            m.name, m.id, m.map_type, m.key_size, m.value_size, m.entries, m.max_entries
+            "  map      {:<width$}  id {:<6} {:<14} key {:>3}  value {:>5}  {}/{} entries{}",
+            m.name,
+            m.id,
+            m.map_type,
+            m.key_size,
+            m.value_size,
+            m.entries,
+            m.max_entries,
+            if m.hidden { "  (read-only)" } else { "" }
         );
     }
     s
@@ -359,7 +370,7 @@ fn map_op(args: &MapArgs) -> Result<(), PinError> {
             }
         }
         MapOp::Set { map, key, value } => {
-            let m = open(&args.name, map)?;
+            let m = open(&args.name, map).map_err(writable_only)?;
             let k = m.parse_key(key)?;
             let v = m.parse_value(value)?;
             m.set(&k, &v)?;
@@ -378,7 +389,7 @@ fn map_op(args: &MapArgs) -> Result<(), PinError> {
             }
         }
         MapOp::Delete { map, key } => {
-            let m = open(&args.name, map)?;
+            let m = open(&args.name, map).map_err(writable_only)?;
             let k = m.parse_key(key)?;
             if !m.delete(&k)? {
                 errln!("sclc: note: `{map}` had no entry under {k}");
@@ -386,6 +397,20 @@ fn map_op(args: &MapArgs) -> Result<(), PinError> {
         }
     }
     Ok(())
+}
+
+/// For `set` and `delete`: a missing map's alternatives are the maps that can be written
+/// (not the `hidden_...` ones sclc added, which are read-only).
+fn writable_only(e: PinError) -> PinError {
+    match e {
+        PinError::NotFound { what, within, name, available } => PinError::NotFound {
+            what,
+            within,
+            name,
+            available: available.into_iter().filter(|m| !m.starts_with(pin::HIDDEN_PREFIX)).collect(),
+        },
+        e => e,
+    }
 }
 
 /// A value as JSON: integers as numbers (as strings beyond 64 bits), structs as objects.

@@ -103,6 +103,48 @@ pub enum Status {
     Unclean,
 }
 
+/// A clap value parser for unsigned numbers that names the range of the type, for `-1`
+/// too (clap alone takes `-1` for a flag and suggests `-- -1`; the arguments using this
+/// parser set `allow_negative_numbers`).
+pub fn unsigned<T>(s: &str) -> Result<T, String>
+where
+    T: TryFrom<u128> + num_bounds::Max,
+{
+    let range = format!("a whole number from 0 to {}", T::MAX_TEXT);
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("it must not be negative: {range}"));
+    }
+    let n: u128 = t.parse().map_err(|_| format!("it is not a number: {range}"))?;
+    T::try_from(n).map_err(|_| format!("it does not fit: {range}"))
+}
+
+/// The largest value of each type [`unsigned`] parses, as text.
+pub mod num_bounds {
+    /// The largest value, as text.
+    pub trait Max {
+        /// `MAX` in decimal.
+        const MAX_TEXT: &'static str;
+    }
+    impl Max for u32 {
+        const MAX_TEXT: &'static str = "4294967295";
+    }
+    impl Max for u64 {
+        const MAX_TEXT: &'static str = "18446744073709551615";
+    }
+    impl Max for usize {
+        const MAX_TEXT: &'static str = "18446744073709551615";
+    }
+}
+
+/// Says that a file meant to be loaded, run or simulated holds no policy (an empty file, a
+/// module of helpers): exit 1, the file being what is wrong.
+pub fn no_policy(file: &std::path::Path, verb: &str) -> Status {
+    errln!("sclc: error: `{}` has no policy to {verb}", file.display());
+    errln!("  help: a policy is `policy NAME for spinlock {{ on HOOK(...) {{ ... }} }}` (docs/language.md)");
+    Status::PolicyErrors
+}
+
 /// The soft limit of the main thread's stack in bytes, from `/proc/self/limits`.
 fn main_stack_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;

@@ -42,9 +42,10 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     interval: Duration,
     /// Rows per table.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = crate::unsigned::<usize>, allow_negative_numbers = true)]
     top: usize,
-    /// The column to sort by (descending); default: the first column.
+    /// The column to sort by (descending); default: the first column. An unknown column is
+    /// an error that lists the policy's columns.
     #[arg(long)]
     sort: Option<String>,
     /// Output format.
@@ -90,7 +91,10 @@ pub fn run(args: RunArgs) -> Status {
             return Status::Usage;
         }
     };
-    if crate::build::default_target(&text) != Target::Stock {
+    // A policy with a syntax error goes straight to the compiler, which shows the error;
+    // only a policy that parses is judged by its hooks.
+    let parses = scl_syntax::parse_file(scl_diagnostics::FileId(0), &text).1.iter().all(|d| d.severity != scl_diagnostics::Severity::Error);
+    if parses && crate::build::default_target(&text) != Target::Stock && changes_lock_behaviour(&text) {
         errln!(
             "sclc: error: `{}` has hooks that change lock behaviour; the running kernel has no SCL lock-policy hooks\n  \
              note: `sclc run` attaches policies to the stock lock tracepoints, which only observe (`contended`, `contention_end`)\n  \
@@ -114,6 +118,19 @@ pub fn run(args: RunArgs) -> Status {
         }
     };
     report(&files, &out.warnings);
+    if out.program.policy.is_none() {
+        return crate::no_policy(&args.file, "run");
+    }
+    if let Some(sort) = &args.sort {
+        let columns = sort_keys(&out);
+        if !columns.iter().any(|c| c == sort) {
+            let hint = scl_syntax::validate::did_you_mean(sort, columns.iter().map(String::as_str))
+                .map(|c| format!("\n  help: did you mean `{c}`?"))
+                .unwrap_or_default();
+            errln!("sclc: error: --sort {sort}: no column of that name; the columns of this policy: {}{hint}", columns.join(", "));
+            return Status::Usage;
+        }
+    }
     let overrides = match config_overrides(&out, &args.set) {
         Ok(o) => o,
         Err(msg) => {
@@ -176,6 +193,41 @@ pub fn run(args: RunArgs) -> Status {
     Status::Ok
 }
 
+/// True when some hook of the policy in `text` is a known hook that the stock kernel does
+/// not have (an unknown hook is the checker's to report).
+fn changes_lock_behaviour(text: &str) -> bool {
+    let (ast, _) = scl_syntax::parse_file(scl_diagnostics::FileId(0), text);
+    ast.items.iter().any(|i| match &i.kind {
+        scl_syntax::ast::ItemKind::Policy(p) => {
+            p.hooks.iter().any(|h| scl_catalogue::hook(&h.name.name).is_some_and(|d| !d.on_target(Target::Stock)))
+        }
+        _ => false,
+    })
+}
+
+/// The columns `--sort` can name: every scalar column of every table `run` shows.
+fn sort_keys(out: &scl_driver::Output) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for m in out.module.maps.values() {
+        if m.origin.is_hidden() {
+            continue;
+        }
+        // As `snapshot` shows them: per-thread state is not a table.
+        if matches!(&m.origin, MapOrigin::State(id) if out.program.states[*id].storage == StateStorage::PerThread) {
+            continue;
+        }
+        let (Some(_), Some(value_ty)) = (&m.key, &m.value) else { continue };
+        let zero = vec![0u8; m.value_size as usize];
+        let (cols, _, _) = decode(&out.program, value_ty, &zero, m.value_size as usize);
+        for c in cols {
+            if !keys.contains(&c) {
+                keys.push(c);
+            }
+        }
+    }
+    keys
+}
+
 /// `.rodata` overrides from `--set NAME=VALUE`, checked against the config declarations.
 pub(crate) fn config_overrides(out: &scl_driver::Output, sets: &[String]) -> Result<Vec<(usize, Vec<u8>)>, String> {
     let mut result = Vec::new();
@@ -200,7 +252,12 @@ pub(crate) fn config_overrides(out: &scl_driver::Output, sets: &[String]) -> Res
             },
             Ty::Int(i) => {
                 let (neg, digits) = value.strip_prefix('-').map_or((false, value), |d| (true, d));
-                let lit = scl_syntax::lexer::parse_int(digits).map_err(|_| format!("`{value}` is not a number for `{name}` ({i})"))?;
+                let lit = scl_syntax::lexer::parse_int(digits).map_err(|e| match e {
+                    scl_syntax::lexer::LexError::NumberTooLarge => {
+                        format!("{value} does not fit `{name}`, a `{i}` ({}..={})", i.min(), i.max())
+                    }
+                    _ => format!("`{value}` is not a number for `{name}` ({i})"),
+                })?;
                 let v = if neg { -i128::from(lit.value) } else { i128::from(lit.value) };
                 if !i.contains(v) {
                     return Err(format!("{v} does not fit `{name}`, a `{i}` ({}..={})", i.min(), i.max()));

@@ -65,13 +65,13 @@ pub struct SimArgs {
     #[arg(long, value_enum)]
     lock: Option<LockArg>,
     /// Number of threads (one per CPU at most); default: the workload's, else one per CPU.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::unsigned::<u32>, allow_negative_numbers = true)]
     threads: Option<u32>,
     /// Simulated time to run (`100ms`, `1s`).
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]
     duration: Duration,
     /// Seed of every random draw: the same seed gives the same run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::unsigned::<u64>, allow_negative_numbers = true)]
     seed: u64,
     /// Also run `baseline` (the stock FIFO lock, no policy) or another policy FILE on the
     /// same workload and seed, and show both with ratios.
@@ -79,7 +79,7 @@ pub struct SimArgs {
     compare: Option<String>,
     /// Mark threads latency-critical by index (`--critical 0,3`): written into the policy's
     /// `latency_critical` map, and their waits are reported separately.
-    #[arg(long, value_name = "I,...", value_delimiter = ',')]
+    #[arg(long, value_name = "I,...", value_delimiter = ',', value_parser = crate::unsigned::<u32>, allow_negative_numbers = true)]
     critical: Vec<u32>,
     /// Set a config value of FILE's policy: `--set NAME=VALUE` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -120,6 +120,9 @@ fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
     match scl_driver::compile(&mut files, id, Target::Sim) {
         Ok(out) => {
             report(&files, &out.warnings);
+            if out.program.policy.is_none() {
+                return Err(crate::no_policy(path, "simulate"));
+            }
             let kinds = out.program.policy.as_ref().map(|p| p.kinds.iter().map(|k| kind_of(*k)).collect()).unwrap_or_default();
             Ok(Compiled { out, kinds })
         }
