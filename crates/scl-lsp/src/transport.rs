@@ -46,21 +46,22 @@ impl std::error::Error for TransportError {}
 
 /// The reader and writer threads of a stdio connection.
 pub struct Threads {
-    reader: JoinHandle<io::Result<()>>,
+    /// Set by the reader before it stops on a failure, so before the server can see its
+    /// channel close.
+    reader_error: std::sync::Arc<std::sync::Mutex<Option<io::Error>>>,
     writer: JoinHandle<io::Result<()>>,
 }
 
 impl Threads {
-    /// Waits for the writer, then for the reader if it has finished, and returns the
-    /// first failure. (A reader still blocked on stdin is left: the process is ending.)
+    /// Waits for the writer and returns the first failure, the writer's first. (A reader
+    /// still blocked on stdin is left: the process is ending.)
     pub fn join(self) -> Result<(), TransportError> {
         let writer = self.writer.join().unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
         writer.map_err(TransportError::Output)?;
-        if self.reader.is_finished() {
-            let reader = self.reader.join().unwrap_or_else(|_| Err(io::Error::other("the reader thread panicked")));
-            reader.map_err(TransportError::Input)?;
+        match self.reader_error.lock().map(|mut e| e.take()) {
+            Ok(Some(e)) => Err(TransportError::Input(e)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -80,21 +81,34 @@ pub fn stdio() -> (Connection, Threads) {
             Ok(())
         })
         .expect("a thread can be started");
-    let reader = std::thread::Builder::new()
+    let reader_error = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = reader_error.clone();
+    std::thread::Builder::new()
         .name("scl-lsp-reader".into())
         .spawn(move || {
             let stdin = io::stdin();
             let mut input = stdin.lock();
-            while let Some(message) = read(&mut input)? {
-                let exit = matches!(&message, Message::Notification(n) if n.method == "exit");
-                if to_server.send(message).is_err() || exit {
-                    break;
+            loop {
+                match read(&mut input) {
+                    Ok(Some(message)) => {
+                        let exit = matches!(&message, Message::Notification(n) if n.method == "exit");
+                        if to_server.send(message).is_err() || exit {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(e);
+                        }
+                        break;
+                    }
                 }
             }
-            Ok(())
+            // `to_server` is dropped here, after the error is in its slot.
         })
         .expect("a thread can be started");
-    (Connection { sender: to_writer, receiver: from_reader }, Threads { reader, writer })
+    (Connection { sender: to_writer, receiver: from_reader }, Threads { reader_error, writer })
 }
 
 fn invalid(msg: String) -> io::Error {

@@ -141,7 +141,7 @@ fn usage(msg: impl std::fmt::Display) -> Status {
 fn read_machine(spec: &str) -> Result<Machine, Status> {
     let path = Path::new(spec);
     if spec.ends_with(".toml") || path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read machine `{spec}`: {e}")))?;
+        let text = source::read_text(path).map_err(|e| usage(format!("cannot read machine `{spec}`: {e}")))?;
         Machine::from_toml(&text).map_err(|e| usage(format!("machine `{spec}`: {e}")))
     } else {
         Machine::parse_spec(spec).map_err(|e| usage(format!("--machine: {e}")))
@@ -237,8 +237,7 @@ fn sim(args: SimArgs) -> Result<Status, Status> {
     let lock_override = args.lock.map(LockArg::kind);
     let mut workload = match &args.workload {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read workload `{}`: {e}", path.display())))?;
+            let text = source::read_text(path).map_err(|e| usage(format!("cannot read workload `{}`: {e}", path.display())))?;
             Workload::from_toml(&text, &machine, args.threads, lock_default, lock_override)
                 .map_err(|e| usage(format!("workload `{}`: {e}", path.display())))?
         }

@@ -100,3 +100,37 @@ fn an_unknown_target_option_is_reported() {
         let _ = child.wait();
     }
 }
+
+/// A 40,000-deep chain of calls, opened in the editor: diagnostics, not a stack overflow.
+#[test]
+fn a_deep_call_chain_gets_its_diagnostics() {
+    let mut text = String::from("global g: u64;\n");
+    for i in 0..39_999 {
+        text += &format!("fn f{i}(x: u64) -> u64 {{ return f{}(x); }}\n", i + 1);
+    }
+    text += "fn f39999(x: u64) -> u64 { return x + 1; }\npolicy p for spinlock {\n    on contended(l: lock) {\n        g = f0(g);\n    }\n}\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sclc"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sclc lsp starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    stdin.write_all(&initialize(json!({}))).expect("write");
+    stdin.write_all(&frame(&json!({ "jsonrpc": "2.0", "method": "initialized", "params": {} }).to_string())).expect("write");
+    let open = json!({ "jsonrpc": "2.0", "method": "textDocument/didOpen", "params": { "textDocument": {
+        "uri": "file:///chain.scl", "languageId": "scl", "version": 1, "text": text } } });
+    stdin.write_all(&frame(&open.to_string())).expect("write");
+    stdin.flush().expect("flush");
+    let published = read_until(&mut out, |v| v["method"] == "textDocument/publishDiagnostics");
+    let codes: Vec<&str> = published["params"]["diagnostics"].as_array().expect("array").iter().filter_map(|d| d["code"].as_str()).collect();
+    assert!(codes.contains(&"E0342") && codes.contains(&"E0350"), "{published}");
+    drop(stdin);
+    let status = child.wait().expect("exit");
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    assert!(!err.contains("overflow"), "{err}");
+    assert_eq!(status.code(), Some(1), "no shutdown: status 1, not an abort: {err}");
+}

@@ -112,3 +112,19 @@ fn messages_say_what_is_wrong() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Inputs whose size `stat` does not know: the bytes read are capped, not trusted to end.
+#[test]
+fn endless_inputs_are_cut_at_the_limit() {
+    for (args, message) in [
+        (&["check", "/dev/zero"][..], "holds more than 16 MiB; policy files are limited to 16 MiB"),
+        (&["check", "/dev/urandom"][..], "holds more than 16 MiB"),
+        (&["build", "/dev/zero"][..], "holds more than 16 MiB"),
+        (&["sim", "examples/numa_grouping.scl", "--workload", "/dev/zero"][..], "holds more than 16 MiB"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sclc")).args(args).current_dir(repo_root()).output().expect("sclc runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
