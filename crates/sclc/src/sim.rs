@@ -231,6 +231,13 @@ pub fn run(args: SimArgs) -> Status {
 
 fn sim(args: SimArgs) -> Result<Status, Status> {
     let color = args.color.enabled();
+    if args.duration.as_nanos() > u128::from(scl_sim::MAX_DURATION_NS) {
+        return Err(usage(format!(
+            "--duration {:?}: the simulator runs at most {} s of simulated time",
+            args.duration,
+            scl_sim::MAX_DURATION_NS / 1_000_000_000
+        )));
+    }
     let machine = read_machine(&args.machine)?;
     let main = compile(&args.file, color)?;
     let lock_default = main.kinds.first().copied().unwrap_or(LockKind::Spinlock);

@@ -18,6 +18,7 @@ fn scratch() -> PathBuf {
     let long = "a".repeat(128);
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("empty.scl", Vec::new()),
+        ("huge.toml", b"sockets = 100000\ncores_per_socket = 100000\n".to_vec()),
         ("helpers.scl", b"fn twice(x: u32) -> u32 {\n    return x * 2;\n}\n".to_vec()),
         ("bom.scl", bom),
         (
@@ -70,6 +71,23 @@ const CASES: &[Case] = &[
     Case { args: &["sim", "examples/numa_grouping.scl", "--threads", "-2"], code: 2, says: &["--threads", "must not be negative"], never: &["-- -2"] },
     Case { args: &["sim", "examples/numa_grouping.scl", "--critical", "-1"], code: 2, says: &["--critical", "must not be negative"], never: &["-- -1"] },
     Case { args: &["run", "examples/contention_profiler.scl", "--top", "-1"], code: 2, says: &["--top", "must not be negative"], never: &["-- -1"] },
+    // The simulator checks sizes before it allocates, and refuses absurd durations.
+    Case {
+        args: &["sim", "examples/numa_grouping.scl", "--machine", "1000000x1000000"],
+        code: 2,
+        says: &["1000000000000 CPUs, more than the simulator's 4096"],
+        never: &["memory allocation"],
+    },
+    Case { args: &["sim", "examples/numa_grouping.scl", "--machine", "65536x65536"], code: 2, says: &["4294967296 CPUs"], never: &[] },
+    Case { args: &["sim", "examples/numa_grouping.scl", "--machine", "4097x1"], code: 2, says: &["4097 CPUs"], never: &[] },
+    Case { args: &["sim", "examples/numa_grouping.scl", "--machine", "0x8"], code: 2, says: &["at least one socket"], never: &[] },
+    Case { args: &["sim", "examples/numa_grouping.scl", "--machine", "@huge.toml"], code: 2, says: &["10000000000 CPUs"], never: &[] },
+    Case {
+        args: &["sim", "examples/numa_grouping.scl", "--duration", "1000000000h"],
+        code: 2,
+        says: &["the simulator runs at most 3600 s of simulated time"],
+        never: &[],
+    },
     // `run` shows a syntax error rather than judging the policy's hooks.
     Case {
         args: &["run", "@syntax.scl", "--duration", "1s"],
