@@ -26,7 +26,8 @@ use std::process::ExitCode;
 /// The SCL compiler: kernel lock policies, checked for safety and compiled to eBPF.
 #[derive(Parser, Debug)]
 #[command(name = "sclc", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit status: 0 clean, 1 errors in a policy, 2 usage or environment problems.\n\
+#[command(after_help = "Exit status: 0 clean, 1 errors in a policy, 2 usage or environment problems,\n\
+141 when the output's reader went away (a closed pipe).\n\
 Run `sclc explain CODE` for the page of a diagnostic code.")]
 struct Cli {
     #[command(subcommand)]
