@@ -191,15 +191,16 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
 /// Places the stack slots, letting slots that are never live at the same time share
 /// bytes. A slot is live from the first to the last block (in layout order) that uses it,
 /// stretched over every loop it overlaps (a value kept in a slot before a loop is read
-/// again on the next iteration). Returns each slot's offset from `r10` and the frame size.
+/// again on the next iteration), and over the life of every slot its address is kept in
+/// (an index out of range redirects a place to a scratch slot whose address then lives in
+/// an element slot, and maybe in an `inout` parameter's slot: the scratch must not share
+/// bytes with them). Returns each slot's offset from `r10` and the frame size.
 fn layout_frame(f: &Function, promoted: &HashMap<Slot, u8>) -> (HashMap<Slot, i16>, u32) {
+    // Every slot's range, promoted ones too (their address may hold another's).
     let mut range: HashMap<Slot, (usize, usize)> = HashMap::default();
     for (i, b) in f.layout.iter().enumerate() {
         for &inst in &f.blocks[*b].insts {
             if let InstData::SlotAddr { slot, .. } = f.insts[inst] {
-                if promoted.contains_key(&slot) {
-                    continue;
-                }
                 let r = range.entry(slot).or_insert((i, i));
                 r.0 = r.0.min(i);
                 r.1 = r.1.max(i);
@@ -212,6 +213,7 @@ fn layout_frame(f: &Function, promoted: &HashMap<Slot, u8>) -> (HashMap<Slot, i1
             *r = (0, last);
         }
     }
+    let held = addresses_held(f);
     let loops = loop_ranges(f);
     let mut changed = true;
     while changed {
@@ -226,7 +228,20 @@ fn layout_frame(f: &Function, promoted: &HashMap<Slot, u8>) -> (HashMap<Slot, i1
                 }
             }
         }
+        for (holder, slots) in &held {
+            let Some(&(lo, hi)) = range.get(holder) else { continue };
+            for s in slots {
+                if let Some(r) = range.get_mut(s) {
+                    if r.0 > lo || r.1 < hi {
+                        r.0 = r.0.min(lo);
+                        r.1 = r.1.max(hi);
+                        changed = true;
+                    }
+                }
+            }
+        }
     }
+    range.retain(|s, _| !promoted.contains_key(s));
     // Linear scan over slots by start; a region freed by a slot whose range ended is reused
     // by a later slot of the same size.
     let mut slots: Vec<(Slot, (usize, usize), u32)> =
@@ -256,6 +271,77 @@ fn layout_frame(f: &Function, promoted: &HashMap<Slot, u8>) -> (HashMap<Slot, i1
         active.push((end, off, bytes));
     }
     (offsets, size)
+}
+
+/// For each slot, the slots whose address it may hold: addresses flow through values
+/// (within a block, as IR values do), 8-byte stores and loads, and copies of memory.
+fn addresses_held(f: &Function) -> HashMap<Slot, HashSet<Slot>> {
+    let mut held: HashMap<Slot, HashSet<Slot>> = HashMap::default();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in &f.layout {
+            let mut points: HashMap<Value, HashSet<Slot>> = HashMap::default();
+            for &inst in &f.blocks[*b].insts {
+                let of = |points: &HashMap<Value, HashSet<Slot>>, v: &Value| points.get(v).cloned().unwrap_or_default();
+                match &f.insts[inst] {
+                    InstData::SlotAddr { dst, slot, .. } => {
+                        points.insert(*dst, std::iter::once(*slot).collect());
+                    }
+                    InstData::Bin { dst, a, b, .. } => {
+                        let mut p = of(&points, a);
+                        p.extend(of(&points, b));
+                        if !p.is_empty() {
+                            points.insert(*dst, p);
+                        }
+                    }
+                    InstData::Copy { dst, a } => {
+                        let p = of(&points, a);
+                        if !p.is_empty() {
+                            points.insert(*dst, p);
+                        }
+                    }
+                    InstData::Select { dst, a, b, .. } => {
+                        let mut p = of(&points, a);
+                        p.extend(of(&points, b));
+                        if !p.is_empty() {
+                            points.insert(*dst, p);
+                        }
+                    }
+                    InstData::Load { dst, ptr, size: 8, .. } => {
+                        let p: HashSet<Slot> = of(&points, ptr).iter().filter_map(|t| held.get(t)).flatten().copied().collect();
+                        if !p.is_empty() {
+                            points.insert(*dst, p);
+                        }
+                    }
+                    InstData::Store { ptr, val, size: 8, .. } => {
+                        let v = of(&points, val);
+                        if !v.is_empty() {
+                            for t in of(&points, ptr) {
+                                let h = held.entry(t).or_default();
+                                let before = h.len();
+                                h.extend(v.iter().copied());
+                                changed |= h.len() != before;
+                            }
+                        }
+                    }
+                    InstData::MemCopy { dst_ptr, src, .. } => {
+                        let v: HashSet<Slot> = of(&points, src).iter().filter_map(|t| held.get(t)).flatten().copied().collect();
+                        if !v.is_empty() {
+                            for t in of(&points, dst_ptr) {
+                                let h = held.entry(t).or_default();
+                                let before = h.len();
+                                h.extend(v.iter().copied());
+                                changed |= h.len() != before;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    held
 }
 
 /// The layout ranges of loops: a jump to a block at or before itself closes one.

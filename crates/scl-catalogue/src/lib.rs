@@ -402,6 +402,11 @@ pub struct BuiltinDef {
     pub ret: BuiltinTy,
     /// True if it may sleep: never allowed in atomic context.
     pub may_sleep: bool,
+    /// True if its BPF helper runs only in a sleepable program. The lock-hook module runs
+    /// every hook in a non-sleepable one (docs/abi.md §4), so such a built-in is refused
+    /// on the syncord target in any hook. (`sleep` may sleep but is a bounded wait that
+    /// needs no sleepable program.)
+    pub sleepable_program: bool,
     /// True if it writes its place argument (the atomics): not allowed in reorder hooks.
     pub writes_state: bool,
     /// Worst-case BPF instructions of one call, helper body not included.
@@ -445,42 +450,43 @@ pub const SLEEP_LIMIT_NS: u64 = 10_000_000;
 
 /// The built-in functions.
 pub static BUILTINS: &[BuiltinDef] = &[
-    BuiltinDef { name: "now", params: &[], ret: U64, may_sleep: false, writes_state: false, cost: 2, helper: Some(5),
+    BuiltinDef { name: "now", params: &[], ret: U64, may_sleep: false, sleepable_program: false, writes_state: false, cost: 2, helper: Some(5),
         doc: "Monotonic time in nanoseconds (`bpf_ktime_get_ns`)." },
-    BuiltinDef { name: "cpu", params: &[], ret: U32, may_sleep: false, writes_state: false, cost: 2, helper: Some(8),
+    BuiltinDef { name: "cpu", params: &[], ret: U32, may_sleep: false, sleepable_program: false, writes_state: false, cost: 2, helper: Some(8),
         doc: "The CPU the hook runs on." },
-    BuiltinDef { name: "numa_node", params: &[], ret: U32, may_sleep: false, writes_state: false, cost: 2, helper: Some(42),
+    BuiltinDef { name: "numa_node", params: &[], ret: U32, may_sleep: false, sleepable_program: false, writes_state: false, cost: 2, helper: Some(42),
         doc: "The NUMA node of the CPU the hook runs on." },
-    BuiltinDef { name: "tid", params: &[], ret: U32, may_sleep: false, writes_state: false, cost: 3, helper: Some(14),
+    BuiltinDef { name: "tid", params: &[], ret: U32, may_sleep: false, sleepable_program: false, writes_state: false, cost: 3, helper: Some(14),
         doc: "The calling task's thread id." },
-    BuiltinDef { name: "tgid", params: &[], ret: U32, may_sleep: false, writes_state: false, cost: 3, helper: Some(14),
+    BuiltinDef { name: "tgid", params: &[], ret: U32, may_sleep: false, sleepable_program: false, writes_state: false, cost: 3, helper: Some(14),
         doc: "The calling task's process id (thread group id)." },
-    BuiltinDef { name: "min", params: &[("a", BuiltinTy::Int), ("b", BuiltinTy::Int)], ret: BuiltinTy::Int, may_sleep: false,
+    BuiltinDef { name: "min", params: &[("a", BuiltinTy::Int), ("b", BuiltinTy::Int)], ret: BuiltinTy::Int, may_sleep: false, sleepable_program: false,
         writes_state: false, cost: 3, helper: None, doc: "The smaller of two integers of the same type." },
-    BuiltinDef { name: "max", params: &[("a", BuiltinTy::Int), ("b", BuiltinTy::Int)], ret: BuiltinTy::Int, may_sleep: false,
+    BuiltinDef { name: "max", params: &[("a", BuiltinTy::Int), ("b", BuiltinTy::Int)], ret: BuiltinTy::Int, may_sleep: false, sleepable_program: false,
         writes_state: false, cost: 3, helper: None, doc: "The larger of two integers of the same type." },
-    BuiltinDef { name: "log2", params: &[("v", U64)], ret: U32, may_sleep: false, writes_state: false, cost: 24, helper: None,
+    BuiltinDef { name: "log2", params: &[("v", U64)], ret: U32, may_sleep: false, sleepable_program: false, writes_state: false, cost: 24, helper: None,
         doc: "The floor of the base-2 logarithm of `v`; `log2(0)` is 0." },
-    BuiltinDef { name: "random", params: &[], ret: U32, may_sleep: false, writes_state: false, cost: 2, helper: Some(7),
+    BuiltinDef { name: "random", params: &[], ret: U32, may_sleep: false, sleepable_program: false, writes_state: false, cost: 2, helper: Some(7),
         doc: "A pseudo-random 32-bit number (`bpf_get_prandom_u32`), for sampling." },
-    BuiltinDef { name: "back_off", params: &[("ns", U64)], ret: BuiltinTy::Void, may_sleep: false, writes_state: false,
+    BuiltinDef { name: "back_off", params: &[("ns", U64)], ret: BuiltinTy::Void, may_sleep: false, sleepable_program: false, writes_state: false,
         cost: 24, helper: Some(181),
         doc: "Busy-wait for `ns` nanoseconds, clamped to the policy's `config max_backoff_ns` \
               (100us when not declared; never more than 1ms). Allowed in atomic context." },
-    BuiltinDef { name: "sleep", params: &[("ns", U64)], ret: BuiltinTy::Void, may_sleep: true, writes_state: false, cost: 8,
+    BuiltinDef { name: "sleep", params: &[("ns", U64)], ret: BuiltinTy::Void, may_sleep: true, sleepable_program: false, writes_state: false, cost: 8,
         helper: None,
         doc: "Sleep for `ns` nanoseconds (at most 10ms). May sleep: only in hooks that may sleep \
               (mutex and rwsem policies on the syncord and sim targets)." },
-    BuiltinDef { name: "read_user", params: &[("addr", U64)], ret: U64, may_sleep: true, writes_state: false, cost: 10,
+    BuiltinDef { name: "read_user", params: &[("addr", U64)], ret: U64, may_sleep: true, sleepable_program: true, writes_state: false, cost: 10,
         helper: Some(148),
         doc: "Read a u64 from the calling process's memory at `addr` (0 on a fault). May fault \
-              and sleep: only in hooks that may sleep." },
+              and sleep: only in hooks that may sleep, and not on the `syncord` target, where \
+              the lock-hook module runs every hook in a non-sleepable program." },
     BuiltinDef { name: "atomic_add", params: &[("place", BuiltinTy::IntPlace), ("v", BuiltinTy::Int)], ret: BuiltinTy::Int,
-        may_sleep: false, writes_state: true, cost: 4, helper: None,
+        may_sleep: false, sleepable_program: false, writes_state: true, cost: 4, helper: None,
         doc: "Add `v` to `place` atomically; returns the old value. Use it for counters that \
               several CPUs update at once." },
     BuiltinDef { name: "atomic_cas", params: &[("place", BuiltinTy::IntPlace), ("expected", BuiltinTy::Int), ("new", BuiltinTy::Int)],
-        ret: BOOL, may_sleep: false, writes_state: true, cost: 6, helper: None,
+        ret: BOOL, may_sleep: false, sleepable_program: false, writes_state: true, cost: 6, helper: None,
         doc: "If `place` holds `expected`, store `new` there, atomically; returns whether it did." },
 ];
 

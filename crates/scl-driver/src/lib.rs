@@ -38,6 +38,21 @@ pub fn compile(files: &mut Files, file: FileId, target: Target) -> Result<Output
     if checked.has_errors() {
         return Err(checked.diagnostics);
     }
+    // A checked program without errors holds no expression the checker gave up on (each
+    // such gives a diagnostic); were one left, it would compile to a constant, silently.
+    let bodies = checked.program.funcs.values().map(|f| (f.name.as_str(), &f.body)).chain(checked.program.policy.iter().flat_map(|p| p.hooks.iter().map(|h| (h.def.name, &h.body))));
+    for (name, body) in bodies {
+        if body.block.has_error_expr() {
+            return Err(vec![Diagnostic::error(E0900, file, Span::point(0), format!("`{name}` holds an expression the checker could not type, and no error says why"))
+                .with_note("the checker accepted this policy but left part of it unchecked: this is a bug in sclc")
+                .with_help("please report it with the policy attached")]);
+        }
+    }
+    if let Some(d) = scl_sema::rules::hooks::check_something_to_compile(&checked.program, file, target) {
+        let mut all = checked.diagnostics;
+        all.push(d);
+        return Err(all);
+    }
     let internal = |message: String| {
         vec![Diagnostic::error(E0900, file, Span::point(0), message)
             .with_note("the checker accepted this policy but the back end could not compile it: this is a bug in sclc")

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod btf;
+pub mod kmod;
 pub mod pin;
 pub mod pinned;
 
@@ -31,14 +32,25 @@ pub enum LoadError {
     /// The environment cannot load BPF at all: not privileged, or no kernel BTF. Tests
     /// may skip on this, and only on this.
     Unsupported(String),
-    /// libbpf or the kernel refused the object; `log` holds libbpf's and the verifier's
-    /// messages.
+    /// libbpf or the kernel failed at a step that is not the verifier's judgement of a
+    /// program: opening the object, loading its BTF, resolving a program's attach point,
+    /// a program type or feature this kernel lacks, attaching, a test run, a map access.
     Refused {
-        /// What was being done.
+        /// What was being done, with the failing step libbpf named (`loading object `x` into
+        /// the kernel, at: prog 'p': failed to find kernel BTF type ID of 'tp': -ESRCH`).
         what: String,
-        /// The error.
+        /// The error, with its errno name (`No such process (os error 3, ESRCH)`).
         error: String,
-        /// libbpf's debug log, with the verifier's output.
+        /// What libbpf said about the failure: its warning and error lines.
+        log: String,
+    },
+    /// The kernel verifier rejected program `program`: its log says why.
+    Verifier {
+        /// The program's name.
+        program: String,
+        /// The error (EACCES or EINVAL, with its errno name).
+        error: String,
+        /// The verifier's log of the program, as libbpf printed it.
         log: String,
     },
     /// The kernel refused to create one of the object's maps (larger than this kernel
@@ -60,6 +72,13 @@ impl fmt::Display for LoadError {
             LoadError::Unsupported(why) => write!(f, "this kernel cannot load BPF programs here: {why}"),
             LoadError::Refused { what, error, log } => {
                 write!(f, "{what}: {error}")?;
+                if !log.is_empty() {
+                    write!(f, "\n{log}")?;
+                }
+                Ok(())
+            }
+            LoadError::Verifier { program, error, log } => {
+                write!(f, "the kernel verifier rejected program `{program}`: {error}")?;
                 if !log.is_empty() {
                     write!(f, "\n{log}")?;
                 }
@@ -126,6 +145,95 @@ fn verifier_part(log: &str) -> String {
     log[start..end.max(start)].to_string()
 }
 
+/// The program whose verifier log libbpf printed, if the log holds a non-empty one: only
+/// then did the verifier judge a program (a program the kernel refused before verifying it,
+/// for a type or attach point it lacks, has no log).
+fn verifier_rejected(log: &str) -> Option<String> {
+    let begin = log.find("-- BEGIN PROG LOAD LOG --")?;
+    let line_start = log[..begin].rfind('\n').map_or(0, |i| i + 1);
+    let program = log[line_start..begin].split("prog '").nth(1)?.split('\'').next()?.to_string();
+    let body = &log[begin + "-- BEGIN PROG LOAD LOG --".len()..];
+    let body = body.find("-- END PROG LOAD LOG --").map_or(body, |e| &body[..e]);
+    (!body.trim().is_empty()).then_some(program)
+}
+
+/// The symbolic name of an errno the BPF syscalls return.
+fn errno_name(n: i32) -> Option<&'static str> {
+    Some(match n {
+        1 => "EPERM",
+        2 => "ENOENT",
+        3 => "ESRCH",
+        4 => "EINTR",
+        7 => "E2BIG",
+        9 => "EBADF",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        14 => "EFAULT",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        19 => "ENODEV",
+        22 => "EINVAL",
+        28 => "ENOSPC",
+        34 => "ERANGE",
+        38 => "ENOSYS",
+        95 => "EOPNOTSUPP",
+        524 => "ENOTSUPP",
+        _ => return None,
+    })
+}
+
+/// `error` with its errno's name: `No such process (os error 3)` becomes
+/// `No such process (os error 3, ESRCH)`.
+fn with_errno_name(error: &str) -> String {
+    let Some(at) = error.rfind("(os error ") else { return error.to_string() };
+    let digits: String = error[at + 10..].chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse().ok().and_then(errno_name) {
+        Some(name) => format!("{}(os error {digits}, {name}){}", &error[..at], &error[at + 10 + digits.len() + 1..]),
+        None => error.to_string(),
+    }
+}
+
+/// libbpf's lines about a failure (errors and warnings), without the generic last one and
+/// without the optional steps it went on without.
+fn failure_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .map(str::trim_end)
+        .filter(|l| {
+            let low = l.to_ascii_lowercase();
+            (low.contains("fail") || low.contains("error") || low.contains("warn") || low.contains("not supported") || low.contains(": -e"))
+                && !low.contains("failed to load object")
+                // Steps libbpf tries and goes on without (a BPF token, a feature probe).
+                && !low.contains("skipping")
+                && !low.contains("optional")
+                && !low.contains("ignoring")
+        })
+        .collect()
+}
+
+/// Sorts a failure to load object `object` at `stage` into what it is: no privilege, a map
+/// the kernel would not create, the verifier rejecting a program (with its log), or another
+/// step of libbpf or the kernel failing (the step, the errno and what libbpf said).
+fn classify(object: &str, stage: &str, error: &str, log: &str) -> LoadError {
+    // EPERM means no privilege; EACCES (also "permission denied" to libbpf-rs) is the
+    // verifier refusing the program, which must never be skipped.
+    if error.contains("(os error 1)") {
+        return LoadError::Unsupported(format!("{stage}: {error}"));
+    }
+    if let Some(name) = refused_map(log) {
+        return LoadError::Map { name, error: error.to_string() };
+    }
+    let error = with_errno_name(error);
+    if let Some(program) = verifier_rejected(log) {
+        return LoadError::Verifier { program, error, log: verifier_part(log) };
+    }
+    let lines = failure_lines(log);
+    let what = match lines.first() {
+        Some(step) => format!("{stage} object `{object}` failed at: {}", step.trim_start_matches("libbpf: ")),
+        None => format!("{stage} object `{object}` failed"),
+    };
+    LoadError::Refused { what, error, log: lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n") }
+}
+
 /// The map libbpf failed to create, from its log (`libbpf: map 'NAME': failed to create: ...`).
 fn refused_map(log: &str) -> Option<String> {
     log.lines().find_map(|l| {
@@ -161,14 +269,31 @@ pub struct ProgInfo {
     pub line_info_cnt: u32,
 }
 
+/// How programs are loaded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Load `syscall` programs for lock context: non-sleepable, as
+    /// `BPF_PROG_TYPE_RAW_TRACEPOINT`. libbpf loads the `syscall` section sleepable, which
+    /// is right for `BPF_PROG_TEST_RUN` but wrong inside lock code (the lock-hook module
+    /// refuses sleepable programs), and kernels before 6.5 allow syscall programs only
+    /// sleepable. A raw tracepoint program takes the same read-only context (the verifier
+    /// bounds its reads to 96 bytes, which covers every field of ABI v1), the same
+    /// helpers, and runs non-sleepable (docs/abi.md §4).
+    pub lock_context: bool,
+}
+
 /// Opens and loads `bytes`, first overwriting `.rodata` bytes at the given offsets.
 pub fn load(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)]) -> Result<Loaded, LoadError> {
+    load_with(name, bytes, rodata, Options::default())
+}
+
+/// [`load`] with [`Options`].
+pub fn load_with(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)], opts: Options) -> Result<Loaded, LoadError> {
     check_support()?;
-    let refused = |what: &str, e: libbpf_rs::Error, log: &str| LoadError::Refused { what: what.into(), error: e.to_string(), log: verifier_part(log) };
     let (result, log) = with_log(|| -> Result<libbpf_rs::Object, (String, libbpf_rs::Error)> {
         let mut builder = ObjectBuilder::default();
-        builder.name(name).map_err(|e| ("naming the object".to_string(), e))?;
-        let mut open = builder.open_memory(bytes).map_err(|e| ("opening the object".to_string(), e))?;
+        builder.name(name).map_err(|e| ("naming".to_string(), e))?;
+        let mut open = builder.open_memory(bytes).map_err(|e| ("opening".to_string(), e))?;
         if !rodata.is_empty() {
             for mut m in open.maps_mut() {
                 if m.name().to_string_lossy().ends_with(".rodata") {
@@ -182,21 +307,45 @@ pub fn load(name: &str, bytes: &[u8], rodata: &[(usize, Vec<u8>)]) -> Result<Loa
                 }
             }
         }
-        open.load().map_err(|e| ("loading into the kernel".to_string(), e))
+        if opts.lock_context {
+            for mut p in open.progs_mut() {
+                if p.prog_type() == libbpf_rs::ProgramType::Syscall {
+                    // Changing a program's type also drops the `syscall` section's handler,
+                    // which is what adds BPF_F_SLEEPABLE (bpf_program__set_type).
+                    p.set_prog_type(libbpf_rs::ProgramType::RawTracepoint);
+                    p.set_flags(0);
+                }
+            }
+        }
+        open.load().map_err(|e| ("loading".to_string(), e))
     });
     match result {
         Ok(obj) => Ok(Loaded { obj, links: Vec::new() }),
-        Err((what, e)) => {
-            // EPERM means no privilege; EACCES (also "permission denied" to libbpf-rs) is
-            // the verifier refusing the program, which must never be skipped.
-            if e.to_string().contains("(os error 1)") {
-                return Err(LoadError::Unsupported(format!("{what}: {e}")));
-            }
-            if let Some(name) = refused_map(&log) {
-                return Err(LoadError::Map { name, error: e.to_string() });
-            }
-            Err(refused(&what, e, &log))
-        }
+        Err((stage, e)) => Err(classify(name, &stage, &e.to_string(), &log)),
+    }
+}
+
+/// The tracepoint programs of `obj` in the order they must attach: the end of a wait
+/// before its beginning.
+///
+/// Between two attachments one program runs without the other. Were `contention_begin`
+/// first, a wait that began and ended in between would leave its thread's record open, and
+/// the policy would drop that thread's later waits until one ended on the same lock, then
+/// count one huge wait (a phantom). With the end first, a policy only sees ends of waits
+/// that began before it was attached, which have no recorded beginning to match.
+pub(crate) fn attach_order(obj: &mut libbpf_rs::Object) -> Vec<libbpf_rs::ProgramMut<'_>> {
+    let mut progs: Vec<_> = obj.progs_mut().filter(|p| p.section().to_string_lossy().starts_with("tp_btf/")).collect();
+    progs.sort_by_key(|p| p.section().to_string_lossy() != "tp_btf/contention_end");
+    progs
+}
+
+/// Before every attachment but the first: for tests, `SCL_ATTACH_GAP_MS` widens the time
+/// between two attachments, so that a test can show that the attach order leaves a policy
+/// no phantom waits however long the gap.
+pub(crate) fn attach_gap(index: usize) {
+    let ms = std::env::var("SCL_ATTACH_GAP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0u64);
+    if index > 0 && ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
     }
 }
 
@@ -214,17 +363,17 @@ impl Loaded {
         Ok(out.return_value)
     }
 
-    /// Attaches every program that can be attached on its own (tracepoints).
+    /// Attaches every program that can be attached on its own (tracepoints), in
+    /// [`attach_order`].
     pub fn attach_all(&mut self) -> Result<usize, LoadError> {
         let mut n = 0;
-        for p in self.obj.progs_mut() {
+        for (i, p) in attach_order(&mut self.obj).into_iter().enumerate() {
+            attach_gap(i);
             let section = p.section().to_string_lossy().into_owned();
-            if section.starts_with("tp_btf/") {
-                let name = p.name().to_string_lossy().into_owned();
-                let link = p.attach().map_err(|e| LoadError::Refused { what: format!("attaching `{name}` ({section})"), error: e.to_string(), log: String::new() })?;
-                self.links.push(link);
-                n += 1;
-            }
+            let name = p.name().to_string_lossy().into_owned();
+            let link = p.attach().map_err(|e| LoadError::Refused { what: format!("attaching `{name}` ({section})"), error: e.to_string(), log: String::new() })?;
+            self.links.push(link);
+            n += 1;
         }
         Ok(n)
     }
@@ -292,5 +441,48 @@ mod tests {
         assert_eq!(refused_map("libbpf: prog 'contended': BPF program load failed: -EACCES\n"), None);
         let e = LoadError::Map { name: "big".into(), error: "Argument list too long (os error 7)".into() };
         assert!(e.to_string().starts_with("the kernel refused to create map `big`: Argument list too long (os error 7) (the map is larger"), "{e}");
+    }
+
+    /// A verifier rejection is told from every other failure by the program's non-empty
+    /// verifier log; the others name libbpf's failing step and the errno (issue 14).
+    #[test]
+    fn load_failures_are_told_apart() {
+        let verifier = "libbpf: prog 'contended': BPF program load failed: Permission denied\n\
+                        libbpf: prog 'contended': -- BEGIN PROG LOAD LOG --\n\
+                        0: R1=ctx() R10=fp0\nR0 invalid mem access 'map_value_or_null'\n\
+                        processed 6 insns (limit 1000000)\n\
+                        -- END PROG LOAD LOG --\n\
+                        libbpf: failed to load object 'x'\n";
+        match classify("x", "loading", "Permission denied (os error 13)", verifier) {
+            LoadError::Verifier { program, error, log } => {
+                assert_eq!(program, "contended");
+                assert_eq!(error, "Permission denied (os error 13, EACCES)");
+                assert!(log.contains("invalid mem access"), "{log}");
+            }
+            other => panic!("not a verifier rejection: {other}"),
+        }
+        // Seen on this kernel for a tracepoint it does not have (tests/loader_faults.rs).
+        let tracepoint = "libbpf: object 'lfault': failed (-95) to create BPF token from '/sys/fs/bpf', skipping optional step...\n\
+                          libbpf: prog 'lfault_tp': failed to find kernel BTF type ID of 'lfault_no_such_tracepoint': -ESRCH\n\
+                          libbpf: prog 'lfault_tp': failed to prepare load attributes: -ESRCH\n\
+                          libbpf: prog 'lfault_tp': failed to load: -ESRCH\n\
+                          libbpf: failed to load object 'lfault'\n";
+        let e = classify("lfault", "loading", "No such process (os error 3)", tracepoint);
+        assert!(matches!(e, LoadError::Refused { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.starts_with("loading object `lfault` failed at: prog 'lfault_tp': failed to find kernel BTF type ID of 'lfault_no_such_tracepoint': -ESRCH: No such process (os error 3, ESRCH)"), "{text}");
+        assert!(text.contains("failed to prepare load attributes"), "{text}");
+        // A program type this kernel lacks: refused before the verifier, with no log.
+        let no_type = "libbpf: prog 'contended': BPF program load failed: Invalid argument\n\
+                       libbpf: prog 'contended': failed to load: -22\n\
+                       libbpf: failed to load object 'scl'\n";
+        let e = classify("scl", "loading", "Invalid argument (os error 22)", no_type);
+        assert!(matches!(e, LoadError::Refused { .. }), "{e}");
+        assert!(e.to_string().contains("(os error 22, EINVAL)"), "{e}");
+        // An empty verifier log is no verifier judgement either.
+        let empty = "libbpf: prog 'p': BPF program load failed: Invalid argument\n\
+                     libbpf: prog 'p': -- BEGIN PROG LOAD LOG --\n-- END PROG LOAD LOG --\n";
+        assert!(matches!(classify("o", "loading", "Invalid argument (os error 22)", empty), LoadError::Refused { .. }));
+        assert!(matches!(classify("o", "loading", "Operation not permitted (os error 1)", ""), LoadError::Unsupported(_)));
     }
 }

@@ -343,11 +343,9 @@ impl Loaded {
             pinned.maps.push(file);
         }
         if attach {
-            for p in self.obj.progs_mut() {
+            for (i, p) in crate::attach_order(&mut self.obj).into_iter().enumerate() {
+                crate::attach_gap(i);
                 let section = p.section().to_string_lossy().into_owned();
-                if !section.starts_with("tp_btf/") {
-                    continue;
-                }
                 let name = p.name().to_string_lossy().into_owned();
                 let mut link = p.attach().map_err(|e| PinError::Kernel { what: format!("attaching `{name}` ({section})"), error: e.to_string() })?;
                 let file = format!("{LINK_PREFIX}{name}");

@@ -69,6 +69,8 @@ codes! {
     E0334 = "hook-unavailable-for-target";
     /// A hook given without the hook it requires.
     E0335 = "missing-companion-hook";
+    /// A build or run of a file that gives no hook to compile for the target.
+    E0336 = "nothing-to-compile";
     /// A map lookup whose result may be absent, used without handling that.
     E0340 = "unhandled-optional";
     /// More `per_waiter` state than the waiter's data word holds.

@@ -375,3 +375,50 @@ pub enum Projection {
     /// An array element.
     Index(Box<Expr>),
 }
+
+impl Block {
+    /// True if an expression of this block (at any depth) is `ExprKind::Error`: the checker
+    /// gave up on it. It always reports why; a checked program without errors that still
+    /// holds one would compile the expression to a constant, so the driver refuses it.
+    pub fn has_error_expr(&self) -> bool {
+        self.stmts.iter().any(|s| match s {
+            Stmt::Let(_, e) => e.as_ref().is_some_and(Expr::has_error),
+            Stmt::Assign { place, value, .. } => place.has_error() || value.has_error(),
+            Stmt::Expr(e) => e.has_error(),
+            Stmt::If { arms, else_ } => {
+                arms.iter().any(|(c, b)| {
+                    (match c {
+                        Cond::Expr(e) => e.has_error(),
+                        Cond::MapGet { key, .. } => key.has_error(),
+                    }) || b.has_error_expr()
+                }) || else_.as_ref().is_some_and(Block::has_error_expr)
+            }
+            Stmt::For { body, .. } | Stmt::Block(body) => body.has_error_expr(),
+            Stmt::Return(e, _) => e.as_ref().is_some_and(Expr::has_error),
+            Stmt::Break | Stmt::Continue => false,
+        })
+    }
+}
+
+impl Expr {
+    fn has_error(&self) -> bool {
+        match &self.kind {
+            ExprKind::Error => true,
+            ExprKind::Const(_) => false,
+            ExprKind::Read(p) => p.has_error(),
+            ExprKind::Unary(_, x) | ExprKind::Cast(x) => x.has_error(),
+            ExprKind::Binary(_, a, b) => a.has_error() || b.has_error(),
+            ExprKind::Call(_, args) | ExprKind::Builtin(_, args) => args.iter().any(|a| match a {
+                Arg::Value(e) => e.has_error(),
+                Arg::Place(p) => p.has_error(),
+            }),
+            ExprKind::Method(_, _, args) | ExprKind::Struct(_, args) => args.iter().any(Expr::has_error),
+        }
+    }
+}
+
+impl Place {
+    fn has_error(&self) -> bool {
+        self.projections.iter().any(|p| matches!(p, Projection::Index(e) if e.has_error()))
+    }
+}

@@ -122,5 +122,6 @@ pub struct Layout {
 
 /// Rounds `x` up to a multiple of `align` (a power of two).
 pub fn align_to(x: u32, align: u32) -> u32 {
-    x.div_ceil(align.max(1)) * align.max(1)
+    // Saturates: a layout over 4 GiB is refused wherever it lives (E0343, E0342).
+    x.div_ceil(align.max(1)).saturating_mul(align.max(1))
 }

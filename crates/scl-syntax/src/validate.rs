@@ -215,6 +215,9 @@ fn is_place(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Path(_) | ExprKind::Error => true,
         ExprKind::Field(base, _) | ExprKind::Index(base, _) => is_place(base),
+        // A map lookup (`m.get(k).count = 1`) is left to the checker, which knows whether
+        // `m` is a map and says why a lookup cannot be written (E0340: it may find nothing).
+        ExprKind::Call(callee, _) => matches!(&callee.kind, ExprKind::Field(_, m) if m.name == "get"),
         _ => false,
     }
 }

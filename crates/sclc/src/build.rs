@@ -133,8 +133,10 @@ pub fn run(args: BuildArgs) -> Status {
 }
 
 /// Loads a compiled policy into the kernel, or says why not: an environment problem (no
-/// privilege or BTF, a map this machine cannot create) is reported plainly with exit code 2;
-/// a verifier rejection is a diagnostic on the `.scl` line it concerns (E0901, exit 1).
+/// privilege or BTF, a map this machine cannot create, any step of libbpf or the kernel
+/// other than the verifier's judgement) is reported plainly, with the step and the errno,
+/// with exit code 2; a verifier rejection is a diagnostic on the `.scl` line it concerns
+/// (E0901, exit 1), naming the program and quoting the end of its log.
 /// `report` renders diagnostics as the command was asked to.
 pub fn load_or_report(
     name: &str,
@@ -144,7 +146,20 @@ pub fn load_or_report(
     overrides: &[(usize, Vec<u8>)],
     report: &dyn Fn(&Files, &[Diagnostic]),
 ) -> Result<scl_loader::Loaded, Status> {
-    match scl_loader::load(name, object, overrides) {
+    load_or_report_with(name, files, id, object, overrides, report, scl_loader::Options::default())
+}
+
+/// [`load_or_report`] with loader options (lock-context programs for the lock-hook module).
+pub fn load_or_report_with(
+    name: &str,
+    files: &Files,
+    id: scl_diagnostics::FileId,
+    object: &[u8],
+    overrides: &[(usize, Vec<u8>)],
+    report: &dyn Fn(&Files, &[Diagnostic]),
+    opts: scl_loader::Options,
+) -> Result<scl_loader::Loaded, Status> {
+    match scl_loader::load_with(name, object, overrides, opts) {
         Ok(l) => Ok(l),
         Err(scl_loader::LoadError::Unsupported(why)) => {
             errln!("sclc: error: cannot load BPF programs here: {why}");
@@ -160,13 +175,18 @@ pub fn load_or_report(
             errln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
             Err(Status::Usage)
         }
-        Err(e) => {
-            let log = match &e {
-                scl_loader::LoadError::Refused { error, log, .. } => format!("{error}\n{log}"),
-                other => other.to_string(),
-            };
+        // The verifier judged a program and said no: a compiler bug, on the `.scl` line.
+        Err(scl_loader::LoadError::Verifier { log, .. }) => {
             report(files, &[verifier_diagnostic(files, id, &log)]);
             Err(Status::PolicyErrors)
+        }
+        // Any other step: what libbpf and the kernel said, as an environment error (a
+        // kernel without a feature sclc needs is not a fault of the policy).
+        Err(e) => {
+            errln!("sclc: error: {e}");
+            errln!("  note: this is not a verifier rejection: libbpf or the kernel failed before any program was judged; nothing was loaded");
+            errln!("  help: sclc needs Linux >= 5.19 with BTF (/sys/kernel/btf/vmlinux), `bpf_loop`, `syscall` programs and, for `stock`, the lock tracepoints");
+            Err(Status::Usage)
         }
     }
 }
@@ -217,8 +237,16 @@ pub fn verifier_diagnostic(files: &Files, main: scl_diagnostics::FileId, log: &s
         }
         None => (main, scl_diagnostics::Span::point(0)),
     };
+    // The end of the log, where the verifier says what it objected to.
+    let tail: Vec<&str> = log
+        .lines()
+        .map(|l| l.trim_start_matches("libbpf: ").trim_end())
+        .filter(|l| !l.is_empty() && !l.contains("-- END PROG LOAD LOG --") && !l.contains("failed to load"))
+        .collect();
+    let tail = tail[tail.len().saturating_sub(12)..].join("\n");
     Diagnostic::error(E0901, file, span, format!("the kernel verifier rejected hook `{program}`"))
         .with_label(complaint.clone().unwrap_or_else(|| "rejected here".into()))
+        .with_note(format!("the verifier's log of `{program}` ends:\n{tail}"))
         .with_note("the checker accepted this policy, so this is a bug in sclc: what sclc accepts must pass the verifier")
         .with_help("please report it with the policy and `sclc build --emit asm` attached")
 }
@@ -244,5 +272,6 @@ mod tests {
         assert_eq!(d.message, "the kernel verifier rejected hook `contended`");
         assert_eq!(files.get(id).slice(d.primary.span), "n += 1;");
         assert_eq!(d.primary.message, "R0 invalid mem access 'map_value_or_null'");
+        assert!(d.notes[0].starts_with("the verifier's log of `contended` ends:") && d.notes[0].contains("5: (79) r1 = *(u64 *)(r0 +0)"), "{:?}", d.notes);
     }
 }

@@ -14,6 +14,7 @@ use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
 use scl_diagnostics::render::Format;
 use scl_diagnostics::{Diagnostic, Files};
+use scl_loader::kmod::{self, KmodError, Module};
 use scl_loader::pin::{self, PinError, PolicyPin, SCL_ROOT};
 use scl_loader::pinned::{Map, Policy, Value};
 use std::path::{Path, PathBuf};
@@ -42,6 +43,14 @@ pub struct LoadArgs {
     /// Set a config value before loading: `--set NAME=VALUE` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
+    /// syncord: a lock the policy governs, by kernel symbol (as /proc/kallsyms names it)
+    /// or address (repeatable). Only governed locks run the policy.
+    #[arg(long = "lock", value_name = "SYMBOL|ADDR")]
+    locks: Vec<String>,
+    /// syncord: pin the programs without activating them in the kernel's lock-hook module
+    /// (for a kernel without it, or to activate later).
+    #[arg(long)]
+    pin_only: bool,
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
@@ -153,9 +162,6 @@ pub fn load(args: LoadArgs) -> Status {
         }
     };
     report(&files, &out.warnings);
-    if out.program.policy.is_none() {
-        return crate::no_policy(&args.file, "load");
-    }
     let overrides = match crate::run::config_overrides(&out, &args.set) {
         Ok(o) => o,
         Err(msg) => {
@@ -167,6 +173,22 @@ pub fn load(args: LoadArgs) -> Status {
         errln!("sclc: error: {e}");
         return Status::Usage;
     }
+    let activate = target == Target::Syncord && !args.pin_only;
+    if !args.locks.is_empty() && !activate {
+        errln!("sclc: error: `--lock` names the locks a policy governs in the lock-hook module: it applies to `--target syncord` without `--pin-only`");
+        return Status::Usage;
+    }
+    let governed = if activate {
+        match prepare_activation(&args) {
+            Ok(g) => Some(g),
+            Err(msg) => {
+                errln!("sclc: error: {msg}");
+                return Status::Usage;
+            }
+        }
+    } else {
+        None
+    };
     let root = match pin::ensure_bpffs() {
         Ok(r) => r,
         Err(e) => return fail(&e),
@@ -175,7 +197,9 @@ pub fn load(args: LoadArgs) -> Status {
     if dir.exists() {
         return fail(&PinError::Exists { name: args.pin.clone(), dir });
     }
-    let mut loaded = match crate::build::load_or_report("scl", &files, id, &out.object, &overrides, &report) {
+    // Programs the lock-hook module runs inside lock code must not be sleepable.
+    let opts = scl_loader::Options { lock_context: target == Target::Syncord };
+    let mut loaded = match crate::build::load_or_report_with("scl", &files, id, &out.object, &overrides, &report, opts) {
         Ok(l) => l,
         Err(status) => return status,
     };
@@ -192,10 +216,22 @@ pub fn load(args: LoadArgs) -> Status {
         }
     };
     drop(loaded);
+    let kinds: Vec<&str> = out.program.policy.as_ref().map(|p| p.kinds.iter().map(|k| k.name()).collect()).unwrap_or_default();
+    if let Some((module, locks)) = &governed {
+        if let Err(e) = activate_in_module(module, &args.pin, &kinds, locks) {
+            errln!("sclc: error: {e}");
+            let _ = pin::unpin(&pinned.dir);
+            errln!("  note: nothing stays loaded: `{}` was unpinned again", args.pin);
+            return Status::Usage;
+        }
+    }
     let state = if attach {
-        "attached to the lock tracepoints"
+        "attached to the lock tracepoints".to_string()
+    } else if let Some((_, locks)) = &governed {
+        let names: Vec<String> = locks.iter().map(|(a, n)| if n.is_empty() { format!("{a:#x}") } else { format!("{n} ({a:#x})") }).collect();
+        format!("active in the kernel's lock-hook module for {} on {}", kinds.join(", "), names.join(", "))
     } else {
-        "not attached: pinned by hook name for a kernel with SCL lock-policy hooks (docs/abi.md §4)"
+        "not active: pinned by hook name for a kernel with the lock-hook module (docs/abi.md §4)".to_string()
     };
     outln!(
         "pinned `{}` ({target}) at {}: {} program{}, {state}; {} map{}",
@@ -210,6 +246,63 @@ pub fn load(args: LoadArgs) -> Status {
     Status::Ok
 }
 
+/// The module and the locks to govern (address, the name it was given by), checked before
+/// anything is loaded: the module is there, no other policy is active in it, every lock
+/// resolves.
+fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), String> {
+    let module = Module::open().map_err(|e| format!("{e}\n  help: `--pin-only` pins the policy without running it"))?;
+    match module.active() {
+        Ok(Some(other)) => {
+            return Err(format!("policy `{other}` is active in the lock-hook module, which runs one policy at a time\n  help: `sclc unload {other}` first"));
+        }
+        Ok(None) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let mut locks = Vec::new();
+    for l in &args.locks {
+        let addr = match kmod::parse_addr(l) {
+            Some(a) => a,
+            None => resolve_symbol(l)?,
+        };
+        locks.push((addr, if kmod::parse_addr(l).is_some() { String::new() } else { l.clone() }));
+    }
+    let already = module.locks().map_err(|e| e.to_string())?;
+    if locks.is_empty() && already.is_empty() {
+        return Err("name the locks the policy governs with `--lock SYMBOL|ADDR`: the module never applies a policy to every lock of the machine".into());
+    }
+    Ok((module, locks))
+}
+
+/// A kernel data symbol's address, from /proc/kallsyms (module symbols too).
+fn resolve_symbol(name: &str) -> Result<u64, String> {
+    let text = std::fs::read_to_string("/proc/kallsyms").map_err(|e| format!("cannot read /proc/kallsyms to find `{name}`: {e}"))?;
+    let found: Vec<u64> = text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
+            let kind = parts.next()?;
+            (parts.next()? == name && matches!(kind, "d" | "D" | "b" | "B")).then_some(addr)
+        })
+        .collect();
+    match found[..] {
+        [] => Err(format!("no kernel data symbol `{name}` in /proc/kallsyms: give a lock's symbol or its address (0x...)")),
+        [0] => Err(format!("/proc/kallsyms hides the address of `{name}`: run as root (kernel.kptr_restrict)")),
+        [a] => Ok(a),
+        _ => Err(format!("`{name}` names {} kernel symbols: give the lock's address instead", found.len())),
+    }
+}
+
+/// Governs `locks` and activates the pinned policy `name`; undoes both on failure.
+fn activate_in_module(module: &Module, name: &str, kinds: &[&str], locks: &[(u64, String)]) -> Result<(), KmodError> {
+    let before = module.locks()?;
+    let result = locks.iter().try_for_each(|(a, _)| module.govern(*a)).and_then(|()| module.activate(name, kinds));
+    if result.is_err() && before.is_empty() {
+        let _ = module.release_all();
+    }
+    result
+}
+
 /// Runs `sclc ls`.
 pub fn ls(args: LsArgs) -> Status {
     let policies = match pin::list(Path::new(SCL_ROOT)) {
@@ -217,9 +310,20 @@ pub fn ls(args: LsArgs) -> Status {
         Err(e) => return fail(&e),
     };
     let incomplete = pin::incomplete(Path::new(SCL_ROOT));
+    // What the lock-hook module runs, if this kernel has it.
+    let kernel = Module::open().ok().and_then(|m| m.stats().ok());
     match args.format {
         OutFormat::Json => {
-            let mut v: Vec<serde_json::Value> = policies.iter().map(policy_json).collect();
+            let mut v: Vec<serde_json::Value> = policies
+                .iter()
+                .map(|p| {
+                    let mut v = policy_json(p);
+                    if let Some(k) = kernel_state(p, kernel.as_ref()) {
+                        v["kernel"] = k;
+                    }
+                    v
+                })
+                .collect();
             v.extend(incomplete.iter().map(|i| {
                 serde_json::json!({
                     "name": i.name, "dir": i.dir.display().to_string(), "complete": false,
@@ -234,6 +338,9 @@ pub fn ls(args: LsArgs) -> Status {
             }
             for p in &policies {
                 out!("{}", policy_table(p));
+                if let Some(k) = kernel_state(p, kernel.as_ref()) {
+                    outln!("  kernel   {}", kernel_line(&k));
+                }
             }
             for i in &incomplete {
                 let why = if i.loading {
@@ -246,6 +353,57 @@ pub fn ls(args: LsArgs) -> Status {
         }
     }
     Status::Ok
+}
+
+/// For a policy of lock-context programs: whether the lock-hook module runs it, on which
+/// locks, and how often each hook ran. `None` for tracepoint policies.
+fn kernel_state(p: &PolicyPin, kernel: Option<&kmod::Stats>) -> Option<serde_json::Value> {
+    // Lock-context programs: raw tracepoint programs that nothing attached (`--target
+    // syncord`), or syscall programs (`--pin-only`, sim).
+    if !p.programs.iter().any(|g| !g.attached && matches!(g.prog_type.as_str(), "syscall" | "raw_tracepoint")) {
+        return None;
+    }
+    let Some(k) = kernel else {
+        return Some(serde_json::json!({ "module": false, "active": false }));
+    };
+    if k.policy.as_deref() != Some(p.name.as_str()) {
+        return Some(serde_json::json!({ "module": true, "active": false, "running": k.policy }));
+    }
+    let calls: serde_json::Map<String, serde_json::Value> = k.hook_calls.iter().map(|(h, n)| (h.clone(), (*n).into())).collect();
+    let locks: Vec<serde_json::Value> = k
+        .locks
+        .iter()
+        .map(|l| {
+            let counters: serde_json::Map<String, serde_json::Value> = l.counters.iter().map(|(c, n)| (c.clone(), (*n).into())).collect();
+            serde_json::json!({ "addr": format!("{:#x}", l.addr), "counters": counters })
+        })
+        .collect();
+    Some(serde_json::json!({ "module": true, "active": true, "locks": locks, "hook_calls": calls }))
+}
+
+fn kernel_line(k: &serde_json::Value) -> String {
+    if k["module"] == false {
+        return "not running: this kernel has no lock-hook module (kernel/)".into();
+    }
+    if k["active"] == false {
+        return match k["running"].as_str() {
+            Some(other) => format!("not active: the lock-hook module runs `{other}`"),
+            None => "not active in the lock-hook module".into(),
+        };
+    }
+    let locks: Vec<&str> = k["locks"].as_array().into_iter().flatten().filter_map(|l| l["addr"].as_str()).collect();
+    let calls: Vec<String> = k["hook_calls"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_u64() != Some(0))
+        .map(|(h, n)| format!("{h} {n}"))
+        .collect();
+    format!(
+        "active in the lock-hook module on {}; hook calls: {}",
+        if locks.is_empty() { "no lock".to_string() } else { locks.join(", ") },
+        if calls.is_empty() { "none yet".to_string() } else { calls.join(", ") }
+    )
 }
 
 fn policy_json(p: &PolicyPin) -> serde_json::Value {
@@ -333,6 +491,16 @@ pub fn unload(args: UnloadArgs) -> Status {
             return Status::Ok;
         }
         return fail(&PinError::NotFound { what: "pinned policy".into(), within: None, name: args.name, available: pin::names(root) });
+    }
+    // The module first: once it has let go of the programs, they can be unpinned.
+    if let Ok(module) = Module::open() {
+        if module.active().ok().flatten().as_deref() == Some(args.name.as_str()) {
+            if let Err(e) = module.deactivate().and_then(|()| module.release_all()) {
+                errln!("sclc: error: {e}");
+                return Status::Usage;
+            }
+            outln!("deactivated `{}` in the lock-hook module: its locks run the kernel's own code again", args.name);
+        }
     }
     match pin::unpin(&dir) {
         Ok(()) => {

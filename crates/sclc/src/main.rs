@@ -138,14 +138,6 @@ pub mod num_bounds {
     }
 }
 
-/// Says that a file meant to be loaded, run or simulated holds no policy (an empty file, a
-/// module of helpers): exit 1, the file being what is wrong.
-pub fn no_policy(file: &std::path::Path, verb: &str) -> Status {
-    errln!("sclc: error: `{}` has no policy to {verb}", file.display());
-    errln!("  help: a policy is `policy NAME for spinlock {{ on HOOK(...) {{ ... }} }}` (docs/language.md)");
-    Status::PolicyErrors
-}
-
 /// The soft limit of the main thread's stack in bytes, from `/proc/self/limits`.
 fn main_stack_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;

@@ -118,9 +118,6 @@ pub fn run(args: RunArgs) -> Status {
         }
     };
     report(&files, &out.warnings);
-    if out.program.policy.is_none() {
-        return crate::no_policy(&args.file, "run");
-    }
     if let Some(sort) = &args.sort {
         let columns = sort_keys(&out);
         if !columns.iter().any(|c| c == sort) {

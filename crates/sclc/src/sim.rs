@@ -120,9 +120,6 @@ fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
     match scl_driver::compile(&mut files, id, Target::Sim) {
         Ok(out) => {
             report(&files, &out.warnings);
-            if out.program.policy.is_none() {
-                return Err(crate::no_policy(path, "simulate"));
-            }
             let kinds = out.program.policy.as_ref().map(|p| p.kinds.iter().map(|k| kind_of(*k)).collect()).unwrap_or_default();
             Ok(Compiled { out, kinds })
         }

@@ -12,6 +12,7 @@
 //! | CRLF line ends and tabs | positions count characters: the column is right |
 //! | a directory, a missing file | exit 2, "is a directory", "No such file" |
 //! | an output path that cannot be written | exit 2, nothing written |
+//! | `build`, `run`, `sim` of a file with no policy, or none for the target | exit 1, E0336, nothing written or attached |
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -108,4 +109,39 @@ fn an_unwritable_output_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("dir").flatten().map(|e| e.file_name()).collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("file")], "a temporary file was left behind");
+}
+
+/// A module with no policy checks clean, but building or running it would give an object
+/// with no program: exit 1 with E0336, and no output file (issue 14).
+#[test]
+fn building_or_running_a_file_without_a_policy_is_an_error() {
+    let module = b"global n: u64;\nfn count() {\n    n += 1;\n}\n";
+    for (name, text) in [("module.scl", &module[..]), ("empty-module.scl", &b""[..])] {
+        let src = scratch(name, text);
+        let path = src.to_str().expect("utf-8");
+        assert_eq!(check(&src).0, Some(0), "a module is valid for `check`");
+        let obj = src.with_extension("o");
+        let _ = std::fs::remove_file(&obj);
+        for args in [
+            vec!["build", path],
+            vec!["build", "--target", "syncord", path],
+            vec!["build", "--emit", "asm", path],
+            vec!["run", "--duration", "1s", path],
+            vec!["sim", path],
+        ] {
+            let out = sclc(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(err.contains("E0336") && err.contains("no policy to compile"), "{args:?}: {err}");
+            assert!(out.stdout.is_empty(), "{args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+            assert!(!obj.exists(), "{args:?} wrote {}", obj.display());
+        }
+    }
+    // A policy whose hooks all never fire on the target it is built for.
+    let src = scratch("never.scl", b"global n: u64;\npolicy p for mutex {\n    on acquired(l: lock) { n += 1; }\n}\n");
+    let out = sclc(&["build", "--target", "stock", src.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("E0336") && err.contains("has no hook that runs on the `stock` target"), "{err}");
+    assert!(!src.with_extension("o").exists());
 }

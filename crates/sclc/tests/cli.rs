@@ -129,14 +129,24 @@ fn explain_pages_examples_do_what_they_say() {
             let end = rest[start..].find("```")?;
             Some(rest[start..start + end].to_string())
         };
-        // An example may start with `// sclc: ARGS`, as UI tests do.
+        // An example may start with `// sclc: ARGS`, as UI tests do; `// sclc: build ARGS`
+        // builds it (printing the assembly, writing no file) instead of checking it.
         let run = |name: &str, source: &str| {
             let path = scratch(name);
             std::fs::write(&path, source).expect("write");
-            let mut args = vec!["check".to_string(), "--format".into(), "short".into()];
-            if let Some(extra) = source.lines().next().and_then(|l| l.strip_prefix("// sclc:")) {
-                args.extend(extra.split_whitespace().map(str::to_string));
-            }
+            let mut extra: Vec<String> = source
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("// sclc:"))
+                .map(|e| e.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default();
+            let mut args = if extra.first().is_some_and(|w| w == "build") {
+                extra.remove(0);
+                vec!["build".to_string(), "--emit".into(), "asm".into(), "--format".into(), "short".into()]
+            } else {
+                vec!["check".to_string(), "--format".into(), "short".into()]
+            };
+            args.extend(extra);
             args.push(path.to_str().expect("utf-8").to_string());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             sclc(&args)
@@ -268,4 +278,47 @@ fn run_refuses_what_this_kernel_cannot_host_and_bad_settings() {
     assert!(text(&too_big.stderr).contains("does not fit `limit`, a `u32`"), "{}", text(&too_big.stderr));
     let bad_duration = sclc(&["run", p, "--duration", "soon"]);
     assert_eq!(bad_duration.status.code(), Some(2));
+}
+
+/// README's set-up (issue 14): two commands that do all the set-up on a fresh Debian machine
+/// with a Rust toolchain. The first installs every system package `.ci/run` installs (CI's
+/// fresh machine) and what libbpf-sys builds against, then runs the main job, whose `sclc`
+/// part is run here; the second is `.ci/run`'s test command, verbatim.
+#[test]
+fn readme_set_up_commands_do_all_the_set_up() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let section = &readme[readme.find("## Set-up on a fresh machine").expect("a set-up section")..];
+    let block = &section[section.find("```sh\n").expect("a sh block") + 6..];
+    let block = &block[..block.find("```").expect("closed")];
+    let commands: Vec<&str> = block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    assert_eq!(commands.len(), 2, "README's set-up is two commands: {commands:?}");
+    let first = commands[0];
+    let rest = first.strip_prefix("apt-get update && apt-get install -y ").unwrap_or_else(|| panic!("the first command installs the system packages first: {first}"));
+    let (packages, main_job) = rest.split_once(" && ").expect("then runs the main job");
+    let packages: Vec<&str> = packages.split_whitespace().collect();
+    // libbpf-sys builds libbpf from source: a C compiler and make, pkg-config, libelf, zlib.
+    for needed in ["build-essential", "pkg-config", "libelf-dev", "zlib1g-dev"] {
+        assert!(packages.contains(&needed), "README's first command does not install {needed}: {first}");
+    }
+    let ci = std::fs::read_to_string(repo_root().join(".ci/run")).expect(".ci/run");
+    let ci_line = ci.lines().find(|l| l.trim_start().starts_with("packages=(")).expect(".ci/run lists its packages");
+    let ci_packages = ci_line.trim_start().trim_start_matches("packages=(").trim_end().trim_end_matches(')');
+    for p in ci_packages.split_whitespace() {
+        assert!(packages.contains(&p), "`.ci/run` installs {p}, README's first command does not: a fresh machine would miss it");
+    }
+    assert!(ci.lines().any(|l| l.trim() == commands[1]), "`.ci/run` runs README's test command verbatim: {}", commands[1]);
+    assert_eq!(commands[1], "cargo test --workspace");
+    // The main job, with the binary under test.
+    let args = main_job.strip_prefix("cargo run --release -p sclc -- ").unwrap_or_else(|| panic!("the main job runs sclc: {main_job}"));
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let out = sclc(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    for row in ["baseline (FIFO)", "numa_grouping", "throughput (acquisitions/s)", "local hand-off ratio", "wait p99"] {
+        assert!(table.contains(row), "the first command shows `{row}`:\n{table}");
+    }
+    // The numbers README quotes are the ones it prints.
+    for line in table.lines().filter(|l| l.starts_with("throughput") || l.starts_with("local hand-off") || l.starts_with("wait p50") || l.starts_with("wait p99")) {
+        assert!(readme.contains(line.trim_end()), "README quotes a different table; today's line is:\n{line}");
+    }
 }

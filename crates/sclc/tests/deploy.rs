@@ -73,13 +73,20 @@ fn an_application_informed_policy_is_pinned_written_read_and_unloaded() {
     let guard = Pinned(name.clone());
     let dir = Path::new(scl_loader::pin::SCL_ROOT).join(&name);
 
-    let out = sclc_ok(&["load", "examples/app_priority.scl", "--pin", &name, "--set", "max_wait_ns=2ms"], 0);
-    assert!(out.contains("(syncord)") && out.contains("not attached"), "{out}");
+    // This kernel has no lock-hook module: activating is an environment error that names
+    // what is missing, and leaves nothing pinned; `--pin-only` pins for later.
+    let o = sclc(&["load", "examples/app_priority.scl", "--pin", &name, "--lock", "0xffffffff81000000"]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no lock-hook module") && err.contains("--pin-only"), "{err}");
+    assert!(!dir.exists(), "nothing is pinned when the policy cannot run");
+    let out = sclc_ok(&["load", "examples/app_priority.scl", "--pin", &name, "--pin-only", "--set", "max_wait_ns=2ms"], 0);
+    assert!(out.contains("(syncord)") && out.contains("not active"), "{out}");
     for f in ["prog_should_reorder", "prog_skip_reorder", "map_latency_critical", "hidden_rodata"] {
         assert!(dir.join(f).exists(), "{f} is not pinned");
     }
     // The same name again is refused, with the way out.
-    let o = sclc(&["load", "examples/app_priority.scl", "--pin", &name]);
+    let o = sclc(&["load", "examples/app_priority.scl", "--pin", &name, "--pin-only"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains(&format!("sclc unload {name}")), "{}", text(&o).1);
 
@@ -88,6 +95,11 @@ fn an_application_informed_policy_is_pinned_written_read_and_unloaded() {
     assert_eq!(entry["attached"], false);
     let hooks: Vec<&str> = entry["programs"].as_array().unwrap().iter().map(|p| p["hook"].as_str().unwrap()).collect();
     assert_eq!(hooks, ["should_reorder", "skip_reorder"]);
+    // Loaded for lock context: non-sleepable raw tracepoint programs, which no kernel
+    // module runs here.
+    let types: Vec<&str> = entry["programs"].as_array().unwrap().iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["raw_tracepoint", "raw_tracepoint"]);
+    assert_eq!(entry["kernel"], serde_json::json!({ "module": false, "active": false }));
     let map = entry["maps"].as_array().unwrap().iter().find(|m| m["name"] == "latency_critical").expect("the map").clone();
     assert_eq!((map["type"].as_str(), map["key_size"].as_u64(), map["value_size"].as_u64()), (Some("hash"), Some(4), Some(1)));
     assert_eq!((map["max_entries"].as_u64(), map["entries"].as_u64()), (Some(1024), Some(0)));
@@ -231,7 +243,10 @@ fn bad_names_and_missing_policies_are_usage_errors() {
         return;
     }
     sclc_ok(&["load", "examples/app_priority.scl", "--pin", "../escape"], 2);
-    sclc_ok(&["load", "examples/app_priority.scl", "--pin", &unique("cfg"), "--set", "no_such=1"], 2);
+    // `--lock` is for the lock-hook module only.
+    sclc_ok(&["load", "examples/contention_profiler.scl", "--pin", &unique("lk"), "--lock", "0x1000"], 2);
+    sclc_ok(&["load", "examples/app_priority.scl", "--pin", &unique("lk"), "--pin-only", "--lock", "0x1000"], 2);
+    sclc_ok(&["load", "examples/app_priority.scl", "--pin", &unique("cfg"), "--pin-only", "--set", "no_such=1"], 2);
     sclc_ok(&["map", &unique("absent"), "get", "latency_critical", "1"], 2);
     sclc_ok(&["unload", &unique("absent")], 2);
     assert!(!Path::new(scl_loader::pin::SCL_ROOT).join(unique("cfg")).exists());

@@ -8,7 +8,12 @@
 //! logic, `let`, assignments and compound assignments, `if`/`else if`/`else`, bounded `for`
 //! loops with `break`/`continue`, `if let` lookups, map `set`/`get_or`/`delete`, atomics,
 //! user functions with value and `inout` parameters, structs and arrays in state and locals,
-//! lock and waiter fields, built-ins, every syncord hook, and every kind of state.
+//! lock and waiter fields, built-ins, every syncord hook, and every kind of state; map
+//! lookups consumed in every position an integer takes (`get_or`) and opened with `if let`
+//! (struct fields and array elements written, read and passed `inout`), and nested state
+//! arrays (global and per-CPU) read and written at run-time indexes that may be out of
+//! range (issue 14). Every program that does not read the clock is also run in the VM
+//! (`scl-vm`), which must return what the kernel returned and leave the same maps.
 
 use scl_catalogue::Target;
 use scl_diagnostics::Files;
@@ -64,6 +69,8 @@ struct Scope {
     /// Inside a loop (for `break`/`continue`); also keeps branching small for the verifier.
     in_loop: bool,
     next_local: u32,
+    /// Above 0 while a key or an index is made: its leaves are plain.
+    plain: u32,
 }
 
 /// State every generated policy declares: name, type (all integers, readable anywhere).
@@ -80,19 +87,23 @@ const STATE: &[(&str, &str)] = &[
     ("limit", "u32"),
 ];
 
-/// `e` with a type of its own when it is a bare constant expression (which would otherwise
-/// be range-checked where it is used, not wrap).
-fn typed(e: String, t: &str) -> String {
-    if plain_literal(&e) && e.contains(|c: char| "+-*<>&|^/%".contains(c)) {
-        format!("({e} as {t})")
+/// True for an expression the checker folds to a constant: literals, casts and `min`/`max`
+/// of constants, and operators on them (no local, state, field or other call).
+fn constant(e: &str) -> bool {
+    e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+        .all(|w| w == "as" || w == "min" || w == "max" || INTS.contains(&w))
+}
+
+/// `e`, computed at run time when it is a constant: arithmetic on two constants is folded
+/// exactly and refused if it overflows (E0218), while the generator means run-time
+/// arithmetic, which wraps. `keep_T` is an identity function the checker does not fold.
+fn run_time(e: String, t: &str) -> String {
+    if constant(&e) {
+        format!("keep_{t}({e})")
     } else {
         e
     }
-}
-
-/// True for an expression of literals and operators only.
-fn plain_literal(e: &str) -> bool {
-    e.chars().all(|c| c.is_ascii_digit() || "()+-*&|^/%<> ".contains(c))
 }
 
 struct Gen {
@@ -109,14 +120,59 @@ impl Gen {
         }
     }
 
+    /// A map key: often one of a few, so lookups hit entries set before.
+    fn key(&mut self, s: &mut Scope) -> String {
+        let k = self.plain_leaf(s, "u32");
+        if self.rng.chance(70) { format!("({k} % 4)") } else { k }
+    }
+
+    /// A leaf that is no lookup nor indexed element: keys and indexes made of lookups of
+    /// lookups would make frames larger than the checker's estimate (which the back end
+    /// then refuses with E0342), not programs that test more.
+    fn plain_leaf(&mut self, s: &mut Scope, t: &str) -> String {
+        s.plain += 1;
+        let e = self.int(s, t, 0);
+        s.plain -= 1;
+        e
+    }
+
+    /// An index into an array of `n` elements: mostly in range, sometimes not.
+    fn index(&mut self, s: &mut Scope, n: u32) -> String {
+        let e = self.plain_leaf(s, "u32");
+        // A constant index out of range is a compile error (E0218): those are run-time.
+        match self.rng.below(10) {
+            0..=5 => format!("({e} % {n})"),
+            6 | 7 => format!("({} % {})", run_time(e, "u32"), n + 2),
+            _ => run_time(e, "u32"),
+        }
+    }
+
     /// An expression of integer type `t`.
     fn int(&mut self, s: &mut Scope, t: &str, depth: u32) -> String {
         let leaf = depth == 0 || self.rng.chance(35);
         if leaf {
             let locals: Vec<String> = s.locals.iter().filter(|(_, lt)| lt == t).map(|(n, _)| n.clone()).collect();
             let states: Vec<&str> = STATE.iter().filter(|(_, st)| *st == t).map(|(n, _)| *n).collect();
-            return match self.rng.below(5) {
+            // Lookups and bounds-checked elements cost tens of instructions each: fewer in
+            // the reorder hooks (a budget of 1,024) and in loops.
+            let rich = s.plain == 0 && self.rng.chance(if s.pure || s.in_loop { 15 } else { 60 });
+            return match self.rng.below(9) {
                 0 if !locals.is_empty() => self.rng.pick(&locals).clone(),
+                // A lookup consumed where any integer is: handled by its default.
+                5 if rich => {
+                    let k = self.key(s);
+                    let d = self.literal("u64");
+                    if t == "u64" { format!("m.get_or({k}, {d})") } else { format!("(m.get_or({k}, {d}) as {t})") }
+                }
+                // An element of a nested state array, its indexes maybe out of range.
+                6 if rich => {
+                    let (i, j) = (self.index(s, 4), self.index(s, 8));
+                    if t == "u16" { format!("grid[{i}][{j}]") } else { format!("(grid[{i}][{j}] as {t})") }
+                }
+                7 if rich => {
+                    let (i, j) = (self.index(s, 4), self.index(s, 16));
+                    format!("(pcg[{i}][{j}] as {t})")
+                }
                 1 if !states.is_empty() => self.rng.pick(&states).to_string(),
                 2 => {
                     let src = *self.rng.pick(&["l.addr", "l.kind", "now()", "cpu()", "tid()", "numa_node()", "tgid()"]);
@@ -136,23 +192,26 @@ impl Gen {
                 let op = *self.rng.pick(&["+", "-", "*", "&", "|", "^"]);
                 let mut a = self.int(s, t, d);
                 let b = self.int(s, t, d);
-                // Arithmetic on two bare literals is an untyped constant, checked for range
-                // where it is used; typing one side makes it wrap like run-time arithmetic.
-                if plain_literal(&a) && plain_literal(&b) {
-                    a = format!("({a} as {t})");
+                // Arithmetic on two constants is exact and range-checked; one run-time
+                // operand makes it wrap like the rest.
+                if constant(&b) {
+                    a = run_time(a, t);
                 }
                 format!("({a} {op} {b})")
             }
             4 => {
                 let op = *self.rng.pick(&["/", "%"]);
-                let a = typed(self.int(s, t, d), t);
+                let mut a = self.int(s, t, d);
                 let b = self.int(s, t, d);
+                if constant(&b) {
+                    a = run_time(a, t);
+                }
                 // Never a constant zero divisor: `| 1` keeps it odd.
                 format!("({a} {op} ({b} | 1))")
             }
             5 => {
                 let op = *self.rng.pick(&["<<", ">>"]);
-                let a = typed(self.int(s, t, d), t);
+                let a = run_time(self.int(s, t, d), t);
                 let sh = self.rng.below(7);
                 format!("({a} {op} {sh})")
             }
@@ -163,8 +222,8 @@ impl Gen {
             }
             7 => {
                 let f = *self.rng.pick(&["min", "max"]);
-                let a = typed(self.int(s, t, d), t);
-                let b = typed(self.int(s, t, d), t);
+                let a = self.int(s, t, d);
+                let b = self.int(s, t, d);
                 format!("{f}({a}, {b})")
             }
             _ => {
@@ -218,7 +277,7 @@ impl Gen {
     fn stmt(&mut self, s: &mut Scope, out: &mut String, indent: usize) {
         let pad = " ".repeat(indent);
         let nested = s.depth < 2;
-        match self.rng.below(12) {
+        match self.rng.below(16) {
             0 | 1 => {
                 let t = *self.rng.pick(INTS);
                 let name = format!("v{}", s.next_local);
@@ -312,6 +371,65 @@ impl Gen {
                 let a = self.int(s, "u32", 1);
                 out.push_str(&format!("{pad}pl.last = {a};\n{pad}tmp = Pair {{ x: {a}, y: pl.count }};\n"));
             }
+            // Nested state arrays written at run-time indexes, maybe out of range.
+            11 if !s.pure => {
+                let op = *self.rng.pick(&["=", "+=", "^=", "|="]);
+                if self.rng.chance(50) {
+                    let (i, j) = (self.index(s, 4), self.index(s, 8));
+                    let v = self.int(s, "u16", 1);
+                    out.push_str(&format!("{pad}grid[{i}][{j}] {op} {v};\n"));
+                } else {
+                    let (i, j) = (self.index(s, 4), self.index(s, 16));
+                    let v = self.int(s, "u32", 1);
+                    out.push_str(&format!("{pad}pcg[{i}][{j}] {op} {v};\n"));
+                }
+            }
+            12 if !s.pure => {
+                let (i, j) = (self.index(s, 4), self.index(s, 8));
+                let v = self.int(s, "u16", 1);
+                if self.rng.chance(50) {
+                    out.push_str(&format!("{pad}bump(grid[{i}][{j}], {v});\n"));
+                } else {
+                    let (i, j) = (self.index(s, 4), self.index(s, 16));
+                    let v = self.int(s, "u32", 1);
+                    out.push_str(&format!("{pad}let old{}: u32 = atomic_add(pcg[{i}][{j}], {v});\n", s.next_local));
+                    s.next_local += 1;
+                }
+            }
+            // A struct value opened with `if let`: its fields are places for the block.
+            13 if !s.pure && nested && !s.in_loop => {
+                let k = self.key(s);
+                let e = format!("e{}", s.next_local);
+                s.next_local += 1;
+                out.push_str(&format!("{pad}if let {e} = ms.get({k}) {{\n"));
+                s.depth += 1;
+                let saved = s.locals.len();
+                s.locals.push((format!("{e}.count"), "u64".into()));
+                s.locals.push((format!("{e}.last"), "u32".into()));
+                let n = 1 + self.rng.below(2) as u32;
+                self.block(s, out, indent + 4, n);
+                s.locals.truncate(saved);
+                let c = self.int(s, "u64", 1);
+                let l = self.int(s, "u32", 1);
+                out.push_str(&format!("{pad}}} else {{\n{pad}    ms.set({k}, Pl {{ count: {c}, last: {l} }});\n"));
+                s.depth -= 1;
+                out.push_str(&format!("{pad}}}\n"));
+            }
+            // An array value opened with `if let`, indexed at run time.
+            14 if !s.pure && nested && !s.in_loop => {
+                let k = self.key(s);
+                let a = format!("a{}", s.next_local);
+                s.next_local += 1;
+                let (i, j) = (self.index(s, 4), self.index(s, 4));
+                let (x, y) = (self.int(s, "u16", 1), self.int(s, "u16", 1));
+                out.push_str(&format!("{pad}if let {a} = ma.get({k}) {{\n{pad}    {a}[{i}] += {x};\n{pad}    bump({a}[{j}], {y});\n"));
+                if self.rng.chance(50) {
+                    out.push_str(&format!("{pad}    g64 += {a}[{j}] as i64;\n"));
+                }
+                let z = format!("z{}", s.next_local);
+                s.next_local += 1;
+                out.push_str(&format!("{pad}}} else {{\n{pad}    let {z}: [u16; 4];\n{pad}    {z}[{i}] = {x};\n{pad}    ma.set({k}, {z});\n{pad}}}\n"));
+            }
             _ => {
                 let t = *self.rng.pick(INTS);
                 let name = format!("v{}", s.next_local);
@@ -329,7 +447,7 @@ impl Gen {
             "enable_fastpath" => ("l: lock", " -> bool", false, false),
             _ => ("l: lock", "", false, false),
         };
-        let mut s = Scope { locals: Vec::new(), pure, waiters, depth: 0, in_loop: false, next_local: 0 };
+        let mut s = Scope { locals: Vec::new(), pure, waiters, depth: 0, in_loop: false, next_local: 0, plain: 0 };
         if name == "skip_reorder" {
             s.waiters = false;
         }
@@ -349,9 +467,12 @@ impl Gen {
              global g8: u8;\nglobal g16: i16;\nglobal g32: u32;\nglobal g64: i64;\n\
              global arr: [u16; 4];\nglobal tmp: Pair;\nper_lock[64] pl: Pl;\nper_cpu pc: u64;\n\
              per_thread[64] pt: u32;\nconfig limit: u32 = 7;\nmap m: hash<u32, u64>[64];\n\
+             map ms: hash<u32, Pl>[64];\nmap ma: hash<u32, [u16; 4]>[64];\n\
+             global grid: [[u16; 8]; 4];\nper_cpu pcg: [[u32; 16]; 4];\n\
              fn bump(inout slot: u16, v: u16) {\n    slot += v;\n}\n",
         );
         for t in INTS {
+            out.push_str(&format!("fn keep_{t}(x: {t}) -> {t} {{\n    return x;\n}}\n"));
             out.push_str(&format!(
                 "fn twist_{t}(a: {t}, b: {t}) -> {t} {{\n    if a > b {{\n        return a - b;\n    }}\n    return (a ^ b) + {};\n}}\n",
                 if signed(t) { "1" } else { "2" }
@@ -372,7 +493,7 @@ impl Gen {
         }
         out.push_str("}\n");
         // Keep every declaration used, so the program is warning-free too.
-        out.push_str("// uses: g8 g16 g32 g64 arr tmp pl pc pt limit m\n");
+        out.push_str("// uses: g8 g16 g32 g64 arr tmp pl pc pt limit m ms ma grid pcg\n");
         out
     }
 }
@@ -390,6 +511,10 @@ fn generated_policies_check_compile_load_and_run() {
     };
     let mut loaded = 0u64;
     let mut runs = 0u64;
+    let mut compared = 0u64;
+    // Per-CPU state is compared on the CPU the test thread is pinned to.
+    let cpu = if kernel { pin_to_cpu() } else { 0 };
+    let cpus = possible_cpus().max(cpu as u32 + 1);
     for seed in first..first + count {
         let mut g = Gen { rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1) };
         let text = g.policy();
@@ -413,16 +538,117 @@ fn generated_policies_check_compile_load_and_run() {
                     *b = (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8;
                 }
                 ctx[8..12].copy_from_slice(&((seed % 2) as u32).to_le_bytes());
+                let mut returned = Vec::new();
                 for p in obj.programs() {
                     let mut c = ctx;
                     let r = obj.test_run(&p, &mut c).unwrap_or_else(|e| panic!("seed {seed}: {p} does not run: {e}\n{text}"));
                     let info = scl_catalogue::hook(&p).expect("programs are named after hooks");
                     assert!(!info.returns_bool || r <= 1, "seed {seed}: {p} returned {r}, not a bool");
+                    returned.push((p, u64::from(r)));
                     runs += 1;
+                }
+                // VM == kernel: the same hooks on the same context leave the same results
+                // and state. `now()` reads a clock the two cannot share: such programs only
+                // run in the kernel.
+                if !text.contains("now()") {
+                    compare_with_vm(&out, &obj, &ctx, &returned, cpu, cpus, &|| format!("seed {seed}:\n{text}"));
+                    compared += 1;
                 }
             }
             Err(e) => panic!("seed {seed}: the kernel verifier rejected a program sclc accepted:\n{text}\n{e}"),
         }
     }
-    println!("generated programs: {count} checked and compiled, {loaded} passed the kernel verifier, {runs} hook runs");
+    println!("generated programs: {count} checked and compiled, {loaded} passed the kernel verifier, {runs} hook runs, {compared} compared with the VM");
+    if kernel {
+        assert!(compared * 4 >= loaded, "only {compared} of {loaded} programs were compared with the VM");
+    }
+}
+
+/// The VM's environment: the clock is never read by compared programs.
+struct FixedEnv {
+    cpu: u32,
+}
+
+impl scl_vm::Env for FixedEnv {
+    fn now_ns(&mut self) -> u64 {
+        0
+    }
+    fn random_u32(&mut self) -> u32 {
+        0
+    }
+    fn cpu(&self) -> u32 {
+        self.cpu
+    }
+    fn numa_node(&self) -> u32 {
+        0
+    }
+    fn pid_tgid(&self) -> u64 {
+        0
+    }
+    fn wait_until(&mut self, _deadline_ns: u64) {}
+}
+
+/// Runs the program's hooks in the VM as they ran in the kernel, and compares the results
+/// and every map: per-CPU maps on the CPU the test runs on.
+fn compare_with_vm(
+    out: &scl_driver::Output,
+    obj: &scl_loader::Loaded,
+    ctx: &[u8; 128],
+    returned: &[(String, u64)],
+    cpu: usize,
+    cpus: u32,
+    what: &dyn Fn() -> String,
+) {
+    let mut vm = scl_vm::Vm::with_cpus(out, cpus).unwrap_or_else(|e| panic!("the VM refuses the program: {e:?}\n{}", what()));
+    let mut env = FixedEnv { cpu: cpu as u32 };
+    for (p, r) in returned {
+        let mut c = *ctx;
+        let got = vm.run(p, &mut c, &mut env).unwrap_or_else(|e| panic!("`{p}` fails in the VM: {e:?}\n{}", what())).ret;
+        assert_eq!(got, *r, "`{p}` returns {got} in the VM, {r} in the kernel\n{}", what());
+    }
+    for m in out.module.maps.values() {
+        if m.kind == scl_catalogue::MapKind::Ringbuf {
+            continue;
+        }
+        let mut kernel_keys = obj.keys(&m.name).expect("kernel keys");
+        kernel_keys.sort();
+        let mut vm_keys = vm.keys(&m.name);
+        vm_keys.sort();
+        assert_eq!(kernel_keys, vm_keys, "map `{}` has different keys in the VM\n{}", m.name, what());
+        let size = m.value_size as usize;
+        for key in &kernel_keys {
+            let kv = obj.lookup(&m.name, key).expect("kernel lookup").expect("kernel value");
+            let (kv, vv) = if m.kind == scl_catalogue::MapKind::PercpuArray {
+                let vv = vm.lookup_percpu(&m.name, key).expect("vm value").swap_remove(cpu);
+                (kv[cpu * size..(cpu + 1) * size].to_vec(), vv)
+            } else {
+                (kv, vm.lookup(&m.name, key).expect("vm value"))
+            };
+            assert_eq!(kv, vv, "map `{}` key {key:x?} differs between the kernel and the VM\n{}", m.name, what());
+        }
+    }
+}
+
+/// The number of CPUs the kernel's per-CPU maps have a copy for.
+fn possible_cpus() -> u32 {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
+    text.trim().split(',').filter_map(|r| r.rsplit('-').next()?.parse::<u32>().ok()).max().map_or(1, |m| m + 1)
+}
+
+extern "C" {
+    fn sched_getcpu() -> i32;
+    fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
+}
+
+/// Pins the test thread to the CPU it is on, so that its per-CPU state is one copy.
+fn pin_to_cpu() -> usize {
+    // SAFETY: plain syscalls; the mask is a valid 1024-bit cpu_set_t for the duration.
+    unsafe {
+        let cpu = sched_getcpu().max(0) as usize;
+        let mut mask = [0u64; 16];
+        mask[cpu / 64] |= 1 << (cpu % 64);
+        let rc = sched_setaffinity(0, std::mem::size_of_val(&mask), mask.as_ptr());
+        assert_eq!(rc, 0, "sched_setaffinity failed");
+        cpu
+    }
 }

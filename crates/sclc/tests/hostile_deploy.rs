@@ -200,7 +200,7 @@ fn map_set_takes_what_dump_prints_and_hidden_maps_are_read_only() {
     // the way to set a config value.
     let with_config = format!("test_mapcfg_{}", std::process::id());
     let _cleanup2 = Cleanup(with_config.clone());
-    let out = sclc(&["load", "examples/app_priority.scl", "--pin", &with_config]);
+    let out = sclc(&["load", "examples/app_priority.scl", "--pin", &with_config, "--pin-only"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let o = sclc(&["map", &with_config, "dump", "hidden_rodata"]);
     let dumped = String::from_utf8_lossy(&o.stdout).into_owned();

@@ -42,10 +42,10 @@ struct Case {
 
 const CASES: &[Case] = &[
     // An empty file, or one without a policy, cannot be loaded, run or simulated.
-    Case { args: &["sim", "@empty.scl"], code: 1, says: &["`", "has no policy to simulate", "help: a policy is"], never: &["applies to ,"] },
-    Case { args: &["sim", "@helpers.scl"], code: 1, says: &["has no policy to simulate"], never: &["applies to"] },
-    Case { args: &["run", "@empty.scl", "--duration", "1s"], code: 1, says: &["has no policy to run"], never: &["final summary"] },
-    Case { args: &["load", "@empty.scl", "--pin", "test_msg_empty"], code: 1, says: &["has no policy to load"], never: &["pinned `"] },
+    Case { args: &["sim", "@empty.scl"], code: 1, says: &["[E0336]", "no policy to compile"], never: &["applies to ,"] },
+    Case { args: &["sim", "@helpers.scl"], code: 1, says: &["[E0336]"], never: &["applies to"] },
+    Case { args: &["run", "@empty.scl", "--duration", "1s"], code: 1, says: &["[E0336]"], never: &["final summary"] },
+    Case { args: &["load", "@empty.scl", "--pin", "test_msg_empty"], code: 1, says: &["[E0336]"], never: &["pinned `"] },
     // A byte-order mark is not a character of the policy.
     Case { args: &["check", "@bom.scl"], code: 0, says: &[], never: &["E0103"] },
     Case { args: &["build", "@bom.scl", "--emit", "ir"], code: 0, says: &[], never: &["error"] },

@@ -33,6 +33,17 @@ fn kernel_or_skip() -> bool {
     }
 }
 
+/// A syncord object also loads the way `sclc load --target syncord` loads it for the
+/// lock-hook module: as non-sleepable raw tracepoint programs (docs/abi.md §4).
+fn lock_context_load(name: &str, target: Target, object: &[u8], failures: &mut Vec<String>) {
+    if target != Target::Syncord {
+        return;
+    }
+    if let Err(e) = scl_loader::load_with("t", object, &[], scl_loader::Options { lock_context: true }) {
+        failures.push(format!("{name} ({target}, for lock context): {e}"));
+    }
+}
+
 #[test]
 fn every_example_loads_into_the_kernel() {
     if !kernel_or_skip() {
@@ -51,6 +62,7 @@ fn every_example_loads_into_the_kernel() {
                     continue;
                 }
             };
+            lock_context_load(&name, target, &out.object, &mut failures);
             match scl_loader::load("t", &out.object, &[]) {
                 Ok(mut obj) => {
                     loaded += 1;
@@ -115,6 +127,7 @@ fn every_accepted_ui_case_loads_into_the_kernel() {
                 }
             };
             compiled += 1;
+            lock_context_load(name, target, &out.object, &mut failures);
             match scl_loader::load("t", &out.object, &[]) {
                 Ok(mut obj) => {
                     loaded += 1;

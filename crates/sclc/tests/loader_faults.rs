@@ -236,7 +236,15 @@ fn a_tracepoint_the_kernel_does_not_have_is_refused_cleanly() {
     // libbpf looks the tracepoint up in the kernel's BTF before loading, so the refusal
     // comes at load; were it to come at attach, `attach_all` must fail as clearly.
     let err = match scl_loader::load("lfault", &bytes, &[]) {
-        Err(e) => e.to_string(),
+        // Not the verifier's judgement (no program was verified): the failing step and the
+        // errno, never a verifier rejection (issue 14).
+        Err(e @ scl_loader::LoadError::Refused { .. }) => {
+            let text = e.to_string();
+            assert!(text.starts_with("loading object `lfault` failed at: prog 'lfault_tp'"), "{text}");
+            assert!(text.contains("ESRCH"), "the errno is named: {text}");
+            text
+        }
+        Err(e) => panic!("a missing tracepoint is not a verifier rejection nor a limit: {e:?}"),
         Ok(mut loaded) => match loaded.attach_all() {
             Err(e) => e.to_string(),
             Ok(n) => panic!("the kernel attached {n} program(s) to a tracepoint it does not have"),

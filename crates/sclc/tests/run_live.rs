@@ -91,6 +91,39 @@ fn the_profiler_sees_a_storm_and_leaves_nothing_behind() {
     }
 }
 
+/// Phantom waits: between two attachments one tracepoint program runs without the other.
+/// Had `contention_begin` attached first, a wait that began and ended in between would leave
+/// its thread's record open and later show up as one wait as long as the gap. The loader
+/// attaches the end first, so with the gap widened to two seconds no recorded wait comes
+/// near it (the storm's waits last micro- to milliseconds).
+#[test]
+fn a_wide_gap_between_attachments_leaves_no_phantom_wait() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = storm(stop.clone());
+    let out = Command::new(env!("CARGO_BIN_EXE_sclc"))
+        .current_dir(repo_root())
+        .env("SCL_ATTACH_GAP_MS", "2000")
+        .args(["run", "examples/contention_profiler.scl", "--duration", "3s", "--format", "json"])
+        .output()
+        .expect("sclc runs");
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("JSON");
+    let stats = last["maps"]["stats"].as_array().expect("per-lock rows");
+    let contentions: u64 = stats.iter().map(|r| r["contentions"].as_u64().unwrap_or(0)).sum();
+    assert!(contentions > 0, "the storm contended: {last}");
+    let longest = stats.iter().filter_map(|r| r["wait_max_ns"].as_u64()).max().unwrap_or(0);
+    assert!(longest < 1_000_000_000, "a wait of {longest} ns: a phantom spanning the 2 s gap between attachments");
+}
+
 #[test]
 fn sigint_stops_with_a_summary_and_detaches() {
     if let Err(e) = scl_loader::check_support() {

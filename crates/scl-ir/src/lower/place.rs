@@ -159,7 +159,59 @@ impl<'m, 'p> FnCx<'m, 'p> {
 
     /// A pointer and constant offset for a place in memory; `None` for the read-only views
     /// (lock and waiter fields, per_waiter state), which `read_place` handles.
+    ///
+    /// Fields and constant indexes are offsets. Run-time indexes are evaluated first, in
+    /// order, each kept in a slot; then every one is checked against its array's length
+    /// before any pointer arithmetic, and the element's address is computed only on the path
+    /// where all are in range. Any index out of range redirects the whole place to one zeroed
+    /// scratch of the place's own type (reads give 0, writes go nowhere), so a nested array
+    /// `a[i][j]` needs the element's bytes of stack, not an inner row's.
     pub(super) fn place_ptr(&mut self, p: &'p hir::Place) -> Option<(Value, i16)> {
+        // Places that are not in memory, decided before any index opens a block.
+        match p.base {
+            PlaceBase::Local(l) if matches!(self.binding(l), Some(Binding::Lock | Binding::Waiter(_) | Binding::Ok | Binding::Value(_))) => return None,
+            PlaceBase::State(id) if !matches!(self.program().states[id].storage, StateStorage::Config(_)) && !self.state_ptrs.contains_key(&id) => return None,
+            _ => {}
+        }
+        // The run-time indexes, in order: the projection, its value's slot, the length.
+        let mut checks: Vec<(usize, Slot, u32)> = Vec::new();
+        {
+            let mut ty = match p.base {
+                PlaceBase::Local(l) => self.local_ty(l),
+                PlaceBase::State(id) => self.program().states[id].ty.clone(),
+                PlaceBase::LockField(_) | PlaceBase::WaiterField(..) | PlaceBase::PerWaiter(..) => return None,
+            };
+            for (k, pr) in p.projections.iter().enumerate() {
+                match pr {
+                    Projection::Field(i) => {
+                        let Ty::Struct(s) = &ty else { return None };
+                        ty = self.program().structs[*s].fields[*i].ty.clone();
+                    }
+                    Projection::Index(idx) => {
+                        let Ty::Array(elem, n) = ty.clone() else { return None };
+                        let constant = matches!(idx.kind, ExprKind::Const(c) if (0..i128::from(n)).contains(&c));
+                        if !constant {
+                            let i = self.expr(idx);
+                            checks.push((k, self.spill_value(i), n));
+                        }
+                        ty = *elem;
+                    }
+                }
+            }
+        }
+        // All in range: on to the element; any out of range: to the scratch.
+        let routed = (!checks.is_empty()).then(|| {
+            let bad = self.b.create_block();
+            for &(_, slot, n) in &checks {
+                let i = self.reload(slot);
+                let bound = self.b.iconst(i64::from(n));
+                let inside = self.b.cmp(Cond::ULt, i, bound);
+                let ok = self.b.create_block();
+                self.b.terminate(Terminator::Branch { cond: inside, then: ok, else_: bad });
+                self.b.switch_to(ok);
+            }
+            bad
+        });
         let (mut ptr, mut off, mut ty) = match p.base {
             PlaceBase::Local(l) => match self.binding(l) {
                 Some(Binding::Ref(slot, vt)) => {
@@ -191,7 +243,8 @@ impl<'m, 'p> FnCx<'m, 'p> {
             }
             PlaceBase::LockField(_) | PlaceBase::WaiterField(..) | PlaceBase::PerWaiter(..) => return None,
         };
-        for pr in &p.projections {
+        let mut next_check = checks.iter().peekable();
+        for (k, pr) in p.projections.iter().enumerate() {
             match pr {
                 Projection::Field(i) => {
                     let Ty::Struct(s) = &ty else { return None };
@@ -202,66 +255,57 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 Projection::Index(idx) => {
                     let Ty::Array(elem, n) = ty.clone() else { return None };
                     let esize = self.program().layout(&elem).size;
-                    // A constant index in range is an offset like a field's.
-                    if let ExprKind::Const(k) = idx.kind {
-                        if (0..i128::from(n)).contains(&k) {
-                            off += k as i64 * i64::from(esize);
-                            ty = *elem;
-                            continue;
-                        }
-                    }
-                    // Keep the base and the index in slots: the index may open blocks, and
-                    // the bounds check does.
-                    let base = self.offset_ptr_wide(ptr, off);
-                    let vt = self.b.func.values[base].ty;
-                    let base_slot = self.spill_value(base);
-                    let i = self.expr(idx);
-                    let i_slot = self.spill_value(i);
-                    let bound = self.b.iconst(i64::from(n));
-                    let inside = self.b.cmp(Cond::ULt, i, bound);
-                    let ok = self.b.create_block();
-                    let bad = self.b.create_block();
-                    let join = self.b.create_block();
-                    let elem_slot = self.b.slot(8, "element");
-                    // An index out of range reads 0 and writes nothing: it is redirected to
-                    // a zeroed scratch element.
-                    let scratch = self.b.slot(esize, "out of range");
-                    self.b.terminate(Terminator::Branch { cond: inside, then: ok, else_: bad });
-                    self.b.switch_to(ok);
-                    let ba = self.b.slot_addr(base_slot, 0);
-                    let base = self.b.load_ptr(ba, 0, vt);
-                    let i = self.reload(i_slot);
-                    // The kernel verifier knows the bound from the check above (the spilled
-                    // index shares the checked register's identity); for a power-of-two
-                    // length, `i & (n - 1)` (which is `i` here) states it outright.
-                    let i = if n.is_power_of_two() {
-                        let mask = self.b.iconst(i64::from(n) - 1);
-                        self.b.bin(BinOp::And, Width::W64, i, mask)
-                    } else {
-                        i
-                    };
-                    let sz = self.b.iconst(i64::from(esize));
-                    let byte = self.b.bin(BinOp::Mul, Width::W64, i, sz);
-                    let elem_ptr = self.b.ptr_add(base, byte);
-                    let ea = self.b.slot_addr(elem_slot, 0);
-                    self.b.store(ea, 0, 8, elem_ptr);
-                    self.b.terminate(Terminator::Jump(join));
-                    self.b.switch_to(bad);
-                    let sa = self.b.slot_addr(scratch, 0);
-                    self.b.push(InstData::MemZero { ptr: sa, size: esize.div_ceil(8) * 8 });
-                    let sa = self.b.slot_addr(scratch, 0);
-                    let ea = self.b.slot_addr(elem_slot, 0);
-                    self.b.store(ea, 0, 8, sa);
-                    self.b.terminate(Terminator::Jump(join));
-                    self.b.switch_to(join);
-                    let ea = self.b.slot_addr(elem_slot, 0);
-                    // A map value or a stack pointer, depending on the path: the kernel's
-                    // verifier follows each path; the IR records the in-range kind.
-                    ptr = self.b.load_ptr(ea, 0, vt);
-                    off = 0;
                     ty = *elem;
+                    if let Some(&&(_, slot, _)) = next_check.peek().filter(|c| c.0 == k) {
+                        next_check.next();
+                        let i = self.reload(slot);
+                        // The kernel verifier knows the bound from the check above (the
+                        // reloaded index shares the checked register's identity); for a
+                        // power-of-two length, `i & (n - 1)` (which is `i` here) states it
+                        // outright.
+                        let i = if n.is_power_of_two() {
+                            let mask = self.b.iconst(i64::from(n) - 1);
+                            self.b.bin(BinOp::And, Width::W64, i, mask)
+                        } else {
+                            i
+                        };
+                        let base = self.offset_ptr_wide(ptr, off);
+                        let sz = self.b.iconst(i64::from(esize));
+                        let byte = self.b.bin(BinOp::Mul, Width::W64, i, sz);
+                        ptr = self.b.ptr_add(base, byte);
+                        off = 0;
+                    } else if let ExprKind::Const(c) = idx.kind {
+                        // A constant index in range is an offset like a field's.
+                        off += c as i64 * i64::from(esize);
+                    }
                 }
             }
+        }
+        if let Some(bad) = routed {
+            let vt = self.b.func.values[ptr].ty;
+            let elem_ptr = self.offset_ptr_wide(ptr, off);
+            let elem_slot = self.b.slot(8, "element");
+            let ea = self.b.slot_addr(elem_slot, 0);
+            self.b.store(ea, 0, 8, elem_ptr);
+            let join = self.b.create_block();
+            self.b.terminate(Terminator::Jump(join));
+            // An index out of range reads 0 and writes nothing: the place is redirected to a
+            // zeroed scratch of its own type.
+            self.b.switch_to(bad);
+            let size = self.program().layout(&p.ty).size;
+            let scratch = self.b.slot(size, "out of range");
+            let sa = self.b.slot_addr(scratch, 0);
+            self.b.push(InstData::MemZero { ptr: sa, size: size.div_ceil(8) * 8 });
+            let sa = self.b.slot_addr(scratch, 0);
+            let ea = self.b.slot_addr(elem_slot, 0);
+            self.b.store(ea, 0, 8, sa);
+            self.b.terminate(Terminator::Jump(join));
+            self.b.switch_to(join);
+            let ea = self.b.slot_addr(elem_slot, 0);
+            // A map value or a stack pointer, depending on the path: the kernel's verifier
+            // follows each path; the IR records the in-range kind.
+            ptr = self.b.load_ptr(ea, 0, vt);
+            off = 0;
         }
         // An instruction's displacement is 16 bits; callers add a field's offset or a few
         // bytes of a copy to what is returned, so keep it well inside.

@@ -8,6 +8,7 @@
 use crate::codes::E0310;
 use crate::hir::{FuncId, Loc};
 use crate::{BodyId, Checker};
+use scl_catalogue::Target;
 use scl_diagnostics::{CodeDoc, Diagnostic};
 use std::collections::{HashMap, VecDeque};
 
@@ -19,7 +20,10 @@ pub static DOCS: &[CodeDoc] = &[CodeDoc {
 `enable_fastpath`, the reorder and bypass hooks), run with preemption disabled: sleeping there \
 deadlocks the CPU. `sleep` and `read_user` may sleep, so they are allowed only in hooks that may \
 sleep (`to_acquire`, `acquired`, `to_release`, `released` of mutex and rwsem policies on the \
-syncord and sim targets). The error shows the chain of calls from the hook to the built-in. \
+syncord and sim targets). On the `stock` target every hook is a lock tracepoint program, which runs \
+in atomic context whatever the lock kind, so nothing may sleep there. On the `syncord` target the \
+lock-hook module runs every hook in a non-sleepable BPF program, so `read_user`, whose helper needs a \
+sleepable one, is refused there in any hook (`sleep` is a bounded wait and stays allowed where hooks may sleep). The error shows the chain of calls from the hook to the built-in. \
 In atomic context, wait with `back_off`, a bounded busy wait.\n\n\
 Erroneous example:\n\n```scl\npolicy p for spinlock {\n    on contended(l: lock) {\n        pause();\n    }\n}\nfn pause() {\n    sleep(10us);\n}\n```\n\n\
 Fixed example:\n\n```scl\npolicy p for spinlock {\n    on contended(l: lock) {\n        pause();\n    }\n}\nfn pause() {\n    back_off(10us);\n}\n```\n",
@@ -31,9 +35,18 @@ pub(crate) fn check(cx: &mut Checker) {
     let hooks: Vec<(usize, &'static str, Loc, bool)> =
         policy.hooks.iter().enumerate().map(|(i, h)| (i, h.def.name, h.loc, h.atomic)).collect();
     let kinds: Vec<&str> = policy.kinds.iter().map(|k| k.name()).collect();
+    let context = if cx.options.target == Some(Target::Stock) {
+        // On stock, every hook is a tracepoint program, atomic whatever the lock kind.
+        "on the `stock` target (a lock tracepoint)".to_string()
+    } else {
+        format!("for {}", kinds.join(", "))
+    };
+    // On syncord the lock-hook module runs every hook in a non-sleepable program: a
+    // built-in whose helper needs a sleepable one is refused there whatever the hook.
+    let module = cx.options.target == Some(Target::Syncord);
     let mut reports = Vec::new();
     for (index, name, hook_loc, atomic) in hooks {
-        if !atomic {
+        if !atomic && !module {
             continue;
         }
         // Breadth-first from the hook, remembering how each function was first reached.
@@ -42,6 +55,9 @@ pub(crate) fn check(cx: &mut Checker) {
         while let Some(body) = queue.pop_front() {
             let Some(facts) = cx.bodies.get(&body) else { continue };
             for (sleep_loc, builtin) in &facts.sleeps {
+                if !atomic && !scl_catalogue::builtin(builtin).is_some_and(|b| b.sleepable_program) {
+                    continue;
+                }
                 let mut chain = Vec::new();
                 let mut at = match body {
                     BodyId::Func(f) => Some(f),
@@ -53,7 +69,7 @@ pub(crate) fn check(cx: &mut Checker) {
                     at = up;
                 }
                 chain.reverse();
-                reports.push((name, hook_loc, *sleep_loc, *builtin, chain));
+                reports.push((name, hook_loc, *sleep_loc, *builtin, chain, atomic));
             }
             for (callee, call, _) in &facts.calls {
                 if !parent.contains_key(callee) {
@@ -67,16 +83,26 @@ pub(crate) fn check(cx: &mut Checker) {
             }
         }
     }
-    for (hook, hook_loc, sleep_loc, builtin, chain) in reports {
-        let mut d = Diagnostic::error(E0310, sleep_loc.file, sleep_loc.span, format!("`{builtin}` may sleep, but hook `{hook}` runs in atomic context"))
-            .with_label(format!("`{builtin}` may sleep"))
-            .with_secondary(hook_loc.file, hook_loc.span, format!("`{hook}` runs in atomic context for {}", kinds.join(", ")));
+    for (hook, hook_loc, sleep_loc, builtin, chain, atomic) in reports {
+        let mut d = if atomic {
+            Diagnostic::error(E0310, sleep_loc.file, sleep_loc.span, format!("`{builtin}` may sleep, but hook `{hook}` runs in atomic context"))
+                .with_label(format!("`{builtin}` may sleep"))
+                .with_secondary(hook_loc.file, hook_loc.span, format!("`{hook}` runs in atomic context {context}"))
+        } else {
+            Diagnostic::error(E0310, sleep_loc.file, sleep_loc.span, format!("`{builtin}` needs a sleepable program, but on the `syncord` target hook `{hook}` runs in a non-sleepable one"))
+                .with_label(format!("`{builtin}` needs a sleepable BPF program"))
+                .with_secondary(hook_loc.file, hook_loc.span, format!("the lock-hook module runs `{hook}` inside the lock's code, in a non-sleepable program"))
+        };
         for (call, callee) in &chain {
             d = d.with_secondary(call.file, call.span, format!("calls `{callee}`"));
         }
-        d = d
-            .with_note("a task that sleeps with preemption disabled can deadlock its CPU")
-            .with_help("wait with `back_off(ns)`, a bounded busy wait allowed in atomic context");
+        d = if atomic {
+            d.with_note("a task that sleeps with preemption disabled can deadlock its CPU")
+                .with_help("wait with `back_off(ns)`, a bounded busy wait allowed in atomic context")
+        } else {
+            d.with_note("the kernel runs its helper only in sleepable programs; lock hooks run with preemption disabled (docs/abi.md §4)")
+                .with_help(format!("keep `{builtin}` to the `sim` target, or pass the value in through a map that user space writes"))
+        };
         cx.report(d);
     }
 }

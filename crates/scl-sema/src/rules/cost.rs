@@ -424,8 +424,8 @@ impl Estimator<'_> {
             .iter()
             .filter(|(id, l)| l.map_ref.is_none() && !by_ref.contains(id))
             .map(|(_, l)| l)
-            .map(|l| self.program.layout(&l.ty).size.div_ceil(8) * 8)
-            .sum();
+            .map(|l| slot_bytes(self.program.layout(&l.ty).size))
+            .fold(0, u32::saturating_add);
         let mut deepest = 0u32;
         let mut scratch = 0u32;
         self.walk_block(&body.block, &mut |e| match &e.kind {
@@ -436,9 +436,9 @@ impl Estimator<'_> {
                     StateStorage::Map { key: Some(k), .. } => self.program.layout(k).size,
                     _ => 0,
                 };
-                scratch = scratch.max((key + self.program.layout(&st.ty).size).div_ceil(8) * 8);
+                scratch = scratch.max(slot_bytes(key.saturating_add(self.program.layout(&st.ty).size)));
             }
-            ExprKind::Struct(..) => scratch = scratch.max(self.program.layout(&e.ty).size.div_ceil(8) * 8),
+            ExprKind::Struct(..) => scratch = scratch.max(slot_bytes(self.program.layout(&e.ty).size)),
             // An indexed read keeps the base pointer, the index and the element pointer in
             // slots, and redirects an index out of range to a zeroed element.
             ExprKind::Read(p) if has_index(p) => scratch = scratch.max(self.index_scratch(body, p)),
@@ -447,7 +447,7 @@ impl Estimator<'_> {
         // The same for an indexed assignment target, and the value kept while it is found.
         self.walk_assignments(&body.block, &mut |place, value| {
             if has_index(place) {
-                let kept = self.program.layout(&value.ty).size.div_ceil(8) * 8;
+                let kept = slot_bytes(self.program.layout(&value.ty).size);
                 scratch = scratch.max(self.index_scratch(body, place).saturating_add(kept));
             }
         });
@@ -463,32 +463,19 @@ impl Estimator<'_> {
             .states
             .values()
             .filter(|st| matches!(st.storage, StateStorage::PerLock | StateStorage::PerThread))
-            .map(|st| self.program.layout(&st.ty).size.div_ceil(8) * 8)
+            .map(|st| slot_bytes(self.program.layout(&st.ty).size))
             .filter(|size| *size <= cat::limits::ZERO_ON_STACK_MAX)
             .max()
             .unwrap_or(0)
     }
 
-    /// The slots an indexed place keeps: base, index and element pointer, and a zeroed
-    /// element (the largest one indexed) that an index out of range is redirected to.
-    fn index_scratch(&self, body: &Body, p: &Place) -> u32 {
-        let mut ty = match &p.base {
-            PlaceBase::Local(id) => body.locals[*id].ty.clone(),
-            PlaceBase::State(id) => self.program.states[*id].ty.clone(),
-            _ => return INDEX_SLOTS + 8,
-        };
-        let mut largest = 0u32;
-        for pr in &p.projections {
-            ty = match (&ty, pr) {
-                (Ty::Struct(s), Projection::Field(i)) => self.program.structs[*s].fields[*i].ty.clone(),
-                (Ty::Array(elem, _), Projection::Index(_)) => {
-                    largest = largest.max(self.program.layout(elem).size.div_ceil(8) * 8);
-                    (**elem).clone()
-                }
-                _ => break,
-            };
-        }
-        INDEX_SLOTS.saturating_add(largest.max(8))
+    /// The slots an indexed place keeps: each index, the element pointer (and the base),
+    /// and one zeroed scratch of the place's own type that an index out of range, at any
+    /// level, redirects the place to (not an inner row: `a[i][j]` needs the element's bytes).
+    fn index_scratch(&self, _body: &Body, p: &Place) -> u32 {
+        let indexes = p.projections.iter().filter(|pr| matches!(pr, Projection::Index(_))).count() as u32;
+        let slots = INDEX_SLOTS.max(indexes.saturating_mul(8).saturating_add(16));
+        slots.saturating_add(slot_bytes(self.program.layout(&p.ty).size).max(8))
     }
 
     fn walk_assignments(&self, b: &Block, f: &mut dyn FnMut(&Place, &Expr)) {
@@ -561,6 +548,12 @@ impl Estimator<'_> {
 /// A saturating sum: estimates of absurd programs stop at `u64::MAX` rather than overflow.
 fn sum<const N: usize>(xs: [u64; N]) -> u64 {
     xs.into_iter().fold(0, u64::saturating_add)
+}
+
+/// The stack bytes of a value of `size` bytes: rounded up to 8, saturating (arrays may be
+/// up to 4 GiB long; the frame that would hold one is refused, not overflowed).
+fn slot_bytes(size: u32) -> u32 {
+    size.div_ceil(8).saturating_mul(8)
 }
 
 /// Slots an indexed access keeps besides the element: base pointer, index, element pointer.

@@ -1,14 +1,17 @@
 //! Hooks: `E0330 unknown-hook`, `E0331 hook-signature`, `E0332 duplicate-hook`,
 //! `E0333 hook-unavailable-for-kind`, `E0334 hook-unavailable-for-target`,
-//! `E0335 missing-companion-hook`, and the warning `W0403 hook-never-fires`.
+//! `E0335 missing-companion-hook`, `E0336 nothing-to-compile`, and the warning
+//! `W0403 hook-never-fires`.
 //!
 //! Every handler must name a hook of the catalogue, with its parameters and result; each
 //! hook is handled once; it must exist for every lock kind the policy names and be called
 //! on the chosen target. A decision hook the target never calls is an error (the policy
-//! would not do what it says); an observation hook it never calls is a warning.
+//! would not do what it says); an observation hook it never calls is a warning. Building
+//! or running a file needs at least one hook the target calls (checked for the driver,
+//! since `sclc check` also checks modules with no policy, such as the stdlib's).
 
-use crate::codes::{E0330, E0331, E0332, E0333, E0334, E0335, W0403, W0404};
-use crate::hir::HookImpl;
+use crate::codes::{E0330, E0331, E0332, E0333, E0334, E0335, E0336, W0403, W0404};
+use crate::hir::{HookImpl, Program};
 use crate::Checker;
 use scl_catalogue::{self as cat, HookDef, LockKind, Target};
 use scl_diagnostics::{CodeDoc, Diagnostic, FileId, Span};
@@ -23,6 +26,7 @@ pub static DOCS: &[CodeDoc] = &[
     CodeDoc { code: E0333, summary: "a hook that does not exist for one of the policy's lock kinds", explanation: "Some hooks exist only for some locks: `bypass_acquire` and `bypass_release` are the reader bypass of reader-writer semaphores. A policy that handles them must apply to `rwsem` only.\n\nErroneous example:\n\n```scl\npolicy p for spinlock, rwsem {\n    on bypass_acquire(l: lock) -> bool { return false; }\n    on bypass_release(l: lock) -> bool { return false; }\n}\n```\n\nFixed example:\n\n```scl\npolicy p for rwsem {\n    on bypass_acquire(l: lock) -> bool { return false; }\n    on bypass_release(l: lock) -> bool { return false; }\n}\n```\n" },
     CodeDoc { code: E0334, summary: "a decision hook the target does not call", explanation: "The stock kernel only lets policies observe locks, through the `contended` and `contention_end` tracepoints. Hooks that change lock behaviour (the `bool` hooks) need a kernel with SynCord-style lock-policy hooks (`--target syncord`) or the simulator (`--target sim`). Without `--target`, every hook of the policy must share at least one target.\n\nErroneous example:\n\n```scl\n// sclc: --target stock\npolicy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return c.numa_node == s.numa_node;\n    }\n}\n```\n\nFixed example:\n\n```scl\n// sclc: --target sim\npolicy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return c.numa_node == s.numa_node;\n    }\n}\n```\n" },
     CodeDoc { code: E0335, summary: "a hook given without the hook it requires", explanation: "`bypass_acquire` lets a reader take an rwsem without its shared counter; `bypass_release` must undo exactly those acquisitions, so each requires the other.\n\nErroneous example:\n\n```scl\npolicy p for rwsem {\n    on bypass_acquire(l: lock) -> bool { return false; }\n}\n```\n\nFixed example:\n\n```scl\npolicy p for rwsem {\n    on bypass_acquire(l: lock) -> bool { return false; }\n    on bypass_release(l: lock) -> bool { return false; }\n}\n```\n" },
+    CodeDoc { code: E0336, summary: "nothing to compile: no policy, or no hook the target calls", explanation: "`sclc build`, `run`, `load` and `sim` compile a policy's hooks into BPF programs. A file without a `policy` (a module of functions and constants, which `sclc check` accepts), or whose policy handles no hook the target calls, would give an object with no program: nothing would ever run. The command stops with this error and writes nothing.\n\nErroneous example:\n\n```scl\n// sclc: build --target stock\nglobal n: u64;\nfn count() { n += 1; }\n```\n\nFixed example:\n\n```scl\n// sclc: build --target stock\nglobal n: u64;\nfn count() { n += 1; }\npolicy p for spinlock {\n    on contended(l: lock) { count(); }\n}\n```\n" },
     CodeDoc { code: W0403, summary: "a hook the chosen target never calls", explanation: "With `--target stock`, only `contended` and `contention_end` fire: observation hooks such as `acquired` compile but never run, so the policy sees less than it seems to. Decision hooks in that situation are errors (E0334).\n\nErroneous example:\n\n```scl\n// sclc: --target stock\nglobal n: u64;\npolicy p for spinlock {\n    on acquired(l: lock) { n += 1; }\n}\n```\n\nFixed example:\n\n```scl\n// sclc: --target stock\nglobal n: u64;\npolicy p for spinlock {\n    on contended(l: lock) { n += 1; }\n}\n```\n" },
     CodeDoc { code: W0404, summary: "a lock kind listed twice", explanation: "A policy's header lists each lock kind once; a repeat changes nothing and is usually a typo for another kind.\n\nErroneous example:\n\n```scl\nglobal n: u64;\npolicy p for spinlock, spinlock {\n    on contended(l: lock) { n += 1; }\n}\n```\n\nFixed example:\n\n```scl\nglobal n: u64;\npolicy p for spinlock, mutex {\n    on contended(l: lock) { n += 1; }\n}\n```\n" },
 ];
@@ -186,4 +190,27 @@ pub(crate) fn check_companions(cx: &mut Checker, file: FileId, policy: &ast::Pol
             }
         }
     }
+}
+
+/// For the commands that compile to an object: `None` if the checked `program` has a hook
+/// that `target` calls, else the E0336 error (an object with no program runs nothing).
+pub fn check_something_to_compile(program: &Program, file: FileId, target: Target) -> Option<Diagnostic> {
+    let Some(policy) = &program.policy else {
+        return Some(
+            Diagnostic::error(E0336, file, Span::point(0), "no policy to compile")
+                .with_label("this file declares no `policy`")
+                .with_note("a file without a policy is a module: `sclc check` checks it, but it gives no BPF program to build or run")
+                .with_help("add `policy NAME for spinlock { on contended(l: lock) { ... } }`, or build the file that imports this one"),
+        );
+    };
+    if policy.hooks.iter().any(|h| h.def.on_target(target)) {
+        return None;
+    }
+    let runs: Vec<&str> = cat::HOOKS.iter().filter(|h| h.on_target(target)).map(|h| h.name).collect();
+    Some(
+        Diagnostic::error(E0336, policy.loc.file, policy.loc.span, format!("policy `{}` has no hook that runs on the `{target}` target", policy.name))
+            .with_label("nothing to compile")
+            .with_note(format!("on `{target}` only these hooks are called: {}", runs.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")))
+            .with_help("handle one of them, or build for another target (`--target`)"),
+    )
 }

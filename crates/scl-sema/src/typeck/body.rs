@@ -100,6 +100,18 @@ impl<'a> BodyCx<'a> {
                 Stmt::Let(id, init)
             }
             ast::StmtKind::Assign(a) => {
+                if !matches!(a.target.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) {
+                    // The syntax check lets a map lookup through (`m.get(k) = v`), so that the
+                    // reason it cannot be written is the lookup's: E0340.
+                    if self.expr(&a.target, None).ty != Ty::Error {
+                        self.cx.report(
+                            Diagnostic::error(E0212, self.file, a.target.span, "cannot assign to this value")
+                                .with_label("a value, not a place"),
+                        );
+                    }
+                    let _ = self.expr(&a.value, None);
+                    return None;
+                }
                 let place = self.place(&a.target, true)?;
                 self.write_effect(&place, a.target.span);
                 let op = match a.op {
@@ -261,12 +273,14 @@ impl<'a> BodyCx<'a> {
                 }
             }
         }
-        self.cx.report(
-            Diagnostic::error(E0340, self.file, e.span, "`if let` takes a map lookup")
-                .with_label("not `map.get(key)`")
-                .with_help("write `if let v = m.get(key) { ... }`, or use a plain `if` with a bool condition"),
-        );
-        let _ = self.expr(e, None);
+        // A mistake inside (`m.get(k).field`: an unhandled lookup) is reported once, as itself.
+        if self.expr(e, None).ty != Ty::Error {
+            self.cx.report(
+                Diagnostic::error(E0340, self.file, e.span, "`if let` takes a map lookup")
+                    .with_label("not `map.get(key)`")
+                    .with_help("write `if let v = m.get(key) { ... }`, or use a plain `if` with a bool condition"),
+            );
+        }
         None
     }
 
@@ -373,11 +387,11 @@ impl<'a> BodyCx<'a> {
                 }
             }
             ast::ExprKind::Field(base, field) => {
-                let base_place = self.place(base, for_write)?;
+                let base_place = self.projection_base(base, for_write, Some(field))?;
                 return self.project_field(base_place, field, e.span, for_write);
             }
             ast::ExprKind::Index(base, index) => {
-                let mut base_place = self.place(base, for_write)?;
+                let mut base_place = self.projection_base(base, for_write, None)?;
                 let Ty::Array(elem, n) = base_place.ty.clone() else {
                     if base_place.ty != Ty::Error {
                         let name = self.cx.program.ty_name(&base_place.ty);
@@ -417,6 +431,56 @@ impl<'a> BodyCx<'a> {
             }
         };
         Some(place)
+    }
+
+    /// The place a field access (`field` given) or an index reads or writes through.
+    ///
+    /// A base that is not a place (a map lookup, a call, an operator, a literal, a constant)
+    /// is checked as a value first, so the mistake it holds is reported once (E0340 for an
+    /// unhandled `m.get(k)`), and otherwise refused: only places have fields and elements.
+    /// Never returns `None` without a diagnostic: a projection of nothing would otherwise
+    /// compile to a constant.
+    pub(super) fn projection_base(&mut self, base: &ast::Expr, for_write: bool, field: Option<&ast::Ident>) -> Option<Place> {
+        let is_place = match &base.kind {
+            ast::ExprKind::Field(..) | ast::ExprKind::Index(..) | ast::ExprKind::Error => true,
+            ast::ExprKind::Path(p) => {
+                (p.is_simple() && self.lookup_local(&p.name.name).is_some())
+                    || !matches!(self.peek_value(p), Some(Value::Const(_) | Value::Func(_)))
+            }
+            _ => false,
+        };
+        if is_place {
+            return self.place(base, for_write);
+        }
+        let v = self.expr(base, None);
+        if v.ty == Ty::Error {
+            return None;
+        }
+        let name = self.cx.program.ty_name(&v.ty);
+        let d = match (&v.ty, field) {
+            (Ty::Struct(_) | Ty::Array(..), _) => {
+                let what = if field.is_some() { "a field" } else { "an element" };
+                Diagnostic::error(E0209, self.file, base.span, format!("{what} of a temporary `{name}` value"))
+                    .with_label("a value, not a place")
+                    .with_note("fields and elements are read from places: locals, parameters and state")
+                    .with_help("store the value in a local first: `let v = ...;`")
+            }
+            (_, Some(f)) => Diagnostic::error(E0205, self.file, f.span, format!("`{name}` has no fields"))
+                .with_label(format!("no field `{}`", f.name)),
+            (_, None) => Diagnostic::error(E0209, self.file, base.span, format!("`{name}` cannot be indexed"))
+                .with_label("not an array"),
+        };
+        self.cx.report(d);
+        None
+    }
+
+    /// What `p` names, without reporting or recording anything (`None` if unknown).
+    fn peek_value(&self, p: &ast::Path) -> Option<Value> {
+        let module = match &p.module {
+            None => self.module,
+            Some(m) => *self.cx.modules[self.module].imports.get(&m.name)?,
+        };
+        self.cx.modules[module].values.get(&p.name.name).copied()
     }
 
     pub(super) fn project_field(&mut self, mut base: Place, field: &ast::Ident, span: Span, for_write: bool) -> Option<Place> {

@@ -301,6 +301,13 @@ impl BodyCx<'_> {
                         }
                         let i = *i;
                         if let ExprKind::Const(v) = x.kind {
+                            if op == UnOp::Neg && !i.contains(-v) {
+                                return self.err(
+                                    Diagnostic::error(E0218, self.file, e.span, format!("`-({v})` overflows `{i}`"))
+                                        .with_label(format!("`{i}` holds {}..={}", i.min(), i.max()))
+                                        .with_note("constant arithmetic is exact: a constant that does not fit its type is an error, not a wrapped value"),
+                                );
+                            }
                             let r = if op == UnOp::Neg { -v } else { !v };
                             return Expr { kind: ExprKind::Const(wrap(r, i)), ty: x.ty, loc: l };
                         }
@@ -353,6 +360,10 @@ impl BodyCx<'_> {
             // so it gives the right side no type to follow.
             let hint = if matches!(op, BinOp::Shl | BinOp::Shr) {
                 None
+            } else if x.ty == Ty::Error {
+                // A left side in error says nothing of the type: the right side is checked
+                // at the type the context gives, as it would be without the mistake.
+                arith_expected.cloned()
             } else if matches!(x.kind, ExprKind::Const(_)) && !literal(b) {
                 arith_expected.cloned()
             } else {
@@ -420,10 +431,39 @@ impl BodyCx<'_> {
     }
 
     /// Builds `x op y`, folding it when both sides are constants.
+    ///
+    /// Folding is exact: `+`, `-`, `*`, `<<` and `/` are computed on 128-bit integers (which
+    /// hold every product of two 64-bit values), and a result outside the operand type is
+    /// refused with E0218 at the operation, never wrapped: `200 + 100` is not 44 at `u8`.
+    /// (At run time the same operations wrap, as `docs/language.md` says; a constant has no
+    /// run time.) The bitwise operators cannot leave the type.
     pub(super) fn fold(&mut self, op: BinOp, x: Expr, y: Expr, operand: Ty, result: Ty, l: Loc) -> Expr {
         if let (ExprKind::Const(p), ExprKind::Const(q)) = (&x.kind, &y.kind) {
             let (p, q) = (*p, *q);
             let int = operand.as_int().unwrap_or(IntTy::U64);
+            let exact = match op {
+                BinOp::Add => p.checked_add(q),
+                BinOp::Sub => p.checked_sub(q),
+                BinOp::Mul => p.checked_mul(q),
+                BinOp::Div if q != 0 => p.checked_div(q),
+                // Shift counts are checked against the width before folding (0..bits).
+                BinOp::Shl if (0..128).contains(&q) && q < i128::from(int.bits) => p.checked_mul(1i128 << q),
+                _ => Some(0),
+            };
+            if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Shl) && operand.as_int().is_some() {
+                match exact {
+                    Some(v) if int.contains(v) => {}
+                    _ => {
+                        let wide = exact.map_or_else(|| "a value beyond 128 bits".to_string(), |v| v.to_string());
+                        return self.err(
+                            Diagnostic::error(E0218, self.file, l.span, format!("`{p} {} {q}` overflows `{int}`", op.symbol()))
+                                .with_label(format!("the result is {wide}; `{int}` holds {}..={}", int.min(), int.max()))
+                                .with_note("constant arithmetic is exact: a constant that does not fit its type is an error, not a wrapped value")
+                                .with_help("use a wider type, or write the value you mean"),
+                        );
+                    }
+                }
+            }
             let v = match op {
                 BinOp::Add => Some(wrap(p + q, int)),
                 BinOp::Sub => Some(wrap(p - q, int)),
@@ -553,8 +593,9 @@ impl BodyCx<'_> {
                         out.push(Arg::Place(p));
                     }
                     None => {
-                        if !matches!(a.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) {
-                            let _ = self.expr(a, None);
+                        // An argument that is not a place is checked as a value; its own
+                        // mistake (an unhandled `m.get(k)`: E0340) is the one reported.
+                        if !matches!(a.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) && self.expr(a, None).ty != Ty::Error {
                             self.cx.report(
                                 Diagnostic::error(E0217, self.file, a.span, format!("`inout {pname}` needs a place"))
                                     .with_label("a value, not a place")
@@ -620,8 +661,9 @@ impl BodyCx<'_> {
                         out.push(Arg::Place(p));
                     }
                     None => {
-                        if !matches!(a.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) {
-                            let _ = self.expr(a, None);
+                        // An argument that is not a place is checked as a value; its own
+                        // mistake (an unhandled `m.get(k)`: E0340) is the one reported.
+                        if !matches!(a.kind, ast::ExprKind::Path(_) | ast::ExprKind::Field(..) | ast::ExprKind::Index(..)) && self.expr(a, None).ty != Ty::Error {
                             self.cx.report(
                                 Diagnostic::error(E0217, self.file, a.span, format!("`{}` needs a place to update", def.name))
                                     .with_label("a value, not a place")

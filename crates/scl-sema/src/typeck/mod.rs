@@ -30,8 +30,10 @@ use scl_syntax::validate::did_you_mean;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-/// The largest array length SCL accepts (anything larger could not live anywhere anyway).
-const MAX_ARRAY_LEN: i128 = 1 << 16;
+/// The largest array length: the length type's (BTF's `nelems` is a `u32`). What an array
+/// may hold is the kernel's business and checked where the array lives: state values by
+/// E0343 (4 MiB, 32 KiB per CPU), locals by the stack (E0342).
+const MAX_ARRAY_LEN: i128 = u32::MAX as i128;
 
 /// Checks every module and the policy of the main module.
 pub(crate) fn check_program(cx: &mut Checker) {
@@ -343,7 +345,8 @@ pub(crate) fn resolve_type(cx: &mut Checker, m: usize, t: &ast::Type) -> Ty {
                 Some(n) => {
                     cx.report(
                         Diagnostic::error(E0218, file, len.span, format!("array length {n} is out of range"))
-                            .with_label(format!("must be between 1 and {MAX_ARRAY_LEN}")),
+                            .with_label(format!("must be between 1 and {MAX_ARRAY_LEN}"))
+                            .with_note("an array has at least one element"),
                     );
                     Ty::Error
                 }
@@ -700,8 +703,12 @@ fn check_policy(cx: &mut Checker, sigs: &HashMap<FuncId, Sig>) {
         }
         let (locals, facts) = (std::mem::take(&mut b.locals), std::mem::take(&mut b.facts));
         if let Some(def) = def {
-            let atomic = kinds.iter().any(|k| targets.iter().any(|t| def.on_target(*t) && def.is_atomic(*k, *t)))
-                || kinds.is_empty();
+            // The context on the targets the hook fires on; a hook that fires on none of
+            // the targets checked for (`acquired` with `--target stock`) still has the
+            // context those targets give (on stock every program is a tracepoint: atomic).
+            let fires: Vec<Target> = targets.iter().copied().filter(|t| def.on_target(*t)).collect();
+            let context = if fires.is_empty() { &targets } else { &fires };
+            let atomic = kinds.iter().any(|k| context.iter().any(|t| def.is_atomic(*k, *t))) || kinds.is_empty();
             cx.bodies.insert(BodyId::Hook(hooks.len()), facts);
             hooks.push(HookImpl { def, params, body: Body { locals, block }, atomic, loc: loc(file, h.name.span) });
         }
@@ -770,7 +777,7 @@ fn check_value_size(cx: &mut Checker, file: FileId, s: &ast::StateDecl, ty: &Ty,
     let size = cx.program.layout(ty).size;
     if size.div_ceil(8).saturating_mul(8) > limit {
         let name = cx.program.ty_name(ty);
-        let shown = if size == u32::MAX { "over 4 GiB".to_string() } else { format!("{size} bytes") };
+        let shown = if size == u32::MAX { "4 GiB or more".to_string() } else { format!("{size} bytes") };
         cx.report(
             Diagnostic::error(E0343, file, s.ty.span, format!("`{}` is too large for {what}: `{name}` is {shown}", s.name.name))
                 .with_label(format!("the kernel creates values of at most {limit} bytes here"))

@@ -1,0 +1,218 @@
+//! Policies changing real kernel locks: each behaviour-changing example, loaded by `sclc`
+//! into a throwaway qemu guest running Debian's Linux 6.1 with the lock-hook module
+//! (`kernel/`), on a storm of kernel threads, beside the same storm with no policy.
+//! `tests/kernel-reality/run.sh` does the guest; this file says what each policy must do.
+//!
+//! The guest runs under TCG (software emulation): its behaviour is faithful, its timing is
+//! not, so every assertion is about decisions, counts and ratios, never nanoseconds.
+//! Needs root, qemu-system-x86, busybox-static, cpio and linux-headers-amd64 (`.ci/run`
+//! installs them); without root it is skipped with a loud line, like every kernel test.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// One guest run: a policy on a lock kind, with the harness's options.
+struct Case {
+    policy: &'static str,
+    lock: &'static str,
+    args: &'static [&'static str],
+    /// What the policy must do there, beyond the checks every case gets.
+    expect: fn(&Report),
+}
+
+/// The harness's JSON, with the three runs by name.
+struct Report {
+    json: Value,
+}
+
+impl Report {
+    fn policy(&self) -> &Value {
+        &self.json["runs"][0]
+    }
+    fn baseline(&self) -> &Value {
+        &self.json["runs"][1]
+    }
+    fn after(&self) -> &Value {
+        &self.json["after_unload"]
+    }
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+fn to_shuffler_node(run: &Value) -> f64 {
+    f(&run["reorder_decisions"]["to_shuffler_node_ratio"])
+}
+
+/// NUMA grouping: the shuffler's node gets the next turn in nearly every mixed round.
+fn numa_groups(r: &Report) {
+    let (p, b) = (to_shuffler_node(r.policy()), to_shuffler_node(r.baseline()));
+    assert!(u(&r.policy()["reorder_decisions"]["mixed"]) >= 50, "too few mixed rounds to judge");
+    assert!(p >= 0.95, "numa_grouping gave {p} of the mixed rounds to the shuffler's node");
+    assert!(b <= p - 0.15, "FIFO gave {b}, numa_grouping {p}: not 0.15 apart");
+    assert!(f(&r.policy()["local_handoff_ratio"]) > f(&r.baseline()["local_handoff_ratio"]), "hand-offs did not get more local");
+    assert!(u(&r.policy()["hook_calls"]["should_reorder"]) > 0);
+}
+
+/// With a batch of one, skip_reorder is always true: the order stays FIFO's.
+fn numa_batch_of_one(r: &Report) {
+    let p = to_shuffler_node(r.policy());
+    assert!(p <= 0.80, "max_batch=1 still gave {p} of the mixed rounds to the shuffler's node");
+    assert_eq!(u(&r.policy()["hook_calls"]["should_reorder"]), 0, "every round is skipped");
+    assert!(u(&r.policy()["hook_calls"]["skip_reorder"]) > 0);
+}
+
+/// Application-informed priority: the threads the application marked wait less.
+fn marked_threads_go_first(r: &Report) {
+    let w = &r.policy()["wait_ns"];
+    let (marked, unmarked) = (u(&w["marked"]["p99"]), u(&w["unmarked"]["p99"]));
+    assert!(marked < unmarked, "marked threads' p99 wait {marked} is not below the others' {unmarked}: {w}");
+    assert!(u(&w["marked"]["p50"]) < u(&w["unmarked"]["p50"]), "marked threads' median wait is not below the others': {w}");
+    assert!(u(&r.policy()["module"]["moved"]) > 0, "no waiter was moved");
+}
+
+/// BRAVO: readers the policy admits skip the count; writers still exclude them.
+fn readers_bypass(r: &Report) {
+    let b = &r.policy()["bypass"];
+    assert!(u(&b["bypassed"]) > 0, "no reader bypassed: {b}");
+    assert_eq!(u(&b["bypassed"]) + u(&b["refused"]), u(&b["admitted"]), "every admitted reader bypasses unless a writer is inside: {b}");
+    assert_eq!(u(&b["released"]), u(&b["bypassed"]), "every bypassing reader left through the bypass: {b}");
+    assert_eq!(u(&b["disagreed"]), 0, "the policy's bypass_release agreed with the module's record: {b}");
+    assert_eq!(u(&r.baseline()["bypass"]["admitted"]), 0);
+    assert!(u(&r.policy()["reads"]) > 0 && u(&r.policy()["acquisitions"]) > u(&r.policy()["reads"]), "readers and writers both ran");
+}
+
+/// AMP: little CPUs back off and are moved behind big ones, so they get fewer turns.
+fn little_cores_back_off(r: &Report) {
+    let share = |run: &Value| {
+        let w = &run["wait_ns"];
+        f(&w["little"]["count"]) / (f(&w["little"]["count"]) + f(&w["big"]["count"]))
+    };
+    let (p, b) = (share(r.policy()), share(r.baseline()));
+    assert!(p < b, "little CPUs' share of acquisitions {p} is not below FIFO's {b}");
+    // Little CPUs' few acquisitions are often uncontended, so their median says little;
+    // the tail is where the back-off and the reordering show.
+    let w = &r.policy()["wait_ns"];
+    assert!(u(&w["big"]["p99"]) < u(&w["little"]["p99"]), "big CPUs do not wait less: {w}");
+}
+
+/// lockstat: its counts come from the real acquisitions of the storm's lock.
+fn lockstat_counts_real_acquisitions(r: &Report) {
+    let m = &r.policy()["module"];
+    let entries = r.json["map"].as_array().expect("the stats map was dumped");
+    assert_eq!(entries.len(), 1, "one lock, one entry: {entries:?}");
+    let s = &entries[0]["value"];
+    assert_eq!(u(&s["acquisitions"]), u(&m["acquisitions"]), "{s} vs {m}");
+    assert_eq!(u(&s["contentions"]), u(&m["contended"]), "{s} vs {m}");
+    assert!(u(&s["hold_total_ns"]) > 0 && u(&s["hold_max_ns"]) > 0 && u(&s["wait_total_ns"]) > 0, "{s}");
+    assert!(u(&s["hold_max_ns"]) <= u(&s["hold_total_ns"]), "{s}");
+}
+
+/// SCL fairness: it runs on every acquisition and release of the lock.
+fn fairness_runs(r: &Report) {
+    let calls = &r.policy()["hook_calls"];
+    let acq = u(&r.policy()["module"]["acquisitions"]);
+    assert_eq!(u(&calls["acquired"]), acq, "{calls}");
+    assert_eq!(u(&calls["released"]), acq, "{calls}");
+}
+
+const CASES: &[Case] = &[
+    Case { policy: "examples/numa_grouping.scl", lock: "mutex", args: &[], expect: numa_groups },
+    Case { policy: "examples/numa_grouping.scl", lock: "spinlock", args: &[], expect: numa_groups },
+    Case { policy: "examples/numa_grouping.scl", lock: "mutex", args: &["--set", "max_batch=1"], expect: numa_batch_of_one },
+    Case { policy: "examples/app_priority.scl", lock: "mutex", args: &["--mark", "latency_critical", "--set", "max_wait_ns=1s"], expect: marked_threads_go_first },
+    Case { policy: "examples/bravo.scl", lock: "rwsem", args: &[], expect: readers_bypass },
+    Case {
+        policy: "examples/amp.scl",
+        lock: "mutex",
+        args: &["--set", "first_little_cpu=2", "--set", "max_wait_ns=1s", "--little-from", "2"],
+        expect: little_cores_back_off,
+    },
+    Case { policy: "examples/lockstat.scl", lock: "mutex", args: &["--dump", "stats"], expect: lockstat_counts_real_acquisitions },
+    Case { policy: "examples/scl_fairness.scl", lock: "mutex", args: &[], expect: fairness_runs },
+];
+
+/// What every case must show: the module changed nothing it must not, and left nothing.
+fn common(r: &Report) {
+    let c = &r.json["checks"];
+    assert_eq!(c["guest_log_clean"], true, "the guest kernel complained:\n{}", c["splats"]);
+    for run in [r.policy(), r.baseline(), r.after()] {
+        assert_eq!(u(&run["exclusion_violations"]), 0, "{} broke mutual exclusion", run["policy"]);
+        assert!(u(&run["acquisitions"]) > 0, "{} made no progress", run["policy"]);
+    }
+    assert_eq!(r.baseline()["policy"], "baseline (FIFO)");
+    assert_eq!(r.policy()["active_policy"], r.json["policy"], "the module ran the policy during its run");
+    assert_eq!(r.baseline()["active_policy"], "");
+    assert!(u(&r.policy()["module"]["acquisitions"]) > 0, "the module saw the policy's lock");
+    // sclc ls said the kernel ran it.
+    let ls = r.json["sclc_ls"].as_array().expect("sclc ls JSON");
+    let me = ls.iter().find(|p| p["name"] == r.json["policy"]).expect("ls lists the policy");
+    assert_eq!(me["kernel"]["active"], true, "{me}");
+    // Unload restored the kernel's own code: no policy, no governed lock, no hook ran.
+    assert_eq!(c["unloaded_policy"], "-");
+    assert_eq!(c["unloaded_locks"], 0);
+    assert_eq!(r.after()["governed"], false);
+    assert!(r.after()["hook_calls"].as_object().expect("hook calls").values().all(|n| n == 0), "{}", r.after()["hook_calls"]);
+    // The module refused what it must refuse, and went away cleanly.
+    assert_eq!(c["sleepable_refused"], true, "{}", c["sleepable_error"]);
+    assert!(c["sleepable_error"].as_str().unwrap_or("").contains("sleepable"), "{}", c["sleepable_error"]);
+    assert_eq!(c["module_removed"], true);
+}
+
+#[test]
+fn behaviour_changing_policies_change_real_kernel_locks_in_a_guest() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        eprintln!("SKIPPED (kernel reality): not root; the guest suite needs root to fetch the kernel image and build modules");
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut failures = Vec::new();
+    for case in CASES {
+        let what = format!("{} on a {} {}", case.policy, case.lock, case.args.join(" "));
+        let out = Command::new("bash")
+            .current_dir(&repo)
+            .arg("tests/kernel-reality/run.sh")
+            .arg(case.policy)
+            .args(["--lock", case.lock, "--format", "json", "--duration", "1000"])
+            .args(case.args)
+            .env("SCLC", env!("CARGO_BIN_EXE_sclc"))
+            .output()
+            .expect("bash runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let json: Value = match serde_json::from_str(&stdout) {
+            Ok(j) => j,
+            Err(e) => {
+                failures.push(format!("{what}: no report ({e}); exit {:?}\n{stderr}{stdout}", out.status.code()));
+                continue;
+            }
+        };
+        let report = Report { json };
+        let checked = std::panic::catch_unwind(|| {
+            common(&report);
+            (case.expect)(&report);
+        });
+        match checked {
+            Ok(()) => eprintln!("ok: {what}"),
+            Err(e) => {
+                let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                failures.push(format!("{what}: {msg}\n{stdout}"));
+            }
+        }
+        if !out.status.success() && failures.last().map_or(true, |f| !f.starts_with(&what)) {
+            failures.push(format!("{what}: the harness exited {:?}\n{stderr}", out.status.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} guest cases failed:\n\n{}", failures.len(), CASES.len(), failures.join("\n\n"));
+}
+
+extern "C" {
+    fn geteuid() -> u32;
+}

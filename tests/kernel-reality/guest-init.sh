@@ -1,0 +1,101 @@
+#!/bin/busybox sh
+# /init of the throwaway guest of tests/kernel-reality/run.sh. It runs one policy on a
+# storm of kernel threads and writes its findings, one tagged line each, to the second
+# serial port (/dev/ttyS1), which the host reads after the guest powers off:
+#   SCL-RUN {json}      one storm run (baseline, policy, after unload)
+#   SCL-LS {json}       `sclc ls --format json` while the policy ran
+#   SCL-MAP {json}      `sclc map NAME dump MAP --format json` after the policy's run
+#   SCL-CHECK key value a check of the module's behaviour
+#   SCL-FAIL message    the scenario could not go on
+#   SCL-DONE            the scenario ended
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t bpf bpf /sys/fs/bpf
+. /scl/config
+OUT=/dev/ttyS1
+say() { echo "$*" > $OUT; }
+finish() {
+	say "SCL-DONE"
+	dmesg > /tmp/dmesg
+	while read -r l; do say "SCL-DMESG $l"; done < /tmp/dmesg
+	sync
+	poweroff -f
+}
+fail() { say "SCL-FAIL $*"; finish; }
+storm() {	# LABEL [EXTRA...]: one run, fields separated by tabs
+	line="$1	$DURATION_MS"
+	shift
+	for x in "$@"; do line="$line	$x"; done
+	printf '%s\n' "$line" > /sys/kernel/scl_storm/run || fail "storm run '$line' failed"
+	say "SCL-RUN $(cat /sys/kernel/scl_storm/result)"
+}
+
+insmod /scl/scl_hooks.ko || fail "insmod scl_hooks.ko: $(dmesg | grep scl_hooks | tail -3)"
+insmod /scl/scl_storm.ko kind="$KIND" || fail "insmod scl_storm.ko"
+addr=$(cat /sys/kernel/scl_storm/lock)
+
+# Thread classes, the same in every run: with --mark, half the threads are marked, in a
+# checkerboard over CPUs and rounds (thread i runs on CPU i % ncpu), so that each CPU that
+# has two threads has one of each and both nodes have marked threads; with --little-from,
+# CPUs from there up are little.
+ncpu=$(grep -c '^processor' /proc/cpuinfo)
+marked=""
+i=0
+while read -r tid cpu node; do
+	[ $(((i % ncpu + i / ncpu) % 2)) -eq 0 ] && marked="${marked:+$marked,}$tid"
+	i=$((i + 1))
+done < /sys/kernel/scl_storm/threads
+classes=""
+[ -n "$MARK_MAP" ] && classes="marked=$marked"
+[ -n "$LITTLE_FROM" ] && classes="$classes${classes:+	}little_from=$LITTLE_FROM"
+
+# The baseline: the same patched lock, governed, with no policy (FIFO hand-off).
+echo "+$addr" > /sys/kernel/scl_hooks/locks || fail "cannot govern $addr: $(cat /sys/kernel/scl_hooks/error)"
+storm "baseline (FIFO)" $classes
+echo clear > /sys/kernel/scl_hooks/locks
+
+# The policy, loaded as a user would, governing the storm's lock by its symbol.
+/bin/sclc load --target syncord /scl/policy.scl --pin "$NAME" --lock "storm_$KIND" $SETS --color never > /tmp/load 2>&1 \
+	|| fail "sclc load: $(tr '\n' ' ' < /tmp/load)"
+# The application-informed part, as an application would do it: mark threads in a map.
+if [ -n "$MARK_MAP" ]; then
+	for tid in $(echo "$marked" | tr ',' ' '); do
+		/bin/sclc map "$NAME" set "$MARK_MAP" "$tid" 1 > /dev/null || fail "sclc map set $MARK_MAP $tid"
+	done
+fi
+storm "$NAME" $classes
+say "SCL-LS $(/bin/sclc ls --format json)"
+[ -n "$DUMP_MAP" ] && say "SCL-MAP $(/bin/sclc map "$NAME" dump "$DUMP_MAP" --format json)"
+/bin/sclc unload "$NAME" > /dev/null || fail "sclc unload"
+active=$(cat /sys/kernel/scl_hooks/policy)
+say "SCL-CHECK unloaded_policy ${active:--}"
+say "SCL-CHECK unloaded_locks $(cat /sys/kernel/scl_hooks/locks | wc -l)"
+storm "after unload" $classes
+
+# Programs the module must refuse: loaded sleepable (sim objects keep libbpf's default).
+if /bin/sclc load --target sim /scl/policy.scl --pin sleepy $SETS > /dev/null 2>&1; then
+	if echo "sleepy spinlock,mutex,rwsem" > /sys/kernel/scl_hooks/policy 2> /dev/null; then
+		say "SCL-CHECK sleepable_refused no"
+		echo - > /sys/kernel/scl_hooks/policy
+	else
+		say "SCL-CHECK sleepable_refused yes $(cat /sys/kernel/scl_hooks/error)"
+	fi
+	/bin/sclc unload sleepy > /dev/null
+fi
+
+# Removing the module leaves nothing behind.
+rmmod scl_storm || fail "rmmod scl_storm"
+if rmmod scl_hooks 2> /tmp/rmmod; then
+	if [ -e /sys/kernel/scl_hooks ] || grep -q '^scl_hooks ' /proc/modules; then
+		say "SCL-CHECK module_removed no: still there: $(ls /sys/kernel/scl_hooks 2>&1 | tr '\n' ' ') $(grep scl_hooks /proc/modules)"
+	else
+		say "SCL-CHECK module_removed yes"
+	fi
+else
+	say "SCL-CHECK module_removed no: $(cat /tmp/rmmod) $(grep scl_hooks /proc/modules) policy=$(cat /sys/kernel/scl_hooks/policy) locks=$(cat /sys/kernel/scl_hooks/locks)"
+fi
+finish

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Tries a lock policy on a real kernel without risking your machine: boots a throwaway
+# qemu guest with Debian's kernel, loads kernel/'s lock-hook module and the policy, runs a
+# storm of kernel threads on a module-owned lock with no policy (the baseline) and with
+# the policy, and prints the metrics side by side.
+#
+#   tests/kernel-reality/run.sh POLICY.scl [--lock mutex|spinlock|rwsem] [--set NAME=VALUE]...
+#       [--format table|json] [--mark MAP] [--little-from CPU] [--dump MAP] [--duration MS]
+#
+#   --lock         the kind of lock the storm hammers (default: mutex)
+#   --set          a config value of the policy (repeatable)
+#   --mark MAP     mark half the storm threads in MAP (tid -> 1), e.g. latency_critical
+#   --little-from  report CPUs from this one up as little cores (policies such as amp)
+#   --dump MAP     include the policy's map MAP as it was after its run (JSON only)
+#   --duration     milliseconds per storm run (default 1500)
+#
+# Needs root, qemu-system-x86, busybox-static, cpio and Debian's linux-headers-amd64 (its
+# kernel image is fetched and cached by version under $SCL_GUEST_CACHE, default
+# /var/cache/sclc-guest). $SCLC names the sclc binary (default: target/release/sclc, built
+# if missing). The guest runs under TCG: its behaviour is faithful, its timing is not, so
+# compare decisions and ratios, never nanoseconds.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+die() { echo "run.sh: error: $*" >&2; exit 2; }
+
+policy="" kind=mutex format=table mark="" little="" dump="" duration=1500 sets=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--lock) kind=${2:?}; shift 2 ;;
+	--set) sets+=("--set" "${2:?}"); shift 2 ;;
+	--format) format=${2:?}; shift 2 ;;
+	--mark) mark=${2:?}; shift 2 ;;
+	--little-from) little=${2:?}; shift 2 ;;
+	--dump) dump=${2:?}; shift 2 ;;
+	--duration) duration=${2:?}; shift 2 ;;
+	-h|--help) usage ;;
+	-*) echo "run.sh: unknown option $1" >&2; usage ;;
+	*) [ -z "$policy" ] || usage; policy=$1; shift ;;
+	esac
+done
+[ -n "$policy" ] || usage
+[ -f "$policy" ] || die "no policy file $policy"
+case "$kind" in mutex|spinlock|rwsem) ;; *) die "--lock is mutex, spinlock or rwsem, not $kind" ;; esac
+case "$format" in table|json) ;; *) die "--format is table or json" ;; esac
+case "$duration" in ''|*[!0-9]*) die "--duration is milliseconds" ;; esac
+[ "$(id -u)" = 0 ] || die "run as root (the guest's kernel image is cached under /var/cache)"
+for tool in qemu-system-x86_64 cpio gzip busybox make; do
+	command -v "$tool" > /dev/null || die "$tool is missing: apt-get install -y qemu-system-x86 busybox-static cpio make"
+done
+name=$(basename "$policy" .scl | tr -c 'A-Za-z0-9_.\n-' '_')
+
+# The kernel: the version linux-image-amd64 stands for, its image cached by version.
+kver=$(dpkg-query -W -f='${Depends}' linux-headers-amd64 2> /dev/null | grep -o 'linux-headers-[0-9][^ ,]*' | head -1 | sed 's/^linux-headers-//')
+[ -n "$kver" ] || die "linux-headers-amd64 is not installed: apt-get install -y linux-headers-amd64"
+kdir=/usr/src/linux-headers-$kver
+[ -d "$kdir" ] || die "$kdir is missing: apt-get install -y linux-headers-$kver"
+cache=${SCL_GUEST_CACHE:-/var/cache/sclc-guest}/$kver
+if [ ! -s "$cache/vmlinux" ]; then
+	mkdir -p "$cache"
+	tmp=$(mktemp -d)
+	if [ -f "/boot/vmlinuz-$kver" ]; then
+		cp "/boot/vmlinuz-$kver" "$tmp/vmlinuz"
+	else
+		(cd "$tmp" && apt-get download "linux-image-$kver" > /dev/null) || die "cannot fetch linux-image-$kver (apt-get update first?)"
+		dpkg-deb --fsys-tarfile "$tmp"/linux-image-*.deb | tar -x -C "$tmp" "./boot/vmlinuz-$kver"
+		mv "$tmp/boot/vmlinuz-$kver" "$tmp/vmlinuz"
+	fi
+	# The uncompressed kernel boots through its PVH entry, twice as fast as the bzImage.
+	off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$tmp/vmlinuz" | head -1 | cut -d: -f1)
+	[ -n "$off" ] || die "no xz payload in the kernel image of $kver"
+	tail -c +$((off + 1)) "$tmp/vmlinuz" | xz -dc > "$tmp/vmlinux" 2> /dev/null || true
+	[ -s "$tmp/vmlinux" ] || die "cannot decompress the kernel image of $kver"
+	mv "$tmp/vmlinux" "$cache/vmlinux"
+	rm -rf "$tmp"
+fi
+
+sclc=${SCLC:-$repo/target/release/sclc}
+if [ ! -x "$sclc" ]; then
+	(cd "$repo" && cargo build --release -p sclc >&2) || die "cannot build sclc"
+fi
+
+work=$(mktemp -d /tmp/scl-guest.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# The modules, built out of tree against the guest kernel's headers.
+cp -r "$repo/kernel" "$work/kernel"
+cp -r "$here/storm" "$work/storm"
+make -s -C "$work/kernel" KDIR="$kdir" > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; die "kernel/ does not build against $kver"; }
+make -s -C "$work/storm" KDIR="$kdir" SCL_KERNEL_DIR="$work/kernel" > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; die "the storm module does not build"; }
+
+# The initramfs: busybox, sclc with its libraries, the modules, the policy, the scenario.
+root=$work/root
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,scl}
+cp "$(command -v busybox)" "$root/bin/busybox"
+objcopy --strip-debug "$sclc" "$root/bin/sclc" 2> /dev/null || cp "$sclc" "$root/bin/sclc"
+for lib in $(ldd "$sclc" | grep -o '/[^ ]*'); do
+	mkdir -p "$root$(dirname "$lib")"
+	cp -L "$lib" "$root$lib"
+done
+cp "$here/guest-init.sh" "$root/init"
+cp "$work/kernel/scl_hooks.ko" "$work/storm/scl_storm.ko" "$root/scl/"
+cp "$policy" "$root/scl/policy.scl"
+{
+	printf 'NAME=%q\nKIND=%q\nDURATION_MS=%q\nMARK_MAP=%q\nLITTLE_FROM=%q\nDUMP_MAP=%q\n' "$name" "$kind" "$duration" "$mark" "$little" "$dump"
+	printf 'SETS=%q\n' "${sets[*]:-}"
+} > "$root/scl/config"
+(cd "$root" && find . | cpio -o -H newc 2> /dev/null | gzip -1) > "$work/initrd.gz"
+
+# 4 vCPUs on 2 sockets, one NUMA node each. Without the hypervisor CPUID bit the kernel
+# keeps the queued spinlock (with it, virt_spin_lock turns contended spinlocks into
+# test-and-set) and the MCS queue forms.
+timeout ${SCL_GUEST_TIMEOUT:-300} qemu-system-x86_64 \
+	-accel tcg,thread=multi -cpu max,-hypervisor -m 1G \
+	-smp 4,sockets=2,cores=2 \
+	-object memory-backend-ram,id=m0,size=512M -numa node,nodeid=0,cpus=0-1,memdev=m0 \
+	-object memory-backend-ram,id=m1,size=512M -numa node,nodeid=1,cpus=2-3,memdev=m1 \
+	-kernel "$cache/vmlinux" -initrd "$work/initrd.gz" \
+	-append "console=ttyS0 loglevel=4 panic=-1 nokaslr" \
+	-display none -monitor none -nic none -no-reboot \
+	-serial "file:$work/console.log" -serial "file:$work/out.log" \
+	> "$work/qemu.log" 2>&1 || true
+# The serial line turns each newline into CR LF.
+touch "$work/out.log"
+out=$work/out.txt
+tr -d '\r' < "$work/out.log" > "$out"
+
+grep -q '^SCL-DONE' "$out" || {
+	tail -40 "$work/console.log" >&2
+	die "the guest did not finish the scenario$(grep '^SCL-FAIL' "$out" | sed 's/^SCL-FAIL/:/' | head -1)"
+}
+if grep -q '^SCL-FAIL' "$out"; then
+	grep '^SCL-FAIL' "$out" >&2
+	die "the scenario failed in the guest"
+fi
+# Any warning, bug or splat of the guest kernel fails the run.
+splats=$(grep -hE 'WARNING:|BUG:|Oops|general protection|lockdep|possible recursive locking|INFO: task .* blocked|soft lockup|Call Trace' \
+	"$work/console.log" <(grep '^SCL-DMESG' "$out") || true)
+clean=true
+[ -z "$splats" ] || clean=false
+
+runs=$(grep '^SCL-RUN ' "$out" | sed 's/^SCL-RUN //' || true)
+baseline=$(sed -n 1p <<< "$runs")
+with_policy=$(sed -n 2p <<< "$runs")
+after=$(sed -n 3p <<< "$runs")
+ls_json=$({ grep '^SCL-LS ' "$out" || true; } | sed 's/^SCL-LS //' | head -1)
+map_json=$({ grep '^SCL-MAP ' "$out" || true; } | sed 's/^SCL-MAP //' | head -1)
+check() { { grep "^SCL-CHECK $1 " "$out" || true; } | head -1 | cut -d' ' -f3; }
+check_line() { { grep "^SCL-CHECK $1 " "$out" || true; } | head -1 | cut -d' ' -f4-; }
+json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\n\r\t')"; }
+
+if [ "$format" = json ]; then
+	printf '{"policy":%s,"file":%s,"lock":"%s","kernel":"%s","guest":{"cpus":4,"nodes":2,"accel":"tcg"},' \
+		"$(json_str "$name")" "$(json_str "$policy")" "$kind" "$kver"
+	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,"map":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}" "${map_json:-null}"
+	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s}}\n' \
+		"$clean" "$(json_str "$splats")" "$(json_str "$(check unloaded_policy)")" "${check_unloaded:-$(check unloaded_locks)}" \
+		"$([ "$(check sleepable_refused)" = yes ] && echo true || echo false)" "$(json_str "$(check_line sleepable_refused)")" \
+		"$([ "$(check module_removed)" = yes ] && echo true || echo false)" "$(json_str "$(check_line module_removed)")"
+else
+	num() { { grep -o "\"$2\":[0-9.a-z]*" <<< "$1" || true; } | head -1 | cut -d: -f2; }
+	obj() { { grep -o "\"$2\":{[^}]*}" <<< "$1" || true; } | head -1; }
+	pct() { { grep -o "\"$2\":{[^}]*}" <<< "$1" || true; } | head -1 | { grep -o "\"$3\":[0-9]*" || true; } | cut -d: -f2; }
+	row() {
+		printf '%-28s %16s %16s %16s\n' "$1" "$2" "$3" "$4"
+	}
+	echo "policy $name on a $kind, Linux $kver in a 4-CPU, 2-node guest (TCG: compare ratios, not times)"
+	row "" "$name" "baseline (FIFO)" "after unload"
+	for k in acquisitions handoffs local_handoff_ratio exclusion_violations; do
+		row "$k" "$(num "$with_policy" $k)" "$(num "$baseline" $k)" "$(num "$after" $k)"
+	done
+	for k in rounds mixed to_shuffler_node to_shuffler_node_ratio; do
+		row "reorder $k" "$(num "$with_policy" $k)" "$(num "$baseline" $k)" "$(num "$after" $k)"
+	done
+	for k in admitted bypassed refused released disagreed; do
+		row "bypass $k" "$(num "$(obj "$with_policy" bypass)" $k)" "$(num "$(obj "$baseline" bypass)" $k)" "$(num "$(obj "$after" bypass)" $k)"
+	done
+	for h in to_acquire contended acquired to_release released should_reorder skip_reorder bypass_acquire bypass_release; do
+		n=$(num "$(obj "$with_policy" hook_calls)" "$h")
+		[ "${n:-0}" = 0 ] || row "calls of $h" "$n" "-" "-"
+	done
+	for c in all marked unmarked big little node0 node1; do
+		p=$(pct "$with_policy" "$c" p50)
+		[ -n "$p" ] || continue
+		row "wait p50/p99 ns: $c" "$p/$(pct "$with_policy" "$c" p99)" "$(pct "$baseline" "$c" p50)/$(pct "$baseline" "$c" p99)" "$(pct "$after" "$c" p50)/$(pct "$after" "$c" p99)"
+	done
+	echo "guest log clean: $clean; unload restored the kernel's code: policy $(check unloaded_policy), $(check unloaded_locks) locks governed; sleepable programs refused: $(check sleepable_refused); module removed: $(check module_removed)"
+	[ -z "$splats" ] || printf 'guest kernel splats:\n%s\n' "$splats"
+fi
+$clean
