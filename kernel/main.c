@@ -294,7 +294,7 @@ static bool scl_valid_name(const char *s)
 	if (!*s || strlen(s) > SCL_NAME_MAX)
 		return false;
 	for (; *s; s++)
-		if (!isalnum(*s) && *s != '_' && *s != '-' && *s != '.')
+		if (!isalnum(*s) && *s != '_' && *s != '-')
 			return false;
 	return true;
 }

@@ -56,7 +56,7 @@ case "$duration" in ''|*[!0-9]*) die "--duration is milliseconds" ;; esac
 for tool in qemu-system-x86_64 cpio gzip busybox make; do
 	command -v "$tool" > /dev/null || die "$tool is missing: apt-get install -y qemu-system-x86 busybox-static cpio make"
 done
-name=$(basename "$policy" .scl | tr -c 'A-Za-z0-9_.\n-' '_')
+name=$(basename "$policy" .scl | tr -c 'A-Za-z0-9_\n-' '_')
 
 # The kernel: the version linux-image-amd64 stands for, its image cached by version.
 kver=$(dpkg-query -W -f='${Depends}' linux-headers-amd64 2> /dev/null | grep -o 'linux-headers-[0-9][^ ,]*' | head -1 | sed 's/^linux-headers-//')

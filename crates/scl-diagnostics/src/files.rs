@@ -17,7 +17,13 @@ pub struct SourceFile {
     /// The full text.
     pub text: String,
     line_starts: Vec<u32>,
+    /// Characters before each [`CHECKPOINT`]-byte block: a column is found by counting at
+    /// most one block, however long its line.
+    chars_before_block: Vec<u32>,
 }
+
+/// Bytes per block of [`SourceFile`]'s character index.
+const CHECKPOINT: usize = 4096;
 
 /// A 1-based line and column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,7 +42,21 @@ impl SourceFile {
         line_starts.extend(
             text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| (i + 1) as u32),
         );
-        SourceFile { name: name.into(), text, line_starts }
+        let mut chars_before_block = Vec::with_capacity(text.len() / CHECKPOINT + 1);
+        let mut chars = 0u32;
+        for block in text.as_bytes().chunks(CHECKPOINT) {
+            chars_before_block.push(chars);
+            chars += block.iter().filter(|&&b| b & 0xc0 != 0x80).count() as u32;
+        }
+        SourceFile { name: name.into(), text, line_starts, chars_before_block }
+    }
+
+    /// The number of characters before byte `offset` (a char boundary).
+    fn chars_before(&self, offset: usize) -> usize {
+        let block = offset / CHECKPOINT;
+        let base = self.chars_before_block.get(block).copied().unwrap_or(0) as usize;
+        let start = (block * CHECKPOINT).min(offset);
+        base + self.text.as_bytes()[start..offset].iter().filter(|&&b| b & 0xc0 != 0x80).count()
     }
 
     /// Byte offsets at which lines start; the first is 0.
@@ -60,7 +80,7 @@ impl SourceFile {
         }
         let line = self.line_index(offset as u32);
         let start = self.line_starts[line] as usize;
-        let column = self.text[start..offset].chars().count() + 1;
+        let column = self.chars_before(offset) - self.chars_before(start) + 1;
         LineCol { line: line as u32 + 1, column: column as u32 }
     }
 
@@ -117,6 +137,28 @@ impl Files {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The block index gives the same columns as counting from the line start, for text
+    /// with long lines and characters of every width across block boundaries.
+    #[test]
+    fn columns_from_the_block_index_match_counting() {
+        let pieces = ["a", "é", "€", "😀", "\n", "bcd", "\t"];
+        let mut x = 7u64;
+        let mut text = String::new();
+        while text.len() < 3 * CHECKPOINT + 100 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            // Mostly one long line, with a few line ends.
+            let i = (x >> 60) as usize % pieces.len();
+            text.push_str(if i == 4 && x % 16 != 0 { "a" } else { pieces[i] });
+        }
+        let f = SourceFile::new("t", text.clone());
+        for (offset, _) in text.char_indices().step_by(37) {
+            let line = f.line_index(offset as u32);
+            let start = f.line_starts()[line] as usize;
+            let expected = text[start..offset].chars().count() as u32 + 1;
+            assert_eq!(f.line_col(offset as u32).column, expected, "at {offset}");
+        }
+    }
 
     #[test]
     fn line_and_column_count_characters() {

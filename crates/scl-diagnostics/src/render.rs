@@ -16,7 +16,22 @@ pub enum Format {
     Json,
 }
 
-/// Writes every diagnostic in `format`.
+/// At most this many diagnostics are rendered by [`emit`] in the human and short formats;
+/// one line counts the rest. (A file of garbage can have one error per few bytes.)
+pub const MAX_SHOWN: usize = 500;
+
+/// A line longer than this many bytes is shown cropped around the label (the human format
+/// otherwise prints the whole line for every diagnostic on it).
+pub const MAX_LINE_SHOWN: usize = 512;
+
+/// Messages, labels, notes and help longer than this many bytes are cut (they may quote a
+/// name of the input, and names have no length limit until the checker refuses them).
+pub const MAX_TEXT_SHOWN: usize = 1024;
+
+/// Writes every diagnostic in `format` (the first [`MAX_SHOWN`] in the human and short
+/// formats, then a count of the rest). The cost of each is bounded whatever the input's
+/// shape: the source line tables are built once per call, long lines are cropped, and long
+/// messages cut.
 pub fn emit(
     w: &mut dyn Write,
     files: &Files,
@@ -24,14 +39,60 @@ pub fn emit(
     format: Format,
     color: bool,
 ) -> io::Result<()> {
-    for d in diagnostics {
+    let mut cache = SourceCache { files, sources: std::collections::HashMap::new() };
+    let shown = if format == Format::Json { diagnostics.len() } else { diagnostics.len().min(MAX_SHOWN) };
+    for d in &diagnostics[..shown] {
         match format {
-            Format::Human => human(w, files, d, color)?,
+            Format::Human => human_cached(w, files, &mut cache, d, color)?,
             Format::Short => short(w, files, d, color)?,
             Format::Json => writeln!(w, "{}", json(files, d))?,
         }
     }
+    if shown < diagnostics.len() {
+        let rest = &diagnostics[shown..];
+        let errors = rest.iter().filter(|d| d.is_error()).count();
+        writeln!(
+            w,
+            "... and {} more not shown ({errors} errors, {} warnings): only the first {MAX_SHOWN} are printed",
+            rest.len(),
+            rest.len() - errors
+        )?;
+    }
     Ok(())
+}
+
+/// `text`, cut to [`MAX_TEXT_SHOWN`] bytes (on a char boundary) with a note of the rest.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_TEXT_SHOWN {
+        return text.into();
+    }
+    let mut end = MAX_TEXT_SHOWN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes)", &text[..end], text.len() - end).into()
+}
+
+/// ariadne's view of [`Files`]: each file's line table built once, on first use.
+struct SourceCache<'a> {
+    files: &'a Files,
+    sources: std::collections::HashMap<String, ariadne::Source<&'a str>>,
+}
+
+impl<'a> ariadne::Cache<String> for SourceCache<'a> {
+    type Storage = &'a str;
+
+    fn fetch(&mut self, id: &String) -> Result<&ariadne::Source<&'a str>, impl std::fmt::Debug> {
+        if !self.sources.contains_key(id) {
+            let Some(file) = self.files.find(id) else { return Err(format!("no file `{id}`")) };
+            self.sources.insert(id.clone(), ariadne::Source::from(self.files.get(file).text.as_str()));
+        }
+        self.sources.get(id).ok_or_else(|| format!("no file `{id}`"))
+    }
+
+    fn display<'b>(&self, id: &'b String) -> Option<impl std::fmt::Display + 'b> {
+        Some(id)
+    }
 }
 
 /// A span that renderers can show: inside the text, on char boundaries, and at least one
@@ -60,7 +121,26 @@ fn visible(files: &Files, label: &Label) -> Range<usize> {
 
 /// Renders `d` for a person, with ariadne.
 pub fn human(w: &mut dyn Write, files: &Files, d: &Diagnostic, color: bool) -> io::Result<()> {
+    let mut cache = SourceCache { files, sources: std::collections::HashMap::new() };
+    human_cached(w, files, &mut cache, d, color)
+}
+
+/// True when a label of `d` sits on a line longer than [`MAX_LINE_SHOWN`].
+fn on_long_line(files: &Files, d: &Diagnostic) -> bool {
+    std::iter::once(&d.primary).chain(&d.secondary).any(|l| {
+        let f = files.get(l.file);
+        let line = f.line_index(l.span.start.min(f.text.len() as u32));
+        let starts = f.line_starts();
+        let end = starts.get(line + 1).map_or(f.text.len(), |&e| e as usize);
+        end - starts[line] as usize > MAX_LINE_SHOWN
+    })
+}
+
+fn human_cached(w: &mut dyn Write, files: &Files, cache: &mut SourceCache<'_>, d: &Diagnostic, color: bool) -> io::Result<()> {
     use ariadne::{Color, Config, IndexType, Label as ALabel, Report, ReportKind};
+    if on_long_line(files, d) {
+        return human_cropped(w, files, d);
+    }
     let name = |l: &Label| files.get(l.file).name.clone();
     let kind = match d.severity {
         Severity::Error => ReportKind::Error,
@@ -70,10 +150,10 @@ pub fn human(w: &mut dyn Write, files: &Files, d: &Diagnostic, color: bool) -> i
     let mut report = Report::build(kind, (name(&d.primary), visible(files, &d.primary)))
         .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte))
         .with_code(format!("{}", d.code))
-        .with_message(&d.message);
+        .with_message(clip(&d.message));
     let mut primary = ALabel::new((name(&d.primary), visible(files, &d.primary))).with_order(0);
     if !d.primary.message.is_empty() {
-        primary = primary.with_message(&d.primary.message);
+        primary = primary.with_message(clip(&d.primary.message));
     }
     if color {
         primary = primary.with_color(primary_color);
@@ -82,7 +162,7 @@ pub fn human(w: &mut dyn Write, files: &Files, d: &Diagnostic, color: bool) -> i
     for (i, l) in d.secondary.iter().enumerate() {
         let mut label = ALabel::new((name(l), visible(files, l))).with_order(i as i32 + 1);
         if !l.message.is_empty() {
-            label = label.with_message(&l.message);
+            label = label.with_message(clip(&l.message));
         }
         if color {
             label = label.with_color(Color::Blue);
@@ -90,13 +170,68 @@ pub fn human(w: &mut dyn Write, files: &Files, d: &Diagnostic, color: bool) -> i
         report = report.with_label(label);
     }
     for n in &d.notes {
-        report = report.with_note(n);
+        report = report.with_note(clip(n));
     }
     if let Some(h) = &d.help {
-        report = report.with_help(h);
+        report = report.with_help(clip(h));
     }
-    let cache = ariadne::sources(files.iter().map(|(_, f)| (f.name.clone(), f.text.as_str())));
     report.finish().write(cache, w)
+}
+
+/// Bytes of a long line shown on each side of a label.
+const CONTEXT_SHOWN: usize = 60;
+/// Bytes of a long label shown.
+const LABEL_SHOWN: usize = 120;
+
+/// The human form of a diagnostic on a long line: the same layout, with a window of the
+/// line around the primary label instead of the whole line, and the other labels by
+/// position. Control characters show as U+FFFD so the window cannot drive a terminal.
+fn human_cropped(w: &mut dyn Write, files: &Files, d: &Diagnostic) -> io::Result<()> {
+    let floor = |text: &str, mut i: usize| {
+        i = i.min(text.len());
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let f = files.get(d.primary.file);
+    let text = f.text.as_str();
+    let range = visible(files, &d.primary);
+    let line = f.line_index(range.start as u32);
+    let line_start = f.line_starts()[line] as usize;
+    let line_end = line_start + f.line_text(line).len();
+    let label_end = floor(text, range.end.min(range.start + LABEL_SHOWN).min(line_end.max(range.start)));
+    let from = floor(text, range.start.saturating_sub(CONTEXT_SHOWN).max(line_start));
+    let to = floor(text, (label_end + CONTEXT_SHOWN).min(line_end).max(label_end));
+    let show = |s: &str| -> String { s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect() };
+    let before = show(&text[from..range.start]);
+    let under = show(&text[range.start..label_end]);
+    let after = show(&text[label_end..to]);
+    let pos = f.line_col(range.start as u32);
+    let kind = if d.is_error() { "Error" } else { "Warning" };
+    let margin = (line + 1).to_string().len() + 2;
+    let pad = " ".repeat(margin);
+    writeln!(w, "[{}] {kind}: {}", d.code, clip(&d.message))?;
+    writeln!(w, "{pad}╭─[ {}:{}:{} ]", f.name, pos.line, pos.column)?;
+    writeln!(w, "{pad}│")?;
+    let (open, close) = (if from > line_start { "…" } else { "" }, if to < line_end { "…" } else { "" });
+    writeln!(w, "{:>width$} │ {open}{before}{under}{after}{close}", line + 1, width = margin - 1)?;
+    let carets = "^".repeat(under.chars().count().max(1));
+    let lead = " ".repeat(open.chars().count() + before.chars().count());
+    writeln!(w, "{pad}│ {lead}{carets} {}", clip(&d.primary.message))?;
+    for l in &d.secondary {
+        let lf = files.get(l.file);
+        let at = lf.line_col(l.span.start);
+        writeln!(w, "{pad}│ also {}:{}:{}: {}", lf.name, at.line, at.column, clip(&l.message))?;
+    }
+    if let Some(h) = &d.help {
+        writeln!(w, "{pad}│\n{pad}│ Help: {}", clip(h))?;
+    }
+    for n in &d.notes {
+        writeln!(w, "{pad}│\n{pad}│ Note: {}", clip(n))?;
+    }
+    writeln!(w, "{pad}│\n{pad}│ Note: line {} is {} bytes long; only the part around the label is shown", line + 1, line_end - line_start)?;
+    writeln!(w, "{}╯", "─".repeat(margin))
 }
 
 /// Renders `d` on one line, `file:line:col: error[CODE]: message`, with codespan-reporting.
@@ -104,18 +239,18 @@ pub fn short(w: &mut dyn Write, files: &Files, d: &Diagnostic, color: bool) -> i
     use codespan_reporting::diagnostic::{Diagnostic as CDiagnostic, Label as CLabel};
     use codespan_reporting::term::{self, Config, DisplayStyle};
     let mut labels = vec![CLabel::primary(d.primary.file.0, visible(files, &d.primary))
-        .with_message(&d.primary.message)];
+        .with_message(clip(&d.primary.message))];
     labels.extend(
         d.secondary
             .iter()
-            .map(|l| CLabel::secondary(l.file.0, visible(files, l)).with_message(&l.message)),
+            .map(|l| CLabel::secondary(l.file.0, visible(files, l)).with_message(clip(&l.message))),
     );
     let diag = match d.severity {
         Severity::Error => CDiagnostic::error(),
         Severity::Warning => CDiagnostic::warning(),
     }
     .with_code(d.code.code)
-    .with_message(&d.message)
+    .with_message(clip(&d.message))
     .with_labels(labels);
     let config = Config { display_style: DisplayStyle::Short, ..Config::default() };
     let db = CodespanFiles(files);
@@ -181,6 +316,12 @@ impl<'a> codespan_reporting::files::Files<'a> for CodespanFiles<'a> {
 
     fn line_index(&'a self, id: u32, byte: usize) -> Result<usize, codespan_reporting::files::Error> {
         Ok(self.0.get(crate::FileId(id)).line_index(Span::point(byte).start))
+    }
+
+    /// From the file's block index: counting from the line start would cost the length of
+    /// the line for every diagnostic on it.
+    fn column_number(&'a self, id: u32, _line: usize, byte: usize) -> Result<usize, codespan_reporting::files::Error> {
+        Ok(self.0.get(crate::FileId(id)).line_col(byte as u32).column as usize)
     }
 
     fn line_range(&'a self, id: u32, line: usize) -> Result<Range<usize>, codespan_reporting::files::Error> {

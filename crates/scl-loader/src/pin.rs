@@ -16,6 +16,16 @@
 //! object the policy uses visible to `bpftool` and `sclc ls` (`hidden_rodata` shows the
 //! config values it was loaded with). They are read-only through [`crate::pinned`].
 //!
+//! # Atomic deployment
+//!
+//! [`Loaded::pin_all`] fills a directory of its own, `/sys/fs/bpf/scl_loading/NAME-PID`
+//! ([`loading_root`]), and renames it to `/sys/fs/bpf/scl/NAME` once everything is pinned,
+//! with `RENAME_NOREPLACE`. So `NAME/` is either absent or complete, whenever `sclc load`
+//! is killed; a killed load leaves only its `scl_loading` directory, which [`incomplete`]
+//! finds (`sclc ls` shows it as incomplete), which never holds the name, and which
+//! [`remove_stale`] removes once its process is gone. (bpffs refuses `.` in names, so the
+//! directory cannot hide beside the others under a dotted name.)
+//!
 //! A pinned program stays loaded while its pin (or any link or file descriptor) exists; a
 //! pinned link keeps its program attached after the loader exits. [`unpin`] removes every
 //! pin and the directory: the programs detach and the kernel frees them (after an RCU grace
@@ -113,18 +123,81 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> PinError {
     }
 }
 
-/// Checks a policy name: letters, digits, `_`, `-` and `.`, not starting with `.`, at
-/// most 64 bytes (it becomes a directory name in bpffs).
+/// The longest policy name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// Checks a policy name: letters, digits, `_` and `-`, at most [`MAX_NAME_BYTES`] bytes
+/// (it becomes a directory name in bpffs, which refuses `.` in names).
 pub fn check_name(name: &str) -> Result<(), PinError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if name.len() > MAX_NAME_BYTES {
+        return Err(PinError::Usage(format!(
+            "the policy name `{name}` is {} bytes long; names are at most {MAX_NAME_BYTES} bytes",
+            name.len()
+        )));
+    }
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
     if ok {
         Ok(())
+    } else if name.contains('.') {
+        Err(PinError::Usage(format!("`{name}` is not a valid policy name: bpffs does not allow `.` in names (use letters, digits, `_` and `-`)")))
     } else {
-        Err(PinError::Usage(format!("`{name}` is not a valid policy name (use letters, digits, `_`, `-` and `.`)")))
+        Err(PinError::Usage(format!("`{name}` is not a valid policy name (use letters, digits, `_` and `-`)")))
     }
+}
+
+/// Where policies of `root` are pinned before they get their name: `ROOT_loading` beside
+/// it (`/sys/fs/bpf/scl_loading` for [`SCL_ROOT`]).
+pub fn loading_root(root: &Path) -> PathBuf {
+    let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    root.with_file_name(format!("{name}_loading"))
+}
+
+/// The directory `pin_all` fills for policy `name` of `root`, as process `pid`.
+fn loading_dir(root: &Path, name: &str, pid: u32) -> PathBuf {
+    loading_root(root).join(format!("{name}-{pid}"))
+}
+
+/// A policy directory a `load` began and did not finish (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct Incomplete {
+    /// The name it was being pinned as.
+    pub name: String,
+    /// The process that was pinning it.
+    pub pid: u32,
+    /// True while that process still runs (a load in progress).
+    pub loading: bool,
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Every incomplete policy directory of `root`.
+pub fn incomplete(root: &Path) -> Vec<Incomplete> {
+    let loading = loading_root(root);
+    files(&loading)
+        .into_iter()
+        .filter_map(|f| {
+            let (name, pid) = f.rsplit_once('-')?;
+            let pid: u32 = pid.parse().ok()?;
+            Some(Incomplete { name: name.to_string(), pid, loading: process_alive(pid), dir: loading.join(&f) })
+        })
+        .collect()
+}
+
+/// Removes the incomplete directories of policy `name` whose loading process is gone;
+/// returns how many there were.
+pub fn remove_stale(root: &Path, name: &str) -> Result<usize, PinError> {
+    let mut n = 0;
+    for i in incomplete(root) {
+        if i.name == name && !i.loading {
+            unpin(&i.dir)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 fn path_c(path: &Path) -> Result<CString, PinError> {
@@ -215,17 +288,37 @@ impl Loaded {
     /// tracepoint (`tp_btf/...`) programs are attached and their links pinned as
     /// `link_HOOK`, so they stay attached after this process exits. On any failure every
     /// pin made so far is removed, with the directory.
+    ///
+    /// The pins are made in a directory of their own and renamed to `dir` at the end (see
+    /// "Atomic deployment" above): `dir` is never seen half-filled.
     pub fn pin_all(&mut self, dir: &Path, attach: bool, hidden: &[&str]) -> Result<Pinned, PinError> {
-        if let Err(e) = std::fs::create_dir(dir) {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                return Err(PinError::Exists { name, dir: dir.to_path_buf() });
-            }
-            return Err(io_err(format!("creating {}", dir.display()))(e));
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let root = dir.parent().unwrap_or(Path::new(SCL_ROOT));
+        let exists = || PinError::Exists { name: name.clone(), dir: dir.to_path_buf() };
+        if dir.exists() {
+            return Err(exists());
         }
-        let result = self.pin_into(dir, attach, hidden);
+        remove_stale(root, &name)?;
+        let tmp = loading_dir(root, &name, std::process::id());
+        if tmp.exists() {
+            // Left by an earlier load of this process (a test making several).
+            unpin(&tmp)?;
+        }
+        std::fs::create_dir_all(loading_root(root)).map_err(io_err(format!("creating {}", loading_root(root).display())))?;
+        std::fs::create_dir(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
+        let result = self.pin_into(&tmp, attach, hidden).and_then(|mut pinned| {
+            rename_noreplace(&tmp, dir).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    exists()
+                } else {
+                    io_err(format!("renaming {} to {}", tmp.display(), dir.display()))(e)
+                }
+            })?;
+            pinned.dir = dir.to_path_buf();
+            Ok(pinned)
+        });
         if result.is_err() {
-            let _ = unpin(dir);
+            let _ = unpin(&tmp);
         }
         result
     }
@@ -266,6 +359,18 @@ impl Loaded {
     }
 }
 
+/// Renames `from` to `to`, failing with `AlreadyExists` if `to` exists (bpffs supports
+/// `renameat2` with `RENAME_NOREPLACE`).
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (f, t) = (CString::new(from.as_os_str().as_bytes())?, CString::new(to.as_os_str().as_bytes())?);
+    // SAFETY: both paths are NUL-terminated; AT_FDCWD with absolute or relative paths.
+    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Removes every pin in `dir` and the directory itself. `dir` must be on bpffs. Programs
 /// whose last reference was a pin detach and are freed by the kernel shortly after.
 pub fn unpin(dir: &Path) -> Result<(), PinError> {
@@ -291,7 +396,8 @@ pub(crate) fn files(dir: &Path) -> Vec<String> {
     v
 }
 
-/// The names of the policies pinned under `root`.
+/// The names of the policies pinned under `root` (complete ones: [`incomplete`] ones are
+/// elsewhere).
 pub fn names(root: &Path) -> Vec<String> {
     files(root).into_iter().filter(|n| root.join(n).is_dir()).collect()
 }

@@ -146,6 +146,22 @@ impl Type {
         Ok(v)
     }
 
+    /// Parses per-CPU values of this type, `{cpu0: V, cpu1: V, ...}`, each checked.
+    pub fn parse_per_cpu(&self, text: &str) -> Result<Value, String> {
+        let mut p = Parser { s: text.as_bytes(), at: 0 };
+        let v = p.per_cpu(self)?;
+        p.skip_ws();
+        if p.at < p.s.len() {
+            return Err(format!("unexpected `{}` after the value", &text[p.at..]));
+        }
+        if let Value::PerCpu(vals) = &v {
+            for x in vals {
+                self.encode(x)?;
+            }
+        }
+        Ok(v)
+    }
+
     /// The bytes of `v`, checked against this type.
     pub fn encode(&self, v: &Value) -> Result<Vec<u8>, String> {
         let mut out = vec![0u8; self.size() as usize];
@@ -245,7 +261,7 @@ impl Type {
             Type::Array { len, .. } => format!(" (write [a,b,...] with at most {len} elements)"),
             Type::Int { boolean: true, .. } => " (write true or false)".into(),
             Type::Int { .. } | Type::Enum { .. } => " (write a number, decimal or 0x hex)".into(),
-            Type::Opaque { .. } => " (this type cannot be written)".into(),
+            Type::Opaque { size, .. } => format!(" (write 0x and {} hex digits)", 2 * size),
         }
     }
 
@@ -423,11 +439,11 @@ impl Parser<'_> {
         }
     }
 
-    /// A run of characters up to `,`, `]`, `}` or the end (and `=` for a field name).
+    /// A run of characters up to `,`, `]`, `}` or the end (and `=` or `:` for a field name).
     fn atom(&mut self, name: bool) -> String {
         self.skip_ws();
         let start = self.at;
-        let stop = |c: &u8| matches!(c, b',' | b']' | b'}' | b'[' | b'{') || (name && *c == b'=');
+        let stop = |c: &u8| matches!(c, b',' | b']' | b'}' | b'[' | b'{') || (name && matches!(*c, b'=' | b':'));
         while self.s.get(self.at).is_some_and(|c| !stop(c)) {
             self.at += 1;
         }
@@ -480,7 +496,8 @@ impl Parser<'_> {
                         break;
                     }
                     let name = self.atom(true);
-                    if !self.eat(b'=') {
+                    // `field=value` as people type it, `field: value` as `dump` prints it.
+                    if !self.eat(b'=') && !self.eat(b':') {
                         return Err(format!("expected `field=value` for a `{ty}`, found `{name}`{}", ty.hint()));
                     }
                     let Some(field) = fields.iter().find(|f| f.name == name) else {
@@ -516,8 +533,41 @@ impl Parser<'_> {
                 }
                 Ok(Value::Array(items))
             }
-            Type::Opaque { .. } => Err(format!("a `{ty}` cannot be written from text")),
+            Type::Opaque { size, .. } => {
+                // As `dump` prints it: `0x` and two hex digits per byte.
+                let a = self.atom(false);
+                let hex = a.strip_prefix("0x").filter(|h| h.len() == 2 * *size as usize && h.bytes().all(|c| c.is_ascii_hexdigit()));
+                let Some(hex) = hex else {
+                    return Err(format!("expected `0x` and {} hex digits for a `{ty}`, found `{a}`", 2 * size));
+                };
+                Ok(Value::Bytes((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)).collect()))
+            }
         }
+    }
+
+    /// A per-CPU value as `dump` prints it: `{cpu0: V, cpu1: V, ...}`, every CPU in order.
+    fn per_cpu(&mut self, ty: &Type) -> Result<Value, String> {
+        if !self.eat(b'{') {
+            return Err("expected `{` for per-CPU values".into());
+        }
+        let mut vals = Vec::new();
+        while !self.eat(b'}') {
+            let name = self.atom(true);
+            if name != format!("cpu{}", vals.len()) {
+                return Err(format!("expected `cpu{}:`, found `{name}`", vals.len()));
+            }
+            if !self.eat(b':') && !self.eat(b'=') {
+                return Err(format!("expected `:` after `{name}`"));
+            }
+            vals.push(self.value(ty, false).map_err(|e| format!("{name}: {e}"))?);
+            if !self.eat(b',') {
+                if !self.eat(b'}') {
+                    return Err("expected `,` or `}` between per-CPU values".into());
+                }
+                break;
+            }
+        }
+        Ok(Value::PerCpu(vals))
     }
 }
 
@@ -654,9 +704,15 @@ impl Map {
         self.key.parse(text).map_err(|e| Error::Value(format!("key `{text}` for map `{}` (a `{}`): {e}", self.name, self.key)))
     }
 
-    /// Parses a value written in the text syntax, checked against the value type.
+    /// Parses a value written in the text syntax, checked against the value type; for a
+    /// per-CPU map also one value per CPU, `{cpu0: V, cpu1: V, ...}`, as [`Map::dump`]'s
+    /// values print.
     pub fn parse_value(&self, text: &str) -> Result<Value, Error> {
-        self.value.parse(text).map_err(|e| Error::Value(format!("value `{text}` for map `{}` (a `{}`): {e}", self.name, self.value)))
+        let err = |e: String| Error::Value(format!("value `{text}` for map `{}` (a `{}`): {e}", self.name, self.value));
+        if self.percpu && text.trim_start().strip_prefix('{').is_some_and(|r| r.trim_start().starts_with("cpu")) {
+            return self.value.parse_per_cpu(text).map_err(err);
+        }
+        self.value.parse(text).map_err(err)
     }
 
     fn key_bytes(&self, key: &Value) -> Result<Vec<u8>, Error> {
@@ -716,7 +772,12 @@ impl Map {
 
     fn writable(&self) -> Result<(), Error> {
         if self.hidden {
-            return Err(Error::Value(format!("`{}` is a map sclc added for the policy's own use; it cannot be written", self.name)));
+            let how = if self.name.ends_with("rodata") {
+                " (config values are set when the policy is loaded: `sclc load --set NAME=VALUE`)"
+            } else {
+                ""
+            };
+            return Err(Error::Value(format!("`{}` is a map sclc added for the policy's own use; it is read-only{how}", self.name)));
         }
         Ok(())
     }
@@ -833,5 +894,59 @@ mod tests {
         assert_eq!(bytes, vec![0b1111_1101, 0, 0, 0]);
         assert!(t.parse("lo=8").is_err());
         assert_eq!(t.decode(&bytes).to_string(), "{lo: 5, hi: 31}");
+    }
+
+    /// A random type: integers of every size and sign, bools, enums, opaque bytes, and
+    /// structs and arrays of them, two levels deep. Sizes and offsets are laid out as a C
+    /// compiler would (no padding needed: every field is placed at its byte offset).
+    fn any_type() -> impl proptest::strategy::Strategy<Value = Type> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            (prop_oneof![Just(1u32), Just(2), Just(4), Just(8)], any::<bool>())
+                .prop_map(|(size, signed)| Type::Int { size, bits: size * 8, signed, boolean: false }),
+            Just(Type::Int { size: 1, bits: 8, signed: false, boolean: true }),
+            Just(Type::Enum { name: "E".into(), size: 4, signed: false, variants: vec![("A".into(), 0), ("B".into(), 7)] }),
+            (1u32..5).prop_map(|size| Type::Opaque { size, what: format!("{size} bytes (no BTF)") }),
+        ];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            prop_oneof![
+                (inner.clone(), 1u32..4).prop_map(|(elem, len)| Type::Array { elem: Box::new(elem), len }),
+                proptest::collection::vec(inner, 1..4).prop_map(|tys| {
+                    let mut off = 0;
+                    let fields = tys
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, ty)| {
+                            let f = Field { name: format!("f{i}"), bit_offset: off * 8, bit_size: 0, ty };
+                            off += f.ty.size();
+                            f
+                        })
+                        .collect();
+                    Type::Struct { name: "S".into(), size: off, fields }
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// `sclc map set` accepts what `sclc map dump` prints: for any type and any bytes,
+        /// the printed value parses back to the same value, one CPU's or every CPU's.
+        #[test]
+        fn what_dump_prints_set_accepts(ty in any_type(), seed in proptest::prelude::any::<u64>()) {
+            let mut x = seed;
+            let mut bytes = |n: u32| -> Vec<u8> {
+                (0..n).map(|_| { x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (x >> 56) as u8 }).collect()
+            };
+            let value = ty.decode(&bytes(ty.size()));
+            let text = value.to_string();
+            let parsed = ty.parse(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
+            proptest::prop_assert_eq!(ty.decode(&ty.encode(&parsed).unwrap()), value.clone(), "{}", text);
+            let cpus = Value::PerCpu(vec![value, ty.decode(&bytes(ty.size()))]);
+            let text = cpus.to_string();
+            let parsed = ty.parse_per_cpu(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
+            let Value::PerCpu(vals) = &parsed else { panic!("{parsed:?}") };
+            let back = Value::PerCpu(vals.iter().map(|v| ty.decode(&ty.encode(v).unwrap())).collect());
+            proptest::prop_assert_eq!(back, cpus);
+        }
     }
 }

@@ -29,6 +29,7 @@ pub mod navigate;
 pub mod position;
 mod server;
 pub mod symbols;
+pub mod transport;
 
 pub use analysis::{analyse, Analysis};
 pub use server::{run, run_stdio, Error, Exit};

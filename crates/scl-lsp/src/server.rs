@@ -41,12 +41,16 @@ pub enum Exit {
     WithoutShutdown,
 }
 
-/// Serves one client over stdin and stdout until it exits.
+/// Serves one client over stdin and stdout until it exits. A failure of the transport
+/// (stdout closed, a hostile frame on stdin: `crate::transport`) is returned as the
+/// `std::io::Error` it was, being the cause of whatever the server saw after it.
 pub fn run_stdio() -> Result<Exit, Error> {
-    let (connection, io_threads) = Connection::stdio();
-    let exit = run(connection)?;
-    io_threads.join()?;
-    Ok(exit)
+    let (connection, threads) = crate::transport::stdio();
+    let result = run(connection);
+    match threads.join() {
+        Err(e) => Err(Box::new(e)),
+        Ok(()) => result,
+    }
 }
 
 /// Serves one client over `connection` until it exits; the connection is closed on return.
@@ -59,6 +63,13 @@ pub fn run(connection: Connection) -> Result<Exit, Error> {
         "serverInfo": ServerInfo { name: "sclc".into(), version: Some(env!("CARGO_PKG_VERSION").into()) },
     });
     connection.initialize_finish(id, result)?;
+    if let Some(problem) = target_problem(&params) {
+        // The client asked for a target this server does not know: say so, rather than
+        // check for no target while the user believes otherwise.
+        let params = lsp_types::ShowMessageParams { typ: lsp_types::MessageType::WARNING, message: problem };
+        let method = <lsp_types::notification::ShowMessage as lsp_types::notification::Notification>::METHOD;
+        connection.sender.send(Message::Notification(Notification::new(method.into(), params)))?;
+    }
     Server::new(connection, settings).serve()
 }
 
@@ -90,6 +101,21 @@ fn settings(params: &InitializeParams) -> Settings {
         .and_then(|o| o.get("target")?.as_str())
         .and_then(scl_catalogue::Target::from_name);
     Settings { snippets, target }
+}
+
+/// What is wrong with the `target` initialization option, if anything: not a string, or
+/// not a target's name.
+fn target_problem(params: &InitializeParams) -> Option<String> {
+    let value = params.initialization_options.as_ref()?.get("target")?;
+    let known = scl_catalogue::Target::ALL.iter().map(|t| format!("`{}`", t.name())).collect::<Vec<_>>().join(", ");
+    match value.as_str() {
+        Some(name) if scl_catalogue::Target::from_name(name).is_some() => None,
+        Some(name) => Some(format!(
+            "sclc: unknown target `{name}` in the initialization options; the targets are {known}. Checking for no particular target."
+        )),
+        None if value.is_null() => None,
+        None => Some(format!("sclc: the `target` initialization option must be a string, one of {known}; got {value}")),
+    }
 }
 
 /// An open document and what the compiler made of its current text.

@@ -78,6 +78,7 @@ pub fn check(files: &mut Files, file: FileId, ast: &ast::SourceFile, broken: &[s
 }
 
 fn check_shared(files: &mut Files, file: FileId, ast: Rc<ast::SourceFile>, broken: &[scl_diagnostics::Span], options: &Options) -> Checked {
+    scl_syntax::validate::reset_suggestion_budget();
     let mut cx = Checker {
         program: Program { target: options.target, ..Program::default() },
         modules: Vec::new(),

@@ -116,8 +116,20 @@ struct Engine<'a> {
 }
 
 /// Runs one simulation of `cfg` with `policy`. `progress` is called now and then with
+/// The longest run simulated: an hour of simulated time (in the order of an hour of wall
+/// time on one core for a busy 16-CPU machine). Memory does not grow with the duration (the
+/// metrics stream); this bounds the time.
+pub const MAX_DURATION_NS: u64 = 3600 * 1_000_000_000;
+
 /// (simulated time, duration).
 pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut dyn FnMut(u64, u64)>) -> Result<Metrics, SimError> {
+    if cfg.duration_ns > MAX_DURATION_NS {
+        return Err(SimError::Model(format!(
+            "{} s of simulated time is more than the simulator's {} s",
+            cfg.duration_ns / 1_000_000_000,
+            MAX_DURATION_NS / 1_000_000_000
+        )));
+    }
     cfg.machine.validate().map_err(|e| SimError::Model(e.0))?;
     cfg.workload.validate(&cfg.machine).map_err(|e| SimError::Model(e.0))?;
     let mut has = [false; Hook::ALL.len()];
@@ -177,7 +189,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             prev_node: None,
         },
         hook_rng: Rng::stream(cfg.seed, 0),
-        c: Collect::new(n),
+        c: Collect::new(cfg.workload.threads.iter().map(|t| t.latency_critical).collect()),
     };
     e.c.notes = notes;
     // Threads start at staggered times within the first mean think time.

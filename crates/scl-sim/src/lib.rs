@@ -26,7 +26,7 @@ mod policy;
 pub mod rng;
 mod vm;
 
-pub use engine::{simulate, Config, SimError};
+pub use engine::{simulate, Config, SimError, MAX_DURATION_NS};
 pub use metrics::{Metrics, WaitStats};
 pub use model::{Dist, LockKind, Machine, ModelError, ThreadSpec, Workload, WorkloadDefaults};
 pub use policy::{abi, Fifo, Hook, HookEnv, HookOutcome, Policy};

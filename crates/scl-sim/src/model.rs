@@ -67,6 +67,25 @@ impl Machine {
         }
     }
 
+    /// The most CPUs a simulated machine may have.
+    pub const MAX_CPUS: u32 = 4096;
+
+    /// Checks a machine's size before anything is allocated for it: the product of
+    /// sockets and cores must fit the simulator (and a `u32`).
+    fn check_size(sockets: u32, cores: u32) -> Result<(), ModelError> {
+        if sockets == 0 || cores == 0 {
+            return err("a machine needs at least one socket and one core");
+        }
+        match sockets.checked_mul(cores) {
+            Some(n) if n <= Self::MAX_CPUS => Ok(()),
+            _ => err(format!(
+                "{sockets} sockets of {cores} cores is {} CPUs, more than the simulator's {}",
+                u64::from(sockets) * u64::from(cores),
+                Self::MAX_CPUS
+            )),
+        }
+    }
+
     /// `2x8`: sockets x cores per socket.
     pub fn parse_spec(spec: &str) -> Result<Machine, ModelError> {
         let (s, c) = spec
@@ -74,6 +93,7 @@ impl Machine {
             .ok_or_else(|| ModelError(format!("`{spec}` is not SOCKETSxCORES (like 2x8) or a .toml file")))?;
         let s: u32 = s.trim().parse().map_err(|_| ModelError(format!("`{s}` is not a number of sockets")))?;
         let c: u32 = c.trim().parse().map_err(|_| ModelError(format!("`{c}` is not a number of cores")))?;
+        Machine::check_size(s, c)?;
         let m = Machine::symmetric(s, c);
         m.validate()?;
         Ok(m)
@@ -82,7 +102,9 @@ impl Machine {
     /// Reads a machine from TOML (see `docs/simulator.md`).
     pub fn from_toml(text: &str) -> Result<Machine, ModelError> {
         let t: MachineToml = toml::from_str(text).map_err(|e| ModelError(e.to_string()))?;
-        let mut m = Machine::symmetric(t.sockets.unwrap_or(1), t.cores_per_socket.unwrap_or(8));
+        let (sockets, cores) = (t.sockets.unwrap_or(1), t.cores_per_socket.unwrap_or(8));
+        Machine::check_size(sockets, cores)?;
+        let mut m = Machine::symmetric(sockets, cores);
         let n = m.cpus();
         if let Some(v) = t.local_handoff_ns {
             m.local_handoff_ns = v;
@@ -125,12 +147,7 @@ impl Machine {
 
     /// Checks that the description makes sense.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.sockets == 0 || self.cores_per_socket == 0 {
-            return err("a machine needs at least one socket and one core");
-        }
-        if self.cpus() > 4096 {
-            return err(format!("{} CPUs is more than the simulator's 4096", self.cpus()));
-        }
+        Machine::check_size(self.sockets, self.cores_per_socket)?;
         if let Some(s) = self.speed.iter().find(|s| !(s.is_finite() && **s >= 0.01 && **s <= 100.0)) {
             return err(format!("core speed {s} is out of range (0.01..=100; 1 is a big core)"));
         }

@@ -40,6 +40,8 @@ codes! {
     E0113 = "invalid-assignment-target";
     /// `break` or `continue` outside a loop.
     E0114 = "break-outside-loop";
+    /// A name longer than the kernel's BTF and symbol names allow.
+    E0115 = "name-too-long";
 }
 
 /// The explain pages of the syntax codes. Each has a failing example after a line
@@ -164,5 +166,15 @@ Fixed example:\n\n```scl\nfn f(x: u32) -> u32 {\n    let y = x + 1;\n    return 
 `return` to leave a hook or function early.\n\n\
 Erroneous example:\n\n```scl\nfn f(x: u32) -> u32 {\n    if x > 3 {\n        break;\n    }\n    return x;\n}\n```\n\n\
 Fixed example:\n\n```scl\nfn f(x: u32) -> u32 {\n    if x > 3 {\n        return 3;\n    }\n    return x;\n}\n```\n",
+    },
+    CodeDoc {
+        code: E0115,
+        summary: "a name is longer than 127 bytes",
+        explanation: "Names of state, maps, structs, fields, config values, functions and hooks \
+become names in the object's BTF and symbol table, which the kernel limits to 127 bytes (it \
+refuses longer ones when it loads the object). SCL holds every name to that limit, so a policy \
+that checks also loads. Each long name is reported once.\n\n\
+Erroneous example:\n\n```scl\nglobal waits_by_lock_and_node_waits_by_lock_and_node_waits_by_lock_and_node_waits_by_lock_and_node_waits_by_lock_and_node_waits_by_lock: u64;\n```\n\n\
+Fixed example:\n\n```scl\nglobal waits_by_numa_node_and_lock_kind: u64;\n```\n",
     },
 ];

@@ -12,6 +12,10 @@ use scl_diagnostics::{Diagnostic, FileId, Span};
 /// How deeply `(`, `[` and `{` may nest. Real policies stay under ten.
 pub const MAX_NESTING: usize = 256;
 
+/// The longest name, in bytes: the kernel refuses BTF and symbol names of 128 bytes or more
+/// (`KSYM_NAME_LEN`), and SCL names become both.
+pub const MAX_NAME_BYTES: usize = 127;
+
 /// A unit that turns an integer literal into nanoseconds (`5us`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TimeUnit {
@@ -299,7 +303,17 @@ pub fn lex(file: FileId, text: &str) -> Lexed<'_> {
     let mut diagnostics = Vec::new();
     let mut depth = 0usize;
     let mut too_deep = false;
+    // Each long name is reported once, however often it is used.
+    let mut long_names = std::collections::HashSet::new();
+    // A run of characters no token starts with is one error: (its diagnostic, characters).
+    let mut invalid_run: Option<(usize, usize)> = None;
+    let mut lexical_errors = 0usize;
     let mut lexer = Tok::lexer(text);
+    // A UTF-8 byte-order mark (editors on Windows save one) is not part of the text. Spans
+    // stay offsets into the whole text.
+    if text.starts_with('\u{feff}') {
+        lexer.bump('\u{feff}'.len_utf8());
+    }
     while let Some(result) = lexer.next() {
         let range = lexer.span();
         let span = Span::new(range.start, range.end);
@@ -321,14 +335,51 @@ pub fn lex(file: FileId, text: &str) -> Lexed<'_> {
                         }
                     }
                     Tok::RParen | Tok::RBrace | Tok::RBracket => depth = depth.saturating_sub(1),
+                    Tok::Ident(name) if name.len() > MAX_NAME_BYTES && long_names.insert(name) => {
+                        diagnostics.push(
+                            Diagnostic::error(codes::E0115, file, span, format!("a name of {} bytes", name.len()))
+                                .with_label(format!("names are at most {MAX_NAME_BYTES} bytes"))
+                                .with_note("names become BTF and symbol names in the object, which the kernel limits to 127 bytes")
+                                .with_help("shorten the name"),
+                        );
+                    }
                     _ => {}
                 }
                 tokens.push((range.start, tok, range.end));
             }
-            Err(e) => diagnostics.push(lex_error(file, text, span, e)),
+            Err(LexError::InvalidChar) if invalid_run.is_some_and(|(i, _)| diagnostics[i].primary.span.end == span.start) => {
+                let (i, n) = invalid_run.take().unwrap_or_default();
+                let d: &mut Diagnostic = &mut diagnostics[i];
+                d.primary.span.end = span.end;
+                d.message = format!("{} unexpected characters", n + 1);
+                d.primary.message = "no SCL token starts with these characters".into();
+                invalid_run = Some((i, n + 1));
+            }
+            Err(e) => {
+                lexical_errors += 1;
+                if lexical_errors > MAX_LEXICAL_ERRORS {
+                    continue;
+                }
+                if lexical_errors == MAX_LEXICAL_ERRORS {
+                    diagnostics.push(too_many_lexical_errors(file, span));
+                    continue;
+                }
+                invalid_run = matches!(e, LexError::InvalidChar).then_some((diagnostics.len(), 1));
+                diagnostics.push(lex_error(file, text, span, e));
+            }
         }
     }
     Lexed { tokens, diagnostics, too_deep }
+}
+
+/// Lexical errors reported per file; the last says that the rest are not. (A file of binary
+/// garbage has an error every few bytes; a thousand of them say all there is to say.)
+pub const MAX_LEXICAL_ERRORS: usize = 1000;
+
+fn too_many_lexical_errors(file: FileId, span: Span) -> Diagnostic {
+    Diagnostic::error(codes::E0103, file, span, "too many lexical errors")
+        .with_label(format!("the errors from here on are not reported (only the first {} are)", MAX_LEXICAL_ERRORS - 1))
+        .with_note("is this a policy file? it looks like binary or generated data")
 }
 
 fn lex_error(file: FileId, text: &str, span: Span, e: LexError) -> Diagnostic {

@@ -36,19 +36,56 @@ impl LockKind {
     }
 }
 
-/// The known name closest to `name`, if it is close enough to be a likely typo.
+/// The longest name a suggestion is looked for (or offered): names are at most 127 bytes
+/// (E0115), and edit distance costs the product of the two lengths.
+const MAX_SUGGESTED_NAME: usize = 128;
+
+/// Edit-distance work (cells of the distance table) that suggestions may use on one thread
+/// until [`reset_suggestion_budget`]: with thousands of unknown names each compared with
+/// thousands of declared ones, suggesting would cost the product. Past the budget there
+/// are no more suggestions; the diagnostics stay.
+pub const SUGGESTION_BUDGET: u64 = 20_000_000;
+
+thread_local! {
+    static BUDGET: std::cell::Cell<u64> = const { std::cell::Cell::new(SUGGESTION_BUDGET) };
+}
+
+/// Gives this thread a fresh suggestion budget; the checker calls it once per check.
+pub fn reset_suggestion_budget() {
+    BUDGET.with(|b| b.set(SUGGESTION_BUDGET));
+}
+
+/// The known name closest to `name`, if it is close enough to be a likely typo. Bounded:
+/// names over 128 bytes are not compared, candidates whose length alone rules them out are
+/// skipped, and the work done on this thread is capped ([`SUGGESTION_BUDGET`]).
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|&(d, c)| {
-            // One edit in three characters; names of one or two characters are too short
-            // for a guess to be more help than noise.
-            let longest = c.len().max(name.len());
-            longest >= 3 && d <= (longest / 3).max(1)
-        })
-        .min()
-        .map(|(_, c)| c)
+    if name.len() > MAX_SUGGESTED_NAME {
+        return None;
+    }
+    // One edit in three characters; names of one or two characters are too short for a
+    // guess to be more help than noise.
+    let allowed = |longest: usize| (longest / 3).max(1);
+    let mut best: Option<(usize, &'a str)> = None;
+    for c in candidates {
+        let longest = c.len().max(name.len());
+        if c.len() > MAX_SUGGESTED_NAME || longest < 3 || c.len().abs_diff(name.len()) > allowed(longest) {
+            continue;
+        }
+        let cost = (c.len() as u64 + 1) * (name.len() as u64 + 1);
+        let affordable = BUDGET.with(|b| {
+            let left = b.get();
+            b.set(left.saturating_sub(cost));
+            left >= cost
+        });
+        if !affordable {
+            break;
+        }
+        let d = strsim::damerau_levenshtein(name, c);
+        if d <= allowed(longest) && best.is_none_or(|b| (d, c) < b) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
 /// Runs every check on `ast`.
@@ -182,5 +219,34 @@ fn is_place(e: &Expr) -> bool {
         // `m` is a map and says why a lookup cannot be written (E0340: it may find nothing).
         ExprKind::Call(callee, _) => matches!(&callee.kind, ExprKind::Field(_, m) if m.name == "get"),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_are_bounded_work() {
+        reset_suggestion_budget();
+        let long = "x".repeat(1 << 20);
+        let long2 = format!("{}y", "x".repeat((1 << 20) - 1));
+        let table: &[(&str, &[&str], Option<&str>)] = &[
+            ("contnded", &["contended", "acquired"], Some("contended")),
+            ("ab", &["xyz"], None),
+            (&long, &[&long2], None),
+            ("waits", &[&long2, "wait"], Some("wait")),
+        ];
+        for (name, candidates, expected) in table {
+            assert_eq!(did_you_mean(name, candidates.iter().copied()), *expected, "{}", &name[..name.len().min(20)]);
+        }
+        // Past the budget: no more suggestions, and no more work.
+        let names: Vec<String> = (0..10_000).map(|i| format!("name_{i:06}")).collect();
+        for _ in 0..100 {
+            let _ = did_you_mean("name_x00000", names.iter().map(String::as_str));
+        }
+        assert_eq!(did_you_mean("contnded", ["contended"]), None);
+        reset_suggestion_budget();
+        assert_eq!(did_you_mean("contnded", ["contended"]), Some("contended"));
     }
 }

@@ -3,10 +3,10 @@
 use crate::check::TargetArg;
 use crate::{source, ColorArg, FormatArg, Status};
 use scl_catalogue::Target;
-use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::render::Format;
 use scl_diagnostics::{Diagnostic, Files};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::Write as _;
+use std::path::PathBuf;
 
 /// What `--emit` writes.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
@@ -74,7 +74,7 @@ pub fn run(args: BuildArgs) -> Status {
     let text = match source::read(&args.file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("sclc: error: cannot read `{}`: {e}", args.file.display());
+            errln!("sclc: error: cannot read `{}`: {e}", args.file.display());
             return Status::Usage;
         }
     };
@@ -87,7 +87,7 @@ pub fn run(args: BuildArgs) -> Status {
         FormatArg::Json => Format::Json,
     };
     let report = |files: &Files, diags: &[Diagnostic]| {
-        let _ = render::emit(&mut std::io::stderr().lock(), files, diags, format, args.color.enabled());
+        crate::output::diagnostics(files, diags, format, args.color.enabled());
     };
     let out = match scl_driver::compile(&mut files, id, target) {
         Ok(out) => out,
@@ -130,15 +130,24 @@ pub fn run(args: BuildArgs) -> Status {
         (None, _) => None,
     };
     match path {
-        Some(p) => match write_atomically(&p, &bytes) {
+        Some(p) => match crate::output::write_file(&p, &bytes, &[&args.file]) {
             Ok(()) => Status::Ok,
+            // `-o /dev/stdout` into a pipe whose reader is gone: quiet, as for stdout.
+            Err(crate::output::FileError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                crate::output::record_closed_pipe();
+                Status::Ok
+            }
             Err(e) => {
-                eprintln!("sclc: error: cannot write `{}`: {e}", p.display());
+                errln!("sclc: error: cannot write `{}`: {e}", p.display());
+                if matches!(e, crate::output::FileError::IsInput) {
+                    errln!("  help: name another output file with `-o`");
+                }
                 Status::Usage
             }
         },
         None => {
-            let _ = std::io::stdout().lock().write_all(&bytes);
+            // A failure is recorded and decides the exit status (`output::exit_code`).
+            let _ = crate::output::stdout().write_all(&bytes);
             Status::Ok
         }
     }
@@ -174,17 +183,17 @@ pub fn load_or_report_with(
     match scl_loader::load_with(name, object, overrides, opts) {
         Ok(l) => Ok(l),
         Err(scl_loader::LoadError::Unsupported(why)) => {
-            eprintln!("sclc: error: cannot load BPF programs here: {why}");
+            errln!("sclc: error: cannot load BPF programs here: {why}");
             if why.contains("(os error 1)") {
                 // Root without its capabilities (a container, `setpriv`, systemd's
                 // CapabilityBoundingSet): the euid check passed, the kernel said EPERM.
-                eprintln!("  note: loading and attaching tracing programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process lacks them");
+                errln!("  note: loading and attaching tracing programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process lacks them");
             }
             Err(Status::Usage)
         }
         // A limit of this kernel or machine, not a verifier rejection: nothing was loaded.
         Err(e @ scl_loader::LoadError::Map { .. }) => {
-            eprintln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
+            errln!("sclc: error: {e}\n  note: nothing was loaded\n  help: declare the map smaller, or with a smaller key or value");
             Err(Status::Usage)
         }
         // The verifier judged a program and said no: a compiler bug, on the `.scl` line.
@@ -195,9 +204,9 @@ pub fn load_or_report_with(
         // Any other step: what libbpf and the kernel said, as an environment error (a
         // kernel without a feature sclc needs is not a fault of the policy).
         Err(e) => {
-            eprintln!("sclc: error: {e}");
-            eprintln!("  note: this is not a verifier rejection: libbpf or the kernel failed before any program was judged; nothing was loaded");
-            eprintln!("  help: sclc needs Linux >= 5.19 with BTF (/sys/kernel/btf/vmlinux), `bpf_loop`, `syscall` programs and, for `stock`, the lock tracepoints");
+            errln!("sclc: error: {e}");
+            errln!("  note: this is not a verifier rejection: libbpf or the kernel failed before any program was judged; nothing was loaded");
+            errln!("  help: sclc needs Linux >= 5.19 with BTF (/sys/kernel/btf/vmlinux), `bpf_loop`, `syscall` programs and, for `stock`, the lock tracepoints");
             Err(Status::Usage)
         }
     }
@@ -261,19 +270,6 @@ pub fn verifier_diagnostic(files: &Files, main: scl_diagnostics::FileId, log: &s
         .with_note(format!("the verifier's log of `{program}` ends:\n{tail}"))
         .with_note("the checker accepted this policy, so this is a bug in sclc: what sclc accepts must pass the verifier")
         .with_help("please report it with the policy and `sclc build --emit asm` attached")
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it: a failed or
-/// interrupted build never leaves a partial object behind.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

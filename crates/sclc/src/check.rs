@@ -1,9 +1,8 @@
 //! `sclc check FILE...`: parse and check policies, report every problem.
 
 use crate::{source, ColorArg, FormatArg, Status};
-use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::render::Format;
 use scl_diagnostics::{Diagnostic, Files, Severity};
-use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `sclc check`.
@@ -72,15 +71,13 @@ pub fn run(args: CheckArgs) -> Status {
                 }
             }
             Err(e) => {
-                eprintln!("sclc: error: cannot read `{}`: {e}", path.display());
+                errln!("sclc: error: cannot read `{}`: {e}", path.display());
                 unreadable += 1;
             }
         }
     }
-    let stderr = std::io::stderr();
-    let mut out = stderr.lock();
-    if render::emit(&mut out, &files, &diagnostics, format, color).is_err() {
-        // stderr is gone (a closed pipe): nowhere left to report to but the exit status.
+    if !crate::output::diagnostics(&files, &diagnostics, format, color) {
+        // stderr is gone: the exit status reports it (`output::exit_code`).
         return Status::Usage;
     }
     for (path, costs) in &cost_tables {
@@ -89,7 +86,7 @@ pub fn run(args: CheckArgs) -> Status {
     let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = diagnostics.len() - errors;
     if format == Format::Human && !diagnostics.is_empty() {
-        let _ = writeln!(out, "{}", summary(errors, warnings, args.files.len() - unreadable));
+        errln!("{}", summary(errors, warnings, args.files.len() - unreadable));
     }
     if unreadable > 0 {
         Status::Usage
@@ -103,13 +100,13 @@ pub fn run(args: CheckArgs) -> Status {
 /// `--cost`: one table per file on stdout.
 fn print_costs(path: &str, costs: &[scl_sema::rules::cost::HookCost]) {
     if costs.is_empty() {
-        println!("{path}: no cost estimate (no policy, or the policy has errors)");
+        outln!("{path}: no cost estimate (no policy, or the policy has errors)");
         return;
     }
-    println!("{path}:");
-    println!("  {:<16} {:>12} {:>8} {:>12}", "hook", "insns (max)", "budget", "stack bytes");
+    outln!("{path}:");
+    outln!("  {:<16} {:>12} {:>8} {:>12}", "hook", "insns (max)", "budget", "stack bytes");
     for c in costs {
-        println!("  {:<16} {:>12} {:>8} {:>12}", c.hook, c.insns, c.budget, c.stack);
+        outln!("  {:<16} {:>12} {:>8} {:>12}", c.hook, c.insns, c.budget, c.stack);
     }
 }
 

@@ -12,7 +12,7 @@ use crate::build::default_target;
 use crate::check::TargetArg;
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
-use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::render::Format;
 use scl_diagnostics::{Diagnostic, Files};
 use scl_loader::kmod::{self, KmodError, Module};
 use scl_loader::pin::{self, PinError, PolicyPin, SCL_ROOT};
@@ -98,7 +98,8 @@ pub enum MapOp {
         #[arg(allow_hyphen_values = true)]
         key: String,
     },
-    /// Write VALUE under KEY.
+    /// Write VALUE under KEY (the policy's own maps; the `hidden_...` maps sclc added are
+    /// read-only). VALUE may be written as `dump` prints it.
     Set {
         /// The map.
         map: String,
@@ -127,9 +128,9 @@ pub enum MapOp {
 /// Prints a deployment error and picks the exit status: every one is a usage or
 /// environment problem (2).
 fn fail(e: &PinError) -> Status {
-    eprintln!("sclc: error: {e}");
+    errln!("sclc: error: {e}");
     if let PinError::Exists { name, .. } = e {
-        eprintln!("  help: unload it first with `sclc unload {name}`, or pick another name");
+        errln!("  help: unload it first with `sclc unload {name}`, or pick another name");
     }
     Status::Usage
 }
@@ -142,7 +143,7 @@ pub fn load(args: LoadArgs) -> Status {
     let text = match source::read(&args.file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("sclc: error: cannot read `{}`: {e}", args.file.display());
+            errln!("sclc: error: cannot read `{}`: {e}", args.file.display());
             return Status::Usage;
         }
     };
@@ -151,7 +152,7 @@ pub fn load(args: LoadArgs) -> Status {
     let id = files.add(args.file.display().to_string(), text);
     let color = args.color.enabled();
     let report = |files: &Files, d: &[Diagnostic]| {
-        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+        crate::output::diagnostics(files, d, Format::Human, color);
     };
     let out = match scl_driver::compile(&mut files, id, target) {
         Ok(o) => o,
@@ -164,24 +165,24 @@ pub fn load(args: LoadArgs) -> Status {
     let overrides = match crate::run::config_overrides(&out, &args.set) {
         Ok(o) => o,
         Err(msg) => {
-            eprintln!("sclc: error: {msg}");
+            errln!("sclc: error: {msg}");
             return Status::Usage;
         }
     };
     if let Err(e) = scl_loader::check_support() {
-        eprintln!("sclc: error: {e}");
+        errln!("sclc: error: {e}");
         return Status::Usage;
     }
     let activate = target == Target::Syncord && !args.pin_only;
     if !args.locks.is_empty() && !activate {
-        eprintln!("sclc: error: `--lock` names the locks a policy governs in the lock-hook module: it applies to `--target syncord` without `--pin-only`");
+        errln!("sclc: error: `--lock` names the locks a policy governs in the lock-hook module: it applies to `--target syncord` without `--pin-only`");
         return Status::Usage;
     }
     let governed = if activate {
         match prepare_activation(&args) {
             Ok(g) => Some(g),
             Err(msg) => {
-                eprintln!("sclc: error: {msg}");
+                errln!("sclc: error: {msg}");
                 return Status::Usage;
             }
         }
@@ -208,7 +209,7 @@ pub fn load(args: LoadArgs) -> Status {
         Ok(p) => p,
         Err(e) => {
             if attach && matches!(e, PinError::Kernel { .. }) {
-                eprintln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
+                errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
                 return Status::Usage;
             }
             return fail(&e);
@@ -218,9 +219,9 @@ pub fn load(args: LoadArgs) -> Status {
     let kinds: Vec<&str> = out.program.policy.as_ref().map(|p| p.kinds.iter().map(|k| k.name()).collect()).unwrap_or_default();
     if let Some((module, locks)) = &governed {
         if let Err(e) = activate_in_module(module, &args.pin, &kinds, locks) {
-            eprintln!("sclc: error: {e}");
+            errln!("sclc: error: {e}");
             let _ = pin::unpin(&pinned.dir);
-            eprintln!("  note: nothing stays loaded: `{}` was unpinned again", args.pin);
+            errln!("  note: nothing stays loaded: `{}` was unpinned again", args.pin);
             return Status::Usage;
         }
     }
@@ -232,7 +233,7 @@ pub fn load(args: LoadArgs) -> Status {
     } else {
         "not active: pinned by hook name for a kernel with the lock-hook module (docs/abi.md §4)".to_string()
     };
-    println!(
+    outln!(
         "pinned `{}` ({target}) at {}: {} program{}, {state}; {} map{}",
         args.pin,
         pinned.dir.display(),
@@ -241,7 +242,7 @@ pub fn load(args: LoadArgs) -> Status {
         pinned.maps.len(),
         if pinned.maps.len() == 1 { "" } else { "s" },
     );
-    println!("  unload with `sclc unload {}`", args.pin);
+    outln!("  unload with `sclc unload {}`", args.pin);
     Status::Ok
 }
 
@@ -308,11 +309,12 @@ pub fn ls(args: LsArgs) -> Status {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    let incomplete = pin::incomplete(Path::new(SCL_ROOT));
     // What the lock-hook module runs, if this kernel has it.
     let kernel = Module::open().ok().and_then(|m| m.stats().ok());
     match args.format {
         OutFormat::Json => {
-            let v: Vec<serde_json::Value> = policies
+            let mut v: Vec<serde_json::Value> = policies
                 .iter()
                 .map(|p| {
                     let mut v = policy_json(p);
@@ -322,17 +324,31 @@ pub fn ls(args: LsArgs) -> Status {
                     v
                 })
                 .collect();
-            println!("{}", serde_json::Value::from(v));
+            v.extend(incomplete.iter().map(|i| {
+                serde_json::json!({
+                    "name": i.name, "dir": i.dir.display().to_string(), "complete": false,
+                    "loading": i.loading, "pid": i.pid, "attached": false, "programs": [], "maps": [],
+                })
+            }));
+            outln!("{}", serde_json::Value::from(v));
         }
         OutFormat::Table => {
-            if policies.is_empty() {
-                println!("no policies pinned under {SCL_ROOT}");
+            if policies.is_empty() && incomplete.is_empty() {
+                outln!("no policies pinned under {SCL_ROOT}");
             }
             for p in &policies {
-                print!("{}", policy_table(p));
+                out!("{}", policy_table(p));
                 if let Some(k) = kernel_state(p, kernel.as_ref()) {
-                    println!("  kernel   {}", kernel_line(&k));
+                    outln!("  kernel   {}", kernel_line(&k));
                 }
+            }
+            for i in &incomplete {
+                let why = if i.loading {
+                    format!("being loaded by process {}", i.pid)
+                } else {
+                    format!("a load killed before it finished (process {}); `sclc unload {}` removes it", i.pid, i.name)
+                };
+                outln!("{}  (incomplete: {why}; {})", i.name, i.dir.display());
             }
         }
     }
@@ -401,7 +417,7 @@ fn policy_json(p: &PolicyPin) -> serde_json::Value {
         .iter()
         .map(|m| {
             serde_json::json!({
-                "name": m.name, "hidden": m.hidden, "id": m.id, "type": m.map_type, "key_size": m.key_size,
+                "name": m.name, "hidden": m.hidden, "writable": !m.hidden, "id": m.id, "type": m.map_type, "key_size": m.key_size,
                 "value_size": m.value_size, "max_entries": m.max_entries, "entries": m.entries,
             })
         })
@@ -409,6 +425,7 @@ fn policy_json(p: &PolicyPin) -> serde_json::Value {
     serde_json::json!({
         "name": p.name,
         "dir": p.dir.display().to_string(),
+        "complete": true,
         "attached": p.programs.iter().any(|g| g.attached),
         "programs": programs,
         "maps": maps,
@@ -439,8 +456,15 @@ fn policy_table(p: &PolicyPin) -> String {
     for m in &p.maps {
         let _ = writeln!(
             s,
-            "  map      {:<width$}  id {:<6} {:<14} key {:>3}  value {:>5}  {}/{} entries",
-            m.name, m.id, m.map_type, m.key_size, m.value_size, m.entries, m.max_entries
+            "  map      {:<width$}  id {:<6} {:<14} key {:>3}  value {:>5}  {}/{} entries{}",
+            m.name,
+            m.id,
+            m.map_type,
+            m.key_size,
+            m.value_size,
+            m.entries,
+            m.max_entries,
+            if m.hidden { "  (read-only)" } else { "" }
         );
     }
     s
@@ -456,22 +480,31 @@ pub fn unload(args: UnloadArgs) -> Status {
         return fail(&e);
     }
     let dir = root.join(&args.name);
+    // A load of this name killed before it finished leaves an incomplete directory.
+    let stale = match pin::remove_stale(root, &args.name) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
     if !dir.is_dir() {
+        if stale > 0 {
+            outln!("removed the incomplete load of `{}`", args.name);
+            return Status::Ok;
+        }
         return fail(&PinError::NotFound { what: "pinned policy".into(), within: None, name: args.name, available: pin::names(root) });
     }
     // The module first: once it has let go of the programs, they can be unpinned.
     if let Ok(module) = Module::open() {
         if module.active().ok().flatten().as_deref() == Some(args.name.as_str()) {
             if let Err(e) = module.deactivate().and_then(|()| module.release_all()) {
-                eprintln!("sclc: error: {e}");
+                errln!("sclc: error: {e}");
                 return Status::Usage;
             }
-            println!("deactivated `{}` in the lock-hook module: its locks run the kernel's own code again", args.name);
+            outln!("deactivated `{}` in the lock-hook module: its locks run the kernel's own code again", args.name);
         }
     }
     match pin::unpin(&dir) {
         Ok(()) => {
-            println!("unloaded `{}`", args.name);
+            outln!("unloaded `{}`", args.name);
             Status::Ok
         }
         Err(e) => fail(&e),
@@ -499,13 +532,13 @@ fn map_op(args: &MapArgs) -> Result<(), PinError> {
             let k = m.parse_key(key)?;
             let v = m.get(&k)?;
             if json {
-                println!("{}", serde_json::json!({ "key": to_json(&k), "value": v.as_ref().map_or(serde_json::Value::Null, to_json) }));
+                outln!("{}", serde_json::json!({ "key": to_json(&k), "value": v.as_ref().map_or(serde_json::Value::Null, to_json) }));
             } else {
-                println!("{k} => {}", v.map_or_else(|| "none".to_string(), |v| v.to_string()));
+                outln!("{k} => {}", v.map_or_else(|| "none".to_string(), |v| v.to_string()));
             }
         }
         MapOp::Set { map, key, value } => {
-            let m = open(&args.name, map)?;
+            let m = open(&args.name, map).map_err(writable_only)?;
             let k = m.parse_key(key)?;
             let v = m.parse_value(value)?;
             m.set(&k, &v)?;
@@ -516,22 +549,36 @@ fn map_op(args: &MapArgs) -> Result<(), PinError> {
             if json {
                 let rows: Vec<serde_json::Value> =
                     entries.iter().map(|(k, v)| serde_json::json!({ "key": to_json(k), "value": to_json(v) })).collect();
-                println!("{}", serde_json::Value::from(rows));
+                outln!("{}", serde_json::Value::from(rows));
             } else {
                 for (k, v) in entries {
-                    println!("{k} => {v}");
+                    outln!("{k} => {v}");
                 }
             }
         }
         MapOp::Delete { map, key } => {
-            let m = open(&args.name, map)?;
+            let m = open(&args.name, map).map_err(writable_only)?;
             let k = m.parse_key(key)?;
             if !m.delete(&k)? {
-                eprintln!("sclc: note: `{map}` had no entry under {k}");
+                errln!("sclc: note: `{map}` had no entry under {k}");
             }
         }
     }
     Ok(())
+}
+
+/// For `set` and `delete`: a missing map's alternatives are the maps that can be written
+/// (not the `hidden_...` ones sclc added, which are read-only).
+fn writable_only(e: PinError) -> PinError {
+    match e {
+        PinError::NotFound { what, within, name, available } => PinError::NotFound {
+            what,
+            within,
+            name,
+            available: available.into_iter().filter(|m| !m.starts_with(pin::HIDDEN_PREFIX)).collect(),
+        },
+        e => e,
+    }
 }
 
 /// A value as JSON: integers as numbers (as strings beyond 64 bits), structs as objects.

@@ -32,28 +32,28 @@ pub fn find(query: &str) -> Option<&'static CodeDoc> {
 /// Runs `sclc explain`.
 pub fn run(args: ExplainArgs) -> Status {
     if args.safety_markdown {
-        print!("{}", safety_markdown());
+        out!("{}", safety_markdown());
         return Status::Ok;
     }
     let Some(query) = args.code else {
         for d in all_docs() {
-            println!("{}  {:<28} {}", d.code.code, d.code.name, d.summary);
+            outln!("{}  {:<28} {}", d.code.code, d.code.name, d.summary);
         }
         return Status::Ok;
     };
     match find(&query) {
         Some(d) => {
-            println!("{} {}: {}\n", d.code.code, d.code.name, d.summary);
-            print!("{}", d.explanation);
+            outln!("{} {}: {}\n", d.code.code, d.code.name, d.summary);
+            out!("{}", d.explanation);
             Status::Ok
         }
         None => {
             let names = all_docs().into_iter().flat_map(|d| [d.code.code, d.code.name]);
-            eprintln!("sclc: error: no diagnostic code `{query}`");
+            errln!("sclc: error: no diagnostic code `{query}`");
             if let Some(s) = scl_syntax::validate::did_you_mean(&query, names) {
-                eprintln!("  help: did you mean `{s}`?");
+                errln!("  help: did you mean `{s}`?");
             }
-            eprintln!("  help: `sclc explain` lists every code");
+            errln!("  help: `sclc explain` lists every code");
             Status::Usage
         }
     }

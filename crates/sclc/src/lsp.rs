@@ -18,8 +18,16 @@ pub fn run(args: LspArgs) -> Status {
     match scl_lsp::run_stdio() {
         Ok(scl_lsp::Exit::Clean) => Status::Ok,
         Ok(scl_lsp::Exit::WithoutShutdown) => Status::Unclean,
+        // Writing stdout failed: `output::exit_code` reports it (quietly for a closed pipe,
+        // the editor having gone).
+        Err(e) if matches!(e.downcast_ref(), Some(scl_lsp::transport::TransportError::Output(_))) => {
+            if let Some(scl_lsp::transport::TransportError::Output(e)) = e.downcast_ref() {
+                crate::output::record_stdout_failure(e);
+            }
+            Status::Ok
+        }
         Err(e) => {
-            eprintln!("sclc: error: language server: {e}");
+            errln!("sclc: error: language server: {e}");
             Status::Usage
         }
     }

@@ -4,7 +4,12 @@
 //! itself lives in the library crates. Exit codes: 0 when the policies are clean (warnings
 //! allowed), 1 when a policy has errors, 2 for usage and environment problems (a missing or
 //! unreadable file, a bad flag, an unknown code). `sclc lsp` exits 0 after the editor's
-//! `shutdown` and `exit`, and 1 when told to exit without a shutdown (as LSP asks).
+//! `shutdown` and `exit`, and 1 when told to exit without a shutdown (as LSP asks). A
+//! closed pipe on stdout or stderr ends any command quietly with 141, as for a tool killed
+//! by SIGPIPE; any other write failure is 2 (`output`).
+
+#[macro_use]
+mod output;
 
 mod build;
 mod check;
@@ -21,7 +26,8 @@ use std::process::ExitCode;
 /// The SCL compiler: kernel lock policies, checked for safety and compiled to eBPF.
 #[derive(Parser, Debug)]
 #[command(name = "sclc", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit status: 0 clean, 1 errors in a policy, 2 usage or environment problems.\n\
+#[command(after_help = "Exit status: 0 clean, 1 errors in a policy, 2 usage or environment problems,\n\
+141 when the output's reader went away (a closed pipe).\n\
 Run `sclc explain CODE` for the page of a diagnostic code.")]
 struct Cli {
     #[command(subcommand)]
@@ -98,6 +104,40 @@ pub enum Status {
     Unclean,
 }
 
+/// A clap value parser for unsigned numbers that names the range of the type, for `-1`
+/// too (clap alone takes `-1` for a flag and suggests `-- -1`; the arguments using this
+/// parser set `allow_negative_numbers`).
+pub fn unsigned<T>(s: &str) -> Result<T, String>
+where
+    T: TryFrom<u128> + num_bounds::Max,
+{
+    let range = format!("a whole number from 0 to {}", T::MAX_TEXT);
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("it must not be negative: {range}"));
+    }
+    let n: u128 = t.parse().map_err(|_| format!("it is not a number: {range}"))?;
+    T::try_from(n).map_err(|_| format!("it does not fit: {range}"))
+}
+
+/// The largest value of each type [`unsigned`] parses, as text.
+pub mod num_bounds {
+    /// The largest value, as text.
+    pub trait Max {
+        /// `MAX` in decimal.
+        const MAX_TEXT: &'static str;
+    }
+    impl Max for u32 {
+        const MAX_TEXT: &'static str = "4294967295";
+    }
+    impl Max for u64 {
+        const MAX_TEXT: &'static str = "18446744073709551615";
+    }
+    impl Max for usize {
+        const MAX_TEXT: &'static str = "18446744073709551615";
+    }
+}
+
 /// The soft limit of the main thread's stack in bytes, from `/proc/self/limits`.
 fn main_stack_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -138,17 +178,18 @@ fn main() -> ExitCode {
     let status = match result {
         Ok(Ok(status)) => status,
         Ok(Err(_)) => {
-            eprintln!("sclc: internal error: the compiler panicked; please report this with the input that caused it");
-            return ExitCode::from(101);
+            errln!("sclc: internal error: the compiler panicked; please report this with the input that caused it");
+            return ExitCode::from(output::exit_code(101));
         }
         Err(e) => {
-            eprintln!("sclc: error: cannot start the compiler thread: {e}");
+            errln!("sclc: error: cannot start the compiler thread: {e}");
             Status::Usage
         }
     };
-    match status {
-        Status::Ok => ExitCode::SUCCESS,
-        Status::PolicyErrors | Status::Unclean => ExitCode::from(1),
-        Status::Usage => ExitCode::from(2),
-    }
+    let code = match status {
+        Status::Ok => 0,
+        Status::PolicyErrors | Status::Unclean => 1,
+        Status::Usage => 2,
+    };
+    ExitCode::from(output::exit_code(code))
 }

@@ -9,12 +9,12 @@
 
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
-use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::render::Format;
 use scl_diagnostics::{Diagnostic, Files};
 use scl_ir::MapOrigin;
 use scl_sema::hir::{Program, StateStorage};
 use scl_sema::ty::Ty;
-use std::io::Write;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,9 +42,10 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     interval: Duration,
     /// Rows per table.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = crate::unsigned::<usize>, allow_negative_numbers = true)]
     top: usize,
-    /// The column to sort by (descending); default: the first column.
+    /// The column to sort by (descending); default: the first column. An unknown column is
+    /// an error that lists the policy's columns.
     #[arg(long)]
     sort: Option<String>,
     /// Output format.
@@ -86,12 +87,15 @@ pub fn run(args: RunArgs) -> Status {
     let text = match source::read(&args.file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("sclc: error: cannot read `{}`: {e}", args.file.display());
+            errln!("sclc: error: cannot read `{}`: {e}", args.file.display());
             return Status::Usage;
         }
     };
-    if crate::build::default_target(&text) != Target::Stock {
-        eprintln!(
+    // A policy with a syntax error goes straight to the compiler, which shows the error;
+    // only a policy that parses is judged by its hooks.
+    let parses = scl_syntax::parse_file(scl_diagnostics::FileId(0), &text).1.iter().all(|d| d.severity != scl_diagnostics::Severity::Error);
+    if parses && crate::build::default_target(&text) != Target::Stock && changes_lock_behaviour(&text) {
+        errln!(
             "sclc: error: `{}` has hooks that change lock behaviour; the running kernel has no SCL lock-policy hooks\n  \
              note: `sclc run` attaches policies to the stock lock tracepoints, which only observe (`contended`, `contention_end`)\n  \
              help: check the policy against this kernel's verifier with `sclc build --target syncord --verify {}`",
@@ -104,7 +108,7 @@ pub fn run(args: RunArgs) -> Status {
     let id = files.add(args.file.display().to_string(), text);
     let color = args.color.enabled();
     let report = |files: &Files, d: &[Diagnostic]| {
-        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+        crate::output::diagnostics(files, d, Format::Human, color);
     };
     let out = match scl_driver::compile(&mut files, id, Target::Stock) {
         Ok(o) => o,
@@ -114,10 +118,20 @@ pub fn run(args: RunArgs) -> Status {
         }
     };
     report(&files, &out.warnings);
+    if let Some(sort) = &args.sort {
+        let columns = sort_keys(&out);
+        if !columns.iter().any(|c| c == sort) {
+            let hint = scl_syntax::validate::did_you_mean(sort, columns.iter().map(String::as_str))
+                .map(|c| format!("\n  help: did you mean `{c}`?"))
+                .unwrap_or_default();
+            errln!("sclc: error: --sort {sort}: no column of that name; the columns of this policy: {}{hint}", columns.join(", "));
+            return Status::Usage;
+        }
+    }
     let overrides = match config_overrides(&out, &args.set) {
         Ok(o) => o,
         Err(msg) => {
-            eprintln!("sclc: error: {msg}");
+            errln!("sclc: error: {msg}");
             return Status::Usage;
         }
     };
@@ -126,14 +140,14 @@ pub fn run(args: RunArgs) -> Status {
         Err(status) => return status,
     };
     if let Err(e) = loaded.attach_all() {
-        eprintln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
+        errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
         return Status::Usage;
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         if let Err(e) = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)) {
-            eprintln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
+            errln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
         }
     }
     let symbols = Kallsyms::load();
@@ -147,21 +161,25 @@ pub fn run(args: RunArgs) -> Status {
         if done || last.elapsed() >= args.interval {
             last = Instant::now();
             let snapshot = snapshot(&out, &loaded, &symbols);
-            let mut stdout = std::io::stdout().lock();
+            let mut text = String::new();
             match args.format {
-                RunFormat::Json => {
-                    let _ = writeln!(stdout, "{}", to_json(&snapshot, &program_ids, started.elapsed(), done));
-                }
+                RunFormat::Json => text = format!("{}\n", to_json(&snapshot, &program_ids, started.elapsed(), done)),
                 RunFormat::Table => {
                     if tty && !done {
-                        let _ = write!(stdout, "\x1b[H\x1b[2J");
+                        text.push_str("\x1b[H\x1b[2J");
                     }
                     let title = if done { "final summary" } else { "live" };
-                    let _ = writeln!(stdout, "sclc run {}: {title}, {:.1}s", args.file.display(), started.elapsed().as_secs_f64());
-                    let _ = write!(stdout, "{}", render_tables(&snapshot, &args));
+                    text += &format!("sclc run {}: {title}, {:.1}s\n", args.file.display(), started.elapsed().as_secs_f64());
+                    text += &render_tables(&snapshot, &args);
                 }
             }
-            let _ = stdout.flush();
+            out!("{text}");
+            let _ = crate::output::stdout().flush();
+        }
+        // The reader is gone (`sclc run | head -1`) or stdout failed: stop and detach now,
+        // the exit status says why (`output::exit_code`).
+        if crate::output::broken() || crate::output::stdout_reader_gone() {
+            break;
         }
         if done {
             break;
@@ -170,6 +188,41 @@ pub fn run(args: RunArgs) -> Status {
     }
     drop(loaded);
     Status::Ok
+}
+
+/// True when some hook of the policy in `text` is a known hook that the stock kernel does
+/// not have (an unknown hook is the checker's to report).
+fn changes_lock_behaviour(text: &str) -> bool {
+    let (ast, _) = scl_syntax::parse_file(scl_diagnostics::FileId(0), text);
+    ast.items.iter().any(|i| match &i.kind {
+        scl_syntax::ast::ItemKind::Policy(p) => {
+            p.hooks.iter().any(|h| scl_catalogue::hook(&h.name.name).is_some_and(|d| !d.on_target(Target::Stock)))
+        }
+        _ => false,
+    })
+}
+
+/// The columns `--sort` can name: every scalar column of every table `run` shows.
+fn sort_keys(out: &scl_driver::Output) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for m in out.module.maps.values() {
+        if m.origin.is_hidden() {
+            continue;
+        }
+        // As `snapshot` shows them: per-thread state is not a table.
+        if matches!(&m.origin, MapOrigin::State(id) if out.program.states[*id].storage == StateStorage::PerThread) {
+            continue;
+        }
+        let (Some(_), Some(value_ty)) = (&m.key, &m.value) else { continue };
+        let zero = vec![0u8; m.value_size as usize];
+        let (cols, _, _) = decode(&out.program, value_ty, &zero, m.value_size as usize);
+        for c in cols {
+            if !keys.contains(&c) {
+                keys.push(c);
+            }
+        }
+    }
+    keys
 }
 
 /// `.rodata` overrides from `--set NAME=VALUE`, checked against the config declarations.
@@ -196,7 +249,12 @@ pub(crate) fn config_overrides(out: &scl_driver::Output, sets: &[String]) -> Res
             },
             Ty::Int(i) => {
                 let (neg, digits) = value.strip_prefix('-').map_or((false, value), |d| (true, d));
-                let lit = scl_syntax::lexer::parse_int(digits).map_err(|_| format!("`{value}` is not a number for `{name}` ({i})"))?;
+                let lit = scl_syntax::lexer::parse_int(digits).map_err(|e| match e {
+                    scl_syntax::lexer::LexError::NumberTooLarge => {
+                        format!("{value} does not fit `{name}`, a `{i}` ({}..={})", i.min(), i.max())
+                    }
+                    _ => format!("`{value}` is not a number for `{name}` ({i})"),
+                })?;
                 let v = if neg { -i128::from(lit.value) } else { i128::from(lit.value) };
                 if !i.contains(v) {
                     return Err(format!("{v} does not fit `{name}`, a `{i}` ({}..={})", i.min(), i.max()));

@@ -11,7 +11,7 @@
 use crate::run::{config_overrides, parse_duration};
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
-use scl_diagnostics::render::{self, Format};
+use scl_diagnostics::render::Format;
 use scl_diagnostics::Files;
 use scl_sim::{Config, LockKind, Machine, Metrics, Policy, Workload, WorkloadDefaults};
 use std::io::{IsTerminal, Write};
@@ -65,13 +65,13 @@ pub struct SimArgs {
     #[arg(long, value_enum)]
     lock: Option<LockArg>,
     /// Number of threads (one per CPU at most); default: the workload's, else one per CPU.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::unsigned::<u32>, allow_negative_numbers = true)]
     threads: Option<u32>,
     /// Simulated time to run (`100ms`, `1s`).
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]
     duration: Duration,
     /// Seed of every random draw: the same seed gives the same run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::unsigned::<u64>, allow_negative_numbers = true)]
     seed: u64,
     /// Also run `baseline` (the stock FIFO lock, no policy) or another policy FILE on the
     /// same workload and seed, and show both with ratios.
@@ -79,7 +79,7 @@ pub struct SimArgs {
     compare: Option<String>,
     /// Mark threads latency-critical by index (`--critical 0,3`): written into the policy's
     /// `latency_critical` map, and their waits are reported separately.
-    #[arg(long, value_name = "I,...", value_delimiter = ',')]
+    #[arg(long, value_name = "I,...", value_delimiter = ',', value_parser = crate::unsigned::<u32>, allow_negative_numbers = true)]
     critical: Vec<u32>,
     /// Set a config value of FILE's policy: `--set NAME=VALUE` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -109,13 +109,13 @@ fn kind_of(k: scl_catalogue::LockKind) -> LockKind {
 /// Reads and compiles `path` for the sim target; diagnostics go to stderr.
 fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
     let text = source::read(path).map_err(|e| {
-        eprintln!("sclc: error: cannot read `{}`: {e}", path.display());
+        errln!("sclc: error: cannot read `{}`: {e}", path.display());
         Status::Usage
     })?;
     let mut files = Files::new();
     let id = files.add(path.display().to_string(), text);
     let report = |files: &Files, d: &[scl_diagnostics::Diagnostic]| {
-        let _ = render::emit(&mut std::io::stderr().lock(), files, d, Format::Human, color);
+        crate::output::diagnostics(files, d, Format::Human, color);
     };
     match scl_driver::compile(&mut files, id, Target::Sim) {
         Ok(out) => {
@@ -131,14 +131,14 @@ fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
 }
 
 fn usage(msg: impl std::fmt::Display) -> Status {
-    eprintln!("sclc: error: {msg}");
+    errln!("sclc: error: {msg}");
     Status::Usage
 }
 
 fn read_machine(spec: &str) -> Result<Machine, Status> {
     let path = Path::new(spec);
     if spec.ends_with(".toml") || path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read machine `{spec}`: {e}")))?;
+        let text = source::read_text(path).map_err(|e| usage(format!("cannot read machine `{spec}`: {e}")))?;
         Machine::from_toml(&text).map_err(|e| usage(format!("machine `{spec}`: {e}")))
     } else {
         Machine::parse_spec(spec).map_err(|e| usage(format!("--machine: {e}")))
@@ -168,8 +168,7 @@ impl Progress {
         let frac = if total == 0 { 1.0 } else { done as f64 / total as f64 };
         let width = 30;
         let full = (frac * width as f64).round() as usize;
-        let _ = write!(
-            std::io::stderr(),
+        err!(
             "\r{} [{}{}] {:3.0}%",
             self.label,
             "#".repeat(full.min(width)),
@@ -181,7 +180,7 @@ impl Progress {
 
     fn finish(&mut self) {
         if self.drawn {
-            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(self.label.len() + 40));
+            err!("\r{}\r", " ".repeat(self.label.len() + 40));
         }
     }
 }
@@ -191,7 +190,7 @@ fn run_one(cfg: &Config, policy: &mut dyn Policy) -> Result<Metrics, Status> {
     let result = scl_sim::simulate(cfg, policy, Some(&mut |done, total| bar.update(done, total)));
     bar.finish();
     result.map_err(|e| {
-        eprintln!("sclc: error: the simulation of `{}` stopped: {e}", policy.name());
+        errln!("sclc: error: the simulation of `{}` stopped: {e}", policy.name());
         match e {
             scl_sim::SimError::Model(_) => Status::Usage,
             scl_sim::SimError::Hook { .. } => Status::PolicyErrors,
@@ -202,7 +201,7 @@ fn run_one(cfg: &Config, policy: &mut dyn Policy) -> Result<Metrics, Status> {
 fn vm_policy(c: &Compiled, sets: &[String], cpus: u32) -> Result<scl_sim::VmPolicy, Status> {
     let overrides = config_overrides(&c.out, sets).map_err(usage)?;
     scl_sim::VmPolicy::new(&c.out, &overrides, cpus).map_err(|e| {
-        eprintln!("sclc: error: the VM cannot run `{}`: {e}", c.out.module.name);
+        errln!("sclc: error: the VM cannot run `{}`: {e}", c.out.module.name);
         Status::PolicyErrors
     })
 }
@@ -229,14 +228,20 @@ pub fn run(args: SimArgs) -> Status {
 
 fn sim(args: SimArgs) -> Result<Status, Status> {
     let color = args.color.enabled();
+    if args.duration.as_nanos() > u128::from(scl_sim::MAX_DURATION_NS) {
+        return Err(usage(format!(
+            "--duration {:?}: the simulator runs at most {} s of simulated time",
+            args.duration,
+            scl_sim::MAX_DURATION_NS / 1_000_000_000
+        )));
+    }
     let machine = read_machine(&args.machine)?;
     let main = compile(&args.file, color)?;
     let lock_default = main.kinds.first().copied().unwrap_or(LockKind::Spinlock);
     let lock_override = args.lock.map(LockArg::kind);
     let mut workload = match &args.workload {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read workload `{}`: {e}", path.display())))?;
+            let text = source::read_text(path).map_err(|e| usage(format!("cannot read workload `{}`: {e}", path.display())))?;
             Workload::from_toml(&text, &machine, args.threads, lock_default, lock_override)
                 .map_err(|e| usage(format!("workload `{}`: {e}", path.display())))?
         }
@@ -267,7 +272,7 @@ fn sim(args: SimArgs) -> Result<Status, Status> {
     }
     let mut p = vm_policy(&main, &args.set, cpus)?;
     runs.push(run_one(&cfg, &mut p)?);
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::stdout();
     let written = match args.format {
         SimFormat::Table => {
             let text = format!(
@@ -303,10 +308,7 @@ fn sim(args: SimArgs) -> Result<Status, Status> {
             writeln!(stdout, "{v}")
         }
     };
-    if let Err(e) = written.and_then(|_| stdout.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(usage(format!("cannot write the report: {e}")));
-        }
-    }
+    // A failure is recorded and decides the exit status (`output::exit_code`).
+    let _ = written.and_then(|_| stdout.flush());
     Ok(Status::Ok)
 }

@@ -12,6 +12,7 @@ use crate::codes::{E0350, E0351, E0352, E0353};
 use crate::hir::*;
 use crate::ty::Ty;
 use crate::Checker;
+use std::collections::{HashMap, HashSet};
 use scl_catalogue::{self as cat, BuiltinDef};
 use scl_diagnostics::{CodeDoc, Diagnostic, FileId, Span};
 use scl_syntax::ast::BinOp;
@@ -109,7 +110,8 @@ pub const VERIFIER_BUDGET: u64 = 200_000;
 pub(crate) fn estimate(cx: &mut Checker) -> Vec<HookCost> {
     check_backoff_config(cx);
     let Some(policy) = &cx.program.policy else { return Vec::new() };
-    let est = Estimator { program: &cx.program, verifying: std::cell::Cell::new(false) };
+    let est = Estimator { program: &cx.program, verifying: std::cell::Cell::new(false), summaries: Default::default() };
+    est.summarise_functions();
     let costs: Vec<HookCost> = policy
         .hooks
         .iter()
@@ -202,9 +204,72 @@ struct Estimator<'a> {
     /// True while estimating the verifier's work (calls then count their bodies' verifier
     /// work, not their cost).
     verifying: std::cell::Cell<bool>,
+    /// Each function's estimates, worked out once, callees first
+    /// ([`Estimator::summarise_functions`]): a call costs a look-up, so neither the depth of
+    /// a call chain (the stack) nor the number of paths through the call graph (the time)
+    /// grows with the estimate.
+    summaries: std::cell::RefCell<HashMap<FuncId, Summary>>,
+}
+
+/// A function's estimates, as a call to it adds them.
+#[derive(Clone, Copy, Default)]
+struct Summary {
+    /// Worst-case instructions of its body.
+    cost: u64,
+    /// Verifier steps of its body.
+    verify: u64,
+    /// Its frame, with its callees' (its `inout` parameters are the caller's).
+    frame: u32,
 }
 
 impl Estimator<'_> {
+    /// Works out every function's [`Summary`] in post-order of the call graph, with an
+    /// explicit stack: a chain of 40,000 calls needs no deeper recursion than one body.
+    /// (The graph has no cycle: the recursion rule runs first. Were there one, the call
+    /// that closes it would count as empty.)
+    fn summarise_functions(&self) {
+        let mut in_progress = HashSet::new();
+        for root in self.program.funcs.keys() {
+            let mut stack = vec![(root, false)];
+            while let Some((f, expanded)) = stack.pop() {
+                if self.summaries.borrow().contains_key(&f) {
+                    continue;
+                }
+                if expanded {
+                    let summary = self.summarise(f);
+                    self.summaries.borrow_mut().insert(f, summary);
+                    continue;
+                }
+                if !in_progress.insert(f) {
+                    continue;
+                }
+                stack.push((f, true));
+                self.walk_block(&self.program.funcs[f].body.block, &mut |e| {
+                    if let ExprKind::Call(callee, _) = &e.kind {
+                        if !in_progress.contains(callee) {
+                            stack.push((*callee, false));
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// One function's summary; its callees' are known.
+    fn summarise(&self, f: FuncId) -> Summary {
+        let func = &self.program.funcs[f];
+        let cost = self.block(&func.body.block).0;
+        self.verifying.set(true);
+        let verify = self.verify_block(&func.body.block);
+        self.verifying.set(false);
+        let by_ref: Vec<LocalId> = func.params.iter().filter(|(_, inout)| *inout).map(|(l, _)| *l).collect();
+        Summary { cost, verify, frame: self.frame(&func.body, &by_ref) }
+    }
+
+    fn summary(&self, f: FuncId) -> Summary {
+        self.summaries.borrow().get(&f).copied().unwrap_or_default()
+    }
+
     /// (worst-case instructions, true if every path returns).
     fn block(&self, b: &Block) -> (u64, bool) {
         let mut total = 0u64;
@@ -222,18 +287,18 @@ impl Estimator<'_> {
         match s {
             Stmt::Let(local, init) => {
                 let _ = local;
-                (init.as_ref().map_or(2, |e| self.expr(e) + self.store(&e.ty)), false)
+                (init.as_ref().map_or(2, |e| self.expr(e).saturating_add(self.store(&e.ty))), false)
             }
             Stmt::Assign { place, op, value, .. } => {
-                let read = if op.is_some() { self.place(place) + 1 } else { 0 };
-                (self.place(place) + read + self.expr(value) + self.store(&value.ty), false)
+                let read = if op.is_some() { self.place(place).saturating_add(1) } else { 0 };
+                (sum([self.place(place), read, self.expr(value), self.store(&value.ty)]), false)
             }
             Stmt::Expr(e) => (self.expr(e), false),
             Stmt::If { arms, else_ } => {
                 let mut worst = 0u64;
                 let mut conds = 0u64;
                 for (c, b) in arms {
-                    conds = conds.saturating_add(self.cond(c) + 1);
+                    conds = sum([conds, self.cond(c), 1]);
                     worst = worst.max(conds.saturating_add(self.block(b).0));
                 }
                 let else_cost = else_.as_ref().map_or(0, |b| self.block(b).0);
@@ -243,9 +308,9 @@ impl Estimator<'_> {
             }
             Stmt::For { start, end, body, .. } => {
                 let n = (end - start).max(0) as u64;
-                (n.saturating_mul(self.block(body).0 + 3) + 2, false)
+                (n.saturating_mul(self.block(body).0.saturating_add(3)).saturating_add(2), false)
             }
-            Stmt::Return(e, _) => (e.as_ref().map_or(0, |e| self.expr(e)) + 2, true),
+            Stmt::Return(e, _) => (e.as_ref().map_or(0, |e| self.expr(e)).saturating_add(2), true),
             Stmt::Break | Stmt::Continue => (1, false),
             Stmt::Block(b) => self.block(b),
         }
@@ -267,7 +332,7 @@ impl Estimator<'_> {
             }
             Stmt::If { arms, else_ } => {
                 // The verifier explores every arm.
-                let arms_cost: u64 = arms.iter().map(|(c, b)| self.cond(c) + 1 + self.verify_block(b)).fold(0, u64::saturating_add);
+                let arms_cost: u64 = arms.iter().map(|(c, b)| sum([self.cond(c), 1, self.verify_block(b)])).fold(0, u64::saturating_add);
                 arms_cost.saturating_add(else_.as_ref().map_or(0, |b| self.verify_block(b)))
             }
             Stmt::Block(b) => self.verify_block(b),
@@ -278,7 +343,7 @@ impl Estimator<'_> {
     fn cond(&self, c: &Cond) -> u64 {
         match c {
             Cond::Expr(e) => self.expr(e),
-            Cond::MapGet { key, .. } => self.expr(key) + 10,
+            Cond::MapGet { key, .. } => self.expr(key).saturating_add(10),
         }
     }
 
@@ -289,7 +354,7 @@ impl Estimator<'_> {
 
     /// Instructions to reach a place (map lookups for state included).
     fn place(&self, p: &Place) -> u64 {
-        let base = match p.base {
+        let base: u64 = match p.base {
             PlaceBase::Local(_) => 1,
             PlaceBase::State(id) => match self.program.states[id].storage {
                 StateStorage::Config(_) => 3,
@@ -306,17 +371,17 @@ impl Estimator<'_> {
             .iter()
             .map(|pr| match pr {
                 Projection::Field(_) => 0,
-                Projection::Index(e) => self.expr(e) + 4,
+                Projection::Index(e) => self.expr(e).saturating_add(4),
             })
-            .sum();
-        base + proj
+            .fold(0, u64::saturating_add);
+        base.saturating_add(proj)
     }
 
     fn expr(&self, e: &Expr) -> u64 {
         match &e.kind {
             ExprKind::Const(_) => 2,
-            ExprKind::Read(p) => self.place(p) + 1,
-            ExprKind::Unary(_, x) => self.expr(x) + 1,
+            ExprKind::Read(p) => self.place(p).saturating_add(1),
+            ExprKind::Unary(_, x) => self.expr(x).saturating_add(1),
             ExprKind::Binary(op, a, b) => {
                 let extra = match op {
                     BinOp::Div | BinOp::Rem => 3,
@@ -324,19 +389,19 @@ impl Estimator<'_> {
                     _ if op.is_comparison() => 3,
                     _ => 1,
                 };
-                self.expr(a).saturating_add(self.expr(b)) + extra
+                sum([self.expr(a), self.expr(b), extra])
             }
-            ExprKind::Cast(x) => self.expr(x) + 2,
+            ExprKind::Cast(x) => self.expr(x).saturating_add(2),
             ExprKind::Call(f, args) => {
-                let callee = &self.program.funcs[*f];
-                let body = if self.verifying.get() { self.verify_block(&callee.body.block) } else { self.block(&callee.body.block).0 };
-                self.args(args).saturating_add(body) + 2
+                let callee = self.summary(*f);
+                let body = if self.verifying.get() { callee.verify } else { callee.cost };
+                self.args(args).saturating_add(body).saturating_add(2)
             }
             ExprKind::Builtin(def, args) => self.args(args).saturating_add(u64::from(def.cost)),
             ExprKind::Method(_, def, args) => {
                 args.iter().map(|a| self.expr(a)).fold(u64::from(def.cost), u64::saturating_add)
             }
-            ExprKind::Struct(_, fields) => fields.iter().map(|f| self.expr(f) + self.store(&f.ty)).sum(),
+            ExprKind::Struct(_, fields) => fields.iter().map(|f| self.expr(f).saturating_add(self.store(&f.ty))).fold(0, u64::saturating_add),
             ExprKind::Error => 0,
         }
     }
@@ -364,11 +429,7 @@ impl Estimator<'_> {
         let mut deepest = 0u32;
         let mut scratch = 0u32;
         self.walk_block(&body.block, &mut |e| match &e.kind {
-            ExprKind::Call(f, _) => {
-                let callee = &self.program.funcs[*f];
-                let by_ref: Vec<LocalId> = callee.params.iter().filter(|(_, inout)| *inout).map(|(l, _)| *l).collect();
-                deepest = deepest.max(self.frame(&callee.body, &by_ref));
-            }
+            ExprKind::Call(f, _) => deepest = deepest.max(self.summary(*f).frame),
             ExprKind::Method(m, _, _) => {
                 let st = &self.program.states[*m];
                 let key = match &st.storage {
@@ -482,6 +543,11 @@ impl Estimator<'_> {
             _ => {}
         }
     }
+}
+
+/// A saturating sum: estimates of absurd programs stop at `u64::MAX` rather than overflow.
+fn sum<const N: usize>(xs: [u64; N]) -> u64 {
+    xs.into_iter().fold(0, u64::saturating_add)
 }
 
 /// The stack bytes of a value of `size` bytes: rounded up to 8, saturating (arrays may be
