@@ -31,6 +31,10 @@
 
 struct scl_mutex_waiter {
 	struct list_head list;
+#ifdef SCL_LAYOUT_SKEW
+	/* Only for the test that a module built for another layout is refused at load. */
+	char skew[SCL_LAYOUT_SKEW];
+#endif
 	struct task_struct *task;
 };
 

@@ -34,6 +34,13 @@ storm() {	# LABEL [EXTRA...]: one run, fields separated by tabs
 	say "SCL-RUN $(cat /sys/kernel/scl_storm/result)"
 }
 
+# A module built for a layout this kernel does not have refuses to load, saying which.
+if insmod /scl/scl_hooks_skewed.ko 2> /dev/null; then
+	say "SCL-CHECK bad_layout_refused no"
+	rmmod scl_hooks
+else
+	say "SCL-CHECK bad_layout_refused yes $(dmesg | grep 'scl_hooks:' | grep -m1 'mutex_waiter')"
+fi
 insmod /scl/scl_hooks.ko || fail "insmod scl_hooks.ko: $(dmesg | grep scl_hooks | tail -3)"
 insmod /scl/scl_storm.ko kind="$KIND" || fail "insmod scl_storm.ko"
 addr=$(cat /sys/kernel/scl_storm/lock)

@@ -96,6 +96,9 @@ cp -r "$repo/kernel" "$work/kernel"
 cp -r "$here/storm" "$work/storm"
 make -s -C "$work/kernel" KDIR="$kdir" > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; die "kernel/ does not build against $kver"; }
 make -s -C "$work/storm" KDIR="$kdir" SCL_KERNEL_DIR="$work/kernel" > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; die "the storm module does not build"; }
+# The same module built for a layout this kernel does not have: it must refuse to load.
+cp -r "$repo/kernel" "$work/skewed"
+make -s -C "$work/skewed" KDIR="$kdir" KCFLAGS=-DSCL_LAYOUT_SKEW=8 > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; die "the skewed module does not build"; }
 
 # The initramfs: busybox, sclc with its libraries, the modules, the policy, the scenario.
 root=$work/root
@@ -121,6 +124,7 @@ if [ -n "$mark_app" ]; then
 fi
 cp "$here/guest-init.sh" "$root/init"
 cp "$work/kernel/scl_hooks.ko" "$work/storm/scl_storm.ko" "$root/scl/"
+cp "$work/skewed/scl_hooks.ko" "$root/scl/scl_hooks_skewed.ko"
 cp "$policy" "$root/scl/policy.scl"
 {
 	printf 'NAME=%q\nKIND=%q\nDURATION_MS=%q\nMARK_MAP=%q\nMARK_APP=%q\nLITTLE_FROM=%q\nDUMP_MAP=%q\n' \
@@ -175,11 +179,12 @@ if [ "$format" = json ]; then
 	printf '{"policy":%s,"file":%s,"lock":"%s","kernel":"%s","guest":{"cpus":4,"nodes":2,"accel":"tcg"},' \
 		"$(json_str "$name")" "$(json_str "$policy")" "$kind" "$kver"
 	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,"map":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}" "${map_json:-null}"
-	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s,"marked_by":%s,"marked_entries":%s}}\n' \
+	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s,"marked_by":%s,"marked_entries":%s,"bad_layout_refused":%s,"bad_layout_error":%s}}\n' \
 		"$clean" "$(json_str "$splats")" "$(json_str "$(check unloaded_policy)")" "${check_unloaded:-$(check unloaded_locks)}" \
 		"$([ "$(check sleepable_refused)" = yes ] && echo true || echo false)" "$(json_str "$(check_line sleepable_refused)")" \
 		"$([ "$(check module_removed)" = yes ] && echo true || echo false)" "$(json_str "$(check_line module_removed)")" \
-		"$(json_str "$(check marked_by)")" "$(check_line marked_by | grep -o '^[0-9]*' || echo null)"
+		"$(json_str "$(check marked_by)")" "$(check_line marked_by | grep -o '^[0-9]*' || echo null)" \
+		"$([ "$(check bad_layout_refused)" = yes ] && echo true || echo false)" "$(json_str "$(check_line bad_layout_refused)")"
 else
 	num() { { grep -o "\"$2\":[0-9.a-z]*" <<< "$1" || true; } | head -1 | cut -d: -f2; }
 	obj() { { grep -o "\"$2\":{[^}]*}" <<< "$1" || true; } | head -1; }
@@ -207,7 +212,7 @@ else
 		[ -n "$p" ] || continue
 		row "wait p50/p99 ns: $c" "$p/$(pct "$with_policy" "$c" p99)" "$(pct "$baseline" "$c" p50)/$(pct "$baseline" "$c" p99)" "$(pct "$after" "$c" p50)/$(pct "$after" "$c" p99)"
 	done
-	echo "guest log clean: $clean; unload restored the kernel's code: policy $(check unloaded_policy), $(check unloaded_locks) locks governed; sleepable programs refused: $(check sleepable_refused); module removed: $(check module_removed)"
+	echo "guest log clean: $clean; unload restored the kernel's code: policy $(check unloaded_policy), $(check unloaded_locks) locks governed; sleepable programs refused: $(check sleepable_refused); a module built for another layout refused: $(check bad_layout_refused); module removed: $(check module_removed)"
 	[ -z "$splats" ] || printf 'guest kernel splats:\n%s\n' "$splats"
 fi
 $clean

@@ -177,6 +177,8 @@ fn common(r: &Report) {
     assert_eq!(c["sleepable_refused"], true, "{}", c["sleepable_error"]);
     assert!(c["sleepable_error"].as_str().unwrap_or("").contains("sleepable"), "{}", c["sleepable_error"]);
     assert_eq!(c["module_removed"], true);
+    assert_eq!(c["bad_layout_refused"], true, "a module built for another layout loaded");
+    assert!(c["bad_layout_error"].as_str().unwrap_or("").contains("mutex_waiter.task"), "{}", c["bad_layout_error"]);
 }
 
 #[test]
