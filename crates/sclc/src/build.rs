@@ -117,7 +117,7 @@ pub fn run(args: BuildArgs) -> Status {
                 match scl_driver::gen::python(&out, &prefix, &source) {
                     Ok(text) => text.into_bytes(),
                     Err(e) => {
-                        eprintln!("sclc: error: cannot generate the Python module of `{source}`: {e}");
+                        errln!("sclc: error: cannot generate the Python module of `{source}`: {e}");
                         return Status::PolicyErrors;
                     }
                 }
