@@ -58,17 +58,16 @@ fn ids(v: &serde_json::Value) -> Vec<u64> {
     v["programs"].as_array().map(|a| a.iter().filter_map(|p| p["id"].as_u64()).collect()).unwrap_or_default()
 }
 
-#[test]
-fn the_profiler_sees_a_storm_and_leaves_nothing_behind() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
-        return;
-    }
+/// `sclc run` of the example profiler for 3 s over the storm, with `env` and extra `args`;
+/// the JSON lines it printed (it must exit 0).
+fn profile_a_storm(env: &[(&str, &str)], args: &[&str]) -> Vec<serde_json::Value> {
     let stop = Arc::new(AtomicBool::new(false));
     let workers = storm(stop.clone());
     let out = Command::new(env!("CARGO_BIN_EXE_sclc"))
         .current_dir(repo_root())
-        .args(["run", "examples/contention_profiler.scl", "--duration", "3s", "--interval", "1s", "--format", "json"])
+        .envs(env.iter().copied())
+        .args(["run", "examples/contention_profiler.scl", "--duration", "3s", "--format", "json"])
+        .args(args)
         .output()
         .expect("sclc runs");
     stop.store(true, Ordering::Relaxed);
@@ -77,7 +76,16 @@ fn the_profiler_sees_a_storm_and_leaves_nothing_behind() {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
+    stdout.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect()
+}
+
+#[test]
+fn the_profiler_sees_a_storm_and_leaves_nothing_behind() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    let lines = profile_a_storm(&[], &["--interval", "1s"]);
     let last = lines.last().expect("a final summary");
     assert_eq!(last["final"], true);
     let stats = last["maps"]["stats"].as_array().expect("per-lock rows");
@@ -102,21 +110,8 @@ fn a_wide_gap_between_attachments_leaves_no_phantom_wait() {
         eprintln!("SKIPPED (kernel): {e}");
         return;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers = storm(stop.clone());
-    let out = Command::new(env!("CARGO_BIN_EXE_sclc"))
-        .current_dir(repo_root())
-        .env("SCL_ATTACH_GAP_MS", "2000")
-        .args(["run", "examples/contention_profiler.scl", "--duration", "3s", "--format", "json"])
-        .output()
-        .expect("sclc runs");
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        let _ = w.join();
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("JSON");
+    let lines = profile_a_storm(&[("SCL_ATTACH_GAP_MS", "2000")], &[]);
+    let last = lines.last().expect("a final summary");
     let stats = last["maps"]["stats"].as_array().expect("per-lock rows");
     let contentions: u64 = stats.iter().map(|r| r["contentions"].as_u64().unwrap_or(0)).sum();
     assert!(contentions > 0, "the storm contended: {last}");
