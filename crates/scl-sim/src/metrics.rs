@@ -74,7 +74,8 @@ pub struct RoleMetrics {
 /// What the shuffler did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ShuffleMetrics {
-    /// Rounds (a new queue head with at least two waiters behind it).
+    /// Rounds: on a spinlock, each time a waiter takes the shuffler role (a new head, or the
+    /// role handed down); on a mutex or rwsem, each hand-off with two waiters behind the head.
     pub rounds: u64,
     /// Rounds that `skip_reorder` skipped.
     pub skipped: u64,
