@@ -346,8 +346,11 @@ pub const LOCK_ADDR: u64 = 0xffff_8880_1234_5640;
 pub const DEFAULT_MAX_OVERTAKE: u32 = 64;
 /// Default batch bound ([`Workload::shuffle_batch`]).
 pub const DEFAULT_SHUFFLE_BATCH: u32 = 128;
-/// Default hook cost per executed instruction on a big core.
-pub const DEFAULT_NS_PER_INSN: f64 = 2.0;
+/// Default hook cost per executed instruction on a big core: the slope of a least-squares
+/// line through the kernel bench's ns per call against xlated instructions of its 19 hooks
+/// (`docs/performance.md`: 67 ns + 1.5 ns per instruction). `docs/simulator.md` says why
+/// the intercept is not charged.
+pub const DEFAULT_NS_PER_INSN: f64 = 1.5;
 
 /// How threads are placed on CPUs when the workload does not say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -216,7 +216,8 @@ fn skip_reorder_keeps_fifo() {
 
 #[test]
 fn hook_instructions_and_waits_cost_simulated_time() {
-    let c = cfg(LockKind::Spinlock, 16, 5);
+    let mut c = cfg(LockKind::Spinlock, 16, 5);
+    c.machine.ns_per_insn = 2.0;
     let base = fifo(&c);
     // 200 instructions at 2 ns while holding the lock: 400 ns more per critical section.
     let mut p = Native::new(&[Hook::Acquired], |_, _| false);
