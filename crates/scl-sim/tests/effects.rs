@@ -6,7 +6,7 @@
 //! workload or a policy's default config, its comment says why. Every run, baseline
 //! included, is checked for starvation against the bound of `docs/simulator.md`.
 
-use scl_sim::{abi, simulate, Config, Dist, LockKind, Machine, Metrics, Policy, VmPolicy, Workload, WorkloadDefaults};
+use scl_sim::{simulate, Config, Dist, LockKind, Machine, Metrics, Policy, VmPolicy, Workload, WorkloadDefaults};
 use std::path::Path;
 
 fn compile(name: &str) -> scl_driver::Output {
@@ -213,29 +213,6 @@ fn lockstat_observes_without_changing_the_lock() {
     assert!(acquisitions.abs_diff(pol.acquisitions) <= 16, "{acquisitions} vs {}", pol.acquisitions);
 }
 
-/// ShflLock's own NUMA policy with hooks that cost nothing: the "static ShflLock" the paper
-/// compares SynCord's NUMA policy against.
-struct StaticShfl;
-
-impl Policy for StaticShfl {
-    fn name(&self) -> &str {
-        "static ShflLock"
-    }
-
-    fn has(&self, hook: scl_sim::Hook) -> bool {
-        hook == scl_sim::Hook::ShouldReorder
-    }
-
-    fn call(&mut self, _: scl_sim::Hook, ctx: &mut [u8; 128], _: &mut scl_sim::HookEnv<'_>) -> Result<scl_sim::HookOutcome, String> {
-        let same = abi::get_u32(ctx, abi::SHUFFLER + 4) == abi::get_u32(ctx, abi::CANDIDATE + 4);
-        Ok(scl_sim::HookOutcome { ret: u64::from(same), insns: 0 })
-    }
-
-    fn mark_latency_critical(&mut self, _: u32) -> Result<bool, String> {
-        Ok(false)
-    }
-}
-
 /// The paper's NUMA policy: a comparison in `should_reorder` and nothing else (the
 /// example `numa_grouping` adds a batch counter in `acquired`).
 const COMPARE_ONLY: &str = "import topo;\n\
@@ -266,7 +243,7 @@ fn numa_shuffling_holds_up_past_one_socket_on_lock1() {
         }
         let cfg = Config { machine: machine.clone(), workload, duration_ns: ms(20), seed: 8 };
         let fifo = run(&cfg, &mut scl_sim::Fifo);
-        let shfl = run(&cfg, &mut StaticShfl);
+        let shfl = run(&cfg, &mut scl_sim::StaticShfl);
         let paper = run(&cfg, &mut compare());
         let example = run(&cfg, &mut policy("numa_grouping", &[], 16));
         for m in [&shfl, &paper, &example] {

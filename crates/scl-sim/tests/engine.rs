@@ -291,13 +291,6 @@ fn progress_reaches_the_end() {
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
 }
 
-/// Same-node shuffling with hooks that cost nothing: ShflLock's own NUMA policy, the
-/// "static ShflLock" the paper compares SynCord's NUMA policy against.
-fn by_node() -> Native {
-    let mut p = Native::new(&[Hook::ShouldReorder], |_, ctx| get_u32(ctx, abi::CANDIDATE + 4) == get_u32(ctx, abi::SHUFFLER + 4));
-    p.insns = 0;
-    p
-}
 
 /// A lock1-like workload (will-it-scale: tiny critical sections, short think time) with
 /// thread `i` on CPU `i`, so `threads / cores` sockets take part.
@@ -334,7 +327,7 @@ fn the_walk_is_incremental_and_the_role_passes_down() {
     // one visit per acquisition. Re-walking the queue from the head at each hand-off would
     // cost one visit per waiter queued behind it.
     let c = lock1(Machine::symmetric(1, 16), 16, 5);
-    let mut p = by_node();
+    let mut p = scl_sim::StaticShfl;
     let m = simulate(&c, &mut p, None).unwrap();
     let visits = m.hooks.calls["should_reorder"] as f64 / m.acquisitions as f64;
     assert!(visits < 1.5, "{visits} visits per acquisition");
@@ -344,7 +337,7 @@ fn the_walk_is_incremental_and_the_role_passes_down() {
 #[test]
 fn batches_are_bounded_and_queue_nodes_cost_a_miss() {
     let c = lock1(Machine::symmetric(4, 4), 16, 5);
-    let local = |c: &Config| simulate(c, &mut by_node(), None).unwrap().local_handoff_ratio;
+    let local = |c: &Config| simulate(c, &mut scl_sim::StaticShfl, None).unwrap().local_handoff_ratio;
     let grouped = local(&c);
     assert!(grouped > 0.6, "{grouped}");
     // A batch of at most 2 grouped waiters: at most two local hand-offs in a row, then the
