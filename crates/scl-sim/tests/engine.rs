@@ -63,6 +63,11 @@ fn a_seed_fixes_the_run() {
     assert_eq!(fifo(&c), fifo(&c));
     let other = Config { seed: 43, ..c.clone() };
     assert_ne!(fifo(&c).threads, fifo(&other).threads);
+    // The shuffler's walk too: its steps are events ordered like every other.
+    let shfl = |c: &Config| simulate(c, &mut scl_sim::StaticShfl, None).unwrap();
+    assert!(shfl(&c).shuffle.moves > 0);
+    assert_eq!(shfl(&c), shfl(&c));
+    assert_ne!(shfl(&c).threads, shfl(&other).threads);
 }
 
 #[test]
