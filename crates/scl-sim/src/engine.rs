@@ -61,6 +61,8 @@ enum Ev {
     Acquired,
     Release,
     Unlock,
+    /// One step of the shuffler's walk; stale when its generation is not the lock's.
+    Walk(u64),
 }
 
 /// How a thread takes the lock this time.
@@ -84,6 +86,19 @@ pub(crate) struct Thread {
     ready_at: u64,
     overtaken: u32,
     wait_start: u64,
+    /// Its place in a shuffled batch (ShflLock's `batch`): 0 unless a shuffler grouped it.
+    batch: u32,
+}
+
+/// The shuffler role (ShflLock): who holds it, the end of the group it has built right
+/// behind itself, the last waiter its walk visited, and the batch count so far.
+struct Shuffler {
+    who: usize,
+    last: usize,
+    cursor: usize,
+    batch: u32,
+    /// The walk reached the tail: the next waiter to queue resumes it.
+    idle: bool,
 }
 
 struct Lock {
@@ -98,6 +113,12 @@ struct Lock {
     line_cpu: Option<u32>,
     line_busy: u64,
     prev_node: Option<u32>,
+    /// The shuffler role, when a waiter holds it.
+    shuffler: Option<Shuffler>,
+    /// The queue head that has had its round (a head starts at most one).
+    tried_head: Option<usize>,
+    /// Generation of the walk: a `Walk` event of another generation is stale.
+    walk_gen: u64,
 }
 
 struct Engine<'a> {
@@ -166,6 +187,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             ready_at: 0,
             overtaken: 0,
             wait_start: 0,
+            batch: 0,
         })
         .collect::<Vec<_>>();
     let n = th.len();
@@ -187,6 +209,9 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             line_cpu: None,
             line_busy: 0,
             prev_node: None,
+            shuffler: None,
+            tried_head: None,
+            walk_gen: 0,
         },
         hook_rng: Rng::stream(cfg.seed, 0),
         c: Collect::new(cfg.workload.threads.iter().map(|t| t.latency_critical).collect()),
@@ -400,7 +425,11 @@ impl Engine<'_> {
                     th.wait_start = now;
                     th.ready_at = now;
                     th.overtaken = 0;
+                    th.batch = 0;
                     self.lock.queue.push_back(t);
+                    if self.w.lock == LockKind::Spinlock {
+                        self.kick(now)?;
+                    }
                 }
             }
             Ev::Acquired => {
@@ -451,12 +480,18 @@ impl Engine<'_> {
                     self.schedule(next, t, Ev::Begin);
                 }
             }
+            Ev::Walk(generation) => {
+                if generation == self.lock.walk_gen {
+                    self.walk(now)?;
+                }
+            }
         }
         Ok(())
     }
 
-    /// Hands the lock to the waiters at the head of the queue that may have it now, then
-    /// lets the new head shuffle.
+    /// Hands the lock to the waiters at the head of the queue that may have it now. A head
+    /// in the middle of a walk step finishes the step first (its `ready_at`): the walk stops
+    /// once the lock is free, it does not hold the acquisition back for a whole round.
     fn dispatch(&mut self, now: u64) -> Result<(), SimError> {
         let mut popped = false;
         while let Some(&h) = self.lock.queue.front() {
@@ -466,24 +501,31 @@ impl Engine<'_> {
             self.lock.queue.pop_front();
             popped = true;
             let wake = if self.w.lock == LockKind::Spinlock { 0 } else { self.m.wakeup_ns };
-            let at = now.max(self.th[h].ready_at) + wake;
-            self.grant(h, at);
+            let from = now.max(self.th[h].ready_at);
+            self.grant(h, from + wake);
+            if self.w.lock == LockKind::Spinlock {
+                self.pass_role(h, from)?;
+            }
             if self.th[h].role != Role::Read {
                 break;
             }
         }
         if popped {
-            self.shuffle(now)?;
+            if self.w.lock == LockKind::Spinlock {
+                self.kick(now)?;
+            } else {
+                self.handoff_round(now)?;
+            }
         }
         Ok(())
     }
 
-    /// One shuffle round by the waiter at the head of the queue (ShflLock): `skip_reorder`
-    /// once, then `should_reorder` per candidate behind it; approved candidates move right
-    /// behind the shuffler (after the ones moved before them), in queue order. Bound: no
-    /// waiter is overtaken more than `max_overtake` times; the round stops at the first
-    /// waiter that has reached the bound.
-    fn shuffle(&mut self, now: u64) -> Result<(), SimError> {
+    /// The mutex's and the rwsem's shuffle: at each hand-off the new queue head runs one
+    /// round over the whole queue behind it, while the holder holds the lock, and cannot
+    /// take the lock before the round ends: `skip_reorder` once, then `should_reorder` per
+    /// candidate; approved candidates move right behind it (after the ones moved before
+    /// them), in queue order. Bound: as in [`Engine::walk`].
+    fn handoff_round(&mut self, now: u64) -> Result<(), SimError> {
         if !self.has(Hook::ShouldReorder) || self.lock.queue.len() < 3 {
             return Ok(());
         }
@@ -533,6 +575,151 @@ impl Engine<'_> {
             i += 1;
         }
         self.th[s].ready_at = at;
+        Ok(())
+    }
+
+    /// `h` has left the queue. If it held the shuffler role, the role passes down to the
+    /// last waiter it grouped (ShflLock), which continues the walk from where it stopped;
+    /// with nothing grouped the role lapses and the next head starts afresh.
+    fn pass_role(&mut self, h: usize, at: u64) -> Result<(), SimError> {
+        if self.lock.shuffler.as_ref().is_none_or(|s| s.who != h) {
+            return Ok(());
+        }
+        let s = self.lock.shuffler.take().expect("checked");
+        self.lock.walk_gen += 1;
+        if s.last != h && self.lock.queue.contains(&s.last) {
+            let cursor = if self.lock.queue.contains(&s.cursor) { s.cursor } else { s.last };
+            self.start_round(s.last, s.last, cursor, s.batch, at)?;
+        }
+        Ok(())
+    }
+
+    /// Resumes an idle walk when a waiter joins, or lets a new head that no shuffler grouped
+    /// start a round. A head starts at most one round.
+    fn kick(&mut self, now: u64) -> Result<(), SimError> {
+        if !self.has(Hook::ShouldReorder) {
+            return Ok(());
+        }
+        if let Some(s) = self.lock.shuffler.as_mut() {
+            if s.idle {
+                s.idle = false;
+                let who = s.who;
+                self.lock.walk_gen += 1;
+                let at = now.max(self.th[who].ready_at);
+                self.schedule(at, who, Ev::Walk(self.lock.walk_gen));
+            }
+            return Ok(());
+        }
+        let Some(&h) = self.lock.queue.front() else { return Ok(()) };
+        if self.lock.queue.len() < 2 || self.lock.tried_head == Some(h) {
+            return Ok(());
+        }
+        self.lock.tried_head = Some(h);
+        // A waiter a shuffler grouped is part of that batch: it does not start another
+        // (ShflLock's batch bound); the next ungrouped head does.
+        if self.th[h].batch > 0 {
+            return Ok(());
+        }
+        self.start_round(h, h, h, 0, now)
+    }
+
+    /// `who` takes the shuffler role at `at`: `skip_reorder` once (off the critical path:
+    /// the lock is held by another), then, unless it skips, its walk starts after `cursor`,
+    /// grouping approved waiters right behind `last`.
+    fn start_round(&mut self, who: usize, last: usize, cursor: usize, batch: u32, at: u64) -> Result<(), SimError> {
+        if batch >= self.w.shuffle_batch {
+            return Ok(());
+        }
+        self.c.shuffle.rounds += 1;
+        let at = at.max(self.th[who].ready_at);
+        let mut base = self.ctx(who);
+        self.put_waiter(&mut base, abi::SHUFFLER, who);
+        let (skip, end) = self.hook_ctx(Hook::SkipReorder, who, at, base)?;
+        self.th[who].ready_at = end;
+        if skip {
+            self.c.shuffle.skipped += 1;
+            return Ok(());
+        }
+        self.lock.shuffler = Some(Shuffler { who, last, cursor, batch, idle: false });
+        self.lock.walk_gen += 1;
+        self.schedule(end, who, Ev::Walk(self.lock.walk_gen));
+        Ok(())
+    }
+
+    /// One step of the shuffler's walk (ShflLock's `shuffle_waiters`, one node at a time):
+    /// visit the waiter after the cursor (a cache miss on its queue node,
+    /// `queue_node_ns`, plus `should_reorder`); an approved one joins the group right
+    /// behind the shuffler, after the ones grouped before it, so approved waiters keep
+    /// their relative order and so do the rest. The walk runs while the lock is held by
+    /// another, so its cost is the shuffler's own time, not the lock's. It ends at the
+    /// batch bound (`shuffle_batch` grouped waiters) or the reorder bound: no waiter is
+    /// overtaken more than `max_overtake` times; a walk stops at the first not-approved
+    /// waiter that has reached the bound, and as soon as a move brings a passed waiter to it.
+    fn walk(&mut self, now: u64) -> Result<(), SimError> {
+        let Some(s) = self.lock.shuffler.as_ref() else { return Ok(()) };
+        let (who, mut last, mut cursor, mut batch) = (s.who, s.last, s.cursor, s.batch);
+        let q = &self.lock.queue;
+        let (Some(li), Some(ci)) = (q.iter().position(|&x| x == last), q.iter().position(|&x| x == cursor)) else {
+            // rwsem readers granted together took part of the group: the round is over.
+            self.lock.shuffler = None;
+            return Ok(());
+        };
+        let next = ci + 1;
+        if next >= q.len() {
+            // At the tail the walk ends and the role passes to the last waiter grouped, which
+            // continues once another waiter queues; with nothing grouped it stays put.
+            if last == who {
+                self.lock.shuffler.as_mut().expect("checked").idle = true;
+            } else {
+                self.lock.shuffler = None;
+                self.lock.walk_gen += 1;
+                self.start_round(last, last, cursor, batch, now)?;
+            }
+            return Ok(());
+        }
+        let cand = q[next];
+        let mut ctx = self.ctx(who);
+        self.put_waiter(&mut ctx, abi::SHUFFLER, who);
+        self.put_waiter(&mut ctx, abi::CANDIDATE, cand);
+        let (ok, end) = self.hook_ctx(Hook::ShouldReorder, who, now, ctx)?;
+        let end = end + self.m.queue_node_ns;
+        self.th[who].ready_at = end;
+        let bound = self.w.max_overtake;
+        let mut stop = false;
+        if ok {
+            if next > li + 1 {
+                for k in li + 1..next {
+                    let p = self.lock.queue[k];
+                    self.th[p].overtaken += 1;
+                    self.c.shuffle.max_overtaken = self.c.shuffle.max_overtaken.max(self.th[p].overtaken);
+                    stop |= self.th[p].overtaken >= bound;
+                }
+                let c = self.lock.queue.remove(next).expect("in range");
+                self.lock.queue.insert(li + 1, c);
+                self.c.shuffle.moves += 1;
+                if stop {
+                    self.c.shuffle.bound_hits += 1;
+                }
+            } else {
+                cursor = cand;
+            }
+            last = cand;
+            batch += 1;
+            self.th[cand].batch = batch;
+            stop |= batch >= self.w.shuffle_batch;
+        } else if self.th[cand].overtaken >= bound {
+            self.c.shuffle.bound_hits += 1;
+            stop = true;
+        } else {
+            cursor = cand;
+        }
+        self.lock.walk_gen += 1;
+        if stop {
+            self.lock.shuffler = None;
+        } else {
+            self.lock.shuffler = Some(Shuffler { who, last, cursor, batch, idle: false });
+            self.schedule(end, who, Ev::Walk(self.lock.walk_gen));
+        }
         Ok(())
     }
 }

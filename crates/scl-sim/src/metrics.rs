@@ -49,18 +49,12 @@ const BUCKETS: usize = (64 - SUB_BITS as usize + 1) * SUB;
 /// Waits in constant memory (a streaming log-linear histogram, about 60 KB): count, sum and
 /// maximum exact, quantiles to within 1/128 (exact below 128 ns). A run of any length keeps
 /// no per-acquisition record.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct Hist {
     count: u64,
     sum: u128,
     max: u64,
     buckets: Vec<u64>,
-}
-
-impl Default for Hist {
-    fn default() -> Hist {
-        Hist { count: 0, sum: 0, max: 0, buckets: Vec::new() }
-    }
 }
 
 impl Hist {
@@ -141,7 +135,8 @@ pub struct RoleMetrics {
 /// What the shuffler did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ShuffleMetrics {
-    /// Rounds (a new queue head with at least two waiters behind it).
+    /// Rounds: on a spinlock, each time a waiter takes the shuffler role (a new head, or the
+    /// role handed down); on a mutex or rwsem, each hand-off with two waiters behind the head.
     pub rounds: u64,
     /// Rounds that `skip_reorder` skipped.
     pub skipped: u64,

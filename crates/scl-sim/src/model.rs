@@ -44,6 +44,10 @@ pub struct Machine {
     pub wakeup_ns: u64,
     /// Cost of one executed BPF instruction of a hook on a big core.
     pub ns_per_insn: f64,
+    /// The shuffler's cost per queue node its walk visits: a cache miss on a line the
+    /// waiter spinning on it owns (ShflLock reads the node's socket and next pointer and
+    /// may relink it).
+    pub queue_node_ns: u64,
 }
 
 impl Default for Machine {
@@ -63,7 +67,8 @@ impl Machine {
             remote_handoff_ns: 200,
             same_cpu_ns: 5,
             wakeup_ns: 2_000,
-            ns_per_insn: 2.0,
+            ns_per_insn: DEFAULT_NS_PER_INSN,
+            queue_node_ns: 100,
         }
     }
 
@@ -120,6 +125,9 @@ impl Machine {
         }
         if let Some(v) = t.ns_per_insn {
             m.ns_per_insn = v;
+        }
+        if let Some(v) = t.queue_node_ns {
+            m.queue_node_ns = v;
         }
         if let Some(speed) = t.speed {
             if speed.len() != n as usize {
@@ -186,14 +194,15 @@ impl Machine {
     pub fn describe(&self) -> String {
         let little = self.speed.iter().filter(|s| **s < 1.0).count();
         let mut s = format!(
-            "{}x{} ({} CPUs), hand-off {} ns local / {} ns remote, wake-up {} ns, {} ns per BPF insn",
+            "{}x{} ({} CPUs), hand-off {} ns local / {} ns remote, wake-up {} ns, {} ns per BPF insn, {} ns per queue node walked",
             self.sockets,
             self.cores_per_socket,
             self.cpus(),
             self.local_handoff_ns,
             self.remote_handoff_ns,
             self.wakeup_ns,
-            self.ns_per_insn
+            self.ns_per_insn,
+            self.queue_node_ns
         );
         if little > 0 {
             s.push_str(&format!(", {little} little cores"));
@@ -212,6 +221,7 @@ struct MachineToml {
     same_cpu_ns: Option<u64>,
     wakeup_ns: Option<u64>,
     ns_per_insn: Option<f64>,
+    queue_node_ns: Option<u64>,
     speed: Option<Vec<f64>>,
     little_cpus: Option<Vec<u32>>,
     little_speed: Option<f64>,
@@ -338,6 +348,9 @@ pub struct Workload {
     pub threads: Vec<ThreadSpec>,
     /// The reorder bound: a waiter is overtaken by at most this many shuffled waiters.
     pub max_overtake: u32,
+    /// The batch bound (ShflLock's): a shuffler and the waiters it hands its role down to
+    /// group at most this many waiters in a row before the queue runs in its order again.
+    pub shuffle_batch: u32,
 }
 
 /// Thread ids start here (tid = FIRST_TID + thread index); all threads share one tgid.
@@ -348,6 +361,13 @@ pub const TGID: u32 = 1000;
 pub const LOCK_ADDR: u64 = 0xffff_8880_1234_5640;
 /// Default reorder bound ([`Workload::max_overtake`]).
 pub const DEFAULT_MAX_OVERTAKE: u32 = 64;
+/// Default batch bound ([`Workload::shuffle_batch`]).
+pub const DEFAULT_SHUFFLE_BATCH: u32 = 128;
+/// Default hook cost per executed instruction on a big core: the slope of a least-squares
+/// line through the kernel bench's ns per call against xlated instructions of its 19 hooks
+/// (`docs/performance.md`: 67 ns + 1.5 ns per instruction). `docs/simulator.md` says why
+/// the intercept is not charged.
+pub const DEFAULT_NS_PER_INSN: f64 = 1.5;
 
 /// How threads are placed on CPUs when the workload does not say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -415,7 +435,7 @@ impl Workload {
                 latency_critical: false,
             })
             .collect();
-        Ok(Workload { lock: d.lock, threads, max_overtake: DEFAULT_MAX_OVERTAKE })
+        Ok(Workload { lock: d.lock, threads, max_overtake: DEFAULT_MAX_OVERTAKE, shuffle_batch: DEFAULT_SHUFFLE_BATCH })
     }
 
     /// Reads a workload from TOML for machine `m`. `threads` overrides its thread count and
@@ -449,6 +469,9 @@ impl Workload {
         }
         if let Some(b) = t.max_overtake {
             w.max_overtake = b;
+        }
+        if let Some(b) = t.shuffle_batch {
+            w.shuffle_batch = b;
         }
         for i in t.latency_critical.unwrap_or_default() {
             let th = w
@@ -544,6 +567,7 @@ struct WorkloadToml {
     prio: Option<u32>,
     latency_critical: Option<Vec<u32>>,
     max_overtake: Option<u32>,
+    shuffle_batch: Option<u32>,
     thread: Option<Vec<ThreadToml>>,
 }
 

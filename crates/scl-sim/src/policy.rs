@@ -1,7 +1,8 @@
 //! What the simulator calls: the hooks of a policy, behind a small trait.
 //!
 //! [`crate::VmPolicy`] runs a compiled policy's BPF programs in `scl-vm`; [`Fifo`] is the
-//! stock lock (no hooks); tests may implement [`Policy`] natively to exercise the lock models.
+//! stock lock (no hooks) and [`StaticShfl`] ShflLock's NUMA grouping with free hooks; tests
+//! may implement [`Policy`] natively to exercise the lock models.
 
 use crate::rng::Rng;
 
@@ -135,6 +136,34 @@ impl Policy for Fifo {
 
     fn call(&mut self, hook: Hook, _: &mut [u8; 128], _: &mut HookEnv<'_>) -> Result<HookOutcome, String> {
         Err(format!("the FIFO baseline has no `{}` hook", hook.name()))
+    }
+
+    fn mark_latency_critical(&mut self, _: u32) -> Result<bool, String> {
+        Ok(false)
+    }
+}
+
+/// ShflLock's own NUMA policy with hooks that cost nothing, the "static ShflLock" the SynCord
+/// paper compares its NUMA policy against: the shuffler groups the waiters of its NUMA node;
+/// no other hook runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StaticShfl;
+
+impl Policy for StaticShfl {
+    fn name(&self) -> &str {
+        "static ShflLock"
+    }
+
+    fn has(&self, hook: Hook) -> bool {
+        hook == Hook::ShouldReorder
+    }
+
+    fn call(&mut self, hook: Hook, ctx: &mut [u8; 128], _: &mut HookEnv<'_>) -> Result<HookOutcome, String> {
+        if hook != Hook::ShouldReorder {
+            return Err(format!("static ShflLock has no `{}` hook", hook.name()));
+        }
+        let same = abi::get_u32(ctx, abi::SHUFFLER + 4) == abi::get_u32(ctx, abi::CANDIDATE + 4);
+        Ok(HookOutcome { ret: u64::from(same), insns: 0 })
     }
 
     fn mark_latency_critical(&mut self, _: u32) -> Result<bool, String> {

@@ -212,3 +212,61 @@ fn lockstat_observes_without_changing_the_lock() {
     // Acquisitions completed after the end of the run ran their hook too; a few may differ.
     assert!(acquisitions.abs_diff(pol.acquisitions) <= 16, "{acquisitions} vs {}", pol.acquisitions);
 }
+
+/// The paper's NUMA policy: a comparison in `should_reorder` and nothing else (the
+/// example `numa_grouping` adds a batch counter in `acquired`).
+const COMPARE_ONLY: &str = "import topo;\n\
+    policy numa_compare for spinlock {\n\
+    \x20   on should_reorder(l: lock, shuffler: waiter, candidate: waiter) -> bool {\n\
+    \x20       return topo::same_node(shuffler, candidate);\n\
+    \x20   }\n\
+    }\n";
+
+#[test]
+fn numa_shuffling_holds_up_past_one_socket_on_lock1() {
+    // lock1-like (will-it-scale: tiny critical sections, short think time), threads packed
+    // one socket after the other as the artefact runs them, on 2 sockets of 8 where a
+    // cross-socket hand-off (the lock word and the data the critical section touches) costs
+    // 1 us against 50 ns within one.
+    let machine = Machine { local_handoff_ns: 50, remote_handoff_ns: 1_000, ..Machine::symmetric(2, 8) };
+    let compare = {
+        let mut files = scl_diagnostics::Files::new();
+        let id = files.add("numa_compare.scl".to_string(), COMPARE_ONLY.to_string());
+        let out = scl_driver::compile(&mut files, id, scl_catalogue::Target::Sim).unwrap_or_else(|d| panic!("{:?}", d.iter().map(|d| &d.message).collect::<Vec<_>>()));
+        move || VmPolicy::new(&out, &[], 16).expect("the VM loads it")
+    };
+    for threads in [8, 16] {
+        let d = WorkloadDefaults { cs: Dist::Uniform(50, 150), think: Dist::Exponential(1_000), ..WorkloadDefaults::default() };
+        let mut workload = Workload::uniform(&machine, threads, &d).unwrap();
+        for (i, t) in workload.threads.iter_mut().enumerate() {
+            t.cpu = i as u32;
+        }
+        let cfg = Config { machine: machine.clone(), workload, duration_ns: ms(20), seed: 8 };
+        let fifo = run(&cfg, &mut scl_sim::Fifo);
+        let shfl = run(&cfg, &mut scl_sim::StaticShfl);
+        let paper = run(&cfg, &mut compare());
+        let example = run(&cfg, &mut policy("numa_grouping", &[], 16));
+        for m in [&shfl, &paper, &example] {
+            report(&format!("{threads} threads, {} throughput against FIFO", m.policy), fifo.throughput, m.throughput);
+            report(&format!("{threads} threads, {} throughput against static ShflLock", m.policy), shfl.throughput, m.throughput);
+        }
+        if threads <= 8 {
+            // One socket: nothing to group; shuffling costs little.
+            for m in [&shfl, &paper] {
+                assert!(m.throughput > fifo.throughput * 0.9, "{}: {} vs {}", m.policy, m.throughput, fifo.throughput);
+            }
+            // FIXME(#17): the example's batch counter in `acquired` (below) costs it more.
+            assert!(example.throughput > fifo.throughput * 0.85, "{} vs {}", example.throughput, fifo.throughput);
+        } else {
+            for m in [&shfl, &paper, &example] {
+                assert!(m.throughput > fifo.throughput * 1.5, "{}: {} vs {}", m.policy, m.throughput, fifo.throughput);
+                assert!(m.local_handoff_ratio > 0.9, "{}: {}", m.policy, m.local_handoff_ratio);
+            }
+            assert!(paper.throughput >= shfl.throughput * 0.95, "{} vs {}", paper.throughput, shfl.throughput);
+            // FIXME(#17): the example's batch counter in `acquired` runs while the lock is
+            // held, so it trails the hooks-free lock by its instructions per hand-off; the
+            // paper's policy has no such hook. Today's behaviour, asserted:
+            assert!(example.throughput >= shfl.throughput * 0.85, "{} vs {}", example.throughput, shfl.throughput);
+        }
+    }
+}

@@ -63,6 +63,11 @@ fn a_seed_fixes_the_run() {
     assert_eq!(fifo(&c), fifo(&c));
     let other = Config { seed: 43, ..c.clone() };
     assert_ne!(fifo(&c).threads, fifo(&other).threads);
+    // The shuffler's walk too: its steps are events ordered like every other.
+    let shfl = |c: &Config| simulate(c, &mut scl_sim::StaticShfl, None).unwrap();
+    assert!(shfl(&c).shuffle.moves > 0);
+    assert_eq!(shfl(&c), shfl(&c));
+    assert_ne!(shfl(&c).threads, shfl(&other).threads);
 }
 
 #[test]
@@ -216,7 +221,8 @@ fn skip_reorder_keeps_fifo() {
 
 #[test]
 fn hook_instructions_and_waits_cost_simulated_time() {
-    let c = cfg(LockKind::Spinlock, 16, 5);
+    let mut c = cfg(LockKind::Spinlock, 16, 5);
+    c.machine.ns_per_insn = 2.0;
     let base = fifo(&c);
     // 200 instructions at 2 ns while holding the lock: 400 ns more per critical section.
     let mut p = Native::new(&[Hook::Acquired], |_, _| false);
@@ -288,4 +294,66 @@ fn progress_reaches_the_end() {
     simulate(&c, &mut scl_sim::Fifo, Some(&mut |done, total| seen.push((done, total)))).unwrap();
     assert_eq!(seen.last(), Some(&(c.duration_ns, c.duration_ns)));
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
+}
+
+
+/// A lock1-like workload (will-it-scale: tiny critical sections, short think time) with
+/// thread `i` on CPU `i`, so `threads / cores` sockets take part.
+fn lock1(machine: Machine, threads: u32, ms: u64) -> Config {
+    let d = WorkloadDefaults { cs: Dist::Uniform(50, 150), think: Dist::Exponential(1_000), ..WorkloadDefaults::default() };
+    let mut workload = Workload::uniform(&machine, threads, &d).unwrap();
+    for (i, t) in workload.threads.iter_mut().enumerate() {
+        t.cpu = i as u32;
+    }
+    Config { machine, workload, duration_ns: ms * 1_000_000, seed: 7 }
+}
+
+#[test]
+fn the_walk_overlaps_the_critical_section_and_stops_when_the_lock_is_free() {
+    // A policy that never approves and costs 100 instructions (150 ns) per candidate. A
+    // head that had to finish a walk over every waiter behind it before taking the lock
+    // would delay most hand-offs (0.62x of FIFO's throughput, measured with such a model);
+    // here the walk runs while others hold the lock, and a head stops after the step it is
+    // in once the lock is free.
+    let c = cfg(LockKind::Spinlock, 16, 10);
+    let base = fifo(&c);
+    let mut p = Native::new(&[Hook::ShouldReorder], |_, _| false);
+    p.insns = 100;
+    let m = simulate(&c, &mut p, None).unwrap();
+    assert!(m.hooks.calls["should_reorder"] > m.acquisitions / 2, "the walk runs: {:?} for {}", m.hooks.calls, m.acquisitions);
+    assert!(m.throughput > base.throughput * 0.85, "{} vs {}", m.throughput, base.throughput);
+    assert_eq!(m.shuffle.moves, 0);
+}
+
+#[test]
+fn the_walk_is_incremental_and_the_role_passes_down() {
+    // Every waiter is on the shuffler's node: each is visited once and grouped, and the role
+    // passes down to the last one grouped, which goes on from there; so the walk costs about
+    // one visit per acquisition. Re-walking the queue from the head at each hand-off would
+    // cost one visit per waiter queued behind it.
+    let c = lock1(Machine::symmetric(1, 16), 16, 5);
+    let mut p = scl_sim::StaticShfl;
+    let m = simulate(&c, &mut p, None).unwrap();
+    let visits = m.hooks.calls["should_reorder"] as f64 / m.acquisitions as f64;
+    assert!(visits < 1.5, "{visits} visits per acquisition");
+    assert!(m.hooks.calls["should_reorder"] > m.acquisitions / 2, "{visits}");
+}
+
+#[test]
+fn batches_are_bounded_and_queue_nodes_cost_a_miss() {
+    let c = lock1(Machine::symmetric(4, 4), 16, 5);
+    let local = |c: &Config| simulate(c, &mut scl_sim::StaticShfl, None).unwrap().local_handoff_ratio;
+    let grouped = local(&c);
+    assert!(grouped > 0.6, "{grouped}");
+    // A batch of at most 2 grouped waiters: at most two local hand-offs in a row, then the
+    // queue's own order (mostly remote on 4 sockets).
+    let mut small = c.clone();
+    small.workload.shuffle_batch = 2;
+    let bounded = local(&small);
+    assert!(bounded < grouped - 0.15, "{bounded} vs {grouped}");
+    // A walk whose every visit costs 1 us finds the shuffler's node's waiters too late.
+    let mut slow = c.clone();
+    slow.machine.queue_node_ns = 1_000;
+    let late = local(&slow);
+    assert!(late < grouped - 0.2, "{late} vs {grouped}");
 }

@@ -3,8 +3,9 @@
 //! The policy is compiled for the `sim` target and its bytecode runs in `scl-vm`, inside the
 //! discrete-event lock simulator of `scl-sim` (docs/simulator.md). With `--compare baseline`
 //! the same workload, with the same seed, also runs on the stock FIFO lock, and the two are
-//! shown side by side with ratios (policy over baseline); `--compare FILE` compares with
-//! another policy instead. Exit codes: 0 ok, 1 policy errors (or a hook that failed while
+//! shown side by side with ratios (policy over baseline); `--compare shfllock` compares with
+//! ShflLock's NUMA grouping with free hooks (the "static ShflLock"), `--compare FILE` with
+//! another policy. Exit codes: 0 ok, 1 policy errors (or a hook that failed while
 //! running), 2 usage problems (a bad machine or workload description, a lock kind the policy
 //! does not apply to).
 
@@ -73,9 +74,10 @@ pub struct SimArgs {
     /// Seed of every random draw: the same seed gives the same run.
     #[arg(long, default_value_t = 1, value_parser = crate::unsigned::<u64>, allow_negative_numbers = true)]
     seed: u64,
-    /// Also run `baseline` (the stock FIFO lock, no policy) or another policy FILE on the
-    /// same workload and seed, and show both with ratios.
-    #[arg(long, value_name = "baseline|FILE")]
+    /// Also run `baseline` (the stock FIFO lock, no policy), `shfllock` (ShflLock's NUMA
+    /// grouping with hooks that cost nothing) or another policy FILE on the same workload
+    /// and seed, and show both with ratios.
+    #[arg(long, value_name = "baseline|shfllock|FILE")]
     compare: Option<String>,
     /// Mark threads latency-critical by index (`--critical 0,3`): written into the policy's
     /// `latency_critical` map, and their waits are reported separately.
@@ -262,6 +264,7 @@ fn sim(args: SimArgs) -> Result<Status, Status> {
     match args.compare.as_deref() {
         None => {}
         Some("baseline") => runs.push(run_one(&cfg, &mut scl_sim::Fifo)?),
+        Some("shfllock") => runs.push(run_one(&cfg, &mut scl_sim::StaticShfl)?),
         Some(other) => {
             let path = PathBuf::from(other);
             let c = compile(&path, color)?;

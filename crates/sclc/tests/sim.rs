@@ -124,6 +124,20 @@ fn critical_threads_are_reported_apart() {
 }
 
 #[test]
+fn compare_with_static_shfllock() {
+    // ShflLock's NUMA grouping with free hooks: it shuffles, and costs no instructions.
+    let v = json(&sclc(&["sim", "examples/numa_grouping.scl", "--duration", "3ms", "--compare", "shfllock", "--format", "json"]));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["policy"], "static ShflLock");
+    assert!(runs[0]["shuffle"]["moves"].as_u64().unwrap() > 0);
+    assert!(runs[0]["hooks"]["calls"]["should_reorder"].as_u64().unwrap() > 0);
+    assert_eq!(runs[0]["hooks"]["insns"], 0);
+    assert!(runs[0]["local_handoff_ratio"].as_f64().unwrap() > 0.9);
+    assert_eq!(v["machine"]["queue_node_ns"], 100);
+    assert_eq!(v["workload"]["shuffle_batch"], 128);
+}
+
+#[test]
 fn compare_with_another_policy() {
     let v = json(&sclc(&["sim", "examples/app_priority.scl", "--duration", "2ms", "--compare", "examples/numa_grouping.scl", "--format", "json"]));
     assert_eq!(v["runs"][0]["policy"], "numa_grouping");
