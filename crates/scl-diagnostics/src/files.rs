@@ -149,7 +149,7 @@ mod tests {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             // Mostly one long line, with a few line ends.
             let i = (x >> 60) as usize % pieces.len();
-            text.push_str(if i == 4 && x % 16 != 0 { "a" } else { pieces[i] });
+            text.push_str(if i == 4 && !x.is_multiple_of(16) { "a" } else { pieces[i] });
         }
         let f = SourceFile::new("t", text.clone());
         for (offset, _) in text.char_indices().step_by(37) {
