@@ -76,8 +76,8 @@ static inline struct scl_policy *scl_enter(struct scl_lock *gl, enum scl_kind ki
 
 	/* Not in NMI, and not where RCU is not watching (the idle loop's locks): the
 	 * policy's lifetime rests on RCU. */
-	if (in_nmi() || !rcu_is_watching())
-		return NULL;
+	if (!gl || in_nmi() || !rcu_is_watching())
+		return NULL;	/* no longer governed (removed under us), NMI, or RCU idle */
 	preempt_disable();
 	if (__this_cpu_inc_return(scl_depth) != 1) {
 		scl_count(gl, SCL_STAT(nested));
