@@ -21,7 +21,19 @@ use scl_syntax::lexer::{lex, Tok};
 /// The hover of the name at byte `offset`.
 pub fn hover(analysis: &Analysis, offset: usize) -> Option<Hover> {
     let (span, text) = match target_at(analysis, offset) {
-        Some((span, target)) => (span, target.describe(&analysis.checked.program)),
+        Some((span, target)) => {
+            let mut text = target.describe(&analysis.checked.program);
+            // The `//` comment right above the declaration, as written there.
+            if let Some(doc) = target.definition(&analysis.checked.program).and_then(|Loc { file, span }| {
+                doc_comment_above(&analysis.files.get(file).text, span.start as usize)
+            }) {
+                if !text.is_empty() {
+                    text.push_str("\n\n");
+                }
+                text.push_str(&doc);
+            }
+            (span, text)
+        }
         None => {
             let word = word_at(analysis, offset)?;
             (word.span, builtin_word_doc(&word.name)?)
@@ -34,6 +46,25 @@ pub fn hover(analysis: &Analysis, offset: usize) -> Option<Hover> {
         contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: text }),
         range: Some(range(analysis.source(), span)),
     })
+}
+
+/// The run of `//` comment lines directly above the line holding byte `offset` (no blank
+/// line between), without their `//`: a declaration's documentation. Comments after a
+/// blank line belong to something else (a file header, a section).
+fn doc_comment_above(source: &str, offset: usize) -> Option<String> {
+    let line_start = source.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let mut lines: Vec<&str> = source[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim_start)
+        .take_while(|l| l.starts_with("//"))
+        .map(|l| l.trim_start_matches('/').strip_prefix(' ').unwrap_or(l.trim_start_matches('/')))
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    lines.reverse();
+    Some(lines.join("\n"))
 }
 
 /// Where the name at byte `offset` is declared; `uri` is the document's.
@@ -232,6 +263,21 @@ policy p for spinlock {\n    on acquired(l: lock) {\n        st.a = N + cpu();\n
         assert_eq!(def.range.start.line, 3);
         let def = definition(&a, &uri, at(&text, "N +")).expect("a const has a definition");
         assert_eq!((def.range.start.line, def.range.start.character), (1, 6));
+    }
+
+    #[test]
+    fn hovers_show_the_comment_above_a_declaration() {
+        let text = "import topo;\n// Waits per lock.\n// Only the holder writes it.\nper_lock st: u64;\n\n// A section header, not a doc.\n\nconst N: u32 = 4;\n\
+policy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return topo::same_node(s, c) && st < N as u64;\n    }\n}\n";
+        let a = analyse("t.scl", text, &Default::default());
+        let t = hover_text(&a, at(text, "same_node"));
+        assert!(t.contains("True when both waiters run on the same NUMA node."), "a stdlib function's comment: {t}");
+        let t = hover_text(&a, at(text, "st <"));
+        assert!(t.contains("Waits per lock.\nOnly the holder writes it."), "{t}");
+        let t = hover_text(&a, at(text, "N as"));
+        assert!(!t.contains("section header"), "a comment after a blank line is not the doc: {t}");
+        assert_eq!(doc_comment_above("fn f() {}\n", 3), None);
+        assert_eq!(doc_comment_above("  //   indented\nfn f() {}\n", 20).as_deref(), Some("  indented"));
     }
 
     #[test]
