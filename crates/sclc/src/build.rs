@@ -98,7 +98,7 @@ pub fn run(args: BuildArgs) -> Status {
     };
     report(&files, &out.warnings);
     if args.verify {
-        if let Err(status) = load_or_report("scl_verify", &files, id, &out.object, &[], &report) {
+        if let Err(status) = load_or_report("scl_verify", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
             return status;
         }
     }
@@ -158,20 +158,9 @@ pub fn run(args: BuildArgs) -> Status {
 /// other than the verifier's judgement) is reported plainly, with the step and the errno,
 /// with exit code 2; a verifier rejection is a diagnostic on the `.scl` line it concerns
 /// (E0901, exit 1), naming the program and quoting the end of its log.
-/// `report` renders diagnostics as the command was asked to.
+/// `report` renders diagnostics as the command was asked to; `opts` are the loader's
+/// (lock-context programs for the lock-hook module).
 pub fn load_or_report(
-    name: &str,
-    files: &Files,
-    id: scl_diagnostics::FileId,
-    object: &[u8],
-    overrides: &[(usize, Vec<u8>)],
-    report: &dyn Fn(&Files, &[Diagnostic]),
-) -> Result<scl_loader::Loaded, Status> {
-    load_or_report_with(name, files, id, object, overrides, report, scl_loader::Options::default())
-}
-
-/// [`load_or_report`] with loader options (lock-context programs for the lock-hook module).
-pub fn load_or_report_with(
     name: &str,
     files: &Files,
     id: scl_diagnostics::FileId,

@@ -199,7 +199,7 @@ pub fn load(args: LoadArgs) -> Status {
     }
     // Programs the lock-hook module runs inside lock code must not be sleepable.
     let opts = scl_loader::Options { lock_context: target == Target::Syncord };
-    let mut loaded = match crate::build::load_or_report_with("scl", &files, id, &out.object, &overrides, &report, opts) {
+    let mut loaded = match crate::build::load_or_report("scl", &files, id, &out.object, &overrides, &report, opts) {
         Ok(l) => l,
         Err(status) => return status,
     };
@@ -260,11 +260,10 @@ fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), S
     }
     let mut locks = Vec::new();
     for l in &args.locks {
-        let addr = match kmod::parse_addr(l) {
-            Some(a) => a,
-            None => resolve_symbol(l)?,
-        };
-        locks.push((addr, if kmod::parse_addr(l).is_some() { String::new() } else { l.clone() }));
+        locks.push(match kmod::parse_addr(l) {
+            Some(a) => (a, String::new()),
+            None => (resolve_symbol(l)?, l.clone()),
+        });
     }
     let already = module.locks().map_err(|e| e.to_string())?;
     if locks.is_empty() && already.is_empty() {

@@ -135,7 +135,7 @@ pub fn run(args: RunArgs) -> Status {
             return Status::Usage;
         }
     };
-    let mut loaded = match crate::build::load_or_report("sclc_run", &files, id, &out.object, &overrides, &report) {
+    let mut loaded = match crate::build::load_or_report("sclc_run", &files, id, &out.object, &overrides, &report, scl_loader::Options::default()) {
         Ok(l) => l,
         Err(status) => return status,
     };
