@@ -46,7 +46,6 @@ extern struct scl_lock scl_locks[SCL_MAX_LOCKS];
 extern struct static_key_false scl_have_locks;
 extern struct scl_policy __rcu *scl_active;
 extern atomic64_t scl_hook_calls[SCL_NR_HOOKS];
-extern const char *const scl_hook_names[SCL_NR_HOOKS];
 DECLARE_PER_CPU(int, scl_depth);
 DECLARE_PER_CPU(long, scl_inflight);
 

@@ -43,6 +43,7 @@ const char *const scl_hook_names[SCL_NR_HOOKS] = {
 	[SCL_BYPASS_ACQUIRE] = "bypass_acquire",
 	[SCL_BYPASS_RELEASE] = "bypass_release",
 };
+EXPORT_SYMBOL_GPL(scl_hook_names);
 
 static const char *const scl_kind_names[SCL_NR_KINDS] = {
 	[SCL_SPINLOCK] = "spinlock", [SCL_MUTEX] = "mutex", [SCL_RWSEM] = "rwsem",

@@ -80,6 +80,8 @@ struct scl_lock_stats {
 int scl_hooks_lock_stats(const void *lock, struct scl_lock_stats *out);
 /* Calls of each hook since the policy was activated. */
 void scl_hooks_hook_calls(u64 out[SCL_NR_HOOKS]);
+/* Each hook's name in the catalogue, by enum scl_hook. */
+extern const char *const scl_hook_names[SCL_NR_HOOKS];
 /* The active policy's name ("" when none). */
 void scl_hooks_policy_name(char *buf, size_t len);
 

@@ -236,11 +236,6 @@ static int emit_ratio(char *buf, int n, u64 num, u64 den)
 			     div64_u64((num % den) * 10000, den));
 }
 
-static const char *const hook_names[SCL_NR_HOOKS] = {
-	"to_acquire", "contended", "acquired", "to_release", "released", "enable_fastpath",
-	"should_reorder", "skip_reorder", "bypass_acquire", "bypass_release",
-};
-
 static void *lock_addr(void)
 {
 	switch (storm_kind) {
@@ -286,7 +281,7 @@ static void build_result(const char *label, int ms, const struct scl_lock_stats 
 #undef D
 	n += scnprintf(b + n, RESULT_SIZE - n, ",\"hook_calls\":{");
 	for (i = 0; i < SCL_NR_HOOKS; i++)
-		n += scnprintf(b + n, RESULT_SIZE - n, "%s\"%s\":%llu", i ? "," : "", hook_names[i],
+		n += scnprintf(b + n, RESULT_SIZE - n, "%s\"%s\":%llu", i ? "," : "", scl_hook_names[i],
 			       h1[i] - h0[i]);
 	n += scnprintf(b + n, RESULT_SIZE - n, "},\"wait_ns\":{");
 	n = emit_pct(b, n, "all", pick_all, 0, &first);
