@@ -112,6 +112,11 @@ struct Lock {
     /// CPU that last wrote the lock word's cache line, and until when it is busy.
     line_cpu: Option<u32>,
     line_busy: u64,
+    /// CPU of the last exclusive holder (or writer): where the protected data lines are.
+    data_cpu: Option<u32>,
+    /// The shared lines every critical section writes: where they are and until when busy.
+    shared_cpu: Option<u32>,
+    shared_busy: u64,
     prev_node: Option<u32>,
     /// The shuffler role, when a waiter holds it.
     shuffler: Option<Shuffler>,
@@ -208,6 +213,9 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             queue: VecDeque::new(),
             line_cpu: None,
             line_busy: 0,
+            data_cpu: None,
+            shared_cpu: None,
+            shared_busy: 0,
             prev_node: None,
             shuffler: None,
             tried_head: None,
@@ -329,6 +337,28 @@ impl Engine<'_> {
         done
     }
 
+    /// The memory traffic of `t`'s critical section, from `at` on: its protected data lines
+    /// come from the previous exclusive holder's CPU (rwsem readers only read them), and
+    /// its writes to the shared lines queue behind everyone else's. Returns when the
+    /// critical section's own work can start.
+    fn touch_data(&mut self, t: usize, at: u64) -> u64 {
+        let spec = &self.w.threads[t];
+        let (lines, shared) = (u64::from(spec.cs_lines), u64::from(spec.shared_lines));
+        let (cpu, role) = (self.th[t].cpu, self.th[t].role);
+        let mut at = at;
+        if lines > 0 && role != Role::Read {
+            at += lines * self.m.transfer_ns(self.lock.data_cpu, cpu);
+            self.lock.data_cpu = Some(cpu);
+        }
+        if shared > 0 {
+            let start = at.max(self.lock.shared_busy);
+            at = start + shared * self.m.transfer_ns(self.lock.shared_cpu, cpu);
+            self.lock.shared_busy = at;
+            self.lock.shared_cpu = Some(cpu);
+        }
+        at
+    }
+
     /// Whether `t` could take the lock now, ignoring the queue.
     fn free_for(&self, t: usize) -> bool {
         match self.th[t].role {
@@ -426,6 +456,12 @@ impl Engine<'_> {
                     th.ready_at = now;
                     th.overtaken = 0;
                     th.batch = 0;
+                    let cpu = th.cpu;
+                    // The enqueue's atomic on the lock word: qspinlock's tail exchange
+                    // (`xchg_tail`), the mutex's and the rwsem's `wait_lock`. It queues on
+                    // the line like every other atomic there, and so delays the holder's
+                    // release when many waiters arrive.
+                    self.line_op(cpu, now);
                     self.lock.queue.push_back(t);
                     if self.w.lock == LockKind::Spinlock {
                         self.kick(now)?;
@@ -441,7 +477,8 @@ impl Engine<'_> {
                 let dist = if self.th[t].role == Role::Read { spec.read_cs } else { spec.cs };
                 let cs = dist.sample(&mut self.th[t].rng);
                 let cs = self.m.scaled(self.th[t].cpu, cs).max(1);
-                self.schedule(end + cs, t, Ev::Release);
+                let start = self.touch_data(t, end);
+                self.schedule(start + cs, t, Ev::Release);
             }
             Ev::Release => {
                 let (_, mut end) = self.hook(Hook::ToRelease, t, now)?;

@@ -36,8 +36,13 @@ pub struct Machine {
     pub speed: Vec<f64>,
     /// Moving the lock's cache line between two CPUs of one socket.
     pub local_handoff_ns: u64,
-    /// Moving it between sockets.
+    /// Moving it between sockets one hop apart (directly linked).
     pub remote_handoff_ns: u64,
+    /// Added to a cross-socket transfer for every hop beyond the first.
+    pub hop_ns: u64,
+    /// Hops between sockets, row-major `sockets x sockets` (0 on the diagonal, at least 1
+    /// elsewhere); empty: every socket is linked to every other (one hop).
+    pub hops: Vec<u32>,
     /// An atomic on a line the CPU already holds.
     pub same_cpu_ns: u64,
     /// Waking a sleeping mutex or rwsem waiter (added to the hand-off to it).
@@ -65,6 +70,8 @@ impl Machine {
             speed: vec![1.0; (sockets * cores) as usize],
             local_handoff_ns: 40,
             remote_handoff_ns: 200,
+            hop_ns: 0,
+            hops: Vec::new(),
             same_cpu_ns: 5,
             wakeup_ns: 2_000,
             ns_per_insn: DEFAULT_NS_PER_INSN,
@@ -129,6 +136,15 @@ impl Machine {
         if let Some(v) = t.queue_node_ns {
             m.queue_node_ns = v;
         }
+        if let Some(v) = t.hop_ns {
+            m.hop_ns = v;
+        }
+        if let Some(rows) = t.hops {
+            if rows.len() != sockets as usize || rows.iter().any(|r| r.len() != sockets as usize) {
+                return err(format!("`hops` must be a {sockets} x {sockets} matrix (one row of {sockets} per socket)"));
+            }
+            m.hops = rows.into_iter().flatten().collect();
+        }
         if let Some(speed) = t.speed {
             if speed.len() != n as usize {
                 return err(format!("`speed` has {} entries; the machine has {n} CPUs", speed.len()));
@@ -159,6 +175,22 @@ impl Machine {
         if let Some(s) = self.speed.iter().find(|s| !(s.is_finite() && **s >= 0.01 && **s <= 100.0)) {
             return err(format!("core speed {s} is out of range (0.01..=100; 1 is a big core)"));
         }
+        if !self.hops.is_empty() {
+            let n = self.sockets as usize;
+            if self.hops.len() != n * n {
+                return err(format!("`hops` must be a {n} x {n} matrix"));
+            }
+            for a in 0..n {
+                for b in 0..n {
+                    let h = self.hops[a * n + b];
+                    if (a == b) != (h == 0) || h != self.hops[b * n + a] || h > 16 {
+                        return err(format!(
+                            "`hops`: socket {a} to {b} is {h} hops; the matrix must be symmetric, 0 on the diagonal and 1..=16 elsewhere"
+                        ));
+                    }
+                }
+            }
+        }
         if !(self.ns_per_insn.is_finite() && self.ns_per_insn >= 0.0 && self.ns_per_insn <= 1000.0) {
             return err(format!("ns_per_insn {} is out of range (0..=1000)", self.ns_per_insn));
         }
@@ -175,13 +207,29 @@ impl Machine {
         cpu / self.cores_per_socket
     }
 
-    /// Cost of moving a cache line last written by `from` to `to`.
+    /// Hops between sockets `a` and `b` (0 for the same socket).
+    pub fn hops_between(&self, a: u32, b: u32) -> u32 {
+        if a == b {
+            0
+        } else if self.hops.is_empty() {
+            1
+        } else {
+            self.hops[(a * self.sockets + b) as usize]
+        }
+    }
+
+    /// Cost of moving a cache line last written by `from` to `to`: `same_cpu_ns`,
+    /// `local_handoff_ns` within a socket, `remote_handoff_ns` plus `hop_ns` per hop beyond
+    /// the first across sockets.
     pub fn transfer_ns(&self, from: Option<u32>, to: u32) -> u64 {
         match from {
             None => self.local_handoff_ns,
             Some(f) if f == to => self.same_cpu_ns,
             Some(f) if self.node(f) == self.node(to) => self.local_handoff_ns,
-            Some(_) => self.remote_handoff_ns,
+            Some(f) => {
+                let hops = self.hops_between(self.node(f), self.node(to));
+                self.remote_handoff_ns + u64::from(hops.saturating_sub(1)) * self.hop_ns
+            }
         }
     }
 
@@ -204,6 +252,10 @@ impl Machine {
             self.ns_per_insn,
             self.queue_node_ns
         );
+        if self.hop_ns > 0 && !self.hops.is_empty() {
+            let far = self.hops.iter().max().copied().unwrap_or(1);
+            s.push_str(&format!(", +{} ns per hop beyond the first (at most {far} hops)", self.hop_ns));
+        }
         if little > 0 {
             s.push_str(&format!(", {little} little cores"));
         }
@@ -222,6 +274,8 @@ struct MachineToml {
     wakeup_ns: Option<u64>,
     ns_per_insn: Option<f64>,
     queue_node_ns: Option<u64>,
+    hop_ns: Option<u64>,
+    hops: Option<Vec<Vec<u32>>>,
     speed: Option<Vec<f64>>,
     little_cpus: Option<Vec<u32>>,
     little_speed: Option<f64>,
@@ -330,6 +384,16 @@ pub struct ThreadSpec {
     pub read_cs: Dist,
     /// Time between releasing the lock and the next acquisition attempt.
     pub think: Dist,
+    /// Cache lines of the data the lock protects that an exclusive holder (or rwsem writer)
+    /// writes in its critical section: each is a transfer from the CPU of the previous such
+    /// holder (`Machine::transfer_ns`), added to the critical section. What NUMA grouping
+    /// saves beyond the lock word.
+    pub cs_lines: u32,
+    /// Cache lines every critical section writes, rwsem readers (bypassing or not)
+    /// included: shared state beside the lock (page_fault1's page allocator and LRU lists).
+    /// Each holder's writes queue behind the previous ones on these lines and move them to
+    /// its CPU; readers cannot run these writes in parallel.
+    pub shared_lines: u32,
     /// Share of rwsem acquisitions that are reads (0..=1).
     pub read_ratio: f64,
     /// Scheduling priority, as the waiter's `prio` field (kernel `prio`: 120 is nice 0).
@@ -401,6 +465,10 @@ pub struct WorkloadDefaults {
     pub think: Dist,
     /// Read share.
     pub read_ratio: f64,
+    /// Protected data lines written per exclusive critical section ([`ThreadSpec::cs_lines`]).
+    pub cs_lines: u32,
+    /// Shared lines written by every critical section ([`ThreadSpec::shared_lines`]).
+    pub shared_lines: u32,
 }
 
 impl Default for WorkloadDefaults {
@@ -411,6 +479,8 @@ impl Default for WorkloadDefaults {
             read_cs: Dist::Uniform(500, 1_500),
             think: Dist::Exponential(2_000),
             read_ratio: 0.9,
+            cs_lines: 0,
+            shared_lines: 0,
         }
     }
 }
@@ -430,6 +500,8 @@ impl Workload {
                 cs: d.cs,
                 read_cs: d.read_cs,
                 think: d.think,
+                cs_lines: d.cs_lines,
+                shared_lines: d.shared_lines,
                 read_ratio: if d.lock == LockKind::Rwsem { d.read_ratio } else { 0.0 },
                 prio: 120,
                 latency_critical: false,
@@ -457,6 +529,8 @@ impl Workload {
             read_cs: t.read_cs.unwrap_or(cs),
             think: t.think.unwrap_or(base.think),
             read_ratio: t.read_ratio.unwrap_or(base.read_ratio),
+            cs_lines: t.cs_lines.unwrap_or(0),
+            shared_lines: t.shared_lines.unwrap_or(0),
         };
         let n = threads.or(t.threads).unwrap_or(m.cpus());
         let mut w = Workload::uniform(m, n, &d)?;
@@ -500,6 +574,12 @@ impl Workload {
             if let Some(v) = o.read_ratio {
                 th.read_ratio = v;
             }
+            if let Some(v) = o.cs_lines {
+                th.cs_lines = v;
+            }
+            if let Some(v) = o.shared_lines {
+                th.shared_lines = v;
+            }
             if let Some(v) = o.prio {
                 th.prio = v;
             }
@@ -533,6 +613,9 @@ impl Workload {
             t.cs.validate(&format!("thread {i} cs"))?;
             t.read_cs.validate(&format!("thread {i} read_cs"))?;
             t.think.validate(&format!("thread {i} think"))?;
+            if t.cs_lines > 10_000 || t.shared_lines > 10_000 {
+                return err(format!("thread {i}: more than 10,000 cache lines per critical section are not simulated"));
+            }
         }
         Ok(())
     }
@@ -545,6 +628,9 @@ impl Workload {
             let pct = format!("{:.4}", t.read_ratio * 100.0);
             let pct = pct.trim_end_matches('0').trim_end_matches('.');
             s.push_str(&format!(", {pct}% reads (read cs {})", t.read_cs));
+        }
+        if t.cs_lines > 0 || t.shared_lines > 0 {
+            s.push_str(&format!(", {} data + {} shared lines", t.cs_lines, t.shared_lines));
         }
         let lc = self.threads.iter().filter(|t| t.latency_critical).count();
         if lc > 0 {
@@ -564,6 +650,8 @@ struct WorkloadToml {
     read_cs: Option<Dist>,
     think: Option<Dist>,
     read_ratio: Option<f64>,
+    cs_lines: Option<u32>,
+    shared_lines: Option<u32>,
     prio: Option<u32>,
     latency_critical: Option<Vec<u32>>,
     max_overtake: Option<u32>,
@@ -580,6 +668,8 @@ struct ThreadToml {
     read_cs: Option<Dist>,
     think: Option<Dist>,
     read_ratio: Option<f64>,
+    cs_lines: Option<u32>,
+    shared_lines: Option<u32>,
     prio: Option<u32>,
     latency_critical: Option<bool>,
 }
