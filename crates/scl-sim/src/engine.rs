@@ -7,7 +7,7 @@
 //! deterministic. The lock models are described in `docs/simulator.md`.
 
 use crate::metrics::{self, Collect, Metrics};
-use crate::model::{LockKind, Machine, Workload, FIRST_TID, LOCK_ADDR, TGID};
+use crate::model::{LockImpl, LockKind, Machine, Workload, FIRST_TID, LOCK_ADDR, TGID};
 use crate::policy::{abi, Hook, HookEnv, Policy};
 use crate::rng::Rng;
 use std::cmp::Reverse;
@@ -63,6 +63,10 @@ enum Ev {
     Unlock,
     /// One step of the shuffler's walk; stale when its generation is not the lock's.
     Walk(u64),
+    /// Linux mutex: a spinner's budget ran out (stale unless its spin token matches).
+    SpinEnd(u64),
+    /// Linux mutex: the first sleeping waiter is awake after a release woke it.
+    Woken,
 }
 
 /// How a thread takes the lock this time.
@@ -88,6 +92,8 @@ pub(crate) struct Thread {
     wait_start: u64,
     /// Its place in a shuffled batch (ShflLock's `batch`): 0 unless a shuffler grouped it.
     batch: u32,
+    /// Linux mutex: counts the thread's optimistic spins, so a stale `SpinEnd` is ignored.
+    spin_token: u64,
 }
 
 /// The shuffler role (ShflLock): who holds it, the end of the group it has built right
@@ -124,6 +130,13 @@ struct Lock {
     tried_head: Option<usize>,
     /// Generation of the walk: a `Walk` event of another generation is stale.
     walk_gen: u64,
+    /// Linux mutex: optimistic spinners, in their OSQ (MCS) order, ahead of the sleepers.
+    spinners: VecDeque<usize>,
+    /// Linux mutex: `MUTEX_FLAG_HANDOFF`, set by a woken first waiter that found the lock
+    /// taken: the next release hands the lock to it.
+    handoff: bool,
+    /// Linux mutex: a wake-up of the first sleeper is in flight.
+    waking: bool,
 }
 
 struct Engine<'a> {
@@ -193,6 +206,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             overtaken: 0,
             wait_start: 0,
             batch: 0,
+            spin_token: 0,
         })
         .collect::<Vec<_>>();
     let n = th.len();
@@ -220,6 +234,9 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             shuffler: None,
             tried_head: None,
             walk_gen: 0,
+            spinners: VecDeque::new(),
+            handoff: false,
+            waking: false,
         },
         hook_rng: Rng::stream(cfg.seed, 0),
         c: Collect::new(cfg.workload.threads.iter().map(|t| t.latency_critical).collect()),
@@ -432,7 +449,10 @@ impl Engine<'_> {
                 }
             }
             Ev::FastTry(allow) => {
-                if allow && self.lock.queue.is_empty() && self.free_for(t) {
+                // Linux's mutex lets a newcomer take a free lock whoever sleeps in
+                // the queue (a steal), unless a waiter asked for the hand-off.
+                let open = if self.linux_mutex() { !self.lock.handoff } else { self.lock.queue.is_empty() };
+                if allow && open && self.free_for(t) {
                     self.grant(t, now);
                 } else {
                     if !allow {
@@ -448,8 +468,23 @@ impl Engine<'_> {
                 }
             }
             Ev::Enqueue => {
-                if self.lock.queue.is_empty() && self.free_for(t) {
+                let open = if self.linux_mutex() { !self.lock.handoff } else { self.lock.queue.is_empty() };
+                if open && self.free_for(t) {
                     self.grant(t, now);
+                } else if self.linux_mutex() && self.w.mutex_spin_ns != Some(0) {
+                    // Optimistic spinning: the owner runs, so spin on it (in the OSQ) instead
+                    // of sleeping; the OSQ's tail exchange is an atomic on the lock's line.
+                    let th = &mut self.th[t];
+                    th.wait_start = now;
+                    th.ready_at = now;
+                    th.overtaken = 0;
+                    th.spin_token += 1;
+                    let (cpu, token) = (th.cpu, th.spin_token);
+                    self.line_op(cpu, now);
+                    self.lock.spinners.push_back(t);
+                    if let Some(budget) = self.w.mutex_spin_ns {
+                        self.schedule(now.saturating_add(budget), t, Ev::SpinEnd(token));
+                    }
                 } else {
                     let th = &mut self.th[t];
                     th.wait_start = now;
@@ -522,14 +557,102 @@ impl Engine<'_> {
                     self.walk(now)?;
                 }
             }
+            Ev::SpinEnd(token) => {
+                // The spin budget is spent: the waiter leaves the OSQ and sleeps at the tail
+                // of the wait list (its `wait_lock` atomic on the lock's line).
+                if self.th[t].spin_token == token {
+                    if let Some(i) = self.lock.spinners.iter().position(|&x| x == t) {
+                        self.lock.spinners.remove(i);
+                        let cpu = self.th[t].cpu;
+                        self.line_op(cpu, now);
+                        self.lock.queue.push_back(t);
+                    }
+                }
+            }
+            Ev::Woken => {
+                self.lock.waking = false;
+                if self.lock.queue.front() == Some(&t) {
+                    if self.free_for(t) {
+                        self.lock.queue.pop_front();
+                        self.grant(t, now);
+                    } else {
+                        // Beaten to the lock by a spinner or a newcomer: the first waiter
+                        // sets the hand-off flag and spins; the next release is its.
+                        self.lock.handoff = true;
+                        self.c.steals += 1;
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whether the blocking locks are Linux's stock ones.
+    fn linux(&self) -> bool {
+        self.w.locks == LockImpl::Linux && self.w.lock != LockKind::Spinlock
+    }
+
+    fn linux_mutex(&self) -> bool {
+        self.w.locks == LockImpl::Linux && self.w.lock == LockKind::Mutex
+    }
+
+    /// Linux 6.x's mutex at release: a waiter that set the hand-off flag gets the lock (it is
+    /// spinning: no wake-up); else the first optimistic spinner takes it, and the first
+    /// sleeper is woken (one wake-up in flight at a time) to try for it.
+    fn dispatch_linux_mutex(&mut self, now: u64) {
+        if self.lock.holder.is_some() {
+            return;
+        }
+        if self.lock.handoff {
+            if let Some(h) = self.lock.queue.pop_front() {
+                self.lock.handoff = false;
+                self.grant(h, now);
+                return;
+            }
+            self.lock.handoff = false;
+        }
+        if let Some(s) = self.lock.spinners.pop_front() {
+            self.th[s].spin_token += 1;
+            self.grant(s, now);
+        }
+        if let Some(&h) = self.lock.queue.front() {
+            if !self.lock.waking {
+                self.lock.waking = true;
+                self.schedule(now + self.m.wakeup_ns, h, Ev::Woken);
+            }
+        }
+    }
+
+    /// Linux 6.x's rwsem hands readers the lock: when the queue head is a reader, every
+    /// queued reader (up to 256), wherever it waits, is woken with it; writers keep their
+    /// places.
+    fn wake_readers_linux(&mut self, now: u64) {
+        let mut woken = 0;
+        let mut i = 0;
+        while i < self.lock.queue.len() && woken < 256 {
+            let r = self.lock.queue[i];
+            if self.th[r].role == Role::Read && self.lock.holder.is_none() {
+                self.lock.queue.remove(i);
+                self.grant(r, now + self.m.wakeup_ns);
+                woken += 1;
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Hands the lock to the waiters at the head of the queue that may have it now. A head
     /// in the middle of a walk step finishes the step first (its `ready_at`): the walk stops
     /// once the lock is free, it does not hold the acquisition back for a whole round.
     fn dispatch(&mut self, now: u64) -> Result<(), SimError> {
+        if self.linux_mutex() {
+            self.dispatch_linux_mutex(now);
+            return Ok(());
+        }
+        if self.linux() && self.lock.queue.front().is_some_and(|&h| self.th[h].role == Role::Read && self.free_for(h)) {
+            self.wake_readers_linux(now);
+            return Ok(());
+        }
         let mut popped = false;
         while let Some(&h) = self.lock.queue.front() {
             if !self.free_for(h) {
@@ -547,7 +670,7 @@ impl Engine<'_> {
                 break;
             }
         }
-        if popped {
+        if popped && !self.linux() {
             if self.w.lock == LockKind::Spinlock {
                 self.kick(now)?;
             } else {

@@ -28,6 +28,6 @@ mod vm;
 
 pub use engine::{simulate, Config, SimError, MAX_DURATION_NS};
 pub use metrics::{Metrics, WaitStats};
-pub use model::{Dist, LockKind, Machine, ModelError, ThreadSpec, Workload, WorkloadDefaults};
+pub use model::{Dist, LockImpl, LockKind, Machine, ModelError, ThreadSpec, Workload, WorkloadDefaults};
 pub use policy::{abi, Fifo, Hook, HookEnv, HookOutcome, Policy, StaticShfl};
 pub use vm::VmPolicy;

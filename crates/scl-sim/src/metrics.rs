@@ -198,6 +198,9 @@ pub struct Metrics {
     pub contended: u64,
     /// Acquisitions whose fast path `enable_fastpath` refused.
     pub fastpath_refused: u64,
+    /// Linux mutex: times the woken first waiter found the lock taken by a spinner or a
+    /// newcomer (a steal), and set the hand-off flag.
+    pub steals: u64,
     /// Releases where `bypass_release` disagreed with how the read was taken.
     pub protocol_errors: u64,
     /// The shuffler.
@@ -236,6 +239,7 @@ pub(crate) struct Collect {
     max_call_ns: u64,
     pub(crate) contended: u64,
     pub(crate) fastpath_refused: u64,
+    pub(crate) steals: u64,
     pub(crate) protocol_errors: u64,
     pub(crate) in_flight_max: u64,
     pub(crate) shuffle: ShuffleMetrics,
@@ -263,6 +267,7 @@ impl Collect {
             max_call_ns: 0,
             contended: 0,
             fastpath_refused: 0,
+            steals: 0,
             protocol_errors: 0,
             in_flight_max: 0,
             shuffle: ShuffleMetrics::default(),
@@ -356,6 +361,7 @@ pub(crate) fn finish(c: Collect, policy: &str, cfg: &Config, th: &[Thread]) -> M
         writes: rwsem.then(|| role(1, Role::Write)),
         contended: c.contended,
         fastpath_refused: c.fastpath_refused,
+        steals: c.steals,
         protocol_errors: c.protocol_errors,
         shuffle: ShuffleMetrics { bound: cfg.workload.max_overtake, ..c.shuffle },
         hooks: HookMetrics { calls, insns: c.insns, waited_ns: c.waited_ns, max_call_ns: c.max_call_ns },

@@ -415,6 +415,27 @@ pub struct Workload {
     /// The batch bound (ShflLock's): a shuffler and the waiters it hands its role down to
     /// group at most this many waiters in a row before the queue runs in its order again.
     pub shuffle_batch: u32,
+    /// Which implementation of the blocking locks runs: the kernel module's governed ones
+    /// (the default) or Linux 6.x's stock mutex and rwsem.
+    pub locks: LockImpl,
+    /// [`LockImpl::Linux`]: how long a mutex waiter spins before it sleeps; `None`: for as
+    /// long as the owner runs (always, with one thread per CPU and no preemption).
+    pub mutex_spin_ns: Option<u64>,
+}
+
+/// The implementation of the mutex and the rwsem (the spinlock is the same in both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockImpl {
+    /// `kernel/mutex.c` and `kernel/rwsem.c`: waiters queue and sleep, and every contended
+    /// release hands the lock to the queue head (after its shuffle round).
+    Module,
+    /// Linux 6.x's stock locks: mutex waiters spin while the owner runs (up to
+    /// `mutex_spin_ns`) and take the lock ahead of sleeping waiters (stealing), unless the
+    /// first sleeper, woken and beaten to the lock once, set the hand-off flag; the rwsem
+    /// wakes every queued reader (up to 256) when readers are handed the lock. The reorder
+    /// hooks are not called (the stock kernel has none); the others run.
+    Linux,
 }
 
 /// Thread ids start here (tid = FIRST_TID + thread index); all threads share one tgid.
@@ -507,7 +528,14 @@ impl Workload {
                 latency_critical: false,
             })
             .collect();
-        Ok(Workload { lock: d.lock, threads, max_overtake: DEFAULT_MAX_OVERTAKE, shuffle_batch: DEFAULT_SHUFFLE_BATCH })
+        Ok(Workload {
+            lock: d.lock,
+            threads,
+            max_overtake: DEFAULT_MAX_OVERTAKE,
+            shuffle_batch: DEFAULT_SHUFFLE_BATCH,
+            locks: LockImpl::Module,
+            mutex_spin_ns: None,
+        })
     }
 
     /// Reads a workload from TOML for machine `m`. `threads` overrides its thread count and
@@ -547,6 +575,10 @@ impl Workload {
         if let Some(b) = t.shuffle_batch {
             w.shuffle_batch = b;
         }
+        if let Some(l) = t.locks {
+            w.locks = l;
+        }
+        w.mutex_spin_ns = t.mutex_spin_ns;
         for i in t.latency_critical.unwrap_or_default() {
             let th = w
                 .threads
@@ -632,6 +664,9 @@ impl Workload {
         if t.cs_lines > 0 || t.shared_lines > 0 {
             s.push_str(&format!(", {} data + {} shared lines", t.cs_lines, t.shared_lines));
         }
+        if self.locks == LockImpl::Linux && self.lock != LockKind::Spinlock {
+            s.push_str(", Linux 6.x's stock lock");
+        }
         let lc = self.threads.iter().filter(|t| t.latency_critical).count();
         if lc > 0 {
             s.push_str(&format!(", {lc} latency-critical"));
@@ -656,6 +691,8 @@ struct WorkloadToml {
     latency_critical: Option<Vec<u32>>,
     max_overtake: Option<u32>,
     shuffle_batch: Option<u32>,
+    locks: Option<LockImpl>,
+    mutex_spin_ns: Option<u64>,
     thread: Option<Vec<ThreadToml>>,
 }
 

@@ -357,3 +357,117 @@ fn batches_are_bounded_and_queue_nodes_cost_a_miss() {
     let late = local(&slow);
     assert!(late < grouped - 0.2, "{late} vs {grouped}");
 }
+
+/// FIFO throughput of `c`.
+fn tput(c: &Config) -> f64 {
+    fifo(c).throughput
+}
+
+#[test]
+fn the_memory_model_charges_each_cost_where_it_arises() {
+    // Each row: a cost of the memory model, and a run with it against the same run without
+    // it. Every cost makes the stock lock slower; none is free.
+    let base = lock1(Machine::symmetric(2, 8), 16, 5);
+    let with = |f: &dyn Fn(&mut Config)| {
+        let mut c = base.clone();
+        f(&mut c);
+        c
+    };
+    let rows: [(&str, Config); 4] = [
+        ("4 data lines per critical section", with(&|c| c.workload.threads.iter_mut().for_each(|t| t.cs_lines = 4))),
+        ("2 shared lines per critical section", with(&|c| c.workload.threads.iter_mut().for_each(|t| t.shared_lines = 2))),
+        ("remote transfers of 400 ns", with(&|c| c.machine.remote_handoff_ns = 400)),
+        (
+            "4 sockets in a row, 150 ns per extra hop",
+            Config {
+                machine: Machine::from_toml(
+                    "sockets = 4\ncores_per_socket = 4\nhop_ns = 150\nhops = [[0,1,2,3],[1,0,1,2],[2,1,0,1],[3,2,1,0]]",
+                )
+                .unwrap(),
+                ..lock1(Machine::symmetric(4, 4), 16, 5)
+            },
+        ),
+    ];
+    let plain_hops = tput(&lock1(Machine::symmetric(4, 4), 16, 5));
+    for (what, c) in rows {
+        let against = if what.contains("hop") { plain_hops } else { tput(&base) };
+        let t = tput(&c);
+        eprintln!("{what}: {t:.0} acq/s against {against:.0}");
+        assert!(t < against * 0.97, "{what}: {t} vs {against}");
+    }
+}
+
+#[test]
+fn the_stock_lock_collapses_past_one_socket() {
+    // lock1's shape: FIFO throughput grows up to a socket's worth of threads and falls once
+    // hand-offs cross sockets (the lock word, the data lines and every enqueue's exchange
+    // on the lock's line move between sockets).
+    let m = || Machine { remote_handoff_ns: 300, ..Machine::symmetric(2, 8) };
+    let mut one = lock1(m(), 8, 5);
+    let mut two = lock1(m(), 16, 5);
+    for c in [&mut one, &mut two] {
+        c.workload.threads.iter_mut().for_each(|t| t.cs_lines = 2);
+    }
+    let (a, b) = (tput(&one), tput(&two));
+    assert!(b < a * 0.8, "16 threads on two sockets {b} vs 8 on one {a}");
+}
+
+#[test]
+fn hops_are_counted_from_the_matrix() {
+    let m = Machine::from_toml("sockets = 3\ncores_per_socket = 2\nremote_handoff_ns = 100\nhop_ns = 50\nhops = [[0,1,2],[1,0,1],[2,1,0]]").unwrap();
+    // (from CPU, to CPU, ns): CPUs 0-1 are socket 0, 2-3 socket 1, 4-5 socket 2.
+    let table = [(0, 1, 40), (0, 0, 5), (0, 2, 100), (0, 4, 150), (5, 0, 150), (2, 4, 100)];
+    for (from, to, ns) in table {
+        assert_eq!(m.transfer_ns(Some(from), to), ns, "CPU {from} to {to}");
+    }
+    assert_eq!(m.transfer_ns(None, 3), 40);
+    for bad in ["sockets = 2\nhops = [[0,1]]", "sockets = 2\nhops = [[0,1],[2,0]]", "sockets = 2\nhops = [[1,1],[1,0]]", "sockets = 2\nhops = [[0,0],[0,0]]"] {
+        assert!(Machine::from_toml(bad).is_err(), "{bad}");
+    }
+}
+
+/// A mutex workload of `threads` on a 2x8 machine with Linux's stock locks.
+fn linux_mutex(threads: u32, spin: Option<u64>) -> Config {
+    let mut c = cfg(LockKind::Mutex, threads, 10);
+    c.workload.locks = scl_sim::LockImpl::Linux;
+    c.workload.mutex_spin_ns = spin;
+    c
+}
+
+#[test]
+fn linux_mutex_waiters_spin_steal_and_hand_off() {
+    // Rows: the spin budget, and what follows from it.
+    // - Spinning while the owner runs (no preemption here): nobody sleeps, so no hand-off
+    //   pays a wake-up and the lock beats the module's mutex, which wakes every new owner.
+    let module = fifo(&cfg(LockKind::Mutex, 16, 10));
+    let spin = fifo(&linux_mutex(16, None));
+    assert_eq!(spin.steals, 0);
+    assert!(spin.throughput > module.throughput * 1.2, "{} vs {}", spin.throughput, module.throughput);
+    // - Spinning for 500 ns: waiters that queue behind a long line sleep; spinners take the
+    //   lock ahead of them while the woken first waiter is on its way (a steal), and the
+    //   hand-off flag it then sets makes the next release its.
+    let short = fifo(&linux_mutex(16, Some(500)));
+    assert!(short.steals > 0, "{short:?}");
+    assert!(short.throughput < spin.throughput, "{} vs {}", short.throughput, spin.throughput);
+    // The hand-off flag bounds a sleeper's losses: it is overtaken by at most one steal per
+    // wake-up, so nobody starves.
+    assert!(short.max_wait_ns() < 2_000_000, "{}", short.max_wait_ns());
+    // - No spinning at all: every waiter sleeps; a release wakes the first, and newcomers
+    //   may still take the free lock meanwhile.
+    let none = fifo(&linux_mutex(16, Some(0)));
+    assert!(none.steals > 0 && none.throughput < spin.throughput, "{none:?}");
+}
+
+#[test]
+fn linux_rwsem_wakes_every_queued_reader() {
+    // 10% writes: readers queue behind writers. Linux 6.x wakes every queued reader when
+    // readers get the lock (writers keep their places), the module only the readers at the
+    // front, so Linux's readers wait less.
+    let module = cfg(LockKind::Rwsem, 16, 10);
+    let mut linux = module.clone();
+    linux.workload.locks = scl_sim::LockImpl::Linux;
+    let (m, l) = (fifo(&module), fifo(&linux));
+    let (mr, lr) = (m.reads.unwrap(), l.reads.unwrap());
+    assert!(lr.wait.mean_ns < mr.wait.mean_ns * 0.9, "{} vs {}", lr.wait.mean_ns, mr.wait.mean_ns);
+    assert!(l.writes.unwrap().acquisitions > 0);
+}
