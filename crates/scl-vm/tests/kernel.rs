@@ -56,6 +56,18 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        example: "paper_numa",
+        rodata: &[],
+        time_fields: &[],
+        user_written: None,
+    },
+    Case {
+        example: "paper_scl",
+        rodata: &[],
+        time_fields: &[("mine", &["start", "held"]), ("usage", &["total"])],
+        user_written: None,
+    },
+    Case {
         example: "numa_grouping",
         rodata: &[("max_batch", 5)],
         time_fields: &[],
