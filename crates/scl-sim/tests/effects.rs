@@ -285,3 +285,42 @@ fn paper_scl_throttles_a_bully_by_its_usage_deficit() {
     assert!(bully(&pol) < bully(&base) - 0.2, "{} vs {}", bully(&pol), bully(&base));
     assert!(pol.hooks.waited_ns > 0, "the deficit is waited out in `sleep`");
 }
+
+#[test]
+fn paper_amp_keeps_the_lock_on_fast_cores() {
+    // The artefact's AMP emulation in small: 2 sockets of 8, the second half of each socket
+    // (CPUs 4-7 and 12-15) slowed to a quarter. The paper's policy: slow cores back off
+    // before they queue; nothing else.
+    let machine = Machine::symmetric(2, 8).with_little([4, 5, 6, 7, 12, 13, 14, 15], 0.25);
+    let workload = Workload::uniform(&machine, 16, &WorkloadDefaults::default()).unwrap();
+    let cfg = Config { machine, workload, duration_ns: ms(50), seed: 11 };
+    let (base, pol) = pair(&cfg, "paper_amp", &[("cores_per_socket", 8), ("patience_ns", 20_000)]);
+    let fast = |m: &Metrics| m.threads.iter().filter(|t| t.cpu % 8 < 4).map(|t| t.acquisitions).sum::<u64>() as f64 / m.acquisitions as f64;
+    report("paper_amp throughput", base.throughput, pol.throughput);
+    report("paper_amp share of acquisitions on fast cores", fast(&base), fast(&pol));
+    assert!(pol.throughput > base.throughput * 1.1, "{} vs {}", pol.throughput, base.throughput);
+    assert!(fast(&pol) > fast(&base) + 0.1, "{} vs {}", fast(&pol), fast(&base));
+}
+
+#[test]
+fn paper_bravo_raises_reader_throughput_like_ours() {
+    // The workload of `bravo_raises_reader_throughput_on_a_read_mostly_rwsem`, with the
+    // paper's per-CPU slots instead of hashed ones: the same direction.
+    let machine = Machine::symmetric(2, 8);
+    let d = WorkloadDefaults {
+        lock: LockKind::Rwsem,
+        read_cs: Dist::Uniform(200, 600),
+        think: Dist::Exponential(1_000),
+        read_ratio: 0.9999,
+        ..WorkloadDefaults::default()
+    };
+    let workload = Workload::uniform(&machine, 16, &d).unwrap();
+    let cfg = Config { machine, workload, duration_ns: ms(10), seed: 4 };
+    let (base, pol) = pair(&cfg, "paper_bravo", &[("drain_poll_ns", 2_000)]);
+    let (br, pr) = (base.reads.as_ref().unwrap(), pol.reads.as_ref().unwrap());
+    report("paper_bravo reads/s", br.throughput, pr.throughput);
+    assert!(pr.throughput > br.throughput * 1.3, "{} vs {}", pr.throughput, br.throughput);
+    // One thread per CPU: every reader has a slot of its own, so (almost) every read is
+    // bypassed while the bias is on.
+    assert!(pr.bypassed > pr.acquisitions * 9 / 10, "{} of {}", pr.bypassed, pr.acquisitions);
+}

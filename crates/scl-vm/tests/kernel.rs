@@ -3,7 +3,8 @@
 //! and leave the same state.
 //!
 //! For every example whose `// targets:` line names `syncord` (numa_grouping, amp,
-//! scl_fairness, bravo, lockstat, app_priority) the object compiled for the syncord target
+//! scl_fairness, bravo, lockstat, app_priority and the paper's own paper_numa, paper_amp,
+//! paper_scl, paper_bravo) the object compiled for the syncord target
 //! is loaded into the running kernel with `scl_loader::load` and into a [`Vm`]. For each of
 //! 250 random contexts (lock addresses from a small set so that per-lock and per-thread
 //! state accumulates; random kind, flags, CPU, NUMA node, tid, and waiters with random
@@ -22,8 +23,10 @@
 //!   with the kernel's, so later hooks read the same times in both. The rest of those
 //!   entries (counters, flags, depths, the keys present) is compared exactly. These are
 //!   `scl_fairness`'s `acct` times and `usage` values, `lockstat`'s wait and hold times and
-//!   `pending.wait_start`, and `bravo`'s `inhibit_until`;
-//! - `bravo` runs with `inhibit_factor = 0` (the bias may be re-armed as soon as a writer's
+//!   `pending.wait_start`, `bravo`'s and `paper_bravo`'s `inhibit_until`, and `paper_scl`'s
+//!   start and hold times and the lock's total;
+//! - `paper_amp` runs with `patience_ns = 2000` (short back-offs on the runs' slow cores);
+//! - `bravo` and `paper_bravo` run with `inhibit_factor = 0` (the bias may be re-armed as soon as a writer's
 //!   revocation ends, in both worlds) and `drain_poll_ns = 2000` (short sleeps);
 //! - `app_priority`'s `latency_critical` map is written from user space, as the policy
 //!   expects: before some contexts the test marks or unmarks a random thread in both.
@@ -59,6 +62,18 @@ const CASES: &[Case] = &[
         example: "paper_numa",
         rodata: &[],
         time_fields: &[],
+        user_written: None,
+    },
+    Case {
+        example: "paper_amp",
+        rodata: &[("cores_per_socket", 8), ("patience_ns", 2000)],
+        time_fields: &[],
+        user_written: None,
+    },
+    Case {
+        example: "paper_bravo",
+        rodata: &[("inhibit_factor", 0), ("drain_poll_ns", 2000)],
+        time_fields: &[("biases", &["inhibit_until"])],
         user_written: None,
     },
     Case {
