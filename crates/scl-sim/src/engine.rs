@@ -330,9 +330,9 @@ impl Engine<'_> {
         };
         let out = self.policy.call(h, &mut ctx, &mut env).map_err(|message| SimError::Hook { hook: h.name(), message })?;
         let waited = env.waited_ns;
-        let cost = self.m.scaled(th.cpu, out.insns as f64 * self.m.ns_per_insn);
+        let cost = self.m.scaled(th.cpu, out.insns as f64 * self.m.ns_per_insn + out.helpers as f64 * self.m.ns_per_helper);
         let end = env.now + cost;
-        self.c.hook(h, out.insns, waited, end - at);
+        self.c.hook(h, out.insns, out.helpers, waited, end - at);
         Ok((out.ret != 0, end))
     }
 

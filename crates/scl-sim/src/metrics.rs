@@ -157,6 +157,8 @@ pub struct HookMetrics {
     pub calls: BTreeMap<String, u64>,
     /// Instructions executed in all.
     pub insns: u64,
+    /// Helper calls made by hooks.
+    pub helpers: u64,
     /// Simulated time spent in `back_off`/`sleep` waits, ns.
     pub waited_ns: u64,
     /// The longest single hook call: its waits plus its instructions, ns.
@@ -235,6 +237,7 @@ pub(crate) struct Collect {
     local: u64,
     calls: [u64; Hook::ALL.len()],
     insns: u64,
+    helpers: u64,
     waited_ns: u64,
     max_call_ns: u64,
     pub(crate) contended: u64,
@@ -263,6 +266,7 @@ impl Collect {
             local: 0,
             calls: [0; Hook::ALL.len()],
             insns: 0,
+            helpers: 0,
             waited_ns: 0,
             max_call_ns: 0,
             contended: 0,
@@ -275,10 +279,11 @@ impl Collect {
         }
     }
 
-    pub(crate) fn hook(&mut self, h: Hook, insns: u64, waited: u64, took: u64) {
+    pub(crate) fn hook(&mut self, h: Hook, insns: u64, helpers: u64, waited: u64, took: u64) {
         self.max_call_ns = self.max_call_ns.max(took);
         self.calls[h as usize] += 1;
         self.insns += insns;
+        self.helpers += helpers;
         self.waited_ns += waited;
     }
 
@@ -364,7 +369,7 @@ pub(crate) fn finish(c: Collect, policy: &str, cfg: &Config, th: &[Thread]) -> M
         steals: c.steals,
         protocol_errors: c.protocol_errors,
         shuffle: ShuffleMetrics { bound: cfg.workload.max_overtake, ..c.shuffle },
-        hooks: HookMetrics { calls, insns: c.insns, waited_ns: c.waited_ns, max_call_ns: c.max_call_ns },
+        hooks: HookMetrics { calls, insns: c.insns, helpers: c.helpers, waited_ns: c.waited_ns, max_call_ns: c.max_call_ns },
         threads: th
             .iter()
             .enumerate()

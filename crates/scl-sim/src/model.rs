@@ -49,6 +49,8 @@ pub struct Machine {
     pub wakeup_ns: u64,
     /// Cost of one executed BPF instruction of a hook on a big core.
     pub ns_per_insn: f64,
+    /// Cost of one helper call of a hook (a map operation, the clock) on a big core.
+    pub ns_per_helper: f64,
     /// The shuffler's cost per queue node its walk visits: a cache miss on a line the
     /// waiter spinning on it owns (ShflLock reads the node's socket and next pointer and
     /// may relink it).
@@ -75,6 +77,7 @@ impl Machine {
             same_cpu_ns: 5,
             wakeup_ns: 2_000,
             ns_per_insn: DEFAULT_NS_PER_INSN,
+            ns_per_helper: DEFAULT_NS_PER_HELPER,
             queue_node_ns: 100,
         }
     }
@@ -132,6 +135,9 @@ impl Machine {
         }
         if let Some(v) = t.ns_per_insn {
             m.ns_per_insn = v;
+        }
+        if let Some(v) = t.ns_per_helper {
+            m.ns_per_helper = v;
         }
         if let Some(v) = t.queue_node_ns {
             m.queue_node_ns = v;
@@ -194,6 +200,9 @@ impl Machine {
         if !(self.ns_per_insn.is_finite() && self.ns_per_insn >= 0.0 && self.ns_per_insn <= 1000.0) {
             return err(format!("ns_per_insn {} is out of range (0..=1000)", self.ns_per_insn));
         }
+        if !(self.ns_per_helper.is_finite() && self.ns_per_helper >= 0.0 && self.ns_per_helper <= 100_000.0) {
+            return err(format!("ns_per_helper {} is out of range (0..=100000)", self.ns_per_helper));
+        }
         Ok(())
     }
 
@@ -242,7 +251,7 @@ impl Machine {
     pub fn describe(&self) -> String {
         let little = self.speed.iter().filter(|s| **s < 1.0).count();
         let mut s = format!(
-            "{}x{} ({} CPUs), hand-off {} ns local / {} ns remote, wake-up {} ns, {} ns per BPF insn, {} ns per queue node walked",
+            "{}x{} ({} CPUs), hand-off {} ns local / {} ns remote, wake-up {} ns, {} ns per BPF insn + {} ns per helper call, {} ns per queue node walked",
             self.sockets,
             self.cores_per_socket,
             self.cpus(),
@@ -250,6 +259,7 @@ impl Machine {
             self.remote_handoff_ns,
             self.wakeup_ns,
             self.ns_per_insn,
+            self.ns_per_helper,
             self.queue_node_ns
         );
         if self.hop_ns > 0 && !self.hops.is_empty() {
@@ -273,6 +283,7 @@ struct MachineToml {
     same_cpu_ns: Option<u64>,
     wakeup_ns: Option<u64>,
     ns_per_insn: Option<f64>,
+    ns_per_helper: Option<f64>,
     queue_node_ns: Option<u64>,
     hop_ns: Option<u64>,
     hops: Option<Vec<Vec<u32>>>,
@@ -448,11 +459,14 @@ pub const LOCK_ADDR: u64 = 0xffff_8880_1234_5640;
 pub const DEFAULT_MAX_OVERTAKE: u32 = 64;
 /// Default batch bound ([`Workload::shuffle_batch`]).
 pub const DEFAULT_SHUFFLE_BATCH: u32 = 128;
-/// Default hook cost per executed instruction on a big core: the slope of a least-squares
-/// line through the kernel bench's ns per call against xlated instructions of its 19 hooks
-/// (`docs/performance.md`: 67 ns + 1.5 ns per instruction). `docs/simulator.md` says why
-/// the intercept is not charged.
-pub const DEFAULT_NS_PER_INSN: f64 = 1.5;
+/// Default hook cost per executed instruction on a big core, and per helper call: a
+/// least-squares fit of the kernel bench's ns per call of its 19 hooks
+/// (`docs/performance.md`) against their xlated instructions and their helper calls (69 ns
+/// + 0.26 ns per instruction + 19 ns per helper call). `docs/simulator.md` has the fit and
+/// says why the intercept is not charged.
+pub const DEFAULT_NS_PER_INSN: f64 = 0.26;
+/// See [`DEFAULT_NS_PER_INSN`].
+pub const DEFAULT_NS_PER_HELPER: f64 = 19.0;
 
 /// How threads are placed on CPUs when the workload does not say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

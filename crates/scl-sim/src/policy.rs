@@ -106,6 +106,8 @@ pub struct HookOutcome {
     pub ret: u64,
     /// Instructions executed (charged as simulated time).
     pub insns: u64,
+    /// Helper calls made (each charged `Machine::ns_per_helper`).
+    pub helpers: u64,
 }
 
 /// A policy the simulator runs: a set of hooks over the 128-byte context of `docs/abi.md`.
@@ -163,7 +165,7 @@ impl Policy for StaticShfl {
             return Err(format!("static ShflLock has no `{}` hook", hook.name()));
         }
         let same = abi::get_u32(ctx, abi::SHUFFLER + 4) == abi::get_u32(ctx, abi::CANDIDATE + 4);
-        Ok(HookOutcome { ret: u64::from(same), insns: 0 })
+        Ok(HookOutcome { ret: u64::from(same), insns: 0, helpers: 0 })
     }
 
     fn mark_latency_critical(&mut self, _: u32) -> Result<bool, String> {

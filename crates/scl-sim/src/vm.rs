@@ -84,7 +84,7 @@ impl Policy for VmPolicy {
             // Ring-buffer records go nowhere in the simulator; free their space.
             self.vm.take_events();
         }
-        Ok(HookOutcome { ret: out.ret, insns: out.insns })
+        Ok(HookOutcome { ret: out.ret, insns: out.insns, helpers: out.helpers })
     }
 
     fn mark_latency_critical(&mut self, tid: u32) -> Result<bool, String> {

@@ -11,6 +11,7 @@ struct Native {
     hooks: Vec<Hook>,
     decide: fn(Hook, &[u8; 128]) -> bool,
     insns: u64,
+    helpers: u64,
     wait_ns: u64,
     check: fn(Hook, &[u8; 128], &HookEnv<'_>),
     calls: Vec<(Hook, u32)>,
@@ -18,7 +19,7 @@ struct Native {
 
 impl Native {
     fn new(hooks: &[Hook], decide: fn(Hook, &[u8; 128]) -> bool) -> Native {
-        Native { hooks: hooks.to_vec(), decide, insns: 10, wait_ns: 0, check: |_, _, _| {}, calls: Vec::new() }
+        Native { hooks: hooks.to_vec(), decide, insns: 10, helpers: 0, wait_ns: 0, check: |_, _, _| {}, calls: Vec::new() }
     }
 }
 
@@ -38,7 +39,7 @@ impl Policy for Native {
             let d = env.now + self.wait_ns;
             env.wait_until(d);
         }
-        Ok(HookOutcome { ret: u64::from((self.decide)(hook, ctx)), insns: self.insns })
+        Ok(HookOutcome { ret: u64::from((self.decide)(hook, ctx)), insns: self.insns, helpers: self.helpers })
     }
 
     fn mark_latency_critical(&mut self, _: u32) -> Result<bool, String> {
@@ -230,6 +231,15 @@ fn hook_instructions_and_waits_cost_simulated_time() {
     let slow = simulate(&c, &mut p, None).unwrap();
     assert!(slow.throughput < base.throughput * 0.8, "{} vs {}", slow.throughput, base.throughput);
     assert_eq!(slow.hooks.insns, 200 * slow.hooks.calls["acquired"]);
+    // Helper calls are charged apart: 20 calls at 20 ns cost as much as the 200 instructions.
+    c.machine.ns_per_helper = 20.0;
+    let mut p = Native::new(&[Hook::Acquired], |_, _| false);
+    p.insns = 0;
+    p.helpers = 20;
+    let calls = simulate(&c, &mut p, None).unwrap();
+    assert_eq!(calls.hooks.helpers, 20 * calls.hooks.calls["acquired"]);
+    let r = calls.throughput / slow.throughput;
+    assert!((0.97..=1.03).contains(&r), "{} vs {}", calls.throughput, slow.throughput);
     // A 5 us back-off before each acquisition: the lock idles, waits grow by the back-off.
     let mut p = Native::new(&[Hook::ToAcquire], |_, _| false);
     p.wait_ns = 5_000;

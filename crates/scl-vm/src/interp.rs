@@ -80,6 +80,8 @@ pub(crate) struct Machine {
     pub events: Vec<Event>,
     pub cpus: u32,
     pub limit: u64,
+    /// Helper calls of the current run.
+    helper_calls: u64,
 }
 
 fn bad(code: &Code, pc: usize, reason: impl Into<String>) -> VmError {
@@ -394,6 +396,7 @@ impl Machine {
             events: Vec::new(),
             cpus,
             limit: DEFAULT_INSN_LIMIT,
+            helper_calls: 0,
         }
     }
 
@@ -468,8 +471,13 @@ impl Machine {
         env: &mut dyn Env,
     ) -> Result<RunOutcome, VmError> {
         let mut count = 0u64;
+        self.helper_calls = 0;
         let ret = self.exec(codes, k, 0, mem::addr(REGION_CTX, 0, 0), 0, env, &mut count)?;
-        Ok(RunOutcome { ret, insns: count })
+        Ok(RunOutcome {
+            ret,
+            insns: count,
+            helpers: self.helper_calls,
+        })
     }
 
     fn access_error(
@@ -709,6 +717,7 @@ impl Machine {
         env: &mut dyn Env,
         count: &mut u64,
     ) -> Result<u64, VmError> {
+        self.helper_calls += 1;
         let [r1, r2, r3, r4, _r5] = call.r;
         match call.id {
             helper::MAP_LOOKUP => {

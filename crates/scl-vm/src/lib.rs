@@ -60,6 +60,8 @@ pub struct RunOutcome {
     pub ret: u64,
     /// Instructions executed, callbacks included.
     pub insns: u64,
+    /// Helper calls made (`bpf_loop` counts once; its callback's calls count too).
+    pub helpers: u64,
 }
 
 /// A record a program wrote with `bpf_ringbuf_output`.

@@ -523,7 +523,7 @@ fn the_instruction_limit_stops_endless_loops() {
     let mut vm = vm_of(vec![mov64(0, 0), exit()]).unwrap();
     assert_eq!(
         vm.run("h", &mut [0; 128], &mut TestEnv::default()).unwrap(),
-        RunOutcome { ret: 0, insns: 2 }
+        RunOutcome { ret: 0, insns: 2, helpers: 0 }
     );
 }
 
@@ -684,6 +684,11 @@ fn helpers_against_simulated_state() {
     let o = vm.run("acquired", &mut ctx(0x40, 2, 5), &mut env).unwrap();
     assert_eq!(o.ret, 0);
     assert!(o.insns > 20);
+    // Helper calls are counted: map lookups and updates, read_user, the clock, random, the
+    // ring buffer, the waits' bpf_loop and the callback's clock reads.
+    assert!(o.helpers >= 8, "{} helper calls", o.helpers);
+    let mut other = vm_of(vec![mov64(0, 0), exit()]).unwrap();
+    assert_eq!(other.run("h", &mut [0; 128], &mut TestEnv::default()).unwrap().helpers, 0);
     // back_off is clamped by the default max_backoff_ns or policy config, then sleep: both
     // wait through the callback.
     assert_eq!(env.waits.len(), 2);
