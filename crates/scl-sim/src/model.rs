@@ -461,9 +461,9 @@ pub const DEFAULT_MAX_OVERTAKE: u32 = 64;
 pub const DEFAULT_SHUFFLE_BATCH: u32 = 128;
 /// Default hook cost per executed instruction on a big core, and per helper call: a
 /// least-squares fit of the kernel bench's ns per call of its 19 hooks
-/// (`docs/performance.md`) against their xlated instructions and their helper calls (69 ns
-/// + 0.26 ns per instruction + 19 ns per helper call). `docs/simulator.md` has the fit and
-/// says why the intercept is not charged.
+/// (`docs/performance.md`) against their xlated instructions and their helper calls: 69 ns,
+/// plus 0.26 ns per instruction, plus 19 ns per helper call. `docs/simulator.md` has the fit
+/// and says why the intercept is not charged.
 pub const DEFAULT_NS_PER_INSN: f64 = 0.26;
 /// See [`DEFAULT_NS_PER_INSN`].
 pub const DEFAULT_NS_PER_HELPER: f64 = 19.0;
