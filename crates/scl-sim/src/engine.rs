@@ -14,6 +14,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 
+/// Linux's `RWSEM_WAIT_TIMEOUT` (4 ms at HZ=1000): how long a queued rwsem writer waits
+/// before it sets the hand-off bit.
+const RWSEM_WAIT_TIMEOUT_NS: u64 = 4_000_000;
+
 /// What to simulate.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -449,9 +453,7 @@ impl Engine<'_> {
                 }
             }
             Ev::FastTry(allow) => {
-                // Linux's mutex lets a newcomer take a free lock whoever sleeps in
-                // the queue (a steal), unless a waiter asked for the hand-off.
-                let open = if self.linux_mutex() { !self.lock.handoff } else { self.lock.queue.is_empty() };
+                let open = self.open_to(t);
                 if allow && open && self.free_for(t) {
                     self.grant(t, now);
                 } else {
@@ -468,7 +470,7 @@ impl Engine<'_> {
                 }
             }
             Ev::Enqueue => {
-                let open = if self.linux_mutex() { !self.lock.handoff } else { self.lock.queue.is_empty() };
+                let open = self.open_to(t);
                 if open && self.free_for(t) {
                     self.grant(t, now);
                 } else if self.linux_mutex() && self.w.mutex_spin_ns != Some(0) {
@@ -575,16 +577,40 @@ impl Engine<'_> {
                     if self.free_for(t) {
                         self.lock.queue.pop_front();
                         self.grant(t, now);
-                    } else {
+                    } else if self.w.lock == LockKind::Mutex {
                         // Beaten to the lock by a spinner or a newcomer: the first waiter
                         // sets the hand-off flag and spins; the next release is its.
                         self.lock.handoff = true;
                         self.c.steals += 1;
+                    } else {
+                        // rwsem: readers stole the lock while the writer woke. It sleeps
+                        // again; once it has waited RWSEM_WAIT_TIMEOUT it sets the hand-off
+                        // bit, and readers stop stealing.
+                        self.c.steals += 1;
+                        if now.saturating_sub(self.th[t].wait_start) >= RWSEM_WAIT_TIMEOUT_NS {
+                            self.lock.handoff = true;
+                        }
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether `t` may take a free lock now whoever waits: Linux's mutex lets any newcomer
+    /// (a steal), Linux's rwsem a reader that finds no reader inside either (reader lock
+    /// stealing: with readers inside and waiters queued, 6.x queues it, so a stream of
+    /// readers does not starve a sleeping writer), unless a waiter set the hand-off flag;
+    /// otherwise only when nobody is queued.
+    fn open_to(&self, t: usize) -> bool {
+        let reader = self.th[t].role == Role::Read;
+        if self.linux_mutex() {
+            !self.lock.handoff
+        } else if self.linux() && reader {
+            !self.lock.handoff && (self.lock.queue.is_empty() || self.lock.readers == 0)
+        } else {
+            self.lock.queue.is_empty()
+        }
     }
 
     /// Whether the blocking locks are Linux's stock ones.
@@ -623,6 +649,27 @@ impl Engine<'_> {
         }
     }
 
+    /// Linux 6.x's rwsem at release: a writer that set the hand-off bit gets the lock once it
+    /// is free (no wake-up: it is awake); readers at the head are woken all together; a writer
+    /// at the head is woken (one wake-up in flight at a time) and takes the lock only if
+    /// readers have not stolen it meanwhile.
+    fn dispatch_linux_rwsem(&mut self, now: u64) {
+        let Some(&h) = self.lock.queue.front() else { return };
+        if !self.free_for(h) {
+            return;
+        }
+        if self.lock.handoff {
+            self.lock.queue.pop_front();
+            self.lock.handoff = false;
+            self.grant(h, now);
+        } else if self.th[h].role == Role::Read {
+            self.wake_readers_linux(now);
+        } else if !self.lock.waking {
+            self.lock.waking = true;
+            self.schedule(now + self.m.wakeup_ns, h, Ev::Woken);
+        }
+    }
+
     /// Linux 6.x's rwsem hands readers the lock: when the queue head is a reader, every
     /// queued reader (up to 256), wherever it waits, is woken with it; writers keep their
     /// places.
@@ -649,8 +696,8 @@ impl Engine<'_> {
             self.dispatch_linux_mutex(now);
             return Ok(());
         }
-        if self.linux() && self.lock.queue.front().is_some_and(|&h| self.th[h].role == Role::Read && self.free_for(h)) {
-            self.wake_readers_linux(now);
+        if self.linux() {
+            self.dispatch_linux_rwsem(now);
             return Ok(());
         }
         let mut popped = false;

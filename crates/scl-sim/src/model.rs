@@ -444,8 +444,9 @@ pub enum LockImpl {
     /// Linux 6.x's stock locks: mutex waiters spin while the owner runs (up to
     /// `mutex_spin_ns`) and take the lock ahead of sleeping waiters (stealing), unless the
     /// first sleeper, woken and beaten to the lock once, set the hand-off flag; the rwsem
-    /// wakes every queued reader (up to 256) when readers are handed the lock. The reorder
-    /// hooks are not called (the stock kernel has none); the others run.
+    /// lets readers steal a lock nobody holds, wakes every queued reader (up to 256) when
+    /// readers are handed the lock, and a writer that has waited 4 ms sets the hand-off
+    /// bit. The reorder hooks are not called (the stock kernel has none); the others run.
     Linux,
 }
 
