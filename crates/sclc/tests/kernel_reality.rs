@@ -80,7 +80,9 @@ fn marked_threads_go_first(r: &Report) {
     let w = &r.policy()["wait_ns"];
     let (marked, unmarked) = (u(&w["marked"]["p99"]), u(&w["unmarked"]["p99"]));
     assert!(marked < unmarked, "marked threads' p99 wait {marked} is not below the others' {unmarked}: {w}");
-    assert!(u(&w["marked"]["p50"]) < u(&w["unmarked"]["p50"]), "marked threads' median wait is not below the others': {w}");
+    // The percentiles are log2 buckets: two medians can fall in one bucket when the emulated
+    // CPUs are slow (a loaded host), so the median is compared with <=, the tail strictly.
+    assert!(u(&w["marked"]["p50"]) <= u(&w["unmarked"]["p50"]), "marked threads' median wait is above the others': {w}");
     assert!(u(&r.policy()["module"]["moved"]) > 0, "no waiter was moved");
 }
 
