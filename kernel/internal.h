@@ -4,6 +4,7 @@
 #define SCL_INTERNAL_H
 
 #include <linux/bpf.h>
+#include <linux/delay.h>
 #include <linux/filter.h>
 #include <linux/ftrace.h>
 #include <linux/percpu.h>
@@ -33,6 +34,9 @@ static inline void scl_count(struct scl_lock *gl, unsigned int idx)
 	if (gl)
 		atomic64_inc(&gl->c.v[idx]);
 }
+
+/* The most a handler's `sleep_after` calls ask for in all (sclc's SLEEP_AFTER_LIMIT_NS). */
+#define SCL_SLEEP_LIMIT_NS	1000000000U
 
 /* The active policy: its programs by hook, the lock kinds of its `for` list. */
 struct scl_policy {
@@ -141,13 +145,32 @@ static inline void scl_event(struct scl_lock *gl, enum scl_kind kind, enum scl_h
 	struct scl_policy *p = scl_enter(gl, kind);
 	struct scl_ctx ctx;
 
+	u32 sleep_ns = 0;
+
 	if (!p)
 		return;
 	if (p->progs[h]) {
 		scl_ctx_init(&ctx, lock, kind, flags);
-		scl_run(p, h, &ctx);
+		sleep_ns = scl_run(p, h, &ctx);
 	}
 	scl_leave();
+	/*
+	 * A hook without a decision returns the sleep its handler asked for (`sleep_after`, docs/
+	 * abi.md §4); sclc allows it only where the hook may sleep, a mutex's or an rwsem's.
+	 * The task sleeps here, outside the policy's RCU section and the nesting guard, at
+	 * microsecond granularity. A caller that cannot sleep (a mutex released with
+	 * preemption off, which the kernel allows) skips it, and the skip is counted.
+	 */
+	if (sleep_ns && kind != SCL_SPINLOCK) {
+		sleep_ns = min(sleep_ns, SCL_SLEEP_LIMIT_NS);
+		if (!preemptible()) {
+			scl_count(gl, SCL_STAT(sleep_skipped));
+			return;
+		}
+		fsleep(DIV_ROUND_UP(sleep_ns, NSEC_PER_USEC));
+		scl_count(gl, SCL_STAT(slept));
+		atomic64_add(sleep_ns, &gl->c.v[SCL_STAT(slept_ns)]);
+	}
 }
 
 /* Tasks in a hooked entry point: module exit waits for them to leave our code. */

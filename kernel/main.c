@@ -564,7 +564,7 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr, cha
 	static const char *const names[] = {
 		"acquisitions", "contended", "handoffs", "rounds", "mixed", "to_shuffler_node",
 		"moved", "bypass_admitted", "bypassed", "bypass_refused", "bypass_released",
-		"bypass_disagreed", "nested",
+		"bypass_disagreed", "nested", "slept", "slept_ns", "sleep_skipped",
 	};
 	char name[SCL_NAME_MAX + 1];
 	int i, h, n;

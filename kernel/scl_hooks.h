@@ -74,6 +74,9 @@ struct scl_lock_stats {
 	u64 bypass_released;	/* bypassed readers that left */
 	u64 bypass_disagreed;	/* bypass_release disagreed with the module's record */
 	u64 nested;		/* hooks skipped: a hook was already running on this CPU */
+	u64 slept;		/* handlers' `sleep_after` requests the task slept for */
+	u64 slept_ns;		/* ...and how long they asked for in all */
+	u64 sleep_skipped;	/* requests where the caller could not sleep (not preemptible) */
 };
 
 /* For test modules: a snapshot of a governed lock's counters; -ENOENT if not governed. */

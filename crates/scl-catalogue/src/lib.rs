@@ -447,6 +447,10 @@ pub const BACK_OFF_DEFAULT_MAX_NS: u64 = 100_000;
 pub const BACK_OFF_CONFIG: &str = "max_backoff_ns";
 /// The longest `sleep` allowed.
 pub const SLEEP_LIMIT_NS: u64 = 10_000_000;
+/// The most one handler run may ask for with `sleep_after`, in all. The task sleeps after
+/// the handler returns, off the CPU, so the bound is on latency, not on a stalled CPU (and
+/// it fits the `u32` result of a lock-hook program).
+pub const SLEEP_AFTER_LIMIT_NS: u64 = 1_000_000_000;
 
 /// The built-in functions.
 pub static BUILTINS: &[BuiltinDef] = &[
@@ -474,8 +478,19 @@ pub static BUILTINS: &[BuiltinDef] = &[
               (100us when not declared; never more than 1ms). Allowed in atomic context." },
     BuiltinDef { name: "sleep", params: &[("ns", U64)], ret: BuiltinTy::Void, may_sleep: true, sleepable_program: false, writes_state: false, cost: 8,
         helper: None,
-        doc: "Sleep for `ns` nanoseconds (at most 10ms). May sleep: only in hooks that may sleep \
-              (mutex and rwsem policies on the syncord and sim targets)." },
+        doc: "Wait `ns` nanoseconds (at most 10ms) right here, before the handler goes on: a loop \
+              polls the clock, so a handler can wait between two looks at its state. The lock-hook \
+              module runs every program non-sleepable, so on syncord the task keeps its CPU while it \
+              waits; for a long wait that gives the CPU up, use `sleep_after`. Only in hooks that \
+              may sleep (mutex and rwsem policies on the syncord and sim targets)." },
+    BuiltinDef { name: "sleep_after", params: &[("ns", U64)], ret: BuiltinTy::Void, may_sleep: true, sleepable_program: false, writes_state: false, cost: 8,
+        helper: None,
+        doc: "Sleep `ns` nanoseconds once the handler has returned: the handler runs to its end, \
+              then the task sleeps off the CPU before the lock operation goes on (the lock-hook \
+              module and the simulator do the sleeping; the hook's result carries the request). \
+              Calls in one handler run add up, to at most 1s in all. Only in hooks that may sleep \
+              and have no decision to return (mutex and rwsem policies on the syncord and sim \
+              targets)." },
     BuiltinDef { name: "read_user", params: &[("addr", U64)], ret: U64, may_sleep: true, sleepable_program: true, writes_state: false, cost: 10,
         helper: Some(148),
         doc: "Read a u64 from the calling process's memory at `addr` (0 on a fault). May fault \
@@ -685,5 +700,17 @@ mod tests {
         assert_eq!(Target::in_header(text), [Target::Syncord, Target::Sim]);
         assert_eq!(Target::in_header("// targets: stock, nonsense\n"), [Target::Stock]);
         assert!(Target::in_header("policy p for spinlock {}\n").is_empty());
+    }
+
+    /// A handler's `sleep_after` is returned to the lock as the void hook's result (docs/abi.md
+    /// §4), so a hook with a result of its own must never be one that may sleep.
+    #[test]
+    fn hooks_with_a_result_never_sleep() {
+        for h in super::HOOKS {
+            if h.returns_bool {
+                assert_eq!(h.context, super::Context::Atomic, "{} returns a decision but may sleep", h.name);
+            }
+        }
+        assert!(super::SLEEP_AFTER_LIMIT_NS <= u64::from(u32::MAX), "a sleep request must fit a program's u32 result");
     }
 }

@@ -204,6 +204,7 @@ impl Bench {
         );
         let (pb, pv, pj) = XDIR_2_2;
         let mut best = 0.0f64;
+        let mut best_freed = 0.0f64;
         let _ = writeln!(s, "| 2+2 stock, published | {pb:.1} | {pv:.1} | {pj:.2} |");
         let m = self.run(self.xdir_workload(2, 2), 10_000, &mut scl_sim::Fifo);
         let (b, v, j) = xdir_stats(&m, 2);
@@ -252,9 +253,14 @@ impl Bench {
             let m = self.run(w, 10_000, p.as_mut());
             let (b, v, j) = xdir_stats(&m, 8);
             let _ = writeln!(s, "| 8+8 {name}, victims not held up in create, simulated | {b:.1} | {v:.1} | {j:.2} |");
-            best = best.max(j);
+            best_freed = best_freed.max(j);
         }
-        let _ = writeln!(s, "\n{verdict} 8+8: an SCL-style policy reaches Jain >= 0.9: {} (best {best:.2}).\n", yes(best >= 0.9));
+        let _ = writeln!(
+            s,
+            "\n{verdict} 8+8: an SCL-style policy reaches Jain >= 0.9: {} (best {best:.2}); without the victims' wait in create: {} (best {best_freed:.2}).\n",
+            yes(best >= 0.9),
+            yes(best_freed >= 0.9)
+        );
         self.out.push_str(&s);
     }
 

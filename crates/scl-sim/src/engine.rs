@@ -333,9 +333,17 @@ impl Engine<'_> {
             waited_ns: 0,
         };
         let out = self.policy.call(h, &mut ctx, &mut env).map_err(|message| SimError::Hook { hook: h.name(), message })?;
-        let waited = env.waited_ns;
+        let mut waited = env.waited_ns;
         let cost = self.m.scaled(th.cpu, out.insns as f64 * self.m.ns_per_insn + out.helpers as f64 * self.m.ns_per_helper);
-        let end = env.now + cost;
+        let mut end = env.now + cost;
+        // A void hook's result is the sleep its handler asked for (`sleep_after`): the task
+        // sleeps that long after the handler, as the kernel module does where the hook may
+        // sleep (a mutex or an rwsem; a spinlock's hooks never ask).
+        if !h.decides() && self.w.lock != LockKind::Spinlock {
+            let sleep = out.ret.min(scl_catalogue::SLEEP_AFTER_LIMIT_NS);
+            end += sleep;
+            waited += sleep;
+        }
         self.c.hook(h, out.insns, out.helpers, waited, end - at);
         Ok((out.ret != 0, end))
     }

@@ -63,6 +63,12 @@ impl Hook {
         }
     }
 
+    /// True for the hooks whose result is a decision (`r0` 0 or 1, the catalogue's
+    /// `-> bool`); the others' result is the sleep their handler asked for, in ns.
+    pub fn decides(self) -> bool {
+        scl_catalogue::hook(self.name()).is_some_and(|h| h.returns_bool)
+    }
+
     /// The hook called `name`.
     pub fn from_name(name: &str) -> Option<Hook> {
         Hook::ALL.into_iter().find(|h| h.name() == name)
@@ -72,7 +78,7 @@ impl Hook {
 /// What a hook sees of the simulation while it runs: the calling task and simulated time.
 ///
 /// `now` starts at the simulated time of the call; `wait_until` (the `back_off` and `sleep`
-/// built-ins) moves it forward. Other threads do not run while a hook runs (see the limits
+/// built-ins) moves it forward. A `sleep_after` comes after the call, from its result. Other threads do not run while a hook runs (see the limits
 /// in `docs/simulator.md`).
 pub struct HookEnv<'a> {
     /// Simulated time, ns.

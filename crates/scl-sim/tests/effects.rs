@@ -264,7 +264,7 @@ fn paper_scl_throttles_a_bully_by_its_usage_deficit() {
     // thread gets its turn, so the bullies hold the lock almost all the time (Jain of hold
     // time near 1/n per bully). The paper's SCL policy makes a thread whose hold time times
     // the number of users exceeds the lock's total wait out the difference before its next
-    // acquisition (up to 10 ms at a time): the bullies drop towards their share.
+    // acquisition (asleep, up to 1 s at a time): the bullies drop towards their share.
     let machine = Machine::symmetric(1, 4);
     let d = WorkloadDefaults {
         lock: LockKind::Mutex,

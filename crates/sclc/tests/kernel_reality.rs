@@ -131,6 +131,16 @@ fn fairness_runs(r: &Report) {
     assert_eq!(u(&calls["released"]), acq, "{calls}");
 }
 
+/// The paper's SCL policy: a thread over its share asks to sleep out its usage deficit
+/// (`sleep_after` in `to_acquire`), and the module puts it to sleep, off the CPU.
+fn usage_deficit_slept(r: &Report) {
+    let m = &r.policy()["module"];
+    assert!(u(&m["slept"]) > 0, "no thread slept out a deficit: {m}");
+    assert!(u(&m["slept_ns"]) >= u(&m["slept"]), "{m}");
+    assert_eq!(u(&m["sleep_skipped"]), 0, "mutex_lock may sleep, so no request is skipped: {m}");
+    assert_eq!(u(&r.baseline()["module"]["slept"]), 0, "FIFO asks for no sleep: {}", r.baseline()["module"]);
+}
+
 const CASES: &[Case] = &[
     Case { policy: "examples/numa_grouping.scl", lock: "mutex", args: &[], expect: numa_groups },
     Case { policy: "examples/numa_grouping.scl", lock: "spinlock", args: &[], expect: numa_groups },
@@ -152,6 +162,7 @@ const CASES: &[Case] = &[
     },
     Case { policy: "examples/lockstat.scl", lock: "mutex", args: &["--dump", "stats"], expect: lockstat_counts_real_acquisitions },
     Case { policy: "examples/scl_fairness.scl", lock: "mutex", args: &[], expect: fairness_runs },
+    Case { policy: "examples/paper_scl.scl", lock: "mutex", args: &[], expect: usage_deficit_slept },
 ];
 
 /// What every case must show: the module changed nothing it must not, and left nothing.

@@ -268,8 +268,9 @@ static void build_result(const char *label, int ms, const struct scl_lock_stats 
 		       atomic64_read(&violations));
 #define D(f) (s1->f - s0->f)
 	n += scnprintf(b + n, RESULT_SIZE - n,
-		       ",\"module\":{\"acquisitions\":%llu,\"contended\":%llu,\"handoffs\":%llu,\"moved\":%llu,\"nested\":%llu}",
-		       D(acquisitions), D(contended), D(handoffs), D(moved), D(nested));
+		       ",\"module\":{\"acquisitions\":%llu,\"contended\":%llu,\"handoffs\":%llu,\"moved\":%llu,\"nested\":%llu,\"slept\":%llu,\"slept_ns\":%llu,\"sleep_skipped\":%llu}",
+		       D(acquisitions), D(contended), D(handoffs), D(moved), D(nested), D(slept), D(slept_ns),
+		       D(sleep_skipped));
 	n += scnprintf(b + n, RESULT_SIZE - n,
 		       ",\"reorder_decisions\":{\"rounds\":%llu,\"mixed\":%llu,\"to_shuffler_node\":%llu,\"to_shuffler_node_ratio\":",
 		       D(rounds), D(mixed), D(to_shuffler_node));

@@ -41,6 +41,24 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 let v = value(self, 0);
                 self.log2(v)
             }
+            "sleep_after" => {
+                // The hook asks for the sleep; the lock performs it once the handler has
+                // returned (see `sleep_slot`): total = min(total + ns, limit), with no
+                // overflow since both terms are at most the limit.
+                let ns = value(self, 0);
+                let limit = self.b.iconst(cat::SLEEP_AFTER_LIMIT_NS as i64);
+                let ns = self.min_max(true, false, ns, limit);
+                if let Some(slot) = self.sleep_slot {
+                    let a = self.b.slot_addr(slot, 0);
+                    let total = self.b.load(a, 0, 8);
+                    let sum = self.b.bin(BinOp::Add, Width::W64, total, ns);
+                    let limit = self.b.iconst(cat::SLEEP_AFTER_LIMIT_NS as i64);
+                    let sum = self.min_max(true, false, sum, limit);
+                    let a = self.b.slot_addr(slot, 0);
+                    self.b.store(a, 0, 8, sum);
+                }
+                self.b.iconst(0)
+            }
             "back_off" | "sleep" => {
                 // The clamp's operands are the limit (a constant or frozen config) and, most
                 // often, a config value or constant too: then the verifier knows which way

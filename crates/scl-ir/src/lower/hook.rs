@@ -6,11 +6,22 @@ use super::*;
 
 impl<'m, 'p> FnCx<'m, 'p> {
     pub(super) fn lower_hook(mut self, body: &'p Body) -> Function {
-        // The exit block: the default result (0: "no", or nothing) for early exits.
-        self.b.switch_to(self.exit);
-        let zero = self.b.iconst(0);
-        self.b.terminate(Terminator::Return(zero));
         let entry = self.b.func.entry();
+        self.b.switch_to(entry);
+        // A void hook that calls `sleep_after` (only where the hook may sleep: the checker's
+        // context rule) returns the total it asked for, from every exit.
+        if !self.hook.returns_bool && walk::calls_builtin(self.program(), &body.block.stmts, "sleep_after") {
+            let slot = self.b.slot(8, "sleep_after");
+            let a = self.b.slot_addr(slot, 0);
+            let zero = self.b.iconst(0);
+            self.b.store(a, 0, 8, zero);
+            self.sleep_slot = Some(slot);
+        }
+        // The exit block: the default result (0: "no", or the sleep asked for) for early
+        // exits.
+        self.b.switch_to(self.exit);
+        let result = if self.hook.returns_bool { self.b.iconst(0) } else { self.void_result() };
+        self.b.terminate(Terminator::Return(result));
         self.b.switch_to(entry);
         self.stock_flags_prologue();
         // Each piece of state is looked up right before the first top-level statement
@@ -38,8 +49,8 @@ impl<'m, 'p> FnCx<'m, 'p> {
             self.stmt(s);
         }
         if !self.b.is_terminated() {
-            let zero = self.b.iconst(0);
-            self.b.terminate(Terminator::Return(zero));
+            let result = self.void_result();
+            self.b.terminate(Terminator::Return(result));
         }
         let mut func = self.b.finish();
         crate::opt::remove_unreachable(&mut func);

@@ -249,6 +249,10 @@ struct FnCx<'m, 'p> {
     loops: Vec<(Block, Block)>,
     /// Loops around the code being lowered, counting those around an inlined call.
     loop_depth: u32,
+    /// Where a hook that calls `sleep_after` adds up the nanoseconds it asks for: a void hook
+    /// returns the total, and the lock (the kernel module, the simulator) puts the task to
+    /// sleep that long once the handler has returned (docs/abi.md §4).
+    sleep_slot: Option<Slot>,
 }
 
 /// Size in bytes of a scalar load or store of `ty`.
@@ -299,6 +303,18 @@ impl<'m, 'p> FnCx<'m, 'p> {
             frames: vec![Frame { body, locals, ret: None }],
             loops: Vec::new(),
             loop_depth: 0,
+            sleep_slot: None,
+        }
+    }
+
+    /// What a void hook returns: the sleep it asked for (0 if none).
+    fn void_result(&mut self) -> Value {
+        match self.sleep_slot {
+            Some(slot) => {
+                let a = self.b.slot_addr(slot, 0);
+                self.b.load(a, 0, 8)
+            }
+            None => self.b.iconst(0),
         }
     }
 

@@ -162,7 +162,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
                     None => {
                         let v = match value {
                             Some(e) => self.expr(e),
-                            None => self.b.iconst(0),
+                            None => self.void_result(),
                         };
                         self.b.terminate(Terminator::Return(v));
                     }

@@ -22,6 +22,15 @@ pub(super) fn walk_stmts(program: &hir::Program, stmts: &[Stmt], seen: &mut Hash
     walk(program, stmts, &[], seen, f);
 }
 
+/// True if `stmts` call the built-in `name`, directly or through the functions they call.
+pub(super) fn calls_builtin(program: &hir::Program, stmts: &[Stmt], name: &str) -> bool {
+    let mut found = false;
+    walk_stmts(program, stmts, &mut HashSet::default(), &mut |e| {
+        found |= matches!(&e.kind, ExprKind::Builtin(def, _) if def.name == name);
+    });
+    found
+}
+
 /// [`walk_stmts`] over `stmts` and then the expressions `exprs`.
 pub(super) fn walk(program: &hir::Program, stmts: &[Stmt], exprs: &[&hir::Expr], seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
     fn block(program: &hir::Program, b: &hir::Block, seen: &mut HashSet<hir::FuncId>, f: &mut dyn FnMut(&hir::Expr)) {
@@ -266,7 +275,7 @@ pub(super) fn may_branch(e: &hir::Expr) -> bool {
             may_branch(a) || may_branch(b) || (matches!(op, HBin::And | HBin::Or) && !is_pure(b))
         }
         ExprKind::Builtin(def, args) => {
-            matches!(def.name, "back_off" | "sleep" | "atomic_cas")
+            matches!(def.name, "back_off" | "sleep" | "sleep_after" | "atomic_cas")
                 || args.iter().any(|a| match a {
                     Arg::Value(v) => may_branch(v),
                     Arg::Place(p) => p.projections.iter().any(|pr| matches!(pr, Projection::Index(_))),

@@ -20,7 +20,7 @@ use scl_syntax::ast::BinOp;
 /// Explain pages.
 pub static DOCS: &[CodeDoc] = &[
     CodeDoc { code: E0350, summary: "a hook may execute more instructions than its budget", explanation: "Each hook has a budget of instructions per call (see `docs/hooks.md`): in atomic context 4096 for most and 1024 for the reorder hooks, which run once per waiter the shuffler looks at; 65536 for a hook that may sleep for every lock kind of its policy. The compiler estimates the worst case over every path, with loops multiplied by their trip counts and functions inlined; `sclc check --cost` prints the estimate of each hook. Shorten loops, or move work out of the hot hook.\n\nErroneous example:\n\n```scl\nper_cpu hist: [u64; 1024];\npolicy p for spinlock {\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        let n: u64 = 0;\n        for i in 0..1024 {\n            n += hist[i];\n        }\n        return n > 10;\n    }\n}\n```\n\nFixed example:\n\n```scl\nglobal total: u64;\npolicy p for spinlock {\n    on acquired(l: lock) {\n        total += 1;\n    }\n    on should_reorder(l: lock, s: waiter, c: waiter) -> bool {\n        return total > 10;\n    }\n}\n```\n" },
-    CodeDoc { code: E0351, summary: "a wait longer than the limit", explanation: "`back_off(ns)` busy-waits in the hook, so it is clamped to the policy's `config max_backoff_ns` (100us if not declared), and that clamp may not exceed 1ms; `sleep(ns)` may not exceed 10ms. A constant argument over its limit, or a `max_backoff_ns` default over 1ms, is refused rather than silently clamped; a wait computed at run time is clamped.\n\nErroneous example:\n\n```scl\nconfig max_backoff_ns: u64 = 5ms;\n```\n\nFixed example:\n\n```scl\nconfig max_backoff_ns: u64 = 500us;\n```\n" },
+    CodeDoc { code: E0351, summary: "a wait longer than the limit", explanation: "`back_off(ns)` busy-waits in the hook, so it is clamped to the policy's `config max_backoff_ns` (100us if not declared), and that clamp may not exceed 1ms; `sleep(ns)` may not exceed 10ms; `sleep_after(ns)` may not exceed 1s (the task sleeps off the CPU after the handler returns; the calls of one handler run add up, to at most 1s). A constant argument over its limit, or a `max_backoff_ns` default over 1ms, is refused rather than silently clamped; a wait computed at run time is clamped.\n\nErroneous example:\n\n```scl\nconfig max_backoff_ns: u64 = 5ms;\n```\n\nFixed example:\n\n```scl\nconfig max_backoff_ns: u64 = 500us;\n```\n" },
     CodeDoc { code: E0353, summary: "a hook the kernel verifier could not finish checking", explanation: "Before a program runs, the kernel's verifier walks every path through it, each loop iteration separately. When an `if` inside a loop lets iterations end in different states, the number of paths the verifier keeps grows with every iteration, and past one million instructions it refuses the program. The compiler estimates that work and refuses the hook first, with this message instead of a verifier log. Make the loop shorter, compute without `if` (comparisons are values: `n += (x == y) as u32`), or `break` out instead of continuing with a different state.\n\nErroneous example:\n\n```scl\nglobal slots: [u64; 1024];\nglobal found: u32;\npolicy p for mutex {\n    on acquired(l: lock) {\n        let n: u32 = 0;\n        for i in 0..1024 {\n            if slots[i] == l.addr {\n                n += 1;\n            }\n        }\n        found = n;\n    }\n}\n```\n\nFixed example:\n\n```scl\nglobal slots: [u64; 1024];\nglobal found: u32;\npolicy p for mutex {\n    on acquired(l: lock) {\n        let n: u32 = 0;\n        for i in 0..1024 {\n            n += (slots[i] == l.addr) as u32;\n        }\n        found = n;\n    }\n}\n```\n" },
     CodeDoc { code: E0352, summary: "division or remainder by a constant zero", explanation: "In BPF, `x / 0` is 0 and `x % 0` is `x`: no trap, just a wrong answer. A divisor that is the constant 0 is always a mistake, so it is refused.\n\nErroneous example:\n\n```scl\nconst BUCKETS: u64 = 0;\nfn slot(x: u64) -> u64 {\n    return x % BUCKETS;\n}\n```\n\nFixed example:\n\n```scl\nconst BUCKETS: u64 = 16;\nfn slot(x: u64) -> u64 {\n    return x % BUCKETS;\n}\n```\n" },
 ];
@@ -46,14 +46,17 @@ pub(crate) fn check_wait_bound(cx: &mut Checker, file: FileId, def: &'static Bui
             None => (cat::BACK_OFF_DEFAULT_MAX_NS, format!("the default clamp of {} ns (no `config {}` is declared)", cat::BACK_OFF_DEFAULT_MAX_NS, cat::BACK_OFF_CONFIG)),
         },
         "sleep" => (cat::SLEEP_LIMIT_NS, format!("the {} ns limit of `sleep`", cat::SLEEP_LIMIT_NS)),
+        "sleep_after" => (cat::SLEEP_AFTER_LIMIT_NS, format!("the {} ns limit of `sleep_after`", cat::SLEEP_AFTER_LIMIT_NS)),
         _ => return,
     };
     if let Some(Arg::Value(Expr { kind: ExprKind::Const(v), loc, .. })) = args.first() {
         if *v > i128::from(limit) {
             let help = if def.name == "back_off" {
                 format!("wait at most {limit} ns, or raise `config {}` (never above {} ns)", cat::BACK_OFF_CONFIG, cat::BACK_OFF_HARD_LIMIT_NS)
+            } else if def.name == "sleep" {
+                format!("sleep at most {limit} ns (`sleep_after` sleeps up to 1s off the CPU, after the handler)")
             } else {
-                format!("sleep at most {limit} ns")
+                format!("ask for at most {limit} ns")
             };
             cx.report(
                 Diagnostic::error(E0351, file, loc.span, format!("`{}` of {v} ns is over {what}", def.name))
