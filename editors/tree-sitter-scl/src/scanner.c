@@ -1,0 +1,73 @@
+// The external scanner of tree-sitter-scl: nested block comments.
+//
+// SCL's block comments nest, as in the compiler's lexer (`block_comment` in
+// crates/scl-syntax/src/lexer.rs): every `/*` needs its own `*/`. A regular expression
+// cannot count, so this scanner does. An unterminated comment runs to the end of the file,
+// as the lexer's error does. The scanner keeps no state between tokens.
+
+#include "tree_sitter/parser.h"
+
+enum TokenType {
+  BLOCK_COMMENT,
+};
+
+void *tree_sitter_scl_external_scanner_create(void) { return NULL; }
+
+void tree_sitter_scl_external_scanner_destroy(void *payload) { (void)payload; }
+
+unsigned tree_sitter_scl_external_scanner_serialize(void *payload, char *buffer) {
+  (void)payload;
+  (void)buffer;
+  return 0;
+}
+
+void tree_sitter_scl_external_scanner_deserialize(void *payload, const char *buffer, unsigned length) {
+  (void)payload;
+  (void)buffer;
+  (void)length;
+}
+
+static void advance(TSLexer *lexer) { lexer->advance(lexer, false); }
+
+bool tree_sitter_scl_external_scanner_scan(void *payload, TSLexer *lexer, const bool *valid_symbols) {
+  (void)payload;
+  if (!valid_symbols[BLOCK_COMMENT]) {
+    return false;
+  }
+  while (lexer->lookahead == ' ' || lexer->lookahead == '\t' || lexer->lookahead == '\r' ||
+         lexer->lookahead == '\n' || lexer->lookahead == '\f' || lexer->lookahead == 0xFEFF) {
+    lexer->advance(lexer, true);
+  }
+  if (lexer->lookahead != '/') {
+    return false;
+  }
+  advance(lexer);
+  if (lexer->lookahead != '*') {
+    return false;
+  }
+  advance(lexer);
+  unsigned depth = 1;
+  while (!lexer->eof(lexer)) {
+    if (lexer->lookahead == '/') {
+      advance(lexer);
+      if (lexer->lookahead == '*') {
+        advance(lexer);
+        depth++;
+      }
+    } else if (lexer->lookahead == '*') {
+      advance(lexer);
+      if (lexer->lookahead == '/') {
+        advance(lexer);
+        if (--depth == 0) {
+          lexer->result_symbol = BLOCK_COMMENT;
+          return true;
+        }
+      }
+    } else {
+      advance(lexer);
+    }
+  }
+  // Unterminated: the comment runs to the end of the file.
+  lexer->result_symbol = BLOCK_COMMENT;
+  return true;
+}
