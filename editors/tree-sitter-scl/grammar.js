@@ -20,7 +20,8 @@
  *   instead of an error. Valid code parses the same either way; `tree-sitter generate
  *   --abi 15` makes the reservation exact.
  * - Block comments nest, as in the lexer: each opening needs its own close. Counting
- *   them needs the small external scanner in `src/scanner.c`.
+ *   them needs the small external scanner in `src/scanner.c`, which scans line comments
+ *   too (a generated lexer would end one at a NUL byte, which the compiler's lexer skips).
  *
  * `crates/scl-syntax/tests/tree_sitter.rs` parses every example and stdlib module with this
  * grammar and checks that `queries/highlights.scm` names every keyword of the lexer.
@@ -127,11 +128,11 @@ function expressionRules(f) {
 module.exports = grammar({
   name: 'scl',
 
-  // logos skips `[ \t\r\n\f]+` and `//` comments; block comments come from the scanner.
+  // logos skips `[ \t\r\n\f]+` and comments; the comments come from the scanner.
   // A byte-order mark is skipped too (the lexer skips one at the start of the file).
   extras: ($) => [/[ \t\r\n\f\uFEFF]/, $.line_comment, $.block_comment],
 
-  externals: ($) => [$.block_comment],
+  externals: ($) => [$.line_comment, $.block_comment],
 
   word: ($) => $.identifier,
 
@@ -372,7 +373,5 @@ module.exports = grammar({
     integer_literal: (_) => /[0-9][0-9A-Za-z_]*/,
 
     identifier: (_) => /[A-Za-z_][A-Za-z0-9_]*/,
-
-    line_comment: (_) => token(seq('//', /[^\n]*/)),
   },
 });

@@ -1,13 +1,16 @@
-// The external scanner of tree-sitter-scl: nested block comments.
+// The external scanner of tree-sitter-scl: comments.
 //
 // SCL's block comments nest, as in the compiler's lexer (`block_comment` in
 // crates/scl-syntax/src/lexer.rs): every `/*` needs its own `*/`. A regular expression
 // cannot count, so this scanner does. An unterminated comment runs to the end of the file,
-// as the lexer's error does. The scanner keeps no state between tokens.
+// as the lexer's error does. Line comments are scanned here too: a generated lexer reads a
+// NUL byte as the end of the input, and the compiler's lexer skips a comment with NULs in it
+// like any other. The scanner keeps no state between tokens.
 
 #include "tree_sitter/parser.h"
 
 enum TokenType {
+  LINE_COMMENT,
   BLOCK_COMMENT,
 };
 
@@ -31,7 +34,7 @@ static void advance(TSLexer *lexer) { lexer->advance(lexer, false); }
 
 bool tree_sitter_scl_external_scanner_scan(void *payload, TSLexer *lexer, const bool *valid_symbols) {
   (void)payload;
-  if (!valid_symbols[BLOCK_COMMENT]) {
+  if (!valid_symbols[LINE_COMMENT] && !valid_symbols[BLOCK_COMMENT]) {
     return false;
   }
   while (lexer->lookahead == ' ' || lexer->lookahead == '\t' || lexer->lookahead == '\r' ||
@@ -42,7 +45,15 @@ bool tree_sitter_scl_external_scanner_scan(void *payload, TSLexer *lexer, const 
     return false;
   }
   advance(lexer);
-  if (lexer->lookahead != '*') {
+  if (lexer->lookahead == '/' && valid_symbols[LINE_COMMENT]) {
+    // `//` to the end of the line, NULs included: only the real end of the input stops it.
+    while (!lexer->eof(lexer) && lexer->lookahead != '\n') {
+      advance(lexer);
+    }
+    lexer->result_symbol = LINE_COMMENT;
+    return true;
+  }
+  if (lexer->lookahead != '*' || !valid_symbols[BLOCK_COMMENT]) {
     return false;
   }
   advance(lexer);
