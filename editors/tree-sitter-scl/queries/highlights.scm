@@ -2,8 +2,8 @@
 ; tree-sitter CLI fall back from them (a theme without `keyword.conditional` uses `keyword`).
 ;
 ; Every keyword of the lexer appears below as a string: crates/scl-syntax/tests/tree_sitter.rs
-; fails if one is missing. The built-in functions, map kinds and scalar types are the
-; catalogue's, checked by crates/scl-catalogue/tests/editors.rs.
+; fails if one is missing. The built-in functions and map kinds are the
+; catalogue's, checked by crates/scl-lsp/tests/editors.rs.
 ;
 ; Where two patterns match one node, the later one wins (as in Neovim and the tree-sitter
 ; CLI), so the general patterns come first.
