@@ -1,6 +1,6 @@
 //! The editor files in `editors/` stay in step with the language: the manifest and
 //! configuration are valid JSON that agree with each other, the TextMate grammar
-//! highlights every keyword of `docs/language.md` and every built-in, map kind, method and
+//! highlights every keyword of `docs/language.md` (whose table is the lexer's) and every built-in, map kind, method and
 //! lock kind of the catalogue, and the built-ins, map kinds and methods that the TextMate
 //! grammar and the tree-sitter highlights list are exactly the catalogue's, so a new
 //! built-in cannot be left uncoloured. (The keywords are checked against the lexer's table
@@ -72,6 +72,11 @@ fn the_grammar_knows_every_keyword_and_catalogue_name() {
         .expect("the keyword table");
     let mut expected: Vec<&str> = keywords.split_whitespace().collect();
     assert!(expected.len() > 20, "{expected:?}");
+    let mut documented = expected.clone();
+    documented.sort_unstable();
+    let mut lexed = scl_syntax::lexer::KEYWORDS.to_vec();
+    lexed.sort_unstable();
+    assert_eq!(documented, lexed, "docs/language.md's keyword table is not the lexer's (scl_syntax::lexer::KEYWORDS)");
     expected.extend(scl_catalogue::BUILTINS.iter().map(|b| b.name));
     expected.extend(scl_catalogue::MAP_KINDS.iter().map(|k| k.name));
     expected.extend(scl_catalogue::METHODS.iter().map(|m| m.name));
