@@ -1,9 +1,9 @@
 //! The editor files in `editors/` stay in step with the language: the manifest and
 //! configuration are valid JSON that agree with each other, the TextMate grammar
-//! highlights every keyword of `docs/language.md` (whose table is the lexer's) and every built-in, map kind, method and
-//! lock kind of the catalogue, and the built-ins, map kinds and methods that the TextMate
-//! grammar and the tree-sitter highlights list are exactly the catalogue's, so a new
-//! built-in cannot be left uncoloured. (The keywords are checked against the lexer's table
+//! highlights every keyword of `docs/language.md` (whose table is the lexer's) and every
+//! built-in, map kind, method and lock kind of the catalogue, and the built-ins, map kinds
+//! and methods that the TextMate grammar and the tree-sitter highlights list are exactly
+//! the catalogue's, so a new built-in cannot be left uncoloured. (The keywords are checked against the lexer's table
 //! in `crates/scl-syntax/tests/tree_sitter.rs` and `vscode.rs`.)
 
 use serde_json::Value;
