@@ -2,8 +2,8 @@
 //
 // SCL's block comments nest, as in the compiler's lexer (`block_comment` in
 // crates/scl-syntax/src/lexer.rs): every `/*` needs its own `*/`. A regular expression
-// cannot count, so this scanner does. An unterminated comment runs to the end of the file,
-// as the lexer's error does. Line comments are scanned here too: a generated lexer reads a
+// cannot count, so this scanner does. An unterminated comment is not a comment (the lexer
+// reports it as an error too). Line comments are scanned here too: a generated lexer reads a
 // NUL byte as the end of the input, and the compiler's lexer skips a comment with NULs in it
 // like any other. The scanner keeps no state between tokens.
 
@@ -78,7 +78,7 @@ bool tree_sitter_scl_external_scanner_scan(void *payload, TSLexer *lexer, const 
       advance(lexer);
     }
   }
-  // Unterminated: the comment runs to the end of the file.
-  lexer->result_symbol = BLOCK_COMMENT;
-  return true;
+  // Unterminated: no token, so the parse has an error here, as the compiler reports one
+  // (E0104).
+  return false;
 }
