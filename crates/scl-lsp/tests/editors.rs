@@ -1,9 +1,13 @@
-//! The editor files in `editors/vscode/` stay in step with the language: the manifest and
-//! configuration are valid JSON that agree with each other, and the TextMate grammar
-//! highlights every keyword of `docs/language.md` and every built-in, map kind, method and
-//! lock kind of the catalogue.
+//! The editor files in `editors/` stay in step with the language: the manifest and
+//! configuration are valid JSON that agree with each other, the TextMate grammar
+//! highlights every keyword of `docs/language.md` (whose table is the lexer's) and every
+//! built-in, map kind, method and lock kind of the catalogue, and the built-ins, map kinds
+//! and methods that the TextMate grammar and the tree-sitter highlights list are exactly
+//! the catalogue's, so a new built-in cannot be left uncoloured. (The keywords are checked against the lexer's table
+//! in `crates/scl-syntax/tests/tree_sitter.rs` and `vscode.rs`.)
 
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -68,6 +72,11 @@ fn the_grammar_knows_every_keyword_and_catalogue_name() {
         .expect("the keyword table");
     let mut expected: Vec<&str> = keywords.split_whitespace().collect();
     assert!(expected.len() > 20, "{expected:?}");
+    let mut documented = expected.clone();
+    documented.sort_unstable();
+    let mut lexed = scl_syntax::lexer::KEYWORDS.to_vec();
+    lexed.sort_unstable();
+    assert_eq!(documented, lexed, "docs/language.md's keyword table is not the lexer's (scl_syntax::lexer::KEYWORDS)");
     expected.extend(scl_catalogue::BUILTINS.iter().map(|b| b.name));
     expected.extend(scl_catalogue::MAP_KINDS.iter().map(|k| k.name));
     expected.extend(scl_catalogue::METHODS.iter().map(|m| m.name));
@@ -75,4 +84,65 @@ fn the_grammar_knows_every_keyword_and_catalogue_name() {
     expected.extend(["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "lock", "waiter"]);
     let missing: Vec<&&str> = expected.iter().filter(|w| !words.iter().any(|g| g == *w)).collect();
     assert!(missing.is_empty(), "the grammar does not highlight {missing:?}");
+}
+
+fn editors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../editors")
+}
+
+fn set<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    names.into_iter().map(str::to_string).collect()
+}
+
+/// The strings after `#any-of? @CAPTURE` in a query, up to the closing parenthesis.
+fn any_of(query: &str, capture: &str) -> Vec<BTreeSet<String>> {
+    let marker = format!("(#any-of? @{capture}");
+    query
+        .match_indices(&marker)
+        .map(|(i, _)| {
+            let rest = &query[i + marker.len()..];
+            let args = &rest[..rest.find(')').expect("a closed predicate")];
+            args.split('"').skip(1).step_by(2).map(str::to_string).collect()
+        })
+        .collect()
+}
+
+/// The words of the `(a|b|c)` alternation in the TextMate pattern named `scope`.
+fn textmate_words(grammar: &Value, scope: &str) -> BTreeSet<String> {
+    fn find<'a>(v: &'a Value, scope: &str) -> Option<&'a str> {
+        match v {
+            Value::Object(m) => {
+                if m.get("name").and_then(|n| n.as_str()) == Some(scope) {
+                    return m.get("match").and_then(|p| p.as_str());
+                }
+                m.values().find_map(|v| find(v, scope))
+            }
+            Value::Array(a) => a.iter().find_map(|v| find(v, scope)),
+            _ => None,
+        }
+    }
+    let pattern = find(grammar, scope).unwrap_or_else(|| panic!("no TextMate pattern named {scope}"));
+    // The first group that is not a look-around (`(?<=\.)` before the methods).
+    let start = pattern.match_indices('(').map(|(i, _)| i + 1).find(|&i| !pattern[i..].starts_with('?')).expect("an alternation");
+    let end = start + pattern[start..].find(')').expect("a closed alternation");
+    pattern[start..end].split('|').map(str::to_string).collect()
+}
+
+#[test]
+fn tree_sitter_highlights_name_the_catalogues_builtins_and_map_kinds() {
+    let query = std::fs::read_to_string(editors().join("tree-sitter-scl/queries/highlights.scm")).unwrap();
+    let builtins = any_of(&query, "function.builtin");
+    assert_eq!(builtins, vec![set(scl_catalogue::BUILTINS.iter().map(|b| b.name))], "highlights.scm's built-in functions are not the catalogue's");
+    let types = any_of(&query, "type.builtin");
+    assert_eq!(types.len(), 1);
+    let missing: Vec<_> = scl_catalogue::MAP_KINDS.iter().map(|k| k.name).filter(|k| !types[0].contains(*k)).collect();
+    assert!(missing.is_empty(), "highlights.scm does not colour the map kinds {missing:?}");
+}
+
+#[test]
+fn the_vscode_grammar_names_the_catalogues_builtins_map_kinds_and_methods() {
+    let grammar = json("editors/vscode/syntaxes/scl.tmLanguage.json");
+    assert_eq!(textmate_words(&grammar, "support.function.builtin.scl"), set(scl_catalogue::BUILTINS.iter().map(|b| b.name)));
+    assert_eq!(textmate_words(&grammar, "support.type.map.scl"), set(scl_catalogue::MAP_KINDS.iter().map(|k| k.name)));
+    assert_eq!(textmate_words(&grammar, "support.function.method.scl"), set(scl_catalogue::METHODS.iter().map(|m| m.name)));
 }

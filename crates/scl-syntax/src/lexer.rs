@@ -173,6 +173,16 @@ pub enum Tok<'s> {
     Str(&'s str),
 }
 
+/// Every keyword of SCL as written: the `#[token]`s of [`Tok`] that are words, in their order
+/// there. Editor grammars are checked against this table (`tests/tree_sitter.rs` and
+/// `tests/vscode.rs`), so a keyword added to the lexer cannot be left uncoloured; the unit
+/// test `keyword_table_is_the_lexers` keeps the table equal to the attributes.
+pub const KEYWORDS: &[&str] = &[
+    "policy", "for", "on", "fn", "struct", "const", "config", "global", "per_lock", "per_cpu",
+    "per_thread", "per_waiter", "map", "import", "let", "if", "else", "in", "return", "break",
+    "continue", "true", "false", "as", "inout",
+];
+
 impl Tok<'_> {
     /// How the token reads in a message: `` `fn` ``, `identifier `x``, ...
     pub fn describe(&self) -> String {
@@ -464,6 +474,26 @@ mod tests {
         let codes: Vec<_> = l.diagnostics.iter().map(|d| d.code.code).collect();
         assert_eq!(codes, ["E0103", "E0105", "E0104"]);
         assert_eq!(l.tokens.len(), 3);
+    }
+
+    #[test]
+    fn keyword_table_is_the_lexers() {
+        // The words among the `#[token("...")]` attributes of `Tok`, read from this file.
+        let source = include_str!("lexer.rs");
+        let enum_body = &source[source.find("pub enum Tok<'s>").unwrap()..source.find("impl Tok<'_>").unwrap()];
+        let attributes: Vec<&str> = enum_body
+            .split("#[token(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|text| text.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        assert_eq!(attributes, KEYWORDS);
+        for &word in KEYWORDS {
+            let toks = kinds(word);
+            assert_eq!(toks.len(), 1, "{word}");
+            assert!(!matches!(toks[0], Tok::Ident(_)), "`{word}` lexes as a name");
+            assert_eq!(toks[0].text(), word);
+        }
     }
 
     #[test]
