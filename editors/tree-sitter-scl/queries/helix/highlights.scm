@@ -34,6 +34,7 @@
   function: (identifier) @function.builtin)
   (#any-of? @function.builtin
     "now" "cpu" "numa_node" "tid" "tgid" "min" "max" "log2" "random" "back_off" "sleep"
+    "sleep_after"
     "read_user" "atomic_add" "atomic_cas"))
 
 ; Declarations
