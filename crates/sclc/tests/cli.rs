@@ -282,8 +282,9 @@ fn run_refuses_what_this_kernel_cannot_host_and_bad_settings() {
 
 /// README's set-up (issue 14): two commands that do all the set-up on a fresh Debian machine
 /// with a Rust toolchain. The first installs every system package `.ci/run` installs (CI's
-/// fresh machine) and what libbpf-sys builds against, then runs the main job, whose `sclc`
-/// part is run here; the second is `.ci/run`'s test command, verbatim.
+/// fresh machine) and what libbpf-sys builds against, then the tools the editor tests run
+/// (each step exactly as `.ci/run` runs it, and every such step of `.ci/run`), then runs the
+/// main job, whose `sclc` part is run here; the second is `.ci/run`'s test command, verbatim.
 #[test]
 fn readme_set_up_commands_do_all_the_set_up() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
@@ -294,7 +295,9 @@ fn readme_set_up_commands_do_all_the_set_up() {
     assert_eq!(commands.len(), 2, "README's set-up is two commands: {commands:?}");
     let first = commands[0];
     let rest = first.strip_prefix("apt-get update && apt-get install -y ").unwrap_or_else(|| panic!("the first command installs the system packages first: {first}"));
-    let (packages, main_job) = rest.split_once(" && ").expect("then runs the main job");
+    let (packages, rest) = rest.split_once(" && ").expect("then runs the main job");
+    let (tools, main_job) = rest.rsplit_once(" && ").unwrap_or(("", rest));
+    let tools: Vec<&str> = tools.split(" && ").filter(|t| !t.is_empty()).collect();
     let packages: Vec<&str> = packages.split_whitespace().collect();
     // libbpf-sys builds libbpf from source: a C compiler and make, pkg-config, libelf, zlib.
     for needed in ["build-essential", "pkg-config", "libelf-dev", "zlib1g-dev"] {
@@ -306,6 +309,9 @@ fn readme_set_up_commands_do_all_the_set_up() {
     for p in ci_packages.split_whitespace() {
         assert!(packages.contains(&p), "`.ci/run` installs {p}, README's first command does not: a fresh machine would miss it");
     }
+    let ci_tools: Vec<&str> = ci.lines().map(str::trim).filter(|l| l.starts_with("cargo install ") || l.starts_with("npm ci ")).collect();
+    assert!(!ci_tools.is_empty(), "`.ci/run` installs the editor tools");
+    assert_eq!(tools, ci_tools, "README's first command installs the tools `.ci/run` installs, the same way");
     assert!(ci.lines().any(|l| l.trim() == commands[1]), "`.ci/run` runs README's test command verbatim: {}", commands[1]);
     assert_eq!(commands[1], "cargo test --workspace");
     // The main job, with the binary under test.
