@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod units;
+
 /// How `run` prints.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
 pub enum RunFormat {
@@ -27,6 +29,9 @@ pub enum RunFormat {
     Table,
     /// One JSON object per refresh, the last with `"final": true`.
     Json,
+    /// Comma-separated values, one row per table cell and refresh: `elapsed_s`, `final`,
+    /// `map`, `key`, `column`, `value` (integers as the kernel counted them).
+    Csv,
 }
 
 /// Arguments of `sclc run`.
@@ -156,6 +161,7 @@ pub fn run(args: RunArgs) -> Status {
     let started = Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last = Instant::now();
+    let mut last_csv_header = true;
     loop {
         let done = stop.load(Ordering::SeqCst) || args.duration.is_some_and(|d| started.elapsed() >= d);
         if done || last.elapsed() >= args.interval {
@@ -164,6 +170,7 @@ pub fn run(args: RunArgs) -> Status {
             let mut text = String::new();
             match args.format {
                 RunFormat::Json => text = format!("{}\n", to_json(&snapshot, &program_ids, started.elapsed(), done)),
+                RunFormat::Csv => text = to_csv(&snapshot, started.elapsed(), done, last_csv_header),
                 RunFormat::Table => {
                     if tty && !done {
                         text.push_str("\x1b[H\x1b[2J");
@@ -174,6 +181,7 @@ pub fn run(args: RunArgs) -> Status {
                 }
             }
             out!("{text}");
+            last_csv_header = false;
             let _ = crate::output::stdout().flush();
         }
         // The reader is gone (`sclc run | head -1`) or stdout failed: stop and detach now,
@@ -403,6 +411,15 @@ fn decode(program: &Program, ty: &Ty, bytes: &[u8], size: usize) -> (Vec<String>
             }
         });
     }
+    // A value that is histograms alone (`kind_hist`) gets their summary as columns, so its
+    // table says something without `--hist`.
+    if cols.is_empty() {
+        if let Some((name, buckets)) = hists.first() {
+            let prefix = if hists.len() == 1 { String::new() } else { format!("{name}.") };
+            cols = units::HIST_SUMMARY.iter().map(|c| format!("{prefix}{c}")).collect();
+            vals = units::hist_summary(buckets).to_vec();
+        }
+    }
     // Derived: a mean where a total sits beside a count.
     if let Some(ci) = cols.iter().position(|c| c == "contentions" || c.ends_with("count")) {
         for ti in 0..cols.len() {
@@ -468,8 +485,12 @@ fn render_tables(tables: &[Table], args: &RunArgs) -> String {
         s.push('\n');
         for r in rows.iter().take(args.top) {
             let _ = write!(s, "  {:<width$}", r.0);
-            for v in &r.1 {
-                let _ = write!(s, " {:>14}", v);
+            for (c, v) in t.columns.iter().zip(&r.1) {
+                if units::is_ns(c) {
+                    let _ = write!(s, " {:>14}", units::human_ns(*v));
+                } else {
+                    let _ = write!(s, " {:>14}", v);
+                }
             }
             s.push('\n');
             if args.hist {
@@ -528,6 +549,40 @@ fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last
     serde_json::json!({ "elapsed_s": elapsed.as_secs_f64(), "final": last, "programs": programs, "maps": maps }).to_string()
 }
 
+/// One refresh as CSV: a header line first (`header`), then one line per table cell and
+/// per non-empty histogram bucket (column `NAME[LO]`, LO the bucket's lower bound in ns).
+fn to_csv(tables: &[Table], elapsed: Duration, last: bool, header: bool) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if header {
+        s.push_str("elapsed_s,final,map,key,column,value\n");
+    }
+    let prefix = format!("{:.3},{last}", elapsed.as_secs_f64());
+    for t in tables {
+        for (label, vals, hists) in &t.rows {
+            for (c, v) in t.columns.iter().zip(vals) {
+                let _ = writeln!(s, "{prefix},{},{},{},{v}", csv_field(&t.map), csv_field(label), csv_field(c));
+            }
+            for (name, buckets) in hists {
+                for (k, n) in buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    let lo = if k == 0 { 0 } else { 1u64 << k };
+                    let _ = writeln!(s, "{prefix},{},{},{},{n}", csv_field(&t.map), csv_field(label), csv_field(&format!("{name}[{lo}]")));
+                }
+            }
+        }
+    }
+    s
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,5 +605,12 @@ mod tests {
         let s = draw_hist("waits", &b);
         assert!(s.contains("[        1024,         2048) ns          4 ########################################"), "{s}");
         assert_eq!(s.lines().count(), 3);
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(csv_field("stats"), "stats");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }
