@@ -12,6 +12,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
         self.b.terminate(Terminator::Return(zero));
         let entry = self.b.func.entry();
         self.b.switch_to(entry);
+        self.filter_guard();
         self.stock_flags_prologue();
         // Each piece of state is looked up right before the first top-level statement
         // that uses it: that lookup dominates every later use, and an early return before
