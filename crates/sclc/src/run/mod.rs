@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod filter;
 mod units;
+mod workload;
 
 /// How `run` prints.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
@@ -65,6 +67,13 @@ pub struct RunArgs {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
+    #[command(flatten)]
+    filter: filter::FilterArgs,
+    /// A command to profile (after `--`): started once the programs are attached, its
+    /// process tree alone observed (through a cgroup of its own), the run ending when it
+    /// exits.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
 }
 
 /// Parses `10s`, `500ms`, `2m`, `100us`, or plain seconds.
@@ -109,13 +118,36 @@ pub fn run(args: RunArgs) -> Status {
         );
         return Status::Usage;
     }
+    let mut filter = match args.filter.to_filter() {
+        Ok(f) => f,
+        Err(msg) => {
+            errln!("sclc: error: {msg}");
+            return Status::Usage;
+        }
+    };
+    // The command's cgroup exists before the programs are compiled: its id is in them.
+    let cgroup = if args.command.is_empty() {
+        None
+    } else {
+        match workload::Cgroup::create() {
+            Ok(cg) => {
+                filter.cgroups = vec![cg.id];
+                Some(cg)
+            }
+            Err(e) => {
+                errln!("sclc: warning: {e}; `{}` runs without a filter to its processes (every task's locks are observed)", args.command[0]);
+                None
+            }
+        }
+    };
     let mut files = Files::new();
     let id = files.add(args.file.display().to_string(), text);
     let color = args.color.enabled();
     let report = |files: &Files, d: &[Diagnostic]| {
         crate::output::diagnostics(files, d, Format::Human, color);
     };
-    let out = match scl_driver::compile(&mut files, id, Target::Stock) {
+    let options = scl_driver::Options { filter };
+    let out = match scl_driver::compile_with(&mut files, id, Target::Stock, &options) {
         Ok(o) => o,
         Err(d) => {
             report(&files, &d);
@@ -158,18 +190,41 @@ pub fn run(args: RunArgs) -> Status {
     let symbols = Kallsyms::load();
     let program_ids: Vec<(String, u32)> =
         loaded.programs().into_iter().filter_map(|p| loaded.info(&p).ok().map(|i| (p, i.id))).collect();
+    let mut child = match args.command.is_empty() {
+        true => None,
+        false => match workload::spawn(&args.command, cgroup.as_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errln!("sclc: error: {e}");
+                return Status::Usage;
+            }
+        },
+    };
     let started = Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last = Instant::now();
     let mut last_csv_header = true;
+    let mut command_status = None;
     loop {
-        let done = stop.load(Ordering::SeqCst) || args.duration.is_some_and(|d| started.elapsed() >= d);
+        let exited = child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        let done = exited || stop.load(Ordering::SeqCst) || args.duration.is_some_and(|d| started.elapsed() >= d);
+        if done {
+            if let Some(c) = child.as_mut() {
+                command_status = Some(workload::describe(&args.command, c.id(), workload::finish(c)));
+            }
+        }
         if done || last.elapsed() >= args.interval {
             last = Instant::now();
             let snapshot = snapshot(&out, &loaded, &symbols);
             let mut text = String::new();
             match args.format {
-                RunFormat::Json => text = format!("{}\n", to_json(&snapshot, &program_ids, started.elapsed(), done)),
+                RunFormat::Json => {
+                    let mut json = to_json(&snapshot, &program_ids, started.elapsed(), done);
+                    if let Some((_, status)) = &command_status {
+                        json["command"] = status.clone();
+                    }
+                    text = format!("{json}\n");
+                }
                 RunFormat::Csv => text = to_csv(&snapshot, started.elapsed(), done, last_csv_header),
                 RunFormat::Table => {
                     if tty && !done {
@@ -195,6 +250,12 @@ pub fn run(args: RunArgs) -> Status {
         std::thread::sleep(Duration::from_millis(50).min(args.interval));
     }
     drop(loaded);
+    if let Some(c) = child.as_mut() {
+        // Stopped by a closed output: the command is stopped too.
+        let (sentence, _) = command_status.unwrap_or_else(|| workload::describe(&args.command, c.id(), workload::finish(c)));
+        errln!("sclc: {sentence}");
+    }
+    drop(cgroup);
     Status::Ok
 }
 
@@ -523,7 +584,7 @@ pub fn draw_hist(name: &str, buckets: &[u64]) -> String {
     s
 }
 
-fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last: bool) -> String {
+fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last: bool) -> serde_json::Value {
     let maps: serde_json::Map<String, serde_json::Value> = tables
         .iter()
         .map(|t| {
@@ -546,7 +607,7 @@ fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last
         })
         .collect();
     let programs: Vec<serde_json::Value> = programs.iter().map(|(name, id)| serde_json::json!({ "name": name, "id": id })).collect();
-    serde_json::json!({ "elapsed_s": elapsed.as_secs_f64(), "final": last, "programs": programs, "maps": maps }).to_string()
+    serde_json::json!({ "elapsed_s": elapsed.as_secs_f64(), "final": last, "programs": programs, "maps": maps })
 }
 
 /// One refresh as CSV: a header line first (`header`), then one line per table cell and
