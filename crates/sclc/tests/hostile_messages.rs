@@ -146,6 +146,12 @@ const CASES: &[Case] = &[
         never: &["final summary"],
     },
     Case {
+        args: &["run", "tests/live/filter_probe.scl", "--per-task", "--duration", "1s"],
+        code: 2,
+        says: &["--per-task: `tests/live/filter_probe.scl` keeps no per-thread state to show"],
+        never: &["final summary"],
+    },
+    Case {
         args: &["run", "examples/contention_profiler.scl", "--", "/no/such/command"],
         code: 2,
         says: &["cannot start `/no/such/command`"],

@@ -309,3 +309,35 @@ fn a_command_is_profiled_until_it_exits() {
     let mount = cgroup2_mount().expect("cgroup2");
     assert!(!mount.join(format!("sclc-run-{sclc_pid}")).exists(), "the command's cgroup is removed");
 }
+
+/// `--per-task`: the example profiler's per-thread totals, one row per thread with its
+/// command name; with `--pid`, the rows are that process's threads alone.
+#[test]
+fn per_task_view_names_the_threads_of_the_chosen_process() {
+    if !kernel_or_skip() {
+        return;
+    }
+    let (a, _b) = (Storm::start(), Storm::start());
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new(env!("CARGO_BIN_EXE_sclc"))
+        .current_dir(repo_root())
+        .args(["run", "examples/contention_profiler.scl", "--per-task", "--duration", "2s", "--interval", "10s", "--format", "json", "--pid", &a.pid().to_string()])
+        .output()
+        .expect("sclc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("a final summary")).expect("JSON");
+    let maps = v["maps"].as_object().expect("maps");
+    assert_eq!(maps.keys().collect::<Vec<_>>(), ["waiting"], "the per-thread state alone: {v}");
+    let rows = maps["waiting"].as_array().expect("rows");
+    let threads = a.tids();
+    assert!(rows.len() > 1, "several storm threads waited: {v}");
+    for r in rows {
+        let tid: u64 = r["tid"].as_str().and_then(|t| t.parse().ok()).expect("a tid");
+        assert!(threads.contains(&tid), "thread {tid} is not one of process {}'s: {r}", a.pid());
+        let comm = std::fs::read_to_string(format!("/proc/{}/task/{tid}/comm", a.pid())).expect("its comm");
+        assert_eq!(r["comm"].as_str(), Some(comm.trim_end()), "{r}");
+        assert!(r["contentions"].as_u64().is_some_and(|n| n > 0) && r["wait_total_ns"].as_u64().is_some_and(|n| n > 0), "{r}");
+        assert!(r.get("_lock").is_none() && r.get("_start").is_none(), "bookkeeping fields are not shown: {r}");
+    }
+}

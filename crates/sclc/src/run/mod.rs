@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod filter;
+mod tasks;
 mod units;
 mod workload;
 
@@ -67,6 +68,10 @@ pub struct RunArgs {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
+    /// Rows by task (thread id and command name) from the policy's per-thread state, in
+    /// place of its other tables.
+    #[arg(long)]
+    per_task: bool,
     #[command(flatten)]
     filter: filter::FilterArgs,
     /// A command to profile (after `--`): started once the programs are attached, its
@@ -155,8 +160,15 @@ pub fn run(args: RunArgs) -> Status {
         }
     };
     report(&files, &out.warnings);
+    if args.per_task && sort_keys(&out, true).is_empty() {
+        errln!(
+            "sclc: error: --per-task: `{}` keeps no per-thread state to show\n  help: a `per_thread` state with counters gives one row per task (see examples/contention_profiler.scl)",
+            args.file.display()
+        );
+        return Status::Usage;
+    }
     if let Some(sort) = &args.sort {
-        let columns = sort_keys(&out);
+        let columns = sort_keys(&out, args.per_task);
         if !columns.iter().any(|c| c == sort) {
             let hint = scl_syntax::validate::did_you_mean(sort, columns.iter().map(String::as_str))
                 .map(|c| format!("\n  help: did you mean `{c}`?"))
@@ -188,6 +200,7 @@ pub fn run(args: RunArgs) -> Status {
         }
     }
     let symbols = Kallsyms::load();
+    let mut comms = tasks::Comms::default();
     let program_ids: Vec<(String, u32)> =
         loaded.programs().into_iter().filter_map(|p| loaded.info(&p).ok().map(|i| (p, i.id))).collect();
     let mut child = match args.command.is_empty() {
@@ -215,7 +228,12 @@ pub fn run(args: RunArgs) -> Status {
         }
         if done || last.elapsed() >= args.interval {
             last = Instant::now();
-            let snapshot = snapshot(&out, &loaded, &symbols);
+            let mut snapshot = snapshot(&out, &loaded, &symbols, args.per_task);
+            if args.per_task {
+                for t in &mut snapshot {
+                    t.comms = t.rows.iter().map(|r| (r.0.clone(), comms.get(&r.0))).collect();
+                }
+            }
             let mut text = String::new();
             match args.format {
                 RunFormat::Json => {
@@ -272,14 +290,15 @@ fn changes_lock_behaviour(text: &str) -> bool {
 }
 
 /// The columns `--sort` can name: every scalar column of every table `run` shows.
-fn sort_keys(out: &scl_driver::Output) -> Vec<String> {
+fn sort_keys(out: &scl_driver::Output, per_task: bool) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     for m in out.module.maps.values() {
         if m.origin.is_hidden() {
             continue;
         }
-        // As `snapshot` shows them: per-thread state is not a table.
-        if matches!(&m.origin, MapOrigin::State(id) if out.program.states[*id].storage == StateStorage::PerThread) {
+        // As `snapshot` shows them: per-thread state only in the per-task view, and then
+        // alone.
+        if matches!(&m.origin, MapOrigin::State(id) if out.program.states[*id].storage == StateStorage::PerThread) != per_task {
             continue;
         }
         let (Some(_), Some(value_ty)) = (&m.key, &m.value) else { continue };
@@ -381,11 +400,13 @@ type Row = (String, Vec<u64>, Histograms);
 struct Table {
     map: String,
     key_label: &'static str,
+    /// In the per-task view, the command name of each row's thread (by label).
+    comms: std::collections::HashMap<String, String>,
     columns: Vec<String>,
     rows: Vec<Row>,
 }
 
-fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kallsyms) -> Vec<Table> {
+fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kallsyms, per_task: bool) -> Vec<Table> {
     let program = &out.program;
     let mut tables = Vec::new();
     for m in out.module.maps.values() {
@@ -394,8 +415,9 @@ fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kal
         }
         let (Some(_), Some(value_ty)) = (&m.key, &m.value) else { continue };
         let per_lock = matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerLock);
-        // Per-thread state is the policy's bookkeeping of waits in flight, not a result.
-        if matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerThread) {
+        // Per-thread state is shown in the per-task view, and then alone.
+        let per_thread = matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerThread);
+        if per_thread != per_task {
             continue;
         }
         // An array indexed by lock kind reads better with the kinds' names.
@@ -424,12 +446,17 @@ fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kal
         }
         let key_label = if per_lock {
             "lock"
+        } else if per_thread {
+            "tid"
         } else if by_kind {
             "kind"
         } else {
             "key"
         };
-        tables.push(Table { map: m.name.clone(), key_label, columns, rows });
+        if per_thread && columns.is_empty() {
+            continue;
+        }
+        tables.push(Table { map: m.name.clone(), key_label, columns, rows, comms: Default::default() });
     }
     tables
 }
@@ -512,6 +539,10 @@ fn walk(program: &Program, ty: &Ty, bytes: &[u8], off: usize, name: String, f: &
                 }
             }
             for field in &sd.fields {
+                // A field whose name begins with `_` is the policy's bookkeeping.
+                if field.name.starts_with('_') {
+                    continue;
+                }
                 let n = if name.is_empty() { field.name.clone() } else { format!("{name}.{}", field.name) };
                 walk(program, &field.ty, bytes, off + field.offset as usize, n, f);
             }
@@ -540,12 +571,18 @@ fn render_tables(tables: &[Table], args: &RunArgs) -> String {
         rows.sort_by(|a, b| b.1.get(sort_col).cmp(&a.1.get(sort_col)));
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(t.key_label.len()).min(40);
         let _ = write!(s, "  {:<width$}", t.key_label);
+        if !t.comms.is_empty() {
+            let _ = write!(s, " {:<16}", "comm");
+        }
         for c in &t.columns {
             let _ = write!(s, " {:>14}", c);
         }
         s.push('\n');
         for r in rows.iter().take(args.top) {
             let _ = write!(s, "  {:<width$}", r.0);
+            if let Some(comm) = t.comms.get(&r.0) {
+                let _ = write!(s, " {comm:<16}");
+            }
             for (c, v) in t.columns.iter().zip(&r.1) {
                 if units::is_ns(c) {
                     let _ = write!(s, " {:>14}", units::human_ns(*v));
@@ -594,6 +631,9 @@ fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last
                 .map(|(label, vals, hists)| {
                     let mut o = serde_json::Map::new();
                     o.insert(t.key_label.to_string(), serde_json::Value::from(label.clone()));
+                    if let Some(comm) = t.comms.get(label) {
+                        o.insert("comm".to_string(), serde_json::Value::from(comm.clone()));
+                    }
                     for (c, v) in t.columns.iter().zip(vals) {
                         o.insert(c.clone(), serde_json::Value::from(*v));
                     }
