@@ -152,6 +152,12 @@ const CASES: &[Case] = &[
         never: &["final summary"],
     },
     Case {
+        args: &["run", "examples/contention_profiler.scl", "--cgroup", "/", "--", "true"],
+        code: 2,
+        says: &["--cgroup and a command after `--` both choose the tasks to observe"],
+        never: &["final summary"],
+    },
+    Case {
         args: &["run", "examples/contention_profiler.scl", "--", "/no/such/command"],
         code: 2,
         says: &["cannot start `/no/such/command`"],

@@ -4,8 +4,12 @@
 //! The tables come from the policy's own state: `per_lock` state becomes one row per lock
 //! (the address resolved to a kernel symbol through /proc/kallsyms for static locks), other
 //! maps one row per key; struct fields become columns, a `hist::Log2` field a histogram
-//! (drawn with `--hist`). Programs are never pinned, so they detach when `sclc` exits for any
-//! reason, a panic or a kill included.
+//! (drawn with `--hist`; `units.rs` prints times and summarises histogram-only values).
+//! `--per-task` shows per-thread state instead, with command names (`tasks.rs`). Filters
+//! are compiled into the programs (`filter.rs`); `-- CMD` runs a command in a cgroup of its
+//! own and stops with it (`workload.rs`). docs/profiling.md is the user's guide. Programs
+//! are never pinned, so they detach when `sclc` exits for any reason, a panic or a kill
+//! included.
 
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
@@ -121,6 +125,10 @@ pub fn run(args: RunArgs) -> Status {
             args.file.display(),
             args.file.display()
         );
+        return Status::Usage;
+    }
+    if !args.command.is_empty() && !args.filter.cgroups.is_empty() {
+        errln!("sclc: error: --cgroup and a command after `--` both choose the tasks to observe\n  help: give one of them (the command runs in a cgroup of its own)");
         return Status::Usage;
     }
     let mut filter = match args.filter.to_filter() {
