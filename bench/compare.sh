@@ -22,9 +22,15 @@
 #   - memory: the tool's peak resident set (VmHWM) when it stops (perf: the recorder, and
 #     the report step's maximum RSS from /usr/bin/time);
 #   - events seen: in one more storm with all three attached at once (same storm, same
-#     window up to the tools' start and stop order), the contentions each counted.
+#     window up to the tools' start and stop order), the contentions each counted;
+#   - per-call cost of the BPF programs (kernel.bpf_stats_enabled=1, restored afterwards),
+#     one more storm each: sclc, sclc with a filter that keeps every event but pairs the
+#     ends (`--cpu 0-LAST`), sclc with a filter that drops nearly every event (`--pid 1`),
+#     and bpftrace (perf's record mode runs no BPF program); with --before REV, also the
+#     example profiler as it was at git revision REV and as it is now, both attached to
+#     the same storm, so both see the same events.
 #
-# Usage: bench/compare.sh [--rounds N] [--duration SECONDS] [--threads N] [--load both|pipe|mmap] [--no-build]
+# Usage: bench/compare.sh [--rounds N] [--duration SECONDS] [--threads N] [--load both|pipe|mmap] [--before REV] [--no-build]
 #   defaults: 3 rounds, 4 s storms, 4 threads, --load both.
 # Output: Markdown on stdout and in target/compare/report.md; raw numbers in
 # target/compare/results.tsv. See docs/performance.md ("sclc run, perf lock and bpftrace").
@@ -33,13 +39,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=3 duration=4 threads=4 load=both build=1
+rounds=3 duration=4 threads=4 load=both build=1 before=
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
         --threads) threads=$2; shift 2 ;;
         --load) load=$2; shift 2 ;;
+        --before) before=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown argument \`$1\` (try --help)" >&2; exit 2 ;;
@@ -56,16 +63,20 @@ if [ "$build" = 1 ]; then
 fi
 out=target/compare
 mkdir -p "$out/bin"
-rm -f "$out"/*.log "$out"/*.err "$out"/*.data "$out"/*.tsv
+rm -f "$out"/*.log "$out"/*.err "$out"/*.data "$out"/*.tsv "$out"/*.report
 cp target/release/sclc target/release/scl-storm "$out/bin/"
 sclc=$out/bin/sclc storm=$out/bin/scl-storm
 ncpu=$(nproc)
 results=$out/results.tsv
 printf 'round\tmode\tops_per_s\tops_per_cpu_s\tevents\twindow_s\tattach_ms\tpeak_kib\treport_ms\treport_kib\n' >"$results"
-pids=()
+pids=() signalled=0
+stats_before=$(cat /proc/sys/kernel/bpf_stats_enabled)
 signalled=0
 declare -A peak
-cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; }
+cleanup() {
+    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
+}
 trap cleanup EXIT
 
 fds() { local n=0 f; for f in /proc/"$1"/fd/*; do [ "$(readlink "$f" 2>/dev/null)" = "$2" ] && n=$((n + 1)); done; echo $n; }
@@ -77,6 +88,8 @@ start_tool() {
     t0=$(now_ms)
     case "$mode" in
         sclc) "$sclc" run examples/contention_profiler.scl --interval 1h --format json >"$log" 2>"$log.err" & ;;
+        sclc-cpus) "$sclc" run examples/contention_profiler.scl --interval 1h --format json --cpu "0-$((ncpu - 1))" >"$log" 2>"$log.err" & ;;
+        sclc-pid1) "$sclc" run examples/contention_profiler.scl --interval 1h --format json --pid 1 >"$log" 2>"$log.err" & ;;
         perf) perf lock record -a -o "$log.data" >"$log" 2>"$log.err" & ;;
         bpftrace) BPFTRACE_MAP_KEYS_MAX=16384 bpftrace bench/contention.bt >"$log" 2>"$log.err" & ;;
     esac
@@ -85,7 +98,7 @@ start_tool() {
     for i in $(seq 2000); do
         kill -0 "$pid" 2>/dev/null || die "$mode exited early: $(cat "$log.err")"
         case "$mode" in
-            sclc) [ "$(fds "$pid" anon_inode:bpf_link)" -ge 2 ] && break ;;
+            sclc*) [ "$(fds "$pid" anon_inode:bpf_link)" -ge 2 ] && break ;;
             perf) [ "$(fds "$pid" 'anon_inode:[perf_event]')" -ge $((2 * ncpu)) ] && break ;;
             bpftrace) grep -q Attaching "$log" "$log.err" 2>/dev/null && [ "$(fds "$pid" 'anon_inode:[perf_event]')" -ge 2 ] && break ;;
         esac
@@ -103,7 +116,7 @@ stop_tool() {
     wait "$p" || [ "$mode" = perf ] || die "$mode failed: $(cat "$log.err")"
     report_ms=0 report_kib=0
     case "$mode" in
-        sclc) events=$(tail -n 1 "$log" | grep -o '"contentions":[0-9]*' | awk -F: '{s += $2} END {print s + 0}') ;;
+        sclc*) events=$(tail -n 1 "$log" | { grep -o '"contentions":[0-9]*' || true; } | awk -F: '{s += $2} END {print s + 0}') ;;
         bpftrace) events=$(awk '/^@contentions\[/ {s += $2} END {print s + 0}' "$log") ;;
         perf)
             t0=$(now_ms)
@@ -161,7 +174,43 @@ for mode in sclc perf bpftrace; do
     printf '%s\t%s\n' "$mode" "$events" >>"$together"
 done
 rm -f "$out"/together.perf.log.data
-pids=()
+pids=() signalled=0
+
+# Per-call cost, with bpf_stats on.
+echo 1 >/proc/sys/kernel/bpf_stats_enabled
+costs=$out/costs.tsv
+printf 'tool\tprogram\tinsns_xlated\tcalls\tns_per_call\n' >"$costs"
+for mode in sclc sclc-cpus sclc-pid1 bpftrace; do
+    log=$out/$mode.stats.log
+    start_tool "$mode" "$log"
+    run_storm >/dev/null
+    for id in $(grep -h '^prog_id:' /proc/"$pid"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un); do
+        bpftool prog show id "$id" 2>/dev/null | awk -v mode="$mode" '
+            NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "name") name = $(i + 1); if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") c = $(i + 1) } }
+            /xlated/ { for (i = 1; i <= NF; i++) if ($i == "xlated") x = $(i + 1) }
+            END { sub("B", "", x); if (c > 0) printf "%s\t%s\t%d\t%d\t%.0f\n", mode, name, x / 8, c, t / c }' >>"$costs"
+    done
+    stop_tool "$mode" "$pid" "$log"
+done
+if [ -n "$before" ]; then
+    git show "$before:examples/contention_profiler.scl" >"$out/profiler-before.scl" || die "no examples/contention_profiler.scl at $before"
+    "$sclc" run "$out/profiler-before.scl" --interval 1h --format json >"$out/before.log" 2>"$out/before.log.err" & p_before=$!
+    "$sclc" run examples/contention_profiler.scl --interval 1h --format json >"$out/now.log" 2>"$out/now.log.err" & p_now=$!
+    pids+=("$p_before" "$p_now")
+    for i in $(seq 2000); do [ "$(fds "$p_before" anon_inode:bpf_link)" -ge 2 ] && [ "$(fds "$p_now" anon_inode:bpf_link)" -ge 2 ] && break; sleep 0.01; done
+    run_storm >/dev/null
+    for pair in "before-$before:$p_before" "now:$p_now"; do
+        for id in $(grep -h '^prog_id:' /proc/"${pair##*:}"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un); do
+            bpftool prog show id "$id" 2>/dev/null | awk -v mode="${pair%:*}" '
+                NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "name") name = $(i + 1); if ($i == "run_time_ns") t = $(i + 1); if ($i == "run_cnt") c = $(i + 1) } }
+                /xlated/ { for (i = 1; i <= NF; i++) if ($i == "xlated") x = $(i + 1) }
+                END { sub("B", "", x); if (c > 0) printf "%s\t%s\t%d\t%d\t%.0f\n", mode, name, x / 8, c, t / c }' >>"$out/before.tsv"
+        done
+    done
+    kill -INT "$p_before" "$p_now"; wait "$p_before" "$p_now" || true
+fi
+echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
+pids=() signalled=0
 
 median() { sort -n | awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 col() { awk -F'\t' -v m="$1" -v c="$2" '$2 == m {print $c}' "$results"; }
@@ -200,4 +249,21 @@ col() { awk -F'\t' -v m="$1" -v c="$2" '$2 == m {print $c}' "$results"; }
     echo "|---|---|---|"
     s=$(awk -F'\t' '$1 == "sclc" {print $2}' "$together")
     tail -n +2 "$together" | awk -F'\t' -v s="$s" '{printf "| %s | %s | %s |\n", $1, $2, (s > 0 ? sprintf("%.4f", $2 / s) : "-")}'
+    echo
+    echo "Per-call cost of the programs (bpf_stats, one more $duration s storm each; sclc-cpus: --cpu 0-$((ncpu - 1)), every event kept, ends paired; sclc-pid1: --pid 1, nearly every event dropped by the guard):"
+    echo
+    echo "| tool | program | instructions (xlated) | calls | ns per call | / sclc |"
+    echo "|---|---|---|---|---|---|"
+    tail -n +2 "$costs" | awk -F'\t' '
+        { row[NR] = $0; if ($1 == "sclc") base[$2] = $5 }
+        END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t"); k = f[2]; if (k ~ /^contention_beg/) k = "contended"; r = (k in base && base[k] > 0) ? sprintf("%.2f", f[5] / base[k]) : "-"; printf "| %s | %s | %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4], f[5], r } }'
+    if [ -n "$before" ]; then
+        echo
+        echo "The example profiler at $before and now, both attached to one more storm (the same events; bpf_stats):"
+        echo
+        echo "| version | program | instructions (xlated) | calls | ns per call | now / before |"
+        echo "|---|---|---|---|---|---|"
+        awk -F'\t' '{ row[NR] = $0; if ($1 ~ /^before/) b[$2] = $5 }
+            END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t"); r = (f[1] == "now" && b[f[2]] > 0) ? sprintf("%.3f", f[5] / b[f[2]]) : "-"; printf "| %s | %s | %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4], f[5], r } }' "$out/before.tsv"
+    fi
 } | tee "$out/report.md"
