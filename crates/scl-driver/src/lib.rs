@@ -34,8 +34,21 @@ pub struct Output {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// What a compilation may add to the policy's own code.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The lock events the programs see (stock only): a guard at each hook's entry,
+    /// compiled into the bytecode (`scl_ir::lower::EventFilter`; `sclc run`'s filters).
+    pub filter: scl_ir::lower::EventFilter,
+}
+
 /// Compiles `file` for `target`. On errors, returns every diagnostic (warnings too).
 pub fn compile(files: &mut Files, file: FileId, target: Target) -> Result<Output, Vec<Diagnostic>> {
+    compile_with(files, file, target, &Options::default())
+}
+
+/// [`compile`] with `options`.
+pub fn compile_with(files: &mut Files, file: FileId, target: Target, options: &Options) -> Result<Output, Vec<Diagnostic>> {
     let checked = scl_sema::check_file(files, file, &scl_sema::Options { target: Some(target) });
     if checked.has_errors() {
         return Err(checked.diagnostics);
@@ -60,7 +73,7 @@ pub fn compile(files: &mut Files, file: FileId, target: Target) -> Result<Output
             .with_note("the checker accepted this policy but the back end could not compile it: this is a bug in sclc")
             .with_help("please report it with the policy attached")]
     };
-    let mut module = scl_ir::lower::lower(&checked.program, target);
+    let mut module = scl_ir::lower::lower_filtered(&checked.program, target, &options.filter);
     let mut compiled = Vec::new();
     for p in &mut module.programs {
         scl_ir::opt::fold_constants(&mut p.func);

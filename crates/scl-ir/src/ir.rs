@@ -402,6 +402,7 @@ pub const HELPERS: &[Helper] = &[
     Helper::new(8, "get_smp_processor_id", 0, false, false),
     Helper::new(14, "get_current_pid_tgid", 0, false, false),
     Helper::new(42, "get_numa_node_id", 0, false, false),
+    Helper::new(80, "get_current_cgroup_id", 0, false, false),
     Helper::new(130, "ringbuf_output", 4, false, false),
     Helper::new(148, "copy_from_user", 3, true, true),
     // The callback runs with whatever it is handed.

@@ -234,9 +234,21 @@ fn program_gone(id: u64) -> bool {
 /// failures would panic; everything goes through `output`.
 #[test]
 fn the_binary_prints_only_through_its_output_writer() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    for entry in std::fs::read_dir(&dir).expect("src") {
-        let path = entry.expect("entry").path();
+    // Every `.rs` file under src/, in subdirectories (`run/`) too.
+    let mut files = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.iter().any(|p| p.ends_with("run/mod.rs")), "the walk reaches subdirectories");
+    for path in files {
         let text = std::fs::read_to_string(&path).expect("read");
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");

@@ -108,6 +108,61 @@ const CASES: &[Case] = &[
         says: &["did you mean `contentions`?"],
         never: &[],
     },
+    // The filters of `sclc run`: each wrong value named, with what would be right.
+    Case {
+        args: &["run", "examples/contention_profiler.scl", "--type", "mutx", "--duration", "1s"],
+        code: 2,
+        says: &["--type mutx: no lock type of that name", "spinlock, rwlock", "did you mean `mutex`?"],
+        never: &["final summary"],
+    },
+    Case {
+        args: &["run", "examples/contention_profiler.scl", "--cpu", "3-1", "--duration", "1s"],
+        code: 2,
+        says: &["--cpu 3-1: the range `3-1` is backwards"],
+        never: &["final summary"],
+    },
+    Case {
+        args: &["run", "examples/contention_profiler.scl", "--cpu", "100000", "--duration", "1s"],
+        code: 2,
+        says: &["--cpu 100000: this machine's CPUs are 0-"],
+        never: &["final summary"],
+    },
+    Case {
+        args: &["run", "examples/contention_profiler.scl", "--lock", "no_such_lock_symbol", "--duration", "1s"],
+        code: 2,
+        says: &["--lock no_such_lock_symbol: no kernel symbol of that name", "help: give a static lock's symbol"],
+        never: &["final summary"],
+    },
+    Case {
+        args: &["run", "examples/contention_profiler.scl", "--pid", "4000000", "--duration", "1s"],
+        code: 2,
+        says: &["--pid 4000000: no process of that id is running"],
+        never: &["final summary"],
+    },
+    Case {
+        args: &["run", "examples/contention_profiler.scl", "--cgroup", "no/such/group", "--duration", "1s"],
+        code: 2,
+        says: &["--cgroup no/such/group: "],
+        never: &["final summary"],
+    },
+    Case {
+        args: &["run", "tests/live/filter_probe.scl", "--per-task", "--duration", "1s"],
+        code: 2,
+        says: &["--per-task: `tests/live/filter_probe.scl` keeps no per-thread state to show"],
+        never: &["final summary"],
+    },
+    Case {
+        args: &["run", "examples/contention_profiler.scl", "--cgroup", "/", "--", "true"],
+        code: 2,
+        says: &["--cgroup and a command after `--` both choose the tasks to observe"],
+        never: &["final summary"],
+    },
+    Case {
+        args: &["run", "examples/contention_profiler.scl", "--", "/no/such/command"],
+        code: 2,
+        says: &["cannot start `/no/such/command`"],
+        never: &["final summary"],
+    },
 ];
 
 #[test]

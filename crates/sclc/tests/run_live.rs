@@ -326,3 +326,77 @@ fn a_zero_memlock_limit_does_not_matter() {
         assert!(program_gone(id), "program {id} is still loaded");
     }
 }
+
+/// `sclc run` of the example profiler over the in-process storm with `args` (which say the
+/// format and duration); it must exit 0. Its stdout.
+fn run_over_a_storm(args: &[&str]) -> String {
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = storm(stop.clone());
+    let out = sclc_run(args).output().expect("sclc runs");
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// `--format csv`: one header, then six fields a line (`elapsed_s,final,map,key,column,
+/// value`), integer values, the last refresh marked final, and the same cells as the JSON
+/// form has (contentions per lock, the per-kind summary).
+#[test]
+fn csv_has_one_cell_a_line() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    let csv = run_over_a_storm(&["--duration", "2s", "--interval", "1s", "--format", "csv"]);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("elapsed_s,final,map,key,column,value"), "{csv}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(!rows.is_empty(), "no cells: {csv}");
+    for r in &rows {
+        assert_eq!(r.len(), 6, "six fields (no field here needs quoting): {r:?}");
+        assert!(r[0].parse::<f64>().is_ok() && (r[1] == "true" || r[1] == "false"), "{r:?}");
+        assert!(r[5].parse::<u64>().is_ok(), "an integer value: {r:?}");
+    }
+    let finals: Vec<&Vec<&str>> = rows.iter().filter(|r| r[1] == "true").collect();
+    assert!(finals.iter().any(|r| r[2] == "stats" && r[4] == "contentions" && r[5] != "0"), "per-lock contentions: {csv}");
+    assert!(finals.iter().any(|r| r[2] == "kind_hist" && r[3] == "rwsem" && r[4] == "count"), "the mmap lock's kind: {csv}");
+    assert!(rows.last().is_some_and(|r| r[1] == "true"), "the final summary comes last");
+}
+
+/// Tables print `*_ns` columns in human units (`850ns`, `12.3us`, `4.56ms`, `1.20s`) and
+/// the per-kind table shows a count and percentiles without `--hist`.
+#[test]
+fn tables_show_times_in_units_and_the_per_kind_summary() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    let text = run_over_a_storm(&["--duration", "2s", "--interval", "5s"]);
+    let summary = text.split("final summary").nth(1).expect("a final summary");
+    let header = summary.lines().find(|l| l.trim_start().starts_with("lock ")).expect("the per-lock header");
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let row = summary.lines().skip_while(|l| *l != header).nth(1).expect("a per-lock row");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells.len(), cols.len(), "{header}\n{row}");
+    let is_time = |s: &str| {
+        let unit = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let num = &s[..s.len() - unit.len()];
+        ["ns", "us", "ms", "s"].contains(&unit) && num.parse::<f64>().is_ok()
+    };
+    for (c, v) in cols.iter().zip(&cells).skip(1) {
+        if c.ends_with("_ns") {
+            assert!(is_time(v), "column {c}: `{v}` is a time with a unit\n{summary}");
+        } else {
+            assert!(v.parse::<u64>().is_ok(), "column {c}: `{v}` is a count\n{summary}");
+        }
+    }
+    let kind_header = summary.lines().find(|l| l.trim_start().starts_with("kind ")).expect("the per-kind table");
+    assert_eq!(kind_header.split_whitespace().collect::<Vec<_>>(), ["kind", "count", "p50_ns", "p99_ns", "max_ns"]);
+    let rwsem = summary.lines().find(|l| l.trim_start().starts_with("rwsem ")).expect("the mmap lock's kind has a row");
+    let f: Vec<&str> = rwsem.split_whitespace().collect();
+    assert!(f[1].parse::<u64>().is_ok_and(|n| n > 0) && f[2..].iter().all(|v| is_time(v)), "{rwsem}");
+}

@@ -23,6 +23,7 @@ impl<'m, 'p> FnCx<'m, 'p> {
         let result = if self.hook.returns_bool { self.b.iconst(0) } else { self.void_result() };
         self.b.terminate(Terminator::Return(result));
         self.b.switch_to(entry);
+        self.filter_guard();
         self.stock_flags_prologue();
         // Each piece of state is looked up right before the first top-level statement
         // that uses it: that lookup dominates every later use, and an early return before

@@ -33,8 +33,11 @@ use scl_syntax::ast::{BinOp as HBin, UnOp};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use walk::*;
 
+pub use filter::{EventFilter, LOCK_TYPES};
+
 mod builtins;
 mod expr;
+mod filter;
 mod hook;
 mod place;
 mod stmt;
@@ -56,6 +59,7 @@ mod helper {
     pub const SMP_ID: u32 = 8;
     pub const PID_TGID: u32 = 14;
     pub const NUMA_ID: u32 = 42;
+    pub const CGROUP_ID: u32 = 80;
     pub const RINGBUF_OUTPUT: u32 = 130;
     pub const COPY_FROM_USER: u32 = 148;
 }
@@ -74,7 +78,17 @@ pub fn section(hook: &cat::HookDef, target: Target) -> String {
 
 /// Lowers `program` for `target`. The program must have checked without errors.
 pub fn lower(program: &hir::Program, target: Target) -> Module {
+    lower_filtered(program, target, &EventFilter::default())
+}
+
+/// Lowers `program` for `target` with `filter`'s guard at the entry of each hook (stock
+/// only: the other targets have no tracepoint events to filter, and ignore it; see
+/// `filter.rs`).
+pub fn lower_filtered(program: &hir::Program, target: Target, filter: &EventFilter) -> Module {
     let mut cx = ModuleCx::new(program, target);
+    if target == Target::Stock {
+        cx.filter = filter.clone();
+    }
     cx.declare_state();
     let Some(policy) = &program.policy else { return cx.module };
     cx.module.name = policy.name.clone();
@@ -95,6 +109,11 @@ pub fn lower(program: &hir::Program, target: Target) -> Module {
         });
         cx.flags_map = Some(id);
     }
+    // Begin-only filter terms pair each admitted beginning with its end (`filter.rs`).
+    let pairing = cx.filter.has_begin_only_terms() && hooks.iter().any(|h| h.def.name == "contention_end");
+    if pairing {
+        cx.pair_map = Some(cx.module.maps.push(filter::pair_map()));
+    }
     hooks.sort_by_key(|h| cat::HOOKS.iter().position(|d| d.name == h.def.name));
     for h in &hooks {
         if target == Target::Stock && !h.def.on_target(Target::Stock) {
@@ -103,7 +122,7 @@ pub fn lower(program: &hir::Program, target: Target) -> Module {
         let func = FnCx::new(&mut cx, h.def, &h.body, &h.params).lower_hook(&h.body);
         cx.module.programs.push(Program { hook: h.def, name: h.def.name.to_string(), func });
     }
-    if stock_flags && !hooks.iter().any(|h| h.def.name == "contended") {
+    if (stock_flags || pairing) && !hooks.iter().any(|h| h.def.name == "contended") {
         let def = cat::hook("contended").expect("in the catalogue");
         static EMPTY: std::sync::LazyLock<Body> = std::sync::LazyLock::new(Body::default);
         let func = FnCx::new(&mut cx, def, &EMPTY, &[]).lower_hook(&EMPTY);
@@ -122,6 +141,10 @@ struct ModuleCx<'p> {
     rodata: HashMap<StateId, u32>,
     zero_map: Option<MapId>,
     flags_map: Option<MapId>,
+    /// The events the programs see (stock only).
+    filter: EventFilter,
+    /// The map pairing a filtered beginning with its end (`filter.rs`).
+    pair_map: Option<MapId>,
 }
 
 /// A C identifier for a state name (`hist::x` becomes `hist__x`).
@@ -131,7 +154,7 @@ pub fn c_name(name: &str) -> String {
 
 impl<'p> ModuleCx<'p> {
     fn new(program: &'p hir::Program, target: Target) -> ModuleCx<'p> {
-        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::default(), rodata: HashMap::default(), zero_map: None, flags_map: None }
+        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::default(), rodata: HashMap::default(), zero_map: None, flags_map: None, filter: EventFilter::default(), pair_map: None }
     }
 
     fn declare_state(&mut self) {

@@ -4,8 +4,12 @@
 //! The tables come from the policy's own state: `per_lock` state becomes one row per lock
 //! (the address resolved to a kernel symbol through /proc/kallsyms for static locks), other
 //! maps one row per key; struct fields become columns, a `hist::Log2` field a histogram
-//! (drawn with `--hist`). Programs are never pinned, so they detach when `sclc` exits for any
-//! reason, a panic or a kill included.
+//! (drawn with `--hist`; `units.rs` prints times and summarises histogram-only values).
+//! `--per-task` shows per-thread state instead, with command names (`tasks.rs`). Filters
+//! are compiled into the programs (`filter.rs`); `-- CMD` runs a command in a cgroup of its
+//! own and stops with it (`workload.rs`). docs/profiling.md is the user's guide. Programs
+//! are never pinned, so they detach when `sclc` exits for any reason, a panic or a kill
+//! included.
 
 use crate::{source, ColorArg, Status};
 use scl_catalogue::Target;
@@ -20,6 +24,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod filter;
+mod tasks;
+mod units;
+mod workload;
+
 /// How `run` prints.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
 pub enum RunFormat {
@@ -27,6 +36,9 @@ pub enum RunFormat {
     Table,
     /// One JSON object per refresh, the last with `"final": true`.
     Json,
+    /// Comma-separated values, one row per table cell and refresh: `elapsed_s`, `final`,
+    /// `map`, `key`, `column`, `value` (integers as the kernel counted them).
+    Csv,
 }
 
 /// Arguments of `sclc run`.
@@ -60,6 +72,17 @@ pub struct RunArgs {
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
+    /// Rows by task (thread id and command name) from the policy's per-thread state, in
+    /// place of its other tables.
+    #[arg(long)]
+    per_task: bool,
+    #[command(flatten)]
+    filter: filter::FilterArgs,
+    /// A command to profile (after `--`): started once the programs are attached, its
+    /// process tree alone observed (through a cgroup of its own), the run ending when it
+    /// exits.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
 }
 
 /// Parses `10s`, `500ms`, `2m`, `100us`, or plain seconds.
@@ -104,13 +127,40 @@ pub fn run(args: RunArgs) -> Status {
         );
         return Status::Usage;
     }
+    if !args.command.is_empty() && !args.filter.cgroups.is_empty() {
+        errln!("sclc: error: --cgroup and a command after `--` both choose the tasks to observe\n  help: give one of them (the command runs in a cgroup of its own)");
+        return Status::Usage;
+    }
+    let mut filter = match args.filter.to_filter() {
+        Ok(f) => f,
+        Err(msg) => {
+            errln!("sclc: error: {msg}");
+            return Status::Usage;
+        }
+    };
+    // The command's cgroup exists before the programs are compiled: its id is in them.
+    let cgroup = if args.command.is_empty() {
+        None
+    } else {
+        match workload::Cgroup::create() {
+            Ok(cg) => {
+                filter.cgroups = vec![cg.id];
+                Some(cg)
+            }
+            Err(e) => {
+                errln!("sclc: warning: {e}; `{}` runs without a filter to its processes (every task's locks are observed)", args.command[0]);
+                None
+            }
+        }
+    };
     let mut files = Files::new();
     let id = files.add(args.file.display().to_string(), text);
     let color = args.color.enabled();
     let report = |files: &Files, d: &[Diagnostic]| {
         crate::output::diagnostics(files, d, Format::Human, color);
     };
-    let out = match scl_driver::compile(&mut files, id, Target::Stock) {
+    let options = scl_driver::Options { filter };
+    let out = match scl_driver::compile_with(&mut files, id, Target::Stock, &options) {
         Ok(o) => o,
         Err(d) => {
             report(&files, &d);
@@ -118,8 +168,15 @@ pub fn run(args: RunArgs) -> Status {
         }
     };
     report(&files, &out.warnings);
+    if args.per_task && sort_keys(&out, true).is_empty() {
+        errln!(
+            "sclc: error: --per-task: `{}` keeps no per-thread state to show\n  help: a `per_thread` state with counters gives one row per task (see examples/contention_profiler.scl)",
+            args.file.display()
+        );
+        return Status::Usage;
+    }
     if let Some(sort) = &args.sort {
-        let columns = sort_keys(&out);
+        let columns = sort_keys(&out, args.per_task);
         if !columns.iter().any(|c| c == sort) {
             let hint = scl_syntax::validate::did_you_mean(sort, columns.iter().map(String::as_str))
                 .map(|c| format!("\n  help: did you mean `{c}`?"))
@@ -151,19 +208,50 @@ pub fn run(args: RunArgs) -> Status {
         }
     }
     let symbols = Kallsyms::load();
+    let mut comms = tasks::Comms::default();
     let program_ids: Vec<(String, u32)> =
         loaded.programs().into_iter().filter_map(|p| loaded.info(&p).ok().map(|i| (p, i.id))).collect();
+    let mut child = match args.command.is_empty() {
+        true => None,
+        false => match workload::spawn(&args.command, cgroup.as_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errln!("sclc: error: {e}");
+                return Status::Usage;
+            }
+        },
+    };
     let started = Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last = Instant::now();
+    let mut last_csv_header = true;
+    let mut command_status = None;
     loop {
-        let done = stop.load(Ordering::SeqCst) || args.duration.is_some_and(|d| started.elapsed() >= d);
+        let exited = child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        let done = exited || stop.load(Ordering::SeqCst) || args.duration.is_some_and(|d| started.elapsed() >= d);
+        if done {
+            if let Some(c) = child.as_mut() {
+                command_status = Some(workload::describe(&args.command, c.id(), workload::finish(c)));
+            }
+        }
         if done || last.elapsed() >= args.interval {
             last = Instant::now();
-            let snapshot = snapshot(&out, &loaded, &symbols);
+            let mut snapshot = snapshot(&out, &loaded, &symbols, args.per_task);
+            if args.per_task {
+                for t in &mut snapshot {
+                    t.comms = t.rows.iter().map(|r| (r.0.clone(), comms.get(&r.0))).collect();
+                }
+            }
             let mut text = String::new();
             match args.format {
-                RunFormat::Json => text = format!("{}\n", to_json(&snapshot, &program_ids, started.elapsed(), done)),
+                RunFormat::Json => {
+                    let mut json = to_json(&snapshot, &program_ids, started.elapsed(), done);
+                    if let Some((_, status)) = &command_status {
+                        json["command"] = status.clone();
+                    }
+                    text = format!("{json}\n");
+                }
+                RunFormat::Csv => text = to_csv(&snapshot, started.elapsed(), done, last_csv_header),
                 RunFormat::Table => {
                     if tty && !done {
                         text.push_str("\x1b[H\x1b[2J");
@@ -174,6 +262,7 @@ pub fn run(args: RunArgs) -> Status {
                 }
             }
             out!("{text}");
+            last_csv_header = false;
             let _ = crate::output::stdout().flush();
         }
         // The reader is gone (`sclc run | head -1`) or stdout failed: stop and detach now,
@@ -187,6 +276,12 @@ pub fn run(args: RunArgs) -> Status {
         std::thread::sleep(Duration::from_millis(50).min(args.interval));
     }
     drop(loaded);
+    if let Some(c) = child.as_mut() {
+        // Stopped by a closed output: the command is stopped too.
+        let (sentence, _) = command_status.unwrap_or_else(|| workload::describe(&args.command, c.id(), workload::finish(c)));
+        errln!("sclc: {sentence}");
+    }
+    drop(cgroup);
     Status::Ok
 }
 
@@ -203,14 +298,15 @@ fn changes_lock_behaviour(text: &str) -> bool {
 }
 
 /// The columns `--sort` can name: every scalar column of every table `run` shows.
-fn sort_keys(out: &scl_driver::Output) -> Vec<String> {
+fn sort_keys(out: &scl_driver::Output, per_task: bool) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     for m in out.module.maps.values() {
         if m.origin.is_hidden() {
             continue;
         }
-        // As `snapshot` shows them: per-thread state is not a table.
-        if matches!(&m.origin, MapOrigin::State(id) if out.program.states[*id].storage == StateStorage::PerThread) {
+        // As `snapshot` shows them: per-thread state only in the per-task view, and then
+        // alone.
+        if matches!(&m.origin, MapOrigin::State(id) if out.program.states[*id].storage == StateStorage::PerThread) != per_task {
             continue;
         }
         let (Some(_), Some(value_ty)) = (&m.key, &m.value) else { continue };
@@ -312,11 +408,13 @@ type Row = (String, Vec<u64>, Histograms);
 struct Table {
     map: String,
     key_label: &'static str,
+    /// In the per-task view, the command name of each row's thread (by label).
+    comms: std::collections::HashMap<String, String>,
     columns: Vec<String>,
     rows: Vec<Row>,
 }
 
-fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kallsyms) -> Vec<Table> {
+fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kallsyms, per_task: bool) -> Vec<Table> {
     let program = &out.program;
     let mut tables = Vec::new();
     for m in out.module.maps.values() {
@@ -325,8 +423,9 @@ fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kal
         }
         let (Some(_), Some(value_ty)) = (&m.key, &m.value) else { continue };
         let per_lock = matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerLock);
-        // Per-thread state is the policy's bookkeeping of waits in flight, not a result.
-        if matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerThread) {
+        // Per-thread state is shown in the per-task view, and then alone.
+        let per_thread = matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerThread);
+        if per_thread != per_task {
             continue;
         }
         // An array indexed by lock kind reads better with the kinds' names.
@@ -355,12 +454,17 @@ fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kal
         }
         let key_label = if per_lock {
             "lock"
+        } else if per_thread {
+            "tid"
         } else if by_kind {
             "kind"
         } else {
             "key"
         };
-        tables.push(Table { map: m.name.clone(), key_label, columns, rows });
+        if per_thread && columns.is_empty() {
+            continue;
+        }
+        tables.push(Table { map: m.name.clone(), key_label, columns, rows, comms: Default::default() });
     }
     tables
 }
@@ -403,6 +507,15 @@ fn decode(program: &Program, ty: &Ty, bytes: &[u8], size: usize) -> (Vec<String>
             }
         });
     }
+    // A value that is histograms alone (`kind_hist`) gets their summary as columns, so its
+    // table says something without `--hist`.
+    if cols.is_empty() {
+        if let Some((name, buckets)) = hists.first() {
+            let prefix = if hists.len() == 1 { String::new() } else { format!("{name}.") };
+            cols = units::HIST_SUMMARY.iter().map(|c| format!("{prefix}{c}")).collect();
+            vals = units::hist_summary(buckets).to_vec();
+        }
+    }
     // Derived: a mean where a total sits beside a count.
     if let Some(ci) = cols.iter().position(|c| c == "contentions" || c.ends_with("count")) {
         for ti in 0..cols.len() {
@@ -434,6 +547,10 @@ fn walk(program: &Program, ty: &Ty, bytes: &[u8], off: usize, name: String, f: &
                 }
             }
             for field in &sd.fields {
+                // A field whose name begins with `_` is the policy's bookkeeping.
+                if field.name.starts_with('_') {
+                    continue;
+                }
                 let n = if name.is_empty() { field.name.clone() } else { format!("{name}.{}", field.name) };
                 walk(program, &field.ty, bytes, off + field.offset as usize, n, f);
             }
@@ -462,14 +579,24 @@ fn render_tables(tables: &[Table], args: &RunArgs) -> String {
         rows.sort_by(|a, b| b.1.get(sort_col).cmp(&a.1.get(sort_col)));
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(t.key_label.len()).min(40);
         let _ = write!(s, "  {:<width$}", t.key_label);
+        if !t.comms.is_empty() {
+            let _ = write!(s, " {:<16}", "comm");
+        }
         for c in &t.columns {
             let _ = write!(s, " {:>14}", c);
         }
         s.push('\n');
         for r in rows.iter().take(args.top) {
             let _ = write!(s, "  {:<width$}", r.0);
-            for v in &r.1 {
-                let _ = write!(s, " {:>14}", v);
+            if let Some(comm) = t.comms.get(&r.0) {
+                let _ = write!(s, " {comm:<16}");
+            }
+            for (c, v) in t.columns.iter().zip(&r.1) {
+                if units::is_ns(c) {
+                    let _ = write!(s, " {:>14}", units::human_ns(*v));
+                } else {
+                    let _ = write!(s, " {:>14}", v);
+                }
             }
             s.push('\n');
             if args.hist {
@@ -502,7 +629,7 @@ pub fn draw_hist(name: &str, buckets: &[u64]) -> String {
     s
 }
 
-fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last: bool) -> String {
+fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last: bool) -> serde_json::Value {
     let maps: serde_json::Map<String, serde_json::Value> = tables
         .iter()
         .map(|t| {
@@ -512,6 +639,9 @@ fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last
                 .map(|(label, vals, hists)| {
                     let mut o = serde_json::Map::new();
                     o.insert(t.key_label.to_string(), serde_json::Value::from(label.clone()));
+                    if let Some(comm) = t.comms.get(label) {
+                        o.insert("comm".to_string(), serde_json::Value::from(comm.clone()));
+                    }
                     for (c, v) in t.columns.iter().zip(vals) {
                         o.insert(c.clone(), serde_json::Value::from(*v));
                     }
@@ -525,7 +655,41 @@ fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last
         })
         .collect();
     let programs: Vec<serde_json::Value> = programs.iter().map(|(name, id)| serde_json::json!({ "name": name, "id": id })).collect();
-    serde_json::json!({ "elapsed_s": elapsed.as_secs_f64(), "final": last, "programs": programs, "maps": maps }).to_string()
+    serde_json::json!({ "elapsed_s": elapsed.as_secs_f64(), "final": last, "programs": programs, "maps": maps })
+}
+
+/// One refresh as CSV: a header line first (`header`), then one line per table cell and
+/// per non-empty histogram bucket (column `NAME[LO]`, LO the bucket's lower bound in ns).
+fn to_csv(tables: &[Table], elapsed: Duration, last: bool, header: bool) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if header {
+        s.push_str("elapsed_s,final,map,key,column,value\n");
+    }
+    let prefix = format!("{:.3},{last}", elapsed.as_secs_f64());
+    for t in tables {
+        for (label, vals, hists) in &t.rows {
+            for (c, v) in t.columns.iter().zip(vals) {
+                let _ = writeln!(s, "{prefix},{},{},{},{v}", csv_field(&t.map), csv_field(label), csv_field(c));
+            }
+            for (name, buckets) in hists {
+                for (k, n) in buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    let lo = if k == 0 { 0 } else { 1u64 << k };
+                    let _ = writeln!(s, "{prefix},{},{},{},{n}", csv_field(&t.map), csv_field(label), csv_field(&format!("{name}[{lo}]")));
+                }
+            }
+        }
+    }
+    s
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -550,5 +714,12 @@ mod tests {
         let s = draw_hist("waits", &b);
         assert!(s.contains("[        1024,         2048) ns          4 ########################################"), "{s}");
         assert_eq!(s.lines().count(), 3);
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(csv_field("stats"), "stats");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 }
