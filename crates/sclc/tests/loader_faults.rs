@@ -273,9 +273,13 @@ fn sclc_run_killed_with_sigkill_frees_its_programs_and_the_next_run_works() {
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = reader.read_line(&mut line);
         let _ = tx.send(line);
+        // Keep draining until the kill: a closed pipe would end `sclc run` on its next
+        // refresh (exit 141), and the test is about SIGKILL.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
     });
     let line = match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(l) => l,
