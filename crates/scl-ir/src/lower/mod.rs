@@ -122,6 +122,8 @@ struct ModuleCx<'p> {
     rodata: HashMap<StateId, u32>,
     zero_map: Option<MapId>,
     flags_map: Option<MapId>,
+    /// The hidden stack-trace map, added by the first `kstack()`.
+    kstack_map: Option<MapId>,
 }
 
 /// A C identifier for a state name (`hist::x` becomes `hist__x`).
@@ -131,7 +133,27 @@ pub fn c_name(name: &str) -> String {
 
 impl<'p> ModuleCx<'p> {
     fn new(program: &'p hir::Program, target: Target) -> ModuleCx<'p> {
-        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::default(), rodata: HashMap::default(), zero_map: None, flags_map: None }
+        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::default(), rodata: HashMap::default(), zero_map: None, flags_map: None, kstack_map: None }
+    }
+
+    /// The stack-trace map `kstack()` records into, added on first use.
+    fn kstack_map(&mut self) -> MapId {
+        if let Some(id) = self.kstack_map {
+            return id;
+        }
+        let depth = cat::kstack::DEPTH;
+        let id = self.module.maps.push(MapDecl {
+            name: cat::kstack::MAP.into(),
+            kind: MapKind::StackTrace,
+            key: Some(Ty::U32),
+            value: Some(Ty::Array(Box::new(Ty::U64), depth)),
+            key_size: 4,
+            value_size: depth * 8,
+            max_entries: cat::kstack::ENTRIES,
+            origin: MapOrigin::Hidden,
+        });
+        self.kstack_map = Some(id);
+        id
     }
 
     fn declare_state(&mut self) {
