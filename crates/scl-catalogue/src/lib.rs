@@ -638,6 +638,12 @@ pub static METHODS: &[MethodDef] = &[
         ret: MethodTy::Value, writes_state: false, cost: 14, doc: "The value under `key`, or `default` when there is none." },
     MethodDef { name: "set", kinds: KEYED, params: &[("key", MethodTy::Key), ("value", MethodTy::Value)], ret: MethodTy::Void,
         writes_state: true, cost: 12, doc: "Store `value` under `key`." },
+    MethodDef { name: "entry", kinds: &[MapKind::Hash, MapKind::LruHash], params: &[("key", MethodTy::Key)], ret: MethodTy::OptValue,
+        writes_state: true, cost: 40,
+        doc: "The value under `key`, created zeroed if there is none (as `per_lock` entries are): handle it with \
+              `if let v = m.entry(k) { ... }`, whose `else` runs only when a full map refuses the new entry. \
+              Of several CPUs that create one entry at once, the first creates it and all update the same \
+              value (`BPF_NOEXIST`), so no update is lost." },
     MethodDef { name: "delete", kinds: &[MapKind::Hash, MapKind::LruHash], params: &[("key", MethodTy::Key)],
         ret: MethodTy::Void, writes_state: true, cost: 10, doc: "Remove the entry under `key`, if any." },
     MethodDef { name: "emit", kinds: &[MapKind::Ringbuf], params: &[("event", MethodTy::Value)], ret: MethodTy::Void,
@@ -668,9 +674,22 @@ pub struct FieldDef {
 /// word (offset 12, bits 0 and 1).
 pub static LOCK_FIELDS: &[FieldDef] = &[
     FieldDef { name: "addr", ty: Scalar::U64, offset: 0, size: 8, doc: "The lock's address: its identity." },
-    FieldDef { name: "kind", ty: Scalar::U32, offset: 8, size: 4, doc: "0 spinlock, 1 mutex, 2 rwsem." },
+    FieldDef { name: "kind", ty: Scalar::U32, offset: 8, size: 4, doc: "0 spinlock, 1 mutex, 2 rwsem: the policy's lock kinds (on the stock target rwlocks count as spinlocks, rt-mutexes and per-CPU rwsems as rwsems; `class` tells them apart)." },
+    FieldDef { name: "class", ty: Scalar::U32, offset: 8, size: 4,
+        doc: "The lock's type for this wait, as perf prints it (an index into `LOCK_CLASSES`): 0 spinlock, \
+              1 mutex, 2 rwsem:R, 3 rwsem:W, 4 rwlock:R, 5 rwlock:W, 6 rt-mutex, 7 rwlock-rt:R, 8 rwlock-rt:W, \
+              9 pcpu-sem:R, 10 pcpu-sem:W, 11 rwsem (mode unknown). On the stock target from the flags of \
+              the `contention_begin` event itself (in `contention_end`, of the thread's last one); elsewhere \
+              from `kind` and the reader/writer bits." },
     FieldDef { name: "is_reader", ty: Scalar::Bool, offset: 12, size: 4, doc: "The task takes the lock for reading (rwsem readers)." },
     FieldDef { name: "is_writer", ty: Scalar::Bool, offset: 12, size: 4, doc: "The task takes the lock for writing (rwsem writers)." },
+];
+
+/// The lock types `lock.class` tells apart, by value, spelt as `perf lock contention`
+/// prints them (from the `LCB_F_*` flags of `lock:contention_begin`).
+pub static LOCK_CLASSES: &[&str] = &[
+    "spinlock", "mutex", "rwsem:R", "rwsem:W", "rwlock:R", "rwlock:W", "rt-mutex", "rwlock-rt:R", "rwlock-rt:W", "pcpu-sem:R",
+    "pcpu-sem:W", "rwsem",
 ];
 
 /// The fields of `waiter` (a 32-byte record in the context).

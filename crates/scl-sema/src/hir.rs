@@ -293,6 +293,8 @@ pub enum Cond {
         key: Expr,
         /// The `get` call.
         loc: Loc,
+        /// `m.entry(key)`: a missing entry is created zeroed first.
+        create: bool,
     },
 }
 

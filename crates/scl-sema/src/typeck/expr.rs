@@ -788,10 +788,10 @@ impl BodyCx<'_> {
                 let _ = self.expr(a, None);
             }
             return self.err(
-                Diagnostic::error(E0340, self.file, e.span, format!("`{map_name}.get(...)` may find nothing"))
+                Diagnostic::error(E0340, self.file, e.span, format!("`{map_name}.{}(...)` may find nothing", def.name))
                     .with_label("an optional value, not handled")
                     .with_note("a map lookup can miss; BPF programs must check for that before using the value")
-                    .with_help(format!("write `if let v = {map_name}.get(key) {{ ... }}`, or `{map_name}.get_or(key, default)`")),
+                    .with_help(format!("write `if let v = {map_name}.{}(key) {{ ... }}`, or `{map_name}.get_or(key, default)`", def.name)),
             );
         }
         if !self.arity(def.params.len(), args.len(), def.name, e) {
