@@ -461,6 +461,13 @@ pub mod kstack {
     pub const FLAGS: u64 = 1 << 9;
     /// The BPF helper, `bpf_get_stackid`.
     pub const HELPER: u32 = 27;
+    /// The stack id in the map of a `kstack` value. A value is the id plus one, so that
+    /// zero, the value of every `kstack` nothing was stored in, is no stack (as are the
+    /// negative values, the errors of `bpf_get_stackid`).
+    pub fn id(value: i64) -> Option<u32> {
+        u32::try_from(value.checked_sub(1)?).ok()
+    }
+
     /// In the simulator, frames of the stand-in stacks (`scl-vm`) lie in this range, above
     /// any address a real x86-64 kernel text uses, so a simulated stack is never mistaken
     /// for a real one.
@@ -747,6 +754,17 @@ pub mod limits {
 #[cfg(test)]
 mod tests {
     use super::Target;
+
+    /// A `kstack` value is its stack's id plus one: zero (never set) and the helper's
+    /// errors (negative) name no stack.
+    #[test]
+    fn kstack_values_and_ids() {
+        use super::kstack::id;
+        let cases = [(0, None), (1, Some(0)), (8192, Some(8191)), (-16, None), (-13, None), (i64::MIN, None)];
+        for (value, want) in cases {
+            assert_eq!(id(value), want, "{value}");
+        }
+    }
 
     #[test]
     fn a_header_names_its_targets_in_order() {

@@ -431,7 +431,7 @@ impl Completer<'_> {
 
     /// Type names; with `maps`, the map kinds too (after `map NAME:`).
     fn types(&self, maps: bool) -> Vec<CompletionItem> {
-        let scalars = ["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "lock", "waiter"];
+        let scalars = ["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "kstack", "lock", "waiter"];
         let mut items: Vec<CompletionItem> = scalars
             .iter()
             .map(|t| self.item(t, CompletionItemKind::TYPE_PARAMETER, "type".into(), crate::navigate::builtin_word_doc(t), 1))

@@ -882,24 +882,25 @@ fn kstack_records_one_stand_in_stack_per_site_and_task() {
     // by name (below); programs cannot read it.
     assert!(!vm.maps().contains(&scl_catalogue::kstack::MAP));
     let mut env = TestEnv::default();
-    // (hook, task) calls in order, and the id each call's stack must get: ids are given
-    // from 0 in the order stacks are first seen.
+    // (hook, task) calls in order, and the `kstack` value each call's stack must get: map
+    // ids are given from 0 in the order stacks are first seen, and a value is its id + 1.
     let calls: [(&str, u32, u64); 6] = [
-        ("contended", 42, 0),
-        ("contended", 42, 0),
-        ("contended", 43, 1),
-        ("acquired", 42, 2),
-        ("contended", 43, 1),
-        ("contended", 42, 0),
+        ("contended", 42, 1),
+        ("contended", 42, 1),
+        ("contended", 43, 2),
+        ("acquired", 42, 3),
+        ("contended", 43, 2),
+        ("contended", 42, 1),
     ];
     for (hook, tid, _) in calls {
         env.task = (7 << 32) | u64::from(tid);
         vm.run(hook, &mut ctx(0x1000, 0, tid), &mut env).unwrap();
     }
     let count = |id: u64| vm.lookup("seen", &id.to_le_bytes()).map(|v| u64::from_le_bytes(v[..8].try_into().unwrap()));
-    assert_eq!(count(0), Some(3), "task 42 at `contended`: one stack, three calls");
-    assert_eq!(count(1), Some(2), "task 43 at `contended`: another stack");
-    assert_eq!(count(2), Some(100), "`acquired` is another call site");
+    assert_eq!(count(1), Some(3), "task 42 at `contended`: one stack, three calls");
+    assert_eq!(count(2), Some(2), "task 43 at `contended`: another stack");
+    assert_eq!(count(3), Some(100), "`acquired` is another call site");
+    assert_eq!(count(0), None, "zero is no stack");
     assert_eq!(vm.keys("seen").len(), 3);
     for (_, tid, id) in calls.iter().filter(|c| c.0 == "contended") {
         let s = vm.lookup("last", &tid.to_le_bytes()).unwrap();

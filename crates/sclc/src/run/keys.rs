@@ -72,7 +72,7 @@ pub(super) fn key(program: &Program, ty: &Ty, bytes: &[u8], per_lock: bool, name
             let frames = fields
                 .iter()
                 .find(|f| f.ty == Ty::KStack)
-                .and_then(|f| names.loaded.stack(scl_catalogue::kstack::MAP, le(bytes.get(f.offset as usize..).unwrap_or(&[])) as i64).ok().flatten());
+                .and_then(|f| stack(names, le(bytes.get(f.offset as usize..).unwrap_or(&[])) as i64));
             let by = frames.as_deref().and_then(|f| taker(names.ksyms, f));
             let class = fields.iter().find(|f| f.name == "class" && matches!(f.ty, Ty::Int(_))).map(|f| le(bytes.get(f.offset as usize..f.offset as usize + 4).unwrap_or(&[])));
             for f in fields {
@@ -89,20 +89,30 @@ pub(super) fn key(program: &Program, ty: &Ty, bytes: &[u8], per_lock: bool, name
             }
         }
         Ty::KStack => {
-            let id = le(bytes) as i64;
-            let frames = names.loaded.stack(scl_catalogue::kstack::MAP, id).ok().flatten();
-            key.columns.push(caller_column(names, id, frames.as_deref(), &mut key.stack));
+            let value = le(bytes) as i64;
+            let frames = stack(names, value);
+            key.columns.push(caller_column(names, value, frames.as_deref(), &mut key.stack));
         }
         _ => key.columns.push(le(bytes).to_string()),
     }
     key
 }
 
-fn caller_column(names: &Names, id: i64, frames: Option<&[u64]>, stack: &mut Vec<String>) -> String {
+/// The frames of the stack a `kstack` value names, if it names one the map holds.
+fn stack(names: &Names, value: i64) -> Option<Vec<u64>> {
+    let id = scl_catalogue::kstack::id(value)?;
+    names.loaded.stack(scl_catalogue::kstack::MAP, i64::from(id)).ok().flatten()
+}
+
+fn caller_column(names: &Names, value: i64, frames: Option<&[u64]>, stack: &mut Vec<String>) -> String {
     let Some(frames) = frames else {
-        // A negative id: the program could not record this stack (its map was full, or
-        // another stack had its hash).
-        return if id < 0 { "(stack not recorded)".into() } else { format!("(stack {id} gone)") };
+        return match value {
+            // Never set: the policy did not record a stack there.
+            0 => "(no stack)".into(),
+            // An error of `bpf_get_stackid` (its map was full, or another stack had its hash).
+            v if v < 0 => "(stack not recorded)".into(),
+            v => format!("(stack {} gone)", v - 1),
+        };
     };
     if names.stacks {
         // From the locking code on, without the machinery that recorded the stack.
