@@ -1,10 +1,10 @@
 //! `sclc run FILE`: attach a stock policy to the kernel's lock tracepoints and show its
 //! maps live, until the duration ends or Ctrl-C (SIGINT or SIGTERM); then a final summary.
 //!
-//! The tables come from the policy's own state: `per_lock` state becomes one row per lock
-//! (the address resolved to a kernel symbol through /proc/kallsyms for static locks), other
-//! maps one row per key; struct fields become columns, a `hist::Log2` field a histogram
-//! (drawn with `--hist`). Programs are never pinned, so they detach when `sclc` exits for any
+//! The tables come from the policy's own state: `per_lock` state becomes one row per lock,
+//! other maps one row per key; the key's columns (a lock's name, a `kstack`'s caller and,
+//! with `--stacks`, its stack, a lock type) come from `run/keys.rs`; struct fields of the
+//! value become columns, a `hist::Log2` field a histogram (drawn with `--hist`). Programs are never pinned, so they detach when `sclc` exits for any
 //! reason, a panic or a kill included.
 
 mod keys;
