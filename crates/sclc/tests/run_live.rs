@@ -206,12 +206,19 @@ fn sigint_stops_with_a_summary_and_detaches() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("sclc starts");
+    // Read as it comes: a reader that waits for the exit first fills the pipe, and sclc,
+    // blocked writing a refresh, would never see the signal.
+    let mut out = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut stdout = String::new();
+        out.read_to_string(&mut stdout).expect("readable");
+        stdout
+    });
     std::thread::sleep(Duration::from_millis(1500));
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
     let code = child.wait().expect("sclc exits");
-    let mut stdout = String::new();
-    child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("readable");
+    let stdout = reader.join().expect("the reader ends with the pipe");
     assert_eq!(code.code(), Some(0), "{stdout}");
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("JSON");
     assert_eq!(last["final"], true, "SIGINT ends with the final summary");
