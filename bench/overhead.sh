@@ -11,6 +11,8 @@
 #               (the live view, as a user runs it: it reads the maps every second)
 #   sclc-quiet  the same with --interval longer than the storm: only the in-kernel cost
 #   bpftrace    bpftrace bench/contention.bt (the same policy in bpftrace; prints at exit)
+#   sclc-alt    with --alt FILE only: sclc-quiet with that policy instead (an earlier
+#               version of the profiler, say: `git show REV:examples/contention_profiler.scl`)
 #
 # The order of the modes rotates from round to round. Each profiler is attached (and has
 # settled for a second) before the storm starts and is stopped with SIGINT after it ends,
@@ -21,7 +23,7 @@
 # kernel-measured run time per program call, and the instructions after the verifier
 # (`bpftool prog show`, the ids taken from the profilers' file descriptors).
 #
-# Usage: bench/overhead.sh [--rounds N] [--duration SECONDS] [--threads N] [--load L] [--no-build]
+# Usage: bench/overhead.sh [--rounds N] [--duration SECONDS] [--threads N] [--load L] [--alt FILE] [--no-build]
 #   defaults: 5 rounds, 5 s storms, 8 storm threads, --load both (mmap and pipe; `pipe`
 #   alone makes ten times more contention events); about (4 x rounds + 2) x (duration + 3) s.
 # Output: a Markdown report on stdout and in target/overhead/report.md; raw numbers and
@@ -36,13 +38,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=5 duration=5 threads=8 load=both build=1
+rounds=5 duration=5 threads=8 load=both build=1 alt=
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
         --threads) threads=$2; shift 2 ;;
         --load) load=$2; shift 2 ;;
+        --alt) alt=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "overhead.sh: unknown argument \`$1\` (try --help)" >&2; exit 2 ;;
@@ -91,6 +94,7 @@ start_profiler() {
     case "$mode" in
         sclc) "$sclc" run examples/contention_profiler.scl --interval 1s --format json >"$log" 2>"$log.err" & ;;
         sclc-quiet) "$sclc" run examples/contention_profiler.scl --interval 1h --format json >"$log" 2>"$log.err" & ;;
+        sclc-alt) "$sclc" run "$alt" --interval 1h --format json >"$log" 2>"$log.err" & ;;
         bpftrace) BPFTRACE_MAP_KEYS_MAX=16384 bpftrace bench/contention.bt >"$log" 2>"$log.err" & ;;
     esac
     profiler_pid=$!
@@ -131,6 +135,10 @@ run_storm() {
 }
 
 modes=(baseline sclc sclc-quiet bpftrace)
+if [ -n "$alt" ]; then
+    [ -f "$alt" ] || die "--alt $alt: no such file"
+    modes+=(sclc-alt)
+fi
 echo "overhead.sh: $rounds rounds x ${#modes[@]} modes, $duration s storms, $threads threads, load $load ($(nproc) CPUs, $(uname -r))" >&2
 for r in $(seq "$rounds"); do
     for j in $(seq 0 $((${#modes[@]} - 1))); do
@@ -154,7 +162,7 @@ done
 echo 1 >/proc/sys/kernel/bpf_stats_enabled
 costs=$out/costs.tsv
 printf 'mode\tprogram\tinsns_xlated\tjited_bytes\tcalls\tns_per_call\trun_time_ms\n' >"$costs"
-for mode in sclc-quiet bpftrace; do
+for mode in sclc-quiet bpftrace ${alt:+sclc-alt}; do
     log=$out/$mode.stats.log
     start_profiler "$mode" "$log"
     run_storm >/dev/null

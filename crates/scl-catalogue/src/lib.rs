@@ -353,6 +353,8 @@ pub enum Scalar {
     U64,
     /// `bool`.
     Bool,
+    /// `kstack`: a recorded kernel stack (an id in the object's stack-trace map), opaque.
+    KStack,
 }
 
 impl Scalar {
@@ -362,6 +364,7 @@ impl Scalar {
             Scalar::U32 => "u32",
             Scalar::U64 => "u64",
             Scalar::Bool => "bool",
+            Scalar::KStack => "kstack",
         }
     }
 }
@@ -407,7 +410,8 @@ pub struct BuiltinDef {
     /// on the syncord target in any hook. (`sleep` may sleep but is a bounded wait that
     /// needs no sleepable program.)
     pub sleepable_program: bool,
-    /// True if it writes its place argument (the atomics): not allowed in reorder hooks.
+    /// True if it writes its place argument (the atomics) or a map of its own (`kstack`
+    /// records a stack): not allowed in reorder hooks.
     pub writes_state: bool,
     /// Worst-case BPF instructions of one call, helper body not included.
     pub cost: u32,
@@ -437,6 +441,38 @@ impl BuiltinDef {
 const U32: BuiltinTy = BuiltinTy::Scalar(Scalar::U32);
 const U64: BuiltinTy = BuiltinTy::Scalar(Scalar::U64);
 const BOOL: BuiltinTy = BuiltinTy::Scalar(Scalar::Bool);
+const KSTACK: BuiltinTy = BuiltinTy::Scalar(Scalar::KStack);
+
+/// The kernel stacks `kstack()` records: the hidden stack-trace map the compiler adds to an
+/// object that calls it, its name, its size and the depth of each stack.
+pub mod kstack {
+    /// The hidden map's name in the object.
+    pub const MAP: &str = "scl_kstacks";
+    /// `BPF_MAP_TYPE_STACK_TRACE`.
+    pub const BPF_MAP_TYPE: u32 = 7;
+    /// Frames kept per stack: the lock's own functions and the tracing machinery take the
+    /// first few, which leaves room for the caller and its callers (perf lock contention
+    /// keeps 8 after skipping 4).
+    pub const DEPTH: u32 = 16;
+    /// Distinct stacks the map holds (`perf lock contention`'s default is 16384); a stack
+    /// that finds no room is not recorded and its `kstack` value says so (it is negative).
+    pub const ENTRIES: u32 = 8192;
+    /// `BPF_F_FAST_STACK_CMP`: stacks are told apart by their hash, as perf does.
+    pub const FLAGS: u64 = 1 << 9;
+    /// The BPF helper, `bpf_get_stackid`.
+    pub const HELPER: u32 = 27;
+    /// The stack id in the map of a `kstack` value. A value is the id plus one, so that
+    /// zero, the value of every `kstack` nothing was stored in, is no stack (as are the
+    /// negative values, the errors of `bpf_get_stackid`).
+    pub fn id(value: i64) -> Option<u32> {
+        u32::try_from(value.checked_sub(1)?).ok()
+    }
+
+    /// In the simulator, frames of the stand-in stacks (`scl-vm`) lie in this range, above
+    /// any address a real x86-64 kernel text uses, so a simulated stack is never mistaken
+    /// for a real one.
+    pub const SIM_TEXT_BASE: u64 = 0xffff_ffff_f000_0000;
+}
 
 /// The longest `back_off` allowed at all, whatever `max_backoff_ns` says: a busy wait in
 /// atomic context longer than this stalls the CPU noticeably.
@@ -496,6 +532,15 @@ pub static BUILTINS: &[BuiltinDef] = &[
         doc: "Read a u64 from the calling process's memory at `addr` (0 on a fault). May fault \
               and sleep: only in hooks that may sleep, and not on the `syncord` target, where \
               the lock-hook module runs every hook in a non-sleepable program." },
+    BuiltinDef { name: "kstack", params: &[], ret: KSTACK, may_sleep: false, sleepable_program: false, writes_state: true, cost: 6,
+        helper: Some(kstack::HELPER),
+        doc: "The calling task's kernel stack, recorded in the policy's stack-trace map \
+              (`bpf_get_stackid`, up to 16 frames; the stack walk makes it the dearest built-in: 1.2-1.5 us a call \
+              in docs/performance.md's runs): a `kstack` value that \
+              can key maps and be stored and compared with `==`, not computed with. `sclc run` \
+              shows it as the caller (the first frame outside the locking code) and, with \
+              `--stacks`, as the whole stack. Records a stack, so not in the reorder hooks. \
+              In the simulator a stand-in stack per call site and task." },
     BuiltinDef { name: "atomic_add", params: &[("place", BuiltinTy::IntPlace), ("v", BuiltinTy::Int)], ret: BuiltinTy::Int,
         may_sleep: false, sleepable_program: false, writes_state: true, cost: 4, helper: None,
         doc: "Add `v` to `place` atomically; returns the old value. Use it for counters that \
@@ -523,6 +568,19 @@ pub enum MapKind {
     PercpuArray,
     /// `ringbuf<T>`: BPF_MAP_TYPE_RINGBUF, events to user space; capacity in bytes.
     Ringbuf,
+    /// BPF_MAP_TYPE_STACK_TRACE: the stacks `kstack()` records ([`kstack`]). Not a map a
+    /// policy declares (it is not in [`MAP_KINDS`]): the compiler adds it.
+    StackTrace,
+}
+
+impl MapKind {
+    /// The BPF map type number.
+    pub fn bpf_type(self) -> u32 {
+        match self {
+            MapKind::StackTrace => kstack::BPF_MAP_TYPE,
+            k => MAP_KINDS.iter().find(|d| d.kind == k).map_or(0, |d| d.bpf_type),
+        }
+    }
 }
 
 /// A map kind's entry in the catalogue.
@@ -603,6 +661,12 @@ pub static METHODS: &[MethodDef] = &[
         ret: MethodTy::Value, writes_state: false, cost: 14, doc: "The value under `key`, or `default` when there is none." },
     MethodDef { name: "set", kinds: KEYED, params: &[("key", MethodTy::Key), ("value", MethodTy::Value)], ret: MethodTy::Void,
         writes_state: true, cost: 12, doc: "Store `value` under `key`." },
+    MethodDef { name: "entry", kinds: &[MapKind::Hash, MapKind::LruHash], params: &[("key", MethodTy::Key)], ret: MethodTy::OptValue,
+        writes_state: true, cost: 40,
+        doc: "The value under `key`, created zeroed if there is none (as `per_lock` entries are): handle it with \
+              `if let v = m.entry(k) { ... }`, whose `else` runs only when a full map refuses the new entry. \
+              Of several CPUs that create one entry at once, the first creates it and all update the same \
+              value (`BPF_NOEXIST`), so no update is lost." },
     MethodDef { name: "delete", kinds: &[MapKind::Hash, MapKind::LruHash], params: &[("key", MethodTy::Key)],
         ret: MethodTy::Void, writes_state: true, cost: 10, doc: "Remove the entry under `key`, if any." },
     MethodDef { name: "emit", kinds: &[MapKind::Ringbuf], params: &[("event", MethodTy::Value)], ret: MethodTy::Void,
@@ -633,9 +697,22 @@ pub struct FieldDef {
 /// word (offset 12, bits 0 and 1).
 pub static LOCK_FIELDS: &[FieldDef] = &[
     FieldDef { name: "addr", ty: Scalar::U64, offset: 0, size: 8, doc: "The lock's address: its identity." },
-    FieldDef { name: "kind", ty: Scalar::U32, offset: 8, size: 4, doc: "0 spinlock, 1 mutex, 2 rwsem." },
+    FieldDef { name: "kind", ty: Scalar::U32, offset: 8, size: 4, doc: "0 spinlock, 1 mutex, 2 rwsem: the policy's lock kinds (on the stock target rwlocks count as spinlocks, rt-mutexes and per-CPU rwsems as rwsems; `class` tells them apart)." },
+    FieldDef { name: "class", ty: Scalar::U32, offset: 8, size: 4,
+        doc: "The lock's type for this wait, as perf prints it (an index into `LOCK_CLASSES`): 0 spinlock, \
+              1 mutex, 2 rwsem:R, 3 rwsem:W, 4 rwlock:R, 5 rwlock:W, 6 rt-mutex, 7 rwlock-rt:R, 8 rwlock-rt:W, \
+              9 pcpu-sem:R, 10 pcpu-sem:W, 11 rwsem (mode unknown). On the stock target from the flags of \
+              the `contention_begin` event itself (in `contention_end`, of the thread's last one); elsewhere \
+              from `kind` and the reader/writer bits." },
     FieldDef { name: "is_reader", ty: Scalar::Bool, offset: 12, size: 4, doc: "The task takes the lock for reading (rwsem readers)." },
     FieldDef { name: "is_writer", ty: Scalar::Bool, offset: 12, size: 4, doc: "The task takes the lock for writing (rwsem writers)." },
+];
+
+/// The lock types `lock.class` tells apart, by value, spelt as `perf lock contention`
+/// prints them (from the `LCB_F_*` flags of `lock:contention_begin`).
+pub static LOCK_CLASSES: &[&str] = &[
+    "spinlock", "mutex", "rwsem:R", "rwsem:W", "rwlock:R", "rwlock:W", "rt-mutex", "rwlock-rt:R", "rwlock-rt:W", "pcpu-sem:R",
+    "pcpu-sem:W", "rwsem",
 ];
 
 /// The fields of `waiter` (a 32-byte record in the context).
@@ -693,6 +770,17 @@ pub mod limits {
 #[cfg(test)]
 mod tests {
     use super::Target;
+
+    /// A `kstack` value is its stack's id plus one: zero (never set) and the helper's
+    /// errors (negative) name no stack.
+    #[test]
+    fn kstack_values_and_ids() {
+        use super::kstack::id;
+        let cases = [(0, None), (1, Some(0)), (8192, Some(8191)), (-16, None), (-13, None), (i64::MIN, None)];
+        for (value, want) in cases {
+            assert_eq!(id(value), want, "{value}");
+        }
+    }
 
     #[test]
     fn a_header_names_its_targets_in_order() {

@@ -76,7 +76,11 @@ pub fn markdown() -> String {
             b.signature(),
             if b.may_sleep { "yes" } else { "no" },
             if b.atomic_safe() { "allowed" } else { "**not allowed**" },
-            if b.writes_state { "its place" } else { "no" },
+            match (b.writes_state, b.params.iter().any(|(_, t)| *t == BuiltinTy::IntPlace)) {
+                (true, true) => "its place",
+                (true, false) => "its own map",
+                _ => "no",
+            },
             b.cost,
             b.doc
         );

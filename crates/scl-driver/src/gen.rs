@@ -179,6 +179,8 @@ fn c_decl(program: &Program, prefix: &str, t: &Ty, name: &str) -> String {
     match t {
         Ty::Int(i) => format!("{}int{}_t {name}", if i.signed { "" } else { "u" }, i.bits),
         Ty::Bool => format!("bool {name}"),
+        // A stack id of the policy's stack-trace map (negative: not recorded).
+        Ty::KStack => format!("int64_t {name}"),
         Ty::Struct(s) => format!("struct {} {name}", c_struct(program, prefix, *s)),
         Ty::Array(e, n) => c_decl(program, prefix, e, &format!("{name}[{n}]")),
         // Not plain data: the checker refuses these as state types.
@@ -492,6 +494,7 @@ fn py_type(program: &Program, t: &Ty) -> String {
     match t {
         Ty::Int(i) => format!("ctypes.c_{}int{}", if i.signed { "" } else { "u" }, i.bits),
         Ty::Bool => "ctypes.c_bool".into(),
+        Ty::KStack => "ctypes.c_int64".into(),
         Ty::Struct(s) => scl_ir::lower::c_name(&program.structs[*s].name),
         Ty::Array(e, n) => format!("({} * {n})", py_type(program, e)),
         Ty::Lock | Ty::Waiter | Ty::Void | Ty::Error => "ctypes.c_uint64".into(),

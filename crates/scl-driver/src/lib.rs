@@ -113,6 +113,8 @@ pub fn c_type(program: &hir::Program, ty: &Ty) -> CType {
     match ty {
         Ty::Int(i) => CType::Int { name: i.to_string(), bytes: u32::from(i.bits / 8), signed: i.signed },
         Ty::Bool => CType::Int { name: "bool".into(), bytes: 1, signed: false },
+        // Its own BTF name, so tools (`sclc run`) know to show it as a stack.
+        Ty::KStack => CType::Int { name: "kstack".into(), bytes: 8, signed: true },
         Ty::Struct(s) => {
             let sd = &program.structs[*s];
             CType::Struct {
@@ -132,7 +134,7 @@ fn object_spec(files: &Files, program: &hir::Program, module: &Module, compiled:
         .maps
         .values()
         .map(|m| {
-            let bpf_type = scl_catalogue::MAP_KINDS.iter().find(|d| d.kind == m.kind).map_or(1, |d| d.bpf_type);
+            let bpf_type = m.kind.bpf_type();
             MapSpec {
                 name: m.name.clone(),
                 map_type: bpf_type,

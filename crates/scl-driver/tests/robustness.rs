@@ -64,7 +64,13 @@ fn compile_all_targets(text: &str) -> Vec<String> {
                     }
                 }
                 if kernel() {
-                    match scl_loader::load("fuzz", &out.object, &[]) {
+                    // Loaded as they run: syncord programs in lock context (raw tracepoint
+                    // programs). Sim objects are never run by the kernel; one that records
+                    // stacks is verified in lock context too, as a sleepable program may
+                    // not use a stack-trace map.
+                    let stacks = out.module.maps.values().any(|m| m.kind == scl_catalogue::MapKind::StackTrace);
+                    let opts = scl_loader::Options { lock_context: target == Target::Syncord || (target == Target::Sim && stacks) };
+                    match scl_loader::load_with("fuzz", &out.object, &[], opts) {
                         Ok(_) => {
                             LOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }

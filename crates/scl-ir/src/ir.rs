@@ -401,6 +401,8 @@ pub const HELPERS: &[Helper] = &[
     Helper::new(7, "get_prandom_u32", 0, false, false),
     Helper::new(8, "get_smp_processor_id", 0, false, false),
     Helper::new(14, "get_current_pid_tgid", 0, false, false),
+    // Writes the stack-trace map, which programs cannot read.
+    Helper::new(27, "get_stackid", 3, false, false),
     Helper::new(42, "get_numa_node_id", 0, false, false),
     Helper::new(80, "get_current_cgroup_id", 0, false, false),
     Helper::new(130, "ringbuf_output", 4, false, false),

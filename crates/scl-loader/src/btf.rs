@@ -137,6 +137,28 @@ impl Btf {
             _ => return Err(format!("BTF type {id} (kind {kind}) cannot be a map key or value")),
         })
     }
+
+    /// The size of every variable of every `DATASEC` (the kernel's static data), by name.
+    pub(crate) fn var_sizes(&self) -> std::collections::HashMap<String, u64> {
+        let mut sizes = std::collections::HashMap::new();
+        for &at in &self.types[1..] {
+            let info = word(&self.data, at + 4).unwrap_or(0);
+            let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+            if kind != KIND_DATASEC {
+                continue;
+            }
+            for v in 0..vlen {
+                let base = at + 12 + 12 * v;
+                let (var, size) = (word(&self.data, base).unwrap_or(0), word(&self.data, base + 8).unwrap_or(0));
+                let Some(&var_at) = self.types.get(var as usize) else { continue };
+                let name = self.name(word(&self.data, var_at).unwrap_or(0));
+                if !name.is_empty() {
+                    sizes.insert(name, u64::from(size));
+                }
+            }
+        }
+        sizes
+    }
 }
 
 #[cfg(test)]
@@ -175,4 +197,5 @@ mod tests {
         assert!(btf.resolve(9).is_err());
         assert!(Btf::parse(vec![0; 10]).is_err());
     }
+
 }

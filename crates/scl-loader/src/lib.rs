@@ -14,6 +14,7 @@
 
 mod btf;
 pub mod kmod;
+pub mod ksyms;
 pub mod pin;
 pub mod pinned;
 
@@ -392,6 +393,19 @@ impl Loaded {
     pub fn update(&self, map: &str, key: &[u8], value: &[u8]) -> Result<(), LoadError> {
         let m = self.obj.maps().find(|m| m.name().to_string_lossy() == map).ok_or_else(|| LoadError::Missing(map.into()))?;
         m.update(key, value, MapFlags::ANY).map_err(|e| LoadError::Refused { what: format!("writing map `{map}`"), error: e.to_string(), log: String::new() })
+    }
+
+    /// The stack under `id` in the stack-trace map `map`, innermost frame first, without
+    /// the zeros after its last frame; `None` if there is none (a negative id: the program
+    /// could not record it).
+    pub fn stack(&self, map: &str, id: i64) -> Result<Option<Vec<u64>>, LoadError> {
+        let Ok(id) = u32::try_from(id) else { return Ok(None) };
+        let Some(bytes) = self.lookup(map, &id.to_le_bytes())? else { return Ok(None) };
+        let mut frames: Vec<u64> = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        while frames.last() == Some(&0) {
+            frames.pop();
+        }
+        Ok(Some(frames))
     }
 
     /// Every key of map `map`.

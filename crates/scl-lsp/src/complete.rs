@@ -431,7 +431,7 @@ impl Completer<'_> {
 
     /// Type names; with `maps`, the map kinds too (after `map NAME:`).
     fn types(&self, maps: bool) -> Vec<CompletionItem> {
-        let scalars = ["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "lock", "waiter"];
+        let scalars = ["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "kstack", "lock", "waiter"];
         let mut items: Vec<CompletionItem> = scalars
             .iter()
             .map(|t| self.item(t, CompletionItemKind::TYPE_PARAMETER, "type".into(), crate::navigate::builtin_word_doc(t), 1))
@@ -729,7 +729,7 @@ fn helper(x: u32) -> u32 { return x; }\n";
         assert_eq!(hook("st.cou|"), ["count", "buckets"]);
         assert!(has(&hook("l.|"), &["addr", "kind", "is_reader"]));
         assert!(has(&hook("c.|"), &["cpu", "numa_node", "wait_start", "class"]));
-        assert_eq!(hook("prio.|"), ["get", "get_or", "set", "delete"]);
+        assert_eq!(hook("prio.|"), ["get", "get_or", "set", "entry", "delete"]);
         assert_eq!(hook("events.|"), ["emit"]);
         assert_eq!(hook("if let v = stats.buckets[0].v.|"), Vec::<String>::new(), "integers have no members");
         let bound = labels("fn f() {\n    if let e = events.get(1) {\n        e.|");

@@ -81,7 +81,7 @@ fn the_grammar_knows_every_keyword_and_catalogue_name() {
     expected.extend(scl_catalogue::MAP_KINDS.iter().map(|k| k.name));
     expected.extend(scl_catalogue::METHODS.iter().map(|m| m.name));
     expected.extend(scl_catalogue::LockKind::ALL.iter().map(|k| k.name()));
-    expected.extend(["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "lock", "waiter"]);
+    expected.extend(["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "bool", "kstack", "lock", "waiter"]);
     let missing: Vec<&&str> = expected.iter().filter(|w| !words.iter().any(|g| g == *w)).collect();
     assert!(missing.is_empty(), "the grammar does not highlight {missing:?}");
 }

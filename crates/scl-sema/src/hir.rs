@@ -60,6 +60,7 @@ impl Program {
         match ty {
             Ty::Int(i) => Layout { size: u32::from(i.bits / 8), align: u32::from(i.bits / 8) },
             Ty::Bool => Layout { size: 1, align: 1 },
+            Ty::KStack => Layout { size: 8, align: 8 },
             Ty::Struct(s) => self.structs[*s].layout,
             Ty::Array(elem, n) => {
                 let l = self.layout(elem);
@@ -74,6 +75,7 @@ impl Program {
         match ty {
             Ty::Int(i) => i.to_string(),
             Ty::Bool => "bool".into(),
+            Ty::KStack => "kstack".into(),
             Ty::Struct(s) => self.structs[*s].name.clone(),
             Ty::Array(e, n) => format!("[{}; {n}]", self.ty_name(e)),
             Ty::Lock => "lock".into(),
@@ -291,6 +293,8 @@ pub enum Cond {
         key: Expr,
         /// The `get` call.
         loc: Loc,
+        /// `m.entry(key)`: a missing entry is created zeroed first.
+        create: bool,
     },
 }
 

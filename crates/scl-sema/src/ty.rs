@@ -75,6 +75,10 @@ pub enum Ty {
     Struct(StructId),
     /// `[T; N]`.
     Array(Box<Ty>, u32),
+    /// `kstack`: a kernel stack recorded by `kstack()`, an opaque id in the object's
+    /// stack-trace map (8 bytes, negative when the stack could not be recorded). It can be
+    /// stored, compared with `==`/`!=` and key maps; it is not an integer.
+    KStack,
     /// The `lock` view (hook parameters only).
     Lock,
     /// The `waiter` view (hook parameters only).
@@ -105,9 +109,9 @@ impl Ty {
         matches!(self, Ty::Int(_) | Ty::Error)
     }
 
-    /// True for a scalar that fits a register: integers and bool.
+    /// True for a scalar that fits a register: integers, bool and `kstack`.
     pub fn is_scalar(&self) -> bool {
-        matches!(self, Ty::Int(_) | Ty::Bool)
+        matches!(self, Ty::Int(_) | Ty::Bool | Ty::KStack)
     }
 }
 

@@ -41,11 +41,12 @@ mod helper {
     pub const PRANDOM: i32 = 7;
     pub const SMP_ID: i32 = 8;
     pub const PID_TGID: i32 = 14;
+    pub const GET_STACKID: i32 = 27;
     pub const NUMA_ID: i32 = 42;
     pub const RINGBUF_OUTPUT: i32 = 130;
     pub const COPY_FROM_USER: i32 = 148;
     pub const LOOP: i32 = 181;
-    pub const ALL: [i32; 11] = [
+    pub const ALL: [i32; 12] = [
         MAP_LOOKUP,
         MAP_UPDATE,
         MAP_DELETE,
@@ -53,6 +54,7 @@ mod helper {
         PRANDOM,
         SMP_ID,
         PID_TGID,
+        GET_STACKID,
         NUMA_ID,
         RINGBUF_OUTPUT,
         COPY_FROM_USER,
@@ -361,6 +363,17 @@ fn bytes_of(size_code: u8) -> usize {
         size::W => 4,
         _ => 8,
     }
+}
+
+/// The stand-in kernel stack `bpf_get_stackid` records in the simulator, innermost frame
+/// first: the call site, `SIM_TEXT_BASE + program << 20 + pc * 8` (program: the hook's
+/// index in the compiled module), then the calling task, `SIM_TEXT_BASE + 1 << 27 + tid`.
+/// One call site and one task always give the same stack, hence the same id; other tasks,
+/// or other sites, give other stacks, as callers on a real kernel do. The frames lie above
+/// any real kernel text, so no tool takes them for real ones.
+pub fn stand_in_stack(program: usize, pc: usize, tid: u32) -> [u64; 2] {
+    let base = scl_catalogue::kstack::SIM_TEXT_BASE;
+    [base + ((program as u64) << 20) + pc as u64 * 8, base + (1 << 27) + u64::from(tid & 0x07ff_ffff)]
 }
 
 /// Arguments of one helper call, and where it is (for errors).
@@ -816,6 +829,23 @@ impl Machine {
                 let map = m.name.clone();
                 self.events.push(Event { map, data });
                 Ok(0)
+            }
+            helper::GET_STACKID => {
+                // The simulator has no kernel stack: the stand-in is the call site (which
+                // program, which instruction) over the calling task (docs/simulator.md).
+                if mem::split(r1).0 != REGION_CTX {
+                    return Err(call.error(format!("{r1:#x} is not the context")));
+                }
+                let k = self.map_arg(call, r2)?;
+                if self.maps[k].kind != MapKind::StackTrace {
+                    return Err(call.error(format!("map `{}` is not a stack-trace map", self.maps[k].name)));
+                }
+                let program = codes.iter().position(|c| std::ptr::eq(c, call.code)).unwrap_or(0);
+                let frames = stand_in_stack(program, call.pc, env.pid_tgid() as u32);
+                Ok(match self.maps[k].record_stack(&frames) {
+                    Ok(id) => u64::from(id),
+                    Err(e) => errno(e),
+                })
             }
             helper::COPY_FROM_USER => {
                 // No user memory in the simulator: the kernel zero-fills and fails.

@@ -126,7 +126,7 @@ impl Map {
                 vec![0; value_size * max_entries as usize * cpus as usize],
                 None,
             ),
-            MapKind::Hash | MapKind::LruHash => {
+            MapKind::Hash | MapKind::LruHash | MapKind::StackTrace => {
                 let index = if key_size <= 8 {
                     Index::Small(HashMap::default())
                 } else {
@@ -184,7 +184,8 @@ impl Map {
                 }
                 Some(slot)
             }
-            MapKind::Ringbuf => None,
+            // Programs cannot look up stacks (the kernel's verifier refuses it).
+            MapKind::Ringbuf | MapKind::StackTrace => None,
         }
     }
 
@@ -193,7 +194,7 @@ impl Map {
         match self.kind {
             MapKind::Array => self.array_index(key),
             MapKind::PercpuArray => self.array_index(key).map(|i| cpu * self.max_entries + i),
-            MapKind::Hash | MapKind::LruHash => match &self.hash.as_ref()?.index {
+            MapKind::Hash | MapKind::LruHash | MapKind::StackTrace => match &self.hash.as_ref()?.index {
                 Index::Small(m) => m.get(&small_key(key)).copied(),
                 Index::Big(m) => m.get(key).copied(),
             },
@@ -251,8 +252,35 @@ impl Map {
                 self.data[at..at + vs].copy_from_slice(&value[..vs]);
                 Ok(())
             }
-            MapKind::Ringbuf => Err(EINVAL),
+            MapKind::Ringbuf | MapKind::StackTrace => Err(EINVAL),
         }
+    }
+
+    /// `bpf_get_stackid` into a stack-trace map: the id of `frames` (innermost first),
+    /// recording them under the next free id the first time they are seen. Ids are given
+    /// in order from 0, so a run is deterministic; a full map refuses a new stack with
+    /// `EEXIST`, as the kernel refuses one whose bucket is taken.
+    pub fn record_stack(&mut self, frames: &[u64]) -> Result<u32, Errno> {
+        let depth = self.value_size / 8;
+        let mut value = vec![0u8; self.value_size];
+        for (i, f) in frames.iter().take(depth).enumerate() {
+            value[i * 8..i * 8 + 8].copy_from_slice(&f.to_le_bytes());
+        }
+        let used = self.hash.as_ref().map_or(0, |h| h.keys.len() as u32);
+        for id in 0..used {
+            if let Some(slot) = self.peek(&id.to_le_bytes(), 0) {
+                if self.value(slot) == &value[..] {
+                    return Ok(id);
+                }
+            }
+        }
+        if used >= self.max_entries {
+            return Err(EEXIST);
+        }
+        let slot = self.insert(&used.to_le_bytes(), self.max_entries, false)?;
+        let at = slot as usize * self.value_size;
+        self.data[at..at + self.value_size].copy_from_slice(&value);
+        Ok(used)
     }
 
     /// Takes a slot for a new key: a free one, a new one, or (LRU) the least recently used.
@@ -312,7 +340,7 @@ impl Map {
             MapKind::Array | MapKind::PercpuArray => (0..self.max_entries)
                 .map(|i| i.to_le_bytes()[..self.key_size.min(4)].to_vec())
                 .collect(),
-            MapKind::Hash | MapKind::LruHash => {
+            MapKind::Hash | MapKind::LruHash | MapKind::StackTrace => {
                 let mut keys: Vec<Vec<u8>> = self
                     .hash
                     .iter()
@@ -475,5 +503,21 @@ mod tests {
         h.update(&[1; 12], &[1; 4], 0, None, 1).unwrap();
         assert!(h.peek(&[1; 12], 0).is_some());
         assert!(h.peek(&[2; 12], 0).is_none());
+    }
+
+    /// A stack-trace map gives each distinct stack one id, from 0, and refuses new stacks
+    /// once full (`EEXIST`), while stacks it holds still get their id.
+    #[test]
+    fn stack_trace_ids() {
+        let mut m = Map::new("s".into(), MapKind::StackTrace, 4, 16, 2, true, 1);
+        assert_eq!(m.record_stack(&[1, 2]), Ok(0));
+        assert_eq!(m.record_stack(&[1]), Ok(1), "a prefix is another stack");
+        assert_eq!(m.record_stack(&[1, 2]), Ok(0));
+        assert_eq!(m.record_stack(&[3, 4]), Err(EEXIST));
+        assert_eq!(m.record_stack(&[1, 2, 99]), Ok(0), "frames past the depth are not kept");
+        assert_eq!(m.peek(&1u32.to_le_bytes(), 0).map(|s| m.value(s).to_vec()), Some([1u64.to_le_bytes(), [0; 8]].concat()));
+        // Programs cannot look stacks up or write them.
+        assert_eq!(m.find(&0u32.to_le_bytes(), 0), None);
+        assert_eq!(m.update(&0u32.to_le_bytes(), &[0; 16], 0, None, 1), Err(EINVAL));
     }
 }

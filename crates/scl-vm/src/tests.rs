@@ -14,6 +14,8 @@ struct TestEnv {
     cpu: u32,
     waits: Vec<u64>,
     rand: u32,
+    /// The calling task's `pid_tgid`; 0 means `7 << 32 | 42`.
+    task: u64,
 }
 
 impl Env for TestEnv {
@@ -31,7 +33,11 @@ impl Env for TestEnv {
         self.cpu / 4
     }
     fn pid_tgid(&self) -> u64 {
-        (7 << 32) | 42
+        if self.task != 0 {
+            self.task
+        } else {
+            (7 << 32) | 42
+        }
     }
     fn wait_until(&mut self, deadline_ns: u64) {
         self.waits.push(deadline_ns);
@@ -855,4 +861,68 @@ fn stock_contention_end_sees_the_flags_of_the_threads_last_contention() {
         assert_eq!(u64::from_le_bytes(last[..8].try_into().unwrap()), kind, "flags {flags:#x}");
     }
     assert_eq!(vm.keys("scl_flags").len(), 1, "one entry for the one thread");
+}
+
+/// `kstack()` in the VM: one stand-in stack per call site and task, so equal stacks key
+/// the same entry and other tasks or sites other ones; the stack map holds the frames.
+#[test]
+fn kstack_records_one_stand_in_stack_per_site_and_task() {
+    let out = compile(
+        "map seen: hash<kstack, u64>[64];
+         map last: hash<u32, kstack>[64];
+         policy p for spinlock {
+             on contended(l: lock) {
+                 let s: kstack = kstack();
+                 seen.set(s, seen.get_or(s, 0) + 1);
+                 last.set(tid(), s);
+             }
+             on acquired(l: lock) {
+                 let s: kstack = kstack();
+                 seen.set(s, seen.get_or(s, 0) + 100);
+             }
+         }",
+    );
+    let mut vm = Vm::new(&out).unwrap();
+    // The compiler adds the stack-trace map, hidden from the policy's maps but readable
+    // by name (below); programs cannot read it.
+    assert!(!vm.maps().contains(&scl_catalogue::kstack::MAP));
+    let mut env = TestEnv::default();
+    // (hook, task) calls in order, and the `kstack` value each call's stack must get: map
+    // ids are given from 0 in the order stacks are first seen, and a value is its id + 1.
+    let calls: [(&str, u32, u64); 6] = [
+        ("contended", 42, 1),
+        ("contended", 42, 1),
+        ("contended", 43, 2),
+        ("acquired", 42, 3),
+        ("contended", 43, 2),
+        ("contended", 42, 1),
+    ];
+    for (hook, tid, _) in calls {
+        env.task = (7 << 32) | u64::from(tid);
+        vm.run(hook, &mut ctx(0x1000, 0, tid), &mut env).unwrap();
+    }
+    let count = |id: u64| vm.lookup("seen", &id.to_le_bytes()).map(|v| u64::from_le_bytes(v[..8].try_into().unwrap()));
+    assert_eq!(count(1), Some(3), "task 42 at `contended`: one stack, three calls");
+    assert_eq!(count(2), Some(2), "task 43 at `contended`: another stack");
+    assert_eq!(count(3), Some(100), "`acquired` is another call site");
+    assert_eq!(count(0), None, "zero is no stack");
+    assert_eq!(vm.keys("seen").len(), 3);
+    for (_, tid, id) in calls.iter().filter(|c| c.0 == "contended") {
+        let s = vm.lookup("last", &tid.to_le_bytes()).unwrap();
+        assert_eq!(u64::from_le_bytes(s[..8].try_into().unwrap()), *id, "task {tid}'s last stack");
+    }
+    // The frames: the call site, then the task; the rest of the 16 are zero.
+    let base = scl_catalogue::kstack::SIM_TEXT_BASE;
+    let frames = |id: u32| -> Vec<u64> {
+        let v = vm.lookup(scl_catalogue::kstack::MAP, &id.to_le_bytes()).expect("a recorded stack");
+        v.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+    };
+    let (a, b, c) = (frames(0), frames(1), frames(2));
+    assert_eq!(a.len() as u32, scl_catalogue::kstack::DEPTH);
+    assert_eq!(a[0], b[0], "one call site");
+    assert_ne!(a[0], c[0], "two call sites");
+    assert_eq!((a[1], b[1], c[1]), (base + (1 << 27) + 42, base + (1 << 27) + 43, base + (1 << 27) + 42));
+    assert!(a.iter().chain(&b).chain(&c).all(|&f| f == 0 || f >= base));
+    assert!(a[2..].iter().all(|&f| f == 0));
+    assert_eq!(vm.keys(scl_catalogue::kstack::MAP).len(), 3);
 }

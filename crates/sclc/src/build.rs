@@ -98,7 +98,10 @@ pub fn run(args: BuildArgs) -> Status {
     };
     report(&files, &out.warnings);
     if args.verify {
-        if let Err(status) = load_or_report("scl_verify", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
+        // Verified as they run: syncord programs in lock context (non-sleepable raw
+        // tracepoint programs, which may, say, record stacks), the others as built.
+        let opts = scl_loader::Options { lock_context: target == Target::Syncord };
+        if let Err(status) = load_or_report("scl_verify", &files, id, &out.object, &[], &report, opts) {
             return status;
         }
     }

@@ -212,18 +212,24 @@ fn the_stock_profiler_stays_attached_while_pinned_and_goes_on_unload() {
         None => eprintln!("SKIPPED (link check): bpftool is not installed"),
     }
 
-    // Struct values, typed from BTF: members by name, nested structs and arrays. Key 1 is
-    // no lock's address, so the profiler never touches this entry.
-    sclc_ok(&["map", &name, "set", "stats", "1", "contentions=5, wait_max_ns=0x10, waits={buckets=[1,2]}"], 0);
-    let got = sclc_ok(&["map", &name, "get", "stats", "1"], 0);
-    assert!(got.starts_with("1 => {contentions: 5, failed: 0, wait_total_ns: 0, wait_max_ns: 16, waits: {buckets: [1, 2, 0, "), "{got}");
-    let json: serde_json::Value = serde_json::from_str(&sclc_ok(&["map", &name, "get", "stats", "1", "--format", "json"], 0)).unwrap();
+    // Struct keys and values, typed from BTF: members by name, nested structs and arrays.
+    // Lock 1 is no lock's address, so the profiler never touches this entry.
+    let key = "lock=1, stack=0, class=0";
+    sclc_ok(&["map", &name, "set", "stats", key, "contentions=5, wait_max_ns=0x10, waits={buckets=[1,2]}"], 0);
+    let got = sclc_ok(&["map", &name, "get", "stats", key], 0);
+    assert!(
+        got.starts_with("{lock: 1, stack: 0, class: 0} => {contentions: 5, failed: 0, wait_total_ns: 0, wait_max_ns: 16, waits: {buckets: [1, 2, 0, "),
+        "{got}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&sclc_ok(&["map", &name, "get", "stats", key, "--format", "json"], 0)).unwrap();
     assert_eq!(json["value"]["waits"]["buckets"][1], 2);
-    sclc_ok(&["map", &name, "set", "stats", "1", "contentions=1,nope=2"], 2);
-    sclc_ok(&["map", &name, "set", "stats", "1", "waits={buckets=[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33]}"], 2);
-    assert!(sclc_ok(&["map", &name, "get", "stats", "1"], 0).starts_with("1 => {contentions: 5,"));
-    sclc_ok(&["map", &name, "delete", "stats", "1"], 0);
-    assert_eq!(sclc_ok(&["map", &name, "get", "stats", "1"], 0), "1 => none\n");
+    assert_eq!(json["key"]["lock"], 1);
+    sclc_ok(&["map", &name, "set", "stats", key, "contentions=1,nope=2"], 2);
+    sclc_ok(&["map", &name, "set", "stats", "1", "contentions=1"], 2);
+    sclc_ok(&["map", &name, "set", "stats", key, "waits={buckets=[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33]}"], 2);
+    assert!(sclc_ok(&["map", &name, "get", "stats", key], 0).contains("} => {contentions: 5,"));
+    sclc_ok(&["map", &name, "delete", "stats", key], 0);
+    assert_eq!(sclc_ok(&["map", &name, "get", "stats", key], 0), "{lock: 1, stack: 0, class: 0} => none\n");
     // An array index past the end is the kernel's refusal; array entries cannot be deleted.
     sclc_ok(&["map", &name, "set", "kind_hist", "3", "buckets=[1]"], 2);
     sclc_ok(&["map", &name, "delete", "kind_hist", "0"], 2);

@@ -99,6 +99,81 @@ fn the_profiler_sees_a_storm_and_leaves_nothing_behind() {
     }
 }
 
+/// Threads writing 64-byte messages into one pipe that one thread drains: every write and
+/// read takes the pipe's mutex (`pipe->mutex`), so the writers contend on it in the pipe's
+/// write function (`anon_pipe_write` since Linux 6.14, `pipe_write` before).
+fn pipe_storm(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<u64>> {
+    let (mut rx, tx) = std::io::pipe().expect("a pipe");
+    let mut threads: Vec<std::thread::JoinHandle<u64>> = (0..3)
+        .map(|_| {
+            let (stop, mut tx) = (stop.clone(), tx.try_clone().expect("a pipe end clones"));
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += u64::from(std::io::Write::write_all(&mut tx, &[0x5a; 64]).is_ok());
+                }
+                n
+            })
+        })
+        .collect();
+    drop(tx);
+    threads.push(std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0;
+        // Ends when every writer has gone (a read of 0 bytes).
+        while let Ok(k @ 1..) = rx.read(&mut buf) {
+            n += k as u64;
+        }
+        n
+    }));
+    threads
+}
+
+/// The rows of the storm's own locks, with their type and caller as `perf lock contention`
+/// shows them: the process's mmap lock (an rwsem taken for writing by mmap and munmap,
+/// named `mmap_lock@ADDR` through the function that took it) and the pipe's mutex (taken by
+/// the pipe's write function). With `--stacks`, each row's stack from the locking code out.
+#[test]
+fn the_storms_locks_show_up_with_their_type_and_caller() {
+    if let Err(e) = scl_loader::check_support() {
+        eprintln!("SKIPPED (kernel): {e}");
+        return;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipes = pipe_storm(stop.clone());
+    let lines = profile_a_storm(&[], &["--stacks"]);
+    stop.store(true, Ordering::Relaxed);
+    for t in pipes {
+        let _ = t.join();
+    }
+    let last = lines.last().expect("a final summary");
+    let rows = last["maps"]["stats"].as_array().expect("rows of (lock, caller, type)");
+    let text = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
+    let func = |r: &serde_json::Value| text(r, "caller").split('+').next().unwrap_or_default().to_string();
+    // (what, type, callers it may have, lock name prefix)
+    let expected: [(&str, &str, &[&str], &str); 2] = [
+        ("the mmap lock", "rwsem:W", &["vm_mmap_pgoff", "__vm_munmap"], "mmap_lock@0x"),
+        ("the pipe's mutex", "mutex", &["anon_pipe_write", "pipe_write"], "0x"),
+    ];
+    for (what, ty, callers, lock) in expected {
+        let found: Vec<&serde_json::Value> = rows.iter().filter(|r| text(r, "type") == ty && callers.contains(&func(r).as_str())).collect();
+        assert!(!found.is_empty(), "{what}: no {ty} row called from {callers:?}: {last}");
+        for r in &found {
+            assert!(text(r, "lock").starts_with(lock), "{what}: named {}, not {lock}...", text(r, "lock"));
+            assert!(r["contentions"].as_u64().unwrap_or(0) > 0 && r["wait_total_ns"].as_u64().unwrap_or(0) > 0, "{r}");
+            let stack: Vec<&str> = r["stack"].as_array().expect("--stacks gives the stack").iter().filter_map(|f| f.as_str()).collect();
+            assert!(!stack.iter().any(|f| f.starts_with("bpf_prog_") || f.starts_with("bpf_trace_run")), "the machinery is cut: {stack:?}");
+            let at = stack.iter().position(|f| f.starts_with(&format!("{}+", func(r)))).unwrap_or_else(|| panic!("{what}: the caller is in the stack: {stack:?}"));
+            assert!(at > 0, "{what}: the locking code comes first: {stack:?}");
+        }
+    }
+    // The types of every row are perf's.
+    for r in rows {
+        let ty = text(r, "type");
+        assert!(scl_catalogue::LOCK_CLASSES.contains(&ty.as_str()), "type `{ty}`: {r}");
+    }
+}
+
 /// Phantom waits: between two attachments one tracepoint program runs without the other.
 /// Had `contention_begin` attached first, a wait that began and ended in between would leave
 /// its thread's record open and later show up as one wait as long as the gap. The loader
@@ -131,12 +206,19 @@ fn sigint_stops_with_a_summary_and_detaches() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("sclc starts");
+    // Read as it comes: a reader that waits for the exit first fills the pipe, and sclc,
+    // blocked writing a refresh, would never see the signal.
+    let mut out = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut stdout = String::new();
+        out.read_to_string(&mut stdout).expect("readable");
+        stdout
+    });
     std::thread::sleep(Duration::from_millis(1500));
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
     let code = child.wait().expect("sclc exits");
-    let mut stdout = String::new();
-    child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("readable");
+    let stdout = reader.join().expect("the reader ends with the pipe");
     assert_eq!(code.code(), Some(0), "{stdout}");
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("output")).expect("JSON");
     assert_eq!(last["final"], true, "SIGINT ends with the final summary");

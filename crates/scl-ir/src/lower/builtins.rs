@@ -23,6 +23,18 @@ impl<'m, 'p> FnCx<'m, 'p> {
             }
             "tgid" => self.ctx_field(28, 4),
             "random" => self.b.call(helper::PRANDOM, Vec::new(), ValTy::Int),
+            "kstack" => {
+                // `bpf_get_stackid(ctx, &scl_kstacks, BPF_F_FAST_STACK_CMP) + 1`: the id
+                // plus one (zero, a `kstack` never set, is no stack: `cat::kstack::id`), or
+                // a negative errno plus one when the stack could not be recorded.
+                let map = self.m.kstack_map();
+                let ctx = self.ctx();
+                let mref = self.map_ref(map);
+                let flags = self.b.iconst(cat::kstack::FLAGS as i64);
+                let id = self.b.call(cat::kstack::HELPER, vec![ctx, mref, flags], ValTy::Int);
+                let one = self.b.iconst(1);
+                self.b.bin(BinOp::Add, Width::W64, id, one)
+            }
             "min" | "max" => {
                 let known = args.iter().all(|a| matches!(a, Arg::Value(e) if self.verifier_known(e)));
                 let (a, b) = match (&args[0], &args[1]) {

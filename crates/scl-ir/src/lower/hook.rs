@@ -343,6 +343,14 @@ impl<'m, 'p> FnCx<'m, 'p> {
     /// value at `zval`, looks it up again into `slot`, and goes on at `next` (or leaves, if
     /// the map could not take it).
     pub(super) fn create_entry(&mut self, map: MapId, key_slot: Slot, zval: Value, slot: Slot, next: Block) {
+        let exit = self.exit;
+        self.create_entry_or(map, key_slot, zval, slot, next, exit);
+    }
+
+    /// Creates the entry under the key in `key_slot` from the value at `zval` unless one is
+    /// there (`BPF_NOEXIST`), looks it up into `slot`, and goes to `next`, or to `failed` if
+    /// there is still none (a full map).
+    pub(super) fn create_entry_or(&mut self, map: MapId, key_slot: Slot, zval: Value, slot: Slot, next: Block, failed: Block) {
         let key2 = self.b.slot_addr(key_slot, 0);
         let mref = self.map_ref(map);
         let noexist = self.b.iconst(1);
@@ -350,6 +358,6 @@ impl<'m, 'p> FnCx<'m, 'p> {
         let key3 = self.b.slot_addr(key_slot, 0);
         let mref = self.map_ref(map);
         let p2 = self.b.call(helper::MAP_LOOKUP, vec![mref, key3], ValTy::MapValueOrNull);
-        self.branch_if_found_in(p2, slot, next, self.exit);
+        self.branch_if_found_in(p2, slot, next, failed);
     }
 }

@@ -47,6 +47,8 @@ mod walk;
 const LCB_F_SPIN: i64 = 1;
 const LCB_F_READ: i64 = 2;
 const LCB_F_WRITE: i64 = 4;
+const LCB_F_RT: i64 = 8;
+const LCB_F_PERCPU: i64 = 16;
 const LCB_F_MUTEX: i64 = 32;
 
 /// BPF helper ids used here.
@@ -145,6 +147,8 @@ struct ModuleCx<'p> {
     filter: EventFilter,
     /// The map pairing a filtered beginning with its end (`filter.rs`).
     pair_map: Option<MapId>,
+    /// The hidden stack-trace map, added by the first `kstack()`.
+    kstack_map: Option<MapId>,
 }
 
 /// A C identifier for a state name (`hist::x` becomes `hist__x`).
@@ -154,7 +158,57 @@ pub fn c_name(name: &str) -> String {
 
 impl<'p> ModuleCx<'p> {
     fn new(program: &'p hir::Program, target: Target) -> ModuleCx<'p> {
-        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::default(), rodata: HashMap::default(), zero_map: None, flags_map: None, filter: EventFilter::default(), pair_map: None }
+        ModuleCx { program, target, module: Module::default(), state_maps: HashMap::default(), rodata: HashMap::default(), zero_map: None, flags_map: None, filter: EventFilter::default(), pair_map: None, kstack_map: None }
+    }
+
+    /// The hidden all-zero map, with values of at least `size` bytes: added, or grown, on
+    /// first need (`m.entry(k)` of a large value; `per_lock` state declares it upfront).
+    fn zero_map_of(&mut self, size: u32) -> MapId {
+        let value = |size| Ty::Array(Box::new(Ty::Int(IntTy { signed: false, bits: 8 })), size);
+        match self.zero_map {
+            Some(id) => {
+                let m = &mut self.module.maps[id];
+                if m.value_size < size {
+                    m.value_size = size;
+                    m.value = Some(value(size));
+                }
+                id
+            }
+            None => {
+                let id = self.module.maps.push(MapDecl {
+                    name: "scl_zero".into(),
+                    kind: MapKind::Array,
+                    key: Some(Ty::U32),
+                    value: Some(value(size)),
+                    key_size: 4,
+                    value_size: size,
+                    max_entries: 1,
+                    origin: MapOrigin::Hidden,
+                });
+                self.zero_map = Some(id);
+                id
+            }
+        }
+    }
+
+    /// The stack-trace map `kstack()` records into, added on first use.
+    fn kstack_map(&mut self) -> MapId {
+        if let Some(id) = self.kstack_map {
+            return id;
+        }
+        let depth = cat::kstack::DEPTH;
+        let id = self.module.maps.push(MapDecl {
+            name: cat::kstack::MAP.into(),
+            kind: MapKind::StackTrace,
+            key: Some(Ty::U32),
+            value: Some(Ty::Array(Box::new(Ty::U64), depth)),
+            key_size: 4,
+            value_size: depth * 8,
+            max_entries: cat::kstack::ENTRIES,
+            origin: MapOrigin::Hidden,
+        });
+        self.kstack_map = Some(id);
+        id
     }
 
     fn declare_state(&mut self) {
@@ -459,6 +513,26 @@ impl<'m, 'p> FnCx<'m, 'p> {
                 let zero = self.b.iconst(0);
                 self.b.cmp(Cond::Ne, v, zero)
             }
+            "class" if stock => {
+                // perf's types from the LCB_F_* flags (cat::LOCK_CLASSES), most specific
+                // last: rwsem 2 + W (11 with neither mode), per-CPU rwsem 9 + W, rt 6 + R|W
+                // + W, spin (R|W) * (4 + W), mutex 1 (a spinning mutex has SPIN too).
+                let flags = self.stock_flags();
+                let (r, w) = (self.flag_bit(flags, 1), self.flag_bit(flags, 2));
+                let rw = self.b.bin(BinOp::Or, Width::W64, r, w);
+                self.class_from(flags, w, rw)
+            }
+            "class" => {
+                // spinlock 0 and mutex 1 are their kinds; an rwsem is 2 + W, 11 in no mode.
+                let kind = self.ctx_field(8, 4);
+                let flags = self.ctx_field(12, 4);
+                let r = self.flag_bit(flags, 0);
+                let w = self.flag_bit(flags, 1);
+                let rw = self.b.bin(BinOp::Or, Width::W64, r, w);
+                let rwsem = self.rwsem_class(w, rw);
+                let two = self.b.iconst(2);
+                self.b.select(Cond::Eq, kind, two, rwsem, kind)
+            }
             "kind" => self.ctx_field(8, 4),
             "is_reader" | "is_writer" => {
                 let flags = self.ctx_field(12, 4);
@@ -469,6 +543,61 @@ impl<'m, 'p> FnCx<'m, 'p> {
             }
             _ => self.b.iconst(0),
         }
+    }
+}
+
+impl FnCx<'_, '_> {
+    /// Bit `n` of `flags`, as 0 or 1.
+    fn flag_bit(&mut self, flags: Value, n: i64) -> Value {
+        let s = self.b.iconst(n);
+        let v = self.b.bin(BinOp::LShr, Width::W64, flags, s);
+        let one = self.b.iconst(1);
+        self.b.bin(BinOp::And, Width::W64, v, one)
+    }
+
+    /// An rwsem's class: 2 + W, or 11 when the event gives no mode.
+    fn rwsem_class(&mut self, w: Value, rw: Value) -> Value {
+        let two = self.b.iconst(2);
+        let v = self.b.bin(BinOp::Add, Width::W64, two, w);
+        let one = self.b.iconst(1);
+        let none = self.b.bin(BinOp::Sub, Width::W64, one, rw);
+        let nine = self.b.iconst(9);
+        let extra = self.b.bin(BinOp::Mul, Width::W64, none, nine);
+        self.b.bin(BinOp::Add, Width::W64, v, extra)
+    }
+
+    /// `lock.class` from the tracepoint's flags (see `lock_field`).
+    fn class_from(&mut self, flags: Value, w: Value, rw: Value) -> Value {
+        let mut v = self.rwsem_class(w, rw);
+        let zero = self.b.iconst(0);
+        // per-CPU rwsem: 9 + W.
+        let bit = self.b.iconst(LCB_F_PERCPU);
+        let m = self.b.bin(BinOp::And, Width::W64, flags, bit);
+        let nine = self.b.iconst(9);
+        let pcpu = self.b.bin(BinOp::Add, Width::W64, nine, w);
+        v = self.b.select(Cond::Ne, m, zero, pcpu, v);
+        // rt: 6 + (R|W) + W.
+        let bit = self.b.iconst(LCB_F_RT);
+        let m = self.b.bin(BinOp::And, Width::W64, flags, bit);
+        let six = self.b.iconst(6);
+        let rt = self.b.bin(BinOp::Add, Width::W64, six, rw);
+        let rt = self.b.bin(BinOp::Add, Width::W64, rt, w);
+        let zero = self.b.iconst(0);
+        v = self.b.select(Cond::Ne, m, zero, rt, v);
+        // spin: (R|W) * (4 + W): spinlock 0, rwlock:R 4, rwlock:W 5.
+        let bit = self.b.iconst(LCB_F_SPIN);
+        let m = self.b.bin(BinOp::And, Width::W64, flags, bit);
+        let four = self.b.iconst(4);
+        let s = self.b.bin(BinOp::Add, Width::W64, four, w);
+        let spin = self.b.bin(BinOp::Mul, Width::W64, rw, s);
+        let zero = self.b.iconst(0);
+        v = self.b.select(Cond::Ne, m, zero, spin, v);
+        // mutex: 1.
+        let bit = self.b.iconst(LCB_F_MUTEX);
+        let m = self.b.bin(BinOp::And, Width::W64, flags, bit);
+        let one = self.b.iconst(1);
+        let zero = self.b.iconst(0);
+        self.b.select(Cond::Ne, m, zero, one, v)
     }
 }
 

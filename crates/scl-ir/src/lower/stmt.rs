@@ -200,10 +200,44 @@ impl<'m, 'p> FnCx<'m, 'p> {
     pub(super) fn cond(&mut self, cond: &'p HCond, then: Block, else_: Block) {
         match cond {
             HCond::Expr(e) => self.branch_on(e, then, else_),
-            HCond::MapGet { local, map, key, loc } => {
+            HCond::MapGet { local, map, key, loc, create: false } => {
                 self.b.loc = *loc;
                 let p = self.lookup(*map, key);
                 let slot = self.branch_if_found(p, "if let", then, else_);
+                self.frames.last_mut().expect("a frame").locals.insert(*local, Binding::Ref(slot, ValTy::MapValue));
+            }
+            HCond::MapGet { local, map, key, loc, create: true } => {
+                // `m.entry(k)`: look up; on a miss create the entry from zeroes with
+                // BPF_NOEXIST (a CPU that loses the race finds the winner's) and look up
+                // again; `else_` only if the map refuses it (full).
+                self.b.loc = *loc;
+                let mid = self.m.state_maps[map];
+                let (key_size, value_size) = (self.m.module.maps[mid].key_size, self.m.module.maps[mid].value_size);
+                let key_slot = self.materialize(key, key_size);
+                let k = self.b.slot_addr(key_slot, 0);
+                let missing = self.b.create_block();
+                let slot = self.lookup_branch(mid, k, then, missing);
+                self.b.switch_to(missing);
+                let size = value_size.div_ceil(8) * 8;
+                if size <= cat::limits::ZERO_ON_STACK_MAX {
+                    let zs = self.b.slot(size, "zero value");
+                    let za = self.b.slot_addr(zs, 0);
+                    self.b.push(InstData::MemZero { ptr: za, size });
+                    let za = self.b.slot_addr(zs, 0);
+                    self.create_entry_or(mid, key_slot, za, slot, then, else_);
+                } else {
+                    let zm = self.m.zero_map_of(size);
+                    let zkey_v = self.b.iconst(0);
+                    let zkey = self.spill(zkey_v, 4, "zero key");
+                    let zref = self.map_ref(zm);
+                    let zptr = self.b.call(helper::MAP_LOOKUP, vec![zref, zkey], ValTy::MapValueOrNull);
+                    let have_zero = self.b.create_block();
+                    self.branch_if_found_in(zptr, slot, have_zero, else_);
+                    self.b.switch_to(have_zero);
+                    let zaddr = self.b.slot_addr(slot, 0);
+                    let zval = self.b.load_ptr(zaddr, 0, ValTy::MapValue);
+                    self.create_entry_or(mid, key_slot, zval, slot, then, else_);
+                }
                 self.frames.last_mut().expect("a frame").locals.insert(*local, Binding::Ref(slot, ValTy::MapValue));
             }
         }

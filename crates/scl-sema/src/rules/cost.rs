@@ -346,7 +346,8 @@ impl Estimator<'_> {
     fn cond(&self, c: &Cond) -> u64 {
         match c {
             Cond::Expr(e) => self.expr(e),
-            Cond::MapGet { key, .. } => self.expr(key).saturating_add(10),
+            // `entry` may also zero a value, create it and look it up again.
+            Cond::MapGet { key, create, .. } => self.expr(key).saturating_add(if *create { 40 } else { 10 }),
         }
     }
 

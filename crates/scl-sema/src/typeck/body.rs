@@ -237,27 +237,49 @@ impl<'a> BodyCx<'a> {
                 Some(Cond::Expr(self.expect_bool(e)))
             }
             ast::Cond::Let(name, e) => {
-                let Some((map, key, value_ty)) = self.map_get(e) else {
+                let Some((map, key, value_ty, create)) = self.map_get(e) else {
                     // Bind the name anyway, so its uses do not cascade.
                     self.declare(&name.name, Ty::Error, name.span, None);
                     return None;
                 };
                 let local = self.declare(&name.name, value_ty, name.span, Some(map));
-                Some(Cond::MapGet { local, map, key, loc: self.loc(e.span) })
+                Some(Cond::MapGet { local, map, key, loc: self.loc(e.span), create })
             }
         }
     }
 
-    /// `m.get(k)` in an `if let`: the map, the checked key and the value type.
-    pub(super) fn map_get(&mut self, e: &ast::Expr) -> Option<(StateId, Expr, Ty)> {
+    /// `m.get(k)` or `m.entry(k)` in an `if let`: the map, the checked key, the value type,
+    /// and whether a missing entry is created (`entry`).
+    pub(super) fn map_get(&mut self, e: &ast::Expr) -> Option<(StateId, Expr, Ty, bool)> {
         if let ast::ExprKind::Call(callee, args) = &e.kind {
             if let ast::ExprKind::Field(base, method) = &callee.kind {
-                if method.name == "get" {
+                if method.name == "get" || method.name == "entry" {
                     if let Some(map) = self.map_state(base) {
+                        let create = method.name == "entry";
+                        let kind = match &self.cx.program.states[map].storage {
+                            StateStorage::Map { kind, .. } => Some(*kind),
+                            _ => None,
+                        };
+                        let entry = cat::method("entry").expect("in the catalogue");
+                        if create && !kind.is_some_and(|k| entry.kinds.contains(&k)) {
+                            let kind_name = kind.and_then(|k| cat::MAP_KINDS.iter().find(|d| d.kind == k)).map_or("state", |d| d.name);
+                            self.cx.report(
+                                Diagnostic::error(E0205, self.file, method.span, format!("`{kind_name}` maps have no method `entry`"))
+                                    .with_label("not a hash map")
+                                    .with_note(entry.doc)
+                                    .with_help("array entries always exist: use `get`"),
+                            );
+                            return None;
+                        }
+                        if create {
+                            // It may create an entry: a write, refused in reorder hooks.
+                            let l = self.loc(e.span);
+                            self.facts.state_writes.push(l);
+                        }
                         let key_ty = self.map_key_ty(map);
                         if args.len() != 1 {
                             self.cx.report(
-                                Diagnostic::error(E0206, self.file, e.span, format!("`get` takes 1 argument, {} given", args.len())),
+                                Diagnostic::error(E0206, self.file, e.span, format!("`{}` takes 1 argument, {} given", method.name, args.len())),
                             );
                             return None;
                         }
@@ -268,7 +290,7 @@ impl<'a> BodyCx<'a> {
                             None => key,
                         };
                         let value_ty = self.cx.program.states[map].ty.clone();
-                        return Some((map, key, value_ty));
+                        return Some((map, key, value_ty, create));
                     }
                 }
             }

@@ -378,6 +378,20 @@ impl BodyCx<'_> {
         if matches!(op, BinOp::Eq | BinOp::Ne) && x.ty == Ty::Bool && y.ty == Ty::Bool {
             return self.fold(op, x, y, Ty::Bool, Ty::Bool, l);
         }
+        // Two recorded stacks are the same stack or not; an id is not a number.
+        if matches!(op, BinOp::Eq | BinOp::Ne) && x.ty == Ty::KStack && y.ty == Ty::KStack {
+            return Expr { kind: ExprKind::Binary(op, Box::new(x), Box::new(y)), ty: Ty::Bool, loc: l };
+        }
+        if x.ty == Ty::KStack || y.ty == Ty::KStack {
+            let (tx, ty_) = (self.cx.program.ty_name(&x.ty), self.cx.program.ty_name(&y.ty));
+            let what = if matches!(op, BinOp::Eq | BinOp::Ne) { "two values of one type" } else { "integers" };
+            return self.err(
+                Diagnostic::error(E0209, self.file, e.span, format!("`{}` takes {what}, not `{tx}` and `{ty_}`", op.symbol()))
+                    .with_label("invalid operands")
+                    .with_note("a `kstack` names a recorded stack: it can be stored, compared with `==` and `!=`, and key maps")
+                    .with_help("key a map by it, or compare two of them"),
+            );
+        }
         let (Some(xi), Some(yi)) = (x.ty.as_int(), y.ty.as_int()) else {
             let (tx, ty_) = (self.cx.program.ty_name(&x.ty), self.cx.program.ty_name(&y.ty));
             let what = if op.is_comparison() && !matches!(op, BinOp::Eq | BinOp::Ne) { "integers" } else if op.is_comparison() { "two integers or two bools" } else { "integers" };
@@ -621,6 +635,11 @@ impl BodyCx<'_> {
         if def.may_sleep {
             self.facts.sleeps.push((l, def.name));
         }
+        // A built-in that writes a map of its own (`kstack` records a stack) writes state
+        // wherever it is called; the atomics write through their place argument below.
+        if def.writes_state && !def.params.iter().any(|(_, p)| *p == cat::BuiltinTy::IntPlace) {
+            self.facts.state_writes.push(l);
+        }
         if !self.arity(def.params.len(), args.len(), def.name, e) {
             return Expr { kind: ExprKind::Error, ty: Ty::Error, loc: l };
         }
@@ -769,10 +788,10 @@ impl BodyCx<'_> {
                 let _ = self.expr(a, None);
             }
             return self.err(
-                Diagnostic::error(E0340, self.file, e.span, format!("`{map_name}.get(...)` may find nothing"))
+                Diagnostic::error(E0340, self.file, e.span, format!("`{map_name}.{}(...)` may find nothing", def.name))
                     .with_label("an optional value, not handled")
                     .with_note("a map lookup can miss; BPF programs must check for that before using the value")
-                    .with_help(format!("write `if let v = {map_name}.get(key) {{ ... }}`, or `{map_name}.get_or(key, default)`")),
+                    .with_help(format!("write `if let v = {map_name}.{}(key) {{ ... }}`, or `{map_name}.get_or(key, default)`", def.name)),
             );
         }
         if !self.arity(def.params.len(), args.len(), def.name, e) {

@@ -278,6 +278,7 @@ pub(crate) fn resolve_type(cx: &mut Checker, m: usize, t: &ast::Type) -> Ty {
                 }
                 match n {
                     "bool" => return Ty::Bool,
+                    "kstack" => return Ty::KStack,
                     "lock" => return Ty::Lock,
                     "waiter" => return Ty::Waiter,
                     _ => {}
@@ -524,10 +525,10 @@ fn resolve_map_type(cx: &mut Checker, m: usize, s: &ast::StateDecl) -> (Ty, Stat
     let key = match def.kind {
         MapKind::Hash | MapKind::LruHash => {
             let k = resolve_type(cx, m, &args[0]);
-            if !(matches!(k, Ty::Int(_) | Ty::Struct(_) | Ty::Error)) {
+            if !(matches!(k, Ty::Int(_) | Ty::KStack | Ty::Struct(_) | Ty::Error)) {
                 let name = cx.program.ty_name(&k);
                 cx.report(
-                    Diagnostic::error(E0216, file, args[0].span, format!("map keys are integers or structs, not `{name}`"))
+                    Diagnostic::error(E0216, file, args[0].span, format!("map keys are integers, `kstack` or structs, not `{name}`"))
                         .with_label("invalid key type"),
                 );
             } else if matches!(k, Ty::Struct(_)) && cx.program.layout(&k).size == 0 {
@@ -537,6 +538,8 @@ fn resolve_map_type(cx: &mut Checker, m: usize, s: &ast::StateDecl) -> (Ty, Stat
         }
         MapKind::Array | MapKind::PercpuArray => Some(Ty::U32),
         MapKind::Ringbuf => None,
+        // Not in `MAP_KINDS`: no policy declares one.
+        MapKind::StackTrace => None,
     };
     if matches!(value_ty, Ty::Lock | Ty::Waiter) {
         let name = cx.program.ty_name(&value_ty);
@@ -766,6 +769,7 @@ pub(super) fn scalar(s: cat::Scalar) -> Ty {
         cat::Scalar::U32 => Ty::U32,
         cat::Scalar::U64 => Ty::U64,
         cat::Scalar::Bool => Ty::Bool,
+        cat::Scalar::KStack => Ty::KStack,
     }
 }
 

@@ -1,17 +1,21 @@
 //! `sclc run FILE`: attach a stock policy to the kernel's lock tracepoints and show its
 //! maps live, until the duration ends or Ctrl-C (SIGINT or SIGTERM); then a final summary.
 //!
-//! The tables come from the policy's own state: `per_lock` state becomes one row per lock
-//! (the address resolved to a kernel symbol through /proc/kallsyms for static locks), other
-//! maps one row per key; struct fields become columns, a `hist::Log2` field a histogram
-//! (drawn with `--hist`; `units.rs` prints times and summarises histogram-only values).
-//! `--per-task` shows per-thread state instead, with command names (`tasks.rs`). Filters
-//! are compiled into the programs (`filter.rs`); `-- CMD` runs a command in a cgroup of its
-//! own and stops with it (`workload.rs`). docs/profiling.md is the user's guide. Programs
-//! are never pinned, so they detach when `sclc` exits for any reason, a panic or a kill
-//! included.
+//! The tables come from the policy's own state: `per_lock` state becomes one row per lock,
+//! other maps one row per key; the key's columns (a lock's name, a `kstack`'s caller and,
+//! with `--stacks`, its stack, a lock type) come from `run/keys.rs`; struct fields of the
+//! value become columns, a `hist::Log2` field a histogram (drawn with `--hist`; `units.rs`
+//! prints times and summarises histogram-only values). `--per-task` shows per-thread state
+//! instead, with command names (`tasks.rs`). Filters are compiled into the programs
+//! (`filter.rs`); `-- CMD` runs a command in a cgroup of its own and stops with it
+//! (`workload.rs`). docs/profiling.md is the user's guide. Programs are never pinned, so
+//! they detach when `sclc` exits for any reason, a panic or a kill included.
+
+mod keys;
 
 use crate::{source, ColorArg, Status};
+use keys::{Key, Names};
+use scl_loader::ksyms::Ksyms;
 use scl_catalogue::Target;
 use scl_diagnostics::render::Format;
 use scl_diagnostics::{Diagnostic, Files};
@@ -69,6 +73,10 @@ pub struct RunArgs {
     /// Draw log2 histograms.
     #[arg(long)]
     hist: bool,
+    /// Show each row's whole kernel stack (of a `kstack` key) under it, innermost frame
+    /// first.
+    #[arg(long)]
+    stacks: bool,
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     color: ColorArg,
@@ -207,7 +215,7 @@ pub fn run(args: RunArgs) -> Status {
             errln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
         }
     }
-    let symbols = Kallsyms::load();
+    let symbols = Ksyms::load();
     let mut comms = tasks::Comms::default();
     let program_ids: Vec<(String, u32)> =
         loaded.programs().into_iter().filter_map(|p| loaded.info(&p).ok().map(|i| (p, i.id))).collect();
@@ -236,10 +244,11 @@ pub fn run(args: RunArgs) -> Status {
         }
         if done || last.elapsed() >= args.interval {
             last = Instant::now();
-            let mut snapshot = snapshot(&out, &loaded, &symbols, args.per_task);
+            let names = Names { ksyms: &symbols, loaded: &loaded, stacks: args.stacks };
+            let mut snapshot = snapshot(&out, &loaded, &names, args.per_task);
             if args.per_task {
                 for t in &mut snapshot {
-                    t.comms = t.rows.iter().map(|r| (r.0.clone(), comms.get(&r.0))).collect();
+                    t.comms = t.rows.iter().filter_map(|r| r.0.columns.first()).map(|tid| (tid.clone(), comms.get(tid))).collect();
                 }
             }
             let mut text = String::new();
@@ -364,64 +373,31 @@ pub(crate) fn config_overrides(out: &scl_driver::Output, sets: &[String]) -> Res
     Ok(result)
 }
 
-/// Kernel data symbols, to name static locks.
-struct Kallsyms(Vec<(u64, String)>);
-
-impl Kallsyms {
-    fn load() -> Kallsyms {
-        let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        let mut syms: Vec<(u64, String)> = text
-            .lines()
-            .filter_map(|l| {
-                let mut parts = l.split_whitespace();
-                let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
-                let kind = parts.next()?;
-                let name = parts.next()?;
-                (addr != 0 && matches!(kind, "d" | "D" | "b" | "B")).then(|| (addr, name.to_string()))
-            })
-            .collect();
-        syms.sort();
-        Kallsyms(syms)
-    }
-
-    /// `name+0xoff` for an address inside a static object, else the address in hex.
-    fn name(&self, addr: u64) -> String {
-        let i = self.0.partition_point(|(a, _)| *a <= addr);
-        if i > 0 {
-            let (a, n) = &self.0[i - 1];
-            let next = self.0.get(i).map_or(u64::MAX, |(b, _)| *b);
-            if addr < next && addr - a < 1 << 16 {
-                return if addr == *a { n.clone() } else { format!("{n}+{:#x}", addr - a) };
-            }
-        }
-        format!("{addr:#x}")
-    }
-}
-
 /// Named log2 histograms: a title and the counts of its buckets.
 type Histograms = Vec<(String, Vec<u64>)>;
 
-/// One row of a table: the key as printed, the scalar columns, the histograms.
-type Row = (String, Vec<u64>, Histograms);
+/// One row of a table: the key as printed (`keys.rs`), the scalar columns, the histograms.
+type Row = (Key, Vec<u64>, Histograms);
 
 /// One map's rows at one moment.
 struct Table {
     map: String,
-    key_label: &'static str,
-    /// In the per-task view, the command name of each row's thread (by label).
+    /// The key's columns (`lock`; `lock`, `caller`, ...).
+    key_labels: Vec<String>,
+    /// In the per-task view, the command name of each row's thread (by thread id).
     comms: std::collections::HashMap<String, String>,
     columns: Vec<String>,
     rows: Vec<Row>,
 }
 
-fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kallsyms, per_task: bool) -> Vec<Table> {
+fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, names: &Names, per_task: bool) -> Vec<Table> {
     let program = &out.program;
     let mut tables = Vec::new();
     for m in out.module.maps.values() {
         if m.origin.is_hidden() {
             continue;
         }
-        let (Some(_), Some(value_ty)) = (&m.key, &m.value) else { continue };
+        let (Some(key_ty), Some(value_ty)) = (&m.key, &m.value) else { continue };
         let per_lock = matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerLock);
         // Per-thread state is shown in the per-task view, and then alone.
         let per_thread = matches!(&m.origin, MapOrigin::State(id) if program.states[*id].storage == StateStorage::PerThread);
@@ -436,12 +412,11 @@ fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kal
         for key in keys {
             let Ok(Some(value)) = loaded.lookup(&m.name, &key) else { continue };
             let k = le(&key);
-            let label = if per_lock {
-                symbols.name(k)
-            } else if by_kind {
-                scl_catalogue::LockKind::ALL.get(k as usize).map_or_else(|| k.to_string(), |kind| kind.name().to_string())
+            let label = if by_kind {
+                let name = scl_catalogue::LockKind::ALL.get(k as usize).map_or_else(|| k.to_string(), |kind| kind.name().to_string());
+                Key { columns: vec![name], stack: Vec::new() }
             } else {
-                k.to_string()
+                keys::key(program, key_ty, &key, per_lock, names)
             };
             let (cols, vals, hists) = decode(program, value_ty, &value, m.value_size as usize);
             if columns.is_empty() {
@@ -452,19 +427,18 @@ fn snapshot(out: &scl_driver::Output, loaded: &scl_loader::Loaded, symbols: &Kal
             }
             rows.push((label, vals, hists));
         }
-        let key_label = if per_lock {
-            "lock"
-        } else if per_thread {
-            "tid"
-        } else if by_kind {
-            "kind"
-        } else {
-            "key"
-        };
         if per_thread && columns.is_empty() {
             continue;
         }
-        tables.push(Table { map: m.name.clone(), key_label, columns, rows, comms: Default::default() });
+        let rows = keys::merge_same_keys(&columns, rows);
+        let key_labels = if by_kind {
+            vec!["kind".to_string()]
+        } else if per_thread {
+            vec!["tid".to_string()]
+        } else {
+            keys::key_labels(program, key_ty, per_lock)
+        };
+        tables.push(Table { map: m.name.clone(), key_labels, columns, rows, comms: Default::default() });
     }
     tables
 }
@@ -577,8 +551,16 @@ fn render_tables(tables: &[Table], args: &RunArgs) -> String {
         let sort_col = args.sort.as_ref().and_then(|c| t.columns.iter().position(|x| x == c)).unwrap_or(0);
         let mut rows: Vec<&Row> = t.rows.iter().collect();
         rows.sort_by(|a, b| b.1.get(sort_col).cmp(&a.1.get(sort_col)));
-        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(t.key_label.len()).min(40);
-        let _ = write!(s, "  {:<width$}", t.key_label);
+        let widths: Vec<usize> = t
+            .key_labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| rows.iter().map(|r| r.0.columns.get(i).map_or(0, String::len)).max().unwrap_or(4).max(l.len()).min(48))
+            .collect();
+        let _ = write!(s, " ");
+        for (l, width) in t.key_labels.iter().zip(&widths) {
+            let _ = write!(s, " {l:<width$}");
+        }
         if !t.comms.is_empty() {
             let _ = write!(s, " {:<16}", "comm");
         }
@@ -587,8 +569,11 @@ fn render_tables(tables: &[Table], args: &RunArgs) -> String {
         }
         s.push('\n');
         for r in rows.iter().take(args.top) {
-            let _ = write!(s, "  {:<width$}", r.0);
-            if let Some(comm) = t.comms.get(&r.0) {
+            let _ = write!(s, " ");
+            for (c, width) in r.0.columns.iter().zip(&widths) {
+                let _ = write!(s, " {c:<width$}");
+            }
+            if let Some(comm) = r.0.columns.first().and_then(|tid| t.comms.get(tid)) {
                 let _ = write!(s, " {comm:<16}");
             }
             for (c, v) in t.columns.iter().zip(&r.1) {
@@ -599,6 +584,9 @@ fn render_tables(tables: &[Table], args: &RunArgs) -> String {
                 }
             }
             s.push('\n');
+            for frame in &r.0.stack {
+                let _ = writeln!(s, "      {frame}");
+            }
             if args.hist {
                 for (name, buckets) in &r.2 {
                     let _ = write!(s, "{}", draw_hist(name, buckets));
@@ -636,11 +624,16 @@ fn to_json(tables: &[Table], programs: &[(String, u32)], elapsed: Duration, last
             let rows: Vec<serde_json::Value> = t
                 .rows
                 .iter()
-                .map(|(label, vals, hists)| {
+                .map(|(key, vals, hists)| {
                     let mut o = serde_json::Map::new();
-                    o.insert(t.key_label.to_string(), serde_json::Value::from(label.clone()));
-                    if let Some(comm) = t.comms.get(label) {
+                    for (l, c) in t.key_labels.iter().zip(&key.columns) {
+                        o.insert(l.clone(), serde_json::Value::from(c.clone()));
+                    }
+                    if let Some(comm) = key.columns.first().and_then(|tid| t.comms.get(tid)) {
                         o.insert("comm".to_string(), serde_json::Value::from(comm.clone()));
+                    }
+                    if !key.stack.is_empty() {
+                        o.insert("stack".into(), serde_json::Value::from(key.stack.clone()));
                     }
                     for (c, v) in t.columns.iter().zip(vals) {
                         o.insert(c.clone(), serde_json::Value::from(*v));
@@ -668,7 +661,9 @@ fn to_csv(tables: &[Table], elapsed: Duration, last: bool, header: bool) -> Stri
     }
     let prefix = format!("{:.3},{last}", elapsed.as_secs_f64());
     for t in tables {
-        for (label, vals, hists) in &t.rows {
+        for (key, vals, hists) in &t.rows {
+            // The key's columns (lock, caller, type, ...) as one field, space-separated.
+            let label = &key.columns.join(" ");
             for (c, v) in t.columns.iter().zip(vals) {
                 let _ = writeln!(s, "{prefix},{},{},{},{v}", csv_field(&t.map), csv_field(label), csv_field(c));
             }
