@@ -8,7 +8,7 @@
 
 ((type_identifier) @type.builtin
   (#any-of? @type.builtin
-    "u8" "u16" "u32" "u64" "i8" "i16" "i32" "i64" "bool" "lock" "waiter"
+    "u8" "u16" "u32" "u64" "i8" "i16" "i32" "i64" "bool" "kstack" "lock" "waiter"
     "hash" "lru_hash" "array" "percpu_array" "ringbuf"))
 
 (lock_kind) @constant.builtin
@@ -34,7 +34,7 @@
   function: (identifier) @function.builtin)
   (#any-of? @function.builtin
     "now" "cpu" "numa_node" "tid" "tgid" "min" "max" "log2" "random" "back_off" "sleep"
-    "sleep_after"
+    "sleep_after" "kstack"
     "read_user" "atomic_add" "atomic_cas"))
 
 ; Declarations
