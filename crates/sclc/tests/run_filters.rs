@@ -188,14 +188,22 @@ fn type_keeps_one_lock_type() {
     let all = counts(&probe(&[]), "begins_by_kind");
     assert!(all.contains_key(&RWSEM) && all.contains_key(&MUTEX), "unfiltered, the storm's rwsem and mutex contend: {all:?}");
     for (ty, kind) in [("rwsem", RWSEM), ("mutex", MUTEX), ("spinlock", SPINLOCK)] {
-        let v = probe(&["--type", ty]);
-        let kept = counts(&v, "begins_by_kind");
-        assert!(kept.keys().all(|k| *k == kind), "--type {ty}: only kind {kind}: {kept:?}");
-        if ty != "spinlock" {
-            assert!(kept.get(&kind).is_some_and(|n| *n > 0), "--type {ty}: the storm's {ty} is kept: {kept:?}");
+        // The storm's contention comes in bursts (the pipe's mutex can go a whole window
+        // without one on a loaded machine): up to three windows to see the kind kept, each
+        // checked for keeping nothing else.
+        let mut seen = ty == "spinlock";
+        for _ in 0..3 {
+            let v = probe(&["--type", ty]);
+            let kept = counts(&v, "begins_by_kind");
+            assert!(kept.keys().all(|k| *k == kind), "--type {ty}: only kind {kind}: {kept:?}");
+            let ends = total(&counts(&v, "ends_by_tgid"));
+            assert!(ends <= total(&kept), "--type {ty}: {ends} ends for {} beginnings", total(&kept));
+            if kept.get(&kind).is_some_and(|n| *n > 0) {
+                seen = true;
+                break;
+            }
         }
-        let ends = total(&counts(&v, "ends_by_tgid"));
-        assert!(ends <= total(&kept), "--type {ty}: {ends} ends for {} beginnings", total(&kept));
+        assert!(seen, "--type {ty}: the storm's {ty} is kept in one of three windows");
     }
 }
 
