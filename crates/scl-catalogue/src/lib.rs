@@ -709,11 +709,88 @@ pub static LOCK_FIELDS: &[FieldDef] = &[
 ];
 
 /// The lock types `lock.class` tells apart, by value, spelt as `perf lock contention`
-/// prints them (from the `LCB_F_*` flags of `lock:contention_begin`).
+/// prints them (from the `LCB_F_*` flags of `lock:contention_begin`; [`lock_class`]).
 pub static LOCK_CLASSES: &[&str] = &[
     "spinlock", "mutex", "rwsem:R", "rwsem:W", "rwlock:R", "rwlock:W", "rt-mutex", "rwlock-rt:R", "rwlock-rt:W", "pcpu-sem:R",
     "pcpu-sem:W", "rwsem",
 ];
+
+/// The flags of `lock:contention_begin` (`LCB_F_*`, include/trace/events/lock.h): what the
+/// stock target's `lock.kind`, `lock.class`, `is_reader` and `is_writer` are computed from.
+pub mod lcb {
+    /// A spinning lock (spinlock, rwlock; with `MUTEX`, a mutex spinning optimistically).
+    pub const SPIN: u32 = 1;
+    /// Taken for reading.
+    pub const READ: u32 = 2;
+    /// Taken for writing.
+    pub const WRITE: u32 = 4;
+    /// An rt-mutex (or an rwlock/rwsem built on one).
+    pub const RT: u32 = 8;
+    /// A per-CPU rwsem.
+    pub const PERCPU: u32 = 16;
+    /// A mutex.
+    pub const MUTEX: u32 = 32;
+}
+
+/// Lock types as `sclc run --type` names them, with the exact tracepoint flags each stands
+/// for (the names and sets are `perf lock contention -Y`'s; a name without `:R`/`:W` stands
+/// for both). A mutex spinning optimistically reports `MUTEX | SPIN`; `mutex` covers both.
+pub static LOCK_TYPES: &[(&str, &[u32])] = {
+    use lcb::*;
+    &[
+        ("spinlock", &[SPIN]),
+        ("rwlock", &[SPIN | READ, SPIN | WRITE]),
+        ("rwlock:R", &[SPIN | READ]),
+        ("rwlock:W", &[SPIN | WRITE]),
+        ("rwsem", &[READ, WRITE]),
+        ("rwsem:R", &[READ]),
+        ("rwsem:W", &[WRITE]),
+        ("mutex", &[MUTEX, MUTEX | SPIN]),
+        ("mutex:spin", &[MUTEX | SPIN]),
+        ("rt-mutex", &[RT]),
+        ("rwlock-rt", &[RT | READ, RT | WRITE]),
+        ("rwlock-rt:R", &[RT | READ]),
+        ("rwlock-rt:W", &[RT | WRITE]),
+        ("percpu-rwsem", &[PERCPU | READ, PERCPU | WRITE]),
+        ("percpu-rwsem:R", &[PERCPU | READ]),
+        ("percpu-rwsem:W", &[PERCPU | WRITE]),
+    ]
+};
+
+/// What the stock target's `lock.kind` is for a wait with these `contention_begin` flags:
+/// the mutex bit decides first (a mutex spinning optimistically also has `SPIN`), then a
+/// spinning lock is a spinlock, everything else an rwsem. The code generator computes the
+/// same in BPF (scl-vm's tests hold the two equal for every flag value).
+pub fn lock_kind(flags: u32) -> LockKind {
+    if flags & lcb::MUTEX != 0 {
+        LockKind::Mutex
+    } else if flags & lcb::SPIN != 0 {
+        LockKind::Spinlock
+    } else {
+        LockKind::Rwsem
+    }
+}
+
+/// What the stock target's `lock.class` is for a wait with these flags (an index into
+/// [`LOCK_CLASSES`]): the most specific flag decides, mutex first, then spin, rt, per-CPU,
+/// else an rwsem by its mode (11 when the event gives none).
+pub fn lock_class(flags: u32) -> u32 {
+    let (r, w) = (u32::from(flags & lcb::READ != 0), u32::from(flags & lcb::WRITE != 0));
+    let rw = r | w;
+    if flags & lcb::MUTEX != 0 {
+        1
+    } else if flags & lcb::SPIN != 0 {
+        rw * (4 + w)
+    } else if flags & lcb::RT != 0 {
+        6 + rw + w
+    } else if flags & lcb::PERCPU != 0 {
+        9 + w
+    } else if rw != 0 {
+        2 + w
+    } else {
+        11
+    }
+}
 
 /// The fields of `waiter` (a 32-byte record in the context).
 pub static WAITER_FIELDS: &[FieldDef] = &[
@@ -779,6 +856,41 @@ mod tests {
         let cases = [(0, None), (1, Some(0)), (8192, Some(8191)), (-16, None), (-13, None), (i64::MIN, None)];
         for (value, want) in cases {
             assert_eq!(id(value), want, "{value}");
+        }
+    }
+
+    /// `--type` names and `lock.class` names say the same of every flag value a type stands
+    /// for: `rwsem:R` is class `rwsem:R`, `percpu-rwsem:W` is perf's `pcpu-sem:W`, a type
+    /// without a mode covers its two classes, `mutex:spin` is a mutex.
+    #[test]
+    fn lock_types_and_lock_classes_agree() {
+        use super::{lock_class, lock_kind, LockKind, LOCK_CLASSES, LOCK_TYPES};
+        for (name, flags) in LOCK_TYPES {
+            let base = name.split(':').next().unwrap();
+            let class_base = match base {
+                "percpu-rwsem" => "pcpu-sem",
+                b => b,
+            };
+            for &f in *flags {
+                let class = LOCK_CLASSES[lock_class(f) as usize];
+                let want = match *name {
+                    "mutex:spin" => "mutex",
+                    n if n.contains(':') => &n.replacen(base, class_base, 1),
+                    _ => class,
+                };
+                assert_eq!(class, want, "{name} {f:#x}");
+                assert!(class.starts_with(class_base), "{name} {f:#x}: {class}");
+                let kind = match class_base {
+                    "mutex" => LockKind::Mutex,
+                    "spinlock" | "rwlock" => LockKind::Spinlock,
+                    _ => LockKind::Rwsem,
+                };
+                assert_eq!(lock_kind(f), kind, "{name} {f:#x}");
+            }
+        }
+        // Every class but the mode-less rwsem is some type's.
+        for (i, c) in LOCK_CLASSES.iter().enumerate().take(11) {
+            assert!(LOCK_TYPES.iter().flat_map(|(_, f)| f.iter()).any(|&f| lock_class(f) as usize == i), "{c}");
         }
     }
 

@@ -834,6 +834,32 @@ fn stock_lock_kind_from_the_tracepoint_flags() {
     }
 }
 
+/// The generated `lock.kind` and `lock.class` of the stock target equal the catalogue's
+/// reference functions (`lock_kind`, `lock_class`) for every combination of the six
+/// `LCB_F_*` flags, so `sclc run`, `sclc record` and the docs all mean the same.
+#[test]
+fn stock_kind_and_class_equal_the_catalogues_for_every_flag_combination() {
+    let src = "global kind: u64;\n\
+               global class: u64;\n\
+               policy p for spinlock, mutex, rwsem {\n\
+                   on contended(l: lock) { kind = l.kind as u64; class = l.class as u64; }\n\
+               }\n";
+    let mut files = scl_diagnostics::Files::new();
+    let id = files.add("t.scl", src);
+    let out = scl_driver::compile(&mut files, id, scl_catalogue::Target::Stock).expect("compiles for stock");
+    let mut vm = Vm::new(&out).unwrap();
+    let mut env = TestEnv::default();
+    let read = |vm: &Vm, name: &str| u64::from_le_bytes(vm.lookup(name, &0u32.to_le_bytes()).expect("the global")[..8].try_into().unwrap());
+    for flags in 0u32..64 {
+        let mut c = [0u8; 128];
+        c[0..8].copy_from_slice(&0xffff_8880_1234_5678u64.to_le_bytes());
+        c[8..16].copy_from_slice(&u64::from(flags).to_le_bytes());
+        vm.run("contended", &mut c, &mut env).unwrap();
+        assert_eq!(read(&vm, "kind"), scl_catalogue::lock_kind(flags) as u64, "kind of flags {flags:#x}");
+        assert_eq!(read(&vm, "class"), u64::from(scl_catalogue::lock_class(flags)), "class of flags {flags:#x}");
+    }
+}
+
 /// `contention_end` has no flags: the stock `contended` records each thread's flags in the
 /// hidden `scl_flags` map, by an update the first time and in place after that, and
 /// `contention_end` reads them back.

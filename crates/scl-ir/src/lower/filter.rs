@@ -22,37 +22,8 @@
 
 use super::*;
 
-/// `lock:contention_begin` flags not named in `mod.rs`.
-const LCB_F_RT: u32 = 8;
-const LCB_F_PERCPU: u32 = 16;
-
-/// Lock types as `--type` names them, with the exact tracepoint flags each stands for
-/// (the names and sets are `perf lock contention -Y`'s; a name without `:R`/`:W` stands for
-/// both). A mutex spinning optimistically reports `MUTEX | SPIN`; `mutex` covers both.
-pub const LOCK_TYPES: &[(&str, &[u32])] = {
-    const SPIN: u32 = LCB_F_SPIN as u32;
-    const READ: u32 = LCB_F_READ as u32;
-    const WRITE: u32 = LCB_F_WRITE as u32;
-    const MUTEX: u32 = LCB_F_MUTEX as u32;
-    &[
-        ("spinlock", &[SPIN]),
-        ("rwlock", &[SPIN | READ, SPIN | WRITE]),
-        ("rwlock:R", &[SPIN | READ]),
-        ("rwlock:W", &[SPIN | WRITE]),
-        ("rwsem", &[READ, WRITE]),
-        ("rwsem:R", &[READ]),
-        ("rwsem:W", &[WRITE]),
-        ("mutex", &[MUTEX, MUTEX | SPIN]),
-        ("mutex:spin", &[MUTEX | SPIN]),
-        ("rt-mutex", &[LCB_F_RT]),
-        ("rwlock-rt", &[LCB_F_RT | READ, LCB_F_RT | WRITE]),
-        ("rwlock-rt:R", &[LCB_F_RT | READ]),
-        ("rwlock-rt:W", &[LCB_F_RT | WRITE]),
-        ("percpu-rwsem", &[LCB_F_PERCPU | READ, LCB_F_PERCPU | WRITE]),
-        ("percpu-rwsem:R", &[LCB_F_PERCPU | READ]),
-        ("percpu-rwsem:W", &[LCB_F_PERCPU | WRITE]),
-    ]
-};
+/// Lock types as `--type` names them, with their flags: the catalogue's table.
+pub use scl_catalogue::LOCK_TYPES;
 
 /// Which lock events a stock policy sees. Each non-empty list is a term an event must
 /// pass (any of its values); an empty filter adds nothing to the programs.

@@ -43,13 +43,13 @@ mod place;
 mod stmt;
 mod walk;
 
-/// `lock:contention_begin` flags (include/trace/events/lock.h).
-const LCB_F_SPIN: i64 = 1;
-const LCB_F_READ: i64 = 2;
-const LCB_F_WRITE: i64 = 4;
-const LCB_F_RT: i64 = 8;
-const LCB_F_PERCPU: i64 = 16;
-const LCB_F_MUTEX: i64 = 32;
+/// `lock:contention_begin` flags (the catalogue's `lcb`).
+const LCB_F_SPIN: i64 = cat::lcb::SPIN as i64;
+const LCB_F_READ: i64 = cat::lcb::READ as i64;
+const LCB_F_WRITE: i64 = cat::lcb::WRITE as i64;
+const LCB_F_RT: i64 = cat::lcb::RT as i64;
+const LCB_F_PERCPU: i64 = cat::lcb::PERCPU as i64;
+const LCB_F_MUTEX: i64 = cat::lcb::MUTEX as i64;
 
 /// BPF helper ids used here.
 mod helper {
