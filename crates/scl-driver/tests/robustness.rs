@@ -38,13 +38,7 @@ static LOADED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::
 /// True if this process can load BPF; says loudly once when it cannot.
 fn kernel() -> bool {
     static SUPPORT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SUPPORT.get_or_init(|| match scl_loader::check_support() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED (kernel): compiled mutants are not loaded: {e}");
-            false
-        }
-    })
+    *SUPPORT.get_or_init(|| scl_loader::kernel_tests_can_run_else("compiled mutants are not loaded"))
 }
 
 /// Compiles `text` for every target; the problems found.

@@ -114,6 +114,34 @@ pub fn check_support() -> Result<(), LoadError> {
     Ok(())
 }
 
+/// For test suites: whether the kernel tests can run on this machine. Where they cannot
+/// (no BTF, not root), prints the one loud line the project's tests print for a skip,
+/// `SKIPPED (kernel): why`, and returns false. Under CI (the `CI` environment variable set,
+/// as `.ci/run` is run) the machine has BPF by definition, so a skip would hide a failure:
+/// it panics with the reason instead.
+pub fn kernel_tests_can_run() -> bool {
+    kernel_tests_can_run_else("")
+}
+
+/// [`kernel_tests_can_run`], with what the test still does without the kernel (`"generated
+/// programs are only checked and compiled"`) added to the skip line.
+pub fn kernel_tests_can_run_else(instead: &str) -> bool {
+    match check_support() {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false") => {
+            panic!("the kernel tests cannot run under CI: {e}")
+        }
+        Err(e) if instead.is_empty() => {
+            eprintln!("SKIPPED (kernel): {e}");
+            false
+        }
+        Err(e) => {
+            eprintln!("SKIPPED (kernel): {e}; {instead}");
+            false
+        }
+    }
+}
+
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;

@@ -139,13 +139,7 @@ const CASES: &[Case] = &[
 ];
 
 fn supported() -> bool {
-    match scl_loader::check_support() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED (kernel): {e}");
-            false
-        }
-    }
+    scl_loader::kernel_tests_can_run()
 }
 
 fn monotonic_ns() -> u64 {

@@ -18,13 +18,7 @@ fn sclc(args: &[&str]) -> Output {
 }
 
 fn kernel() -> bool {
-    match scl_loader::check_support() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED (kernel): {e}");
-            false
-        }
-    }
+    scl_loader::kernel_tests_can_run()
 }
 
 const POLICY: &str = "examples/contention_profiler.scl";

@@ -24,13 +24,7 @@ fn examples() -> Vec<(String, String, Vec<Target>)> {
 
 /// Skips (loudly) only when the kernel truly cannot load BPF here.
 fn kernel_or_skip() -> bool {
-    match scl_loader::check_support() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED (kernel): {e}");
-            false
-        }
-    }
+    scl_loader::kernel_tests_can_run()
 }
 
 /// A syncord object also loads the way `sclc load --target syncord` loads it for the

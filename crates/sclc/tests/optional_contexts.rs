@@ -235,13 +235,7 @@ fn errors(text: &str) -> Vec<&'static str> {
 
 #[test]
 fn every_context_refuses_or_computes_the_lookup() {
-    let kernel = match scl_loader::check_support() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED (kernel): {e}; handled lookups are only compiled and run in the VM");
-            false
-        }
-    };
+    let kernel = scl_loader::kernel_tests_can_run_else("handled lookups are only compiled and run in the VM");
     let mut refused = 0;
     let mut compared = 0;
     for context in VALUE_CONTEXTS.iter().chain(PLACE_CONTEXTS) {

@@ -70,13 +70,7 @@ fn root() -> PathBuf {
 
 /// Skips (loudly) only when the kernel truly cannot load BPF here.
 fn kernel_or_skip() -> bool {
-    match scl_loader::check_support() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED (kernel): {e}");
-            false
-        }
-    }
+    scl_loader::kernel_tests_can_run()
 }
 
 extern "C" {

@@ -18,13 +18,7 @@ fn repo_root() -> std::path::PathBuf {
 }
 
 fn kernel_or_skip() -> bool {
-    match scl_loader::check_support() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED (kernel): {e}");
-            false
-        }
-    }
+    scl_loader::kernel_tests_can_run()
 }
 
 /// Set in the environment of a child copy of this binary that is to be a storm: its

@@ -81,8 +81,7 @@ fn profile_a_storm(env: &[(&str, &str)], args: &[&str]) -> Vec<serde_json::Value
 
 #[test]
 fn the_profiler_sees_a_storm_and_leaves_nothing_behind() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     let lines = profile_a_storm(&[], &["--interval", "1s"]);
@@ -135,8 +134,7 @@ fn pipe_storm(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<u64>> {
 /// the pipe's write function). With `--stacks`, each row's stack from the locking code out.
 #[test]
 fn the_storms_locks_show_up_with_their_type_and_caller() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -181,8 +179,7 @@ fn the_storms_locks_show_up_with_their_type_and_caller() {
 /// near it (the storm's waits last micro- to milliseconds).
 #[test]
 fn a_wide_gap_between_attachments_leaves_no_phantom_wait() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     let lines = profile_a_storm(&[("SCL_ATTACH_GAP_MS", "2000")], &[]);
@@ -196,8 +193,7 @@ fn a_wide_gap_between_attachments_leaves_no_phantom_wait() {
 
 #[test]
 fn sigint_stops_with_a_summary_and_detaches() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_sclc"))
@@ -277,8 +273,7 @@ fn sclc_run(args: &[&str]) -> Command {
 
 #[test]
 fn sigkill_of_the_workload_leaves_sclc_running() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     let mut workload = spawn_storm_process();
@@ -310,8 +305,7 @@ fn sigkill_of_the_workload_leaves_sclc_running() {
 
 #[test]
 fn sigkill_of_sclc_frees_its_programs_and_a_second_run_works() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     let mut child = sclc_run(&["--interval", "200ms", "--format", "json"]).stdout(Stdio::piped()).spawn().expect("sclc starts");
@@ -356,8 +350,7 @@ fn run_with_setpriv(setpriv: &[&str]) -> Option<std::process::Output> {
 
 #[test]
 fn not_root_is_an_environment_error() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     // 65534 is `nobody` on Debian, Fedora and Arch; setpriv needs no passwd entry for it.
@@ -370,8 +363,7 @@ fn not_root_is_an_environment_error() {
 
 #[test]
 fn root_without_capabilities_is_an_environment_error() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     // Root, but with an empty bounding set the exec grants no capabilities.
@@ -383,8 +375,7 @@ fn root_without_capabilities_is_an_environment_error() {
 
 #[test]
 fn a_zero_memlock_limit_does_not_matter() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     // libbpf >= 1.0 raises RLIMIT_MEMLOCK only on kernels that still charge BPF memory to
@@ -429,8 +420,7 @@ fn run_over_a_storm(args: &[&str]) -> String {
 /// form has (contentions per lock, the per-kind summary).
 #[test]
 fn csv_has_one_cell_a_line() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     let csv = run_over_a_storm(&["--duration", "2s", "--interval", "1s", "--format", "csv"]);
@@ -453,8 +443,7 @@ fn csv_has_one_cell_a_line() {
 /// the per-kind table shows a count and percentiles without `--hist`.
 #[test]
 fn tables_show_times_in_units_and_the_per_kind_summary() {
-    if let Err(e) = scl_loader::check_support() {
-        eprintln!("SKIPPED (kernel): {e}");
+    if !scl_loader::kernel_tests_can_run() {
         return;
     }
     let text = run_over_a_storm(&["--duration", "2s", "--interval", "5s"]);
