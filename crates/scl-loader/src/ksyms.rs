@@ -122,9 +122,84 @@ impl Ksyms {
     }
 }
 
+/// Why a name does not give one static lock's address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockSymbolError {
+    /// `/proc/kallsyms` could not be read.
+    Unreadable(String),
+    /// No data symbol (`d`, `D`, `b`, `B`) has that name.
+    NotFound,
+    /// kallsyms shows zeros for it: the reader lacks the right (`kernel.kptr_restrict`).
+    Hidden,
+    /// Several data symbols have that name (file-local statics of different files).
+    Ambiguous(usize),
+}
+
+impl std::fmt::Display for LockSymbolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockSymbolError::Unreadable(e) => write!(f, "cannot read /proc/kallsyms: {e}"),
+            LockSymbolError::NotFound => f.write_str("no kernel data symbol of that name in /proc/kallsyms"),
+            LockSymbolError::Hidden => f.write_str("/proc/kallsyms hides addresses from this user (kernel.kptr_restrict)"),
+            LockSymbolError::Ambiguous(n) => write!(f, "{n} kernel data symbols have that name"),
+        }
+    }
+}
+
+/// The address of the static lock `name` in the text of a `/proc/kallsyms`: the one data
+/// symbol (`d`, `D`, `b`, `B`; modules' too) of that name. A lock is data, so a function of
+/// the same name does not count; two statics of one name (in different files) are refused,
+/// not guessed between. The one resolver of `sclc load --lock`, `sclc run --lock` and
+/// `sclc record --lock`.
+pub fn lock_symbol(kallsyms: &str, name: &str) -> Result<u64, LockSymbolError> {
+    let found: Vec<u64> = kallsyms
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
+            let kind = parts.next()?;
+            (parts.next()? == name && matches!(kind, "d" | "D" | "b" | "B")).then_some(addr)
+        })
+        .collect();
+    match found[..] {
+        [] => Err(LockSymbolError::NotFound),
+        [0, ..] => Err(LockSymbolError::Hidden),
+        [a] => Ok(a),
+        _ => Err(LockSymbolError::Ambiguous(found.len())),
+    }
+}
+
+/// [`lock_symbol`] in the running kernel's `/proc/kallsyms`.
+pub fn find_lock(name: &str) -> Result<u64, LockSymbolError> {
+    let text = std::fs::read_to_string("/proc/kallsyms").map_err(|e| LockSymbolError::Unreadable(e.to_string()))?;
+    lock_symbol(&text, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lock's symbol is its one data symbol: functions do not count, hidden addresses and
+    /// names two statics share are refused.
+    #[test]
+    fn lock_symbols_resolve_to_one_data_symbol() {
+        let text = "ffffffff82000000 D static_lock\nffffffff81000000 T static_lock\n\
+                    ffffffff82000100 b twice\nffffffff82000200 b twice\n\
+                    ffffffffc0002000 d mod_lock\t[scl_storm]\n0000000000000000 D hidden_lock\n\
+                    ffffffff81001000 T do_work\n";
+        let cases: &[(&str, Result<u64, LockSymbolError>)] = &[
+            ("static_lock", Ok(0xffff_ffff_8200_0000)),
+            ("mod_lock", Ok(0xffff_ffff_c000_2000)),
+            ("twice", Err(LockSymbolError::Ambiguous(2))),
+            ("hidden_lock", Err(LockSymbolError::Hidden)),
+            ("do_work", Err(LockSymbolError::NotFound)),
+            ("nothing", Err(LockSymbolError::NotFound)),
+            ("", Err(LockSymbolError::NotFound)),
+        ];
+        for (name, want) in cases {
+            assert_eq!(&lock_symbol(text, name), want, "{name}");
+        }
+    }
 
     const KALLSYMS: &str = "\
 ffffffff81000000 T _stext

@@ -262,7 +262,10 @@ fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), S
     for l in &args.locks {
         locks.push(match kmod::parse_addr(l) {
             Some(a) => (a, String::new()),
-            None => (resolve_symbol(l)?, l.clone()),
+            None => match scl_loader::ksyms::find_lock(l) {
+                Ok(a) => (a, l.clone()),
+                Err(e) => return Err(format!("--lock {l}: {e}\n  help: give a static lock's symbol (`rtnl_mutex`) or its address (0x...)")),
+            },
         });
     }
     let already = module.locks().map_err(|e| e.to_string())?;
@@ -270,26 +273,6 @@ fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), S
         return Err("name the locks the policy governs with `--lock SYMBOL|ADDR`: the module never applies a policy to every lock of the machine".into());
     }
     Ok((module, locks))
-}
-
-/// A kernel data symbol's address, from /proc/kallsyms (module symbols too).
-fn resolve_symbol(name: &str) -> Result<u64, String> {
-    let text = std::fs::read_to_string("/proc/kallsyms").map_err(|e| format!("cannot read /proc/kallsyms to find `{name}`: {e}"))?;
-    let found: Vec<u64> = text
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
-            let kind = parts.next()?;
-            (parts.next()? == name && matches!(kind, "d" | "D" | "b" | "B")).then_some(addr)
-        })
-        .collect();
-    match found[..] {
-        [] => Err(format!("no kernel data symbol `{name}` in /proc/kallsyms: give a lock's symbol or its address (0x...)")),
-        [0] => Err(format!("/proc/kallsyms hides the address of `{name}`: run as root (kernel.kptr_restrict)")),
-        [a] => Ok(a),
-        _ => Err(format!("`{name}` names {} kernel symbols: give the lock's address instead", found.len())),
-    }
 }
 
 /// Governs `locks` and activates the pinned policy `name`; undoes both on failure.

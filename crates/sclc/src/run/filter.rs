@@ -127,32 +127,23 @@ pub fn lock_type(name: &str) -> Result<&'static [u32], String> {
 
 /// The address `--lock` means: hexadecimal with `0x`, else a kernel symbol (then bare
 /// hexadecimal digits).
-fn lock_address(text: &str, symbols: &mut Option<Vec<(String, u64)>>) -> Result<u64, String> {
+fn lock_address(text: &str, kallsyms: &mut Option<String>) -> Result<u64, String> {
+    use scl_loader::ksyms::{lock_symbol, LockSymbolError};
     let t = text.trim();
     if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         return u64::from_str_radix(hex, 16).map_err(|_| format!("--lock {t}: not a hexadecimal address"));
     }
-    let syms = symbols.get_or_insert_with(|| {
-        let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        text.lines()
-            .filter_map(|l| {
-                let mut parts = l.split_whitespace();
-                let addr = u64::from_str_radix(parts.next()?, 16).ok()?;
-                let _kind = parts.next()?;
-                Some((parts.next()?.to_string(), addr))
-            })
-            .collect()
-    });
-    if let Some((_, addr)) = syms.iter().find(|(n, _)| n == t) {
-        if *addr == 0 {
-            return Err(format!("--lock {t}: /proc/kallsyms hides addresses from this user\n  help: run as root, or give the address"));
+    let syms = kallsyms.get_or_insert_with(|| std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+    match lock_symbol(syms, t) {
+        Ok(addr) => Ok(addr),
+        // Bare hex digits that name no symbol are an address.
+        Err(LockSymbolError::NotFound) if !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit()) => {
+            u64::from_str_radix(t, 16).map_err(|_| format!("--lock {t}: not a hexadecimal address"))
         }
-        return Ok(*addr);
+        Err(LockSymbolError::Hidden) => Err(format!("--lock {t}: /proc/kallsyms hides addresses from this user\n  help: run as root, or give the address")),
+        Err(e @ LockSymbolError::Ambiguous(_)) => Err(format!("--lock {t}: {e}\n  help: give the lock's address (`0xffff888100a3c2d0`)")),
+        Err(_) => Err(format!("--lock {t}: no kernel symbol of that name in /proc/kallsyms\n  help: give a static lock's symbol (`rtnl_mutex`) or an address (`0xffff888100a3c2d0`)")),
     }
-    if !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit()) {
-        return u64::from_str_radix(t, 16).map_err(|_| format!("--lock {t}: not a hexadecimal address"));
-    }
-    Err(format!("--lock {t}: no kernel symbol of that name in /proc/kallsyms\n  help: give a static lock's symbol (`rtnl_mutex`) or an address (`0xffff888100a3c2d0`)"))
 }
 
 /// The mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo.
