@@ -1,7 +1,7 @@
 //! The BPF back end: from an IR function to BPF instructions, and back to text.
 //!
 //! [`compile`] selects instructions and allocates registers for one program (see
-//! `emit.rs` for how) and cleans up the result (`peephole/`); [`insn`] encodes
+//! `emit/` for how) and cleans up the result (`peephole/`); [`insn`] encodes
 //! instructions and disassembles them in the kernel's
 //! notation for `sclc build --emit asm`. The result carries the relocations the object
 //! writer turns into ELF relocations, and the source position of each instruction for
