@@ -5,13 +5,15 @@
 //! call of the stock `contended` and `contention_end` hooks, compiled here with the filters
 //! of `sclc run` (`run/filter.rs`) and a `-- CMD`'s cgroup (`run/workload.rs`). This module
 //! reads the ring buffer ([`scl_loader::Ring`]), pairs each end with its thread's open
-//! wait on that lock (an end without one, of a wait that began before the recording, is
-//! dropped and counted), puts the records in timestamp order (records from several CPUs
+//! wait on that lock (an end without one, of a wait that began before the recording or
+//! whose beginning was lost, is dropped and counted), puts the records in timestamp order (records from several CPUs
 //! reach the ring buffer up to a few microseconds out of order; a 50 ms window sorts them),
 //! and streams them into [`scl_trace::format::Writer`]. It stops at `--duration`,
 //! `--max-events`, `--max-size`, Ctrl-C or SIGTERM, or when CMD exits; then detaches,
 //! drains the ring buffer, and counts as lost what the recorder's per-CPU call counter
-//! says was sent minus what arrived (records the full ring buffer refused).
+//! says was sent minus what arrived (records the full ring buffer refused), plus the
+//! programs' recursion misses (an event in an interrupt that came while the recorder's
+//! program ran on that CPU: the kernel does not run a tracing program inside another).
 //!
 //! Output: `-o FILE` is written to a temporary file beside it (`.FILE.PID.partial`) and
 //! renamed into place at the end, so a killed recording never leaves half a trace under
@@ -535,14 +537,15 @@ pub fn run(args: RecordArgs) -> Status {
             break Stop::Command;
         }
     };
+    // Detach, let programs already running finish, then take what is left: the recording
+    // ends after the last event that can arrive.
+    loaded.detach_all();
+    std::thread::sleep(Duration::from_millis(20));
     let end_ns = monotonic_ns();
     let elapsed = started.elapsed();
     if let Some(c) = child.as_mut() {
         command_status = Some(workload::describe(&args.command, c.id(), workload::finish(c)));
     }
-    // Detach, let programs already running finish, then take what is left.
-    loaded.detach_all();
-    std::thread::sleep(Duration::from_millis(20));
     let _ = ring.consume();
     for r in inbox.borrow_mut().drain(..) {
         if let Some(e) = pairing.event(r) {
@@ -564,7 +567,11 @@ pub fn run(args: RecordArgs) -> Status {
         .map(|v| v.chunks(8).map(|c| c.iter().rev().fold(0u64, |a, b| (a << 8) | u64::from(*b))).sum())
         .unwrap_or(0);
     let received = *received.borrow();
-    let lost = calls.saturating_sub(received);
+    // A program does not run while a tracing program runs on its CPU (a lock contended in
+    // an interrupt that came during the recorder's own program): the kernel counts those.
+    let missed: u64 = loaded.programs().iter().filter_map(|p| loaded.info(p).ok()).map(|i| i.recursion_misses).sum();
+    let dropped = calls.saturating_sub(received);
+    let lost = dropped + missed;
     drop(ring);
     drop(loaded);
     if let Some(e) = poll_error {
@@ -616,6 +623,8 @@ pub fn run(args: RecordArgs) -> Status {
         threads,
         elapsed,
         lost,
+        dropped,
+        missed,
         unpaired,
         size,
         stats: &pairing.locks,
@@ -677,6 +686,8 @@ struct Summary<'a> {
     threads: u64,
     elapsed: Duration,
     lost: u64,
+    dropped: u64,
+    missed: u64,
     unpaired: u64,
     size: u64,
     stats: &'a HashMap<u64, LockStat>,
@@ -721,10 +732,14 @@ impl Summary<'_> {
             self.per_event()
         );
         if self.lost > 0 {
-            let _ = writeln!(s, "  note: {} events were lost: the ring buffer was full (the trace has gaps)", self.lost);
+            let _ = writeln!(
+                s,
+                "  note: {} events were lost ({} with the ring buffer full, {} while a tracing program already ran on that CPU); the trace has gaps there",
+                self.lost, self.dropped, self.missed
+            );
         }
         if self.unpaired > 0 {
-            let _ = writeln!(s, "  {} ends of waits that began before the recording were left out", self.unpaired);
+            let _ = writeln!(s, "  {} ends of waits without their beginning (begun before the recording, or lost) were left out", self.unpaired);
         }
         let hot = self.hottest();
         if !hot.is_empty() {
@@ -768,6 +783,8 @@ impl Summary<'_> {
             "threads": self.threads,
             "duration_s": self.elapsed.as_secs_f64(),
             "lost": self.lost,
+            "lost_ring_full": self.dropped,
+            "lost_recursion": self.missed,
             "unpaired_ends": self.unpaired,
             "bytes": self.size,
             "bytes_per_event": self.per_event(),
