@@ -136,6 +136,7 @@ impl Sink {
                 // A device, FIFO or symlink: written in place, as a shell's `>` would.
                 let f = std::fs::OpenOptions::new()
                     .write(true)
+                    .create(true)
                     .truncate(true)
                     .open(path)
                     .map_err(|e| format!("-o {shown}: cannot open it: {e}"))?;
@@ -179,6 +180,15 @@ impl Sink {
         if let Sink::File { tmp: Some(tmp), .. } = self {
             let _ = std::fs::remove_file(tmp);
         }
+    }
+
+    /// True when the file is standard output itself (the same open file's device and
+    /// inode).
+    fn is_stdout(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let Sink::File { f, .. } = self else { return true };
+        let (Ok(mine), Ok(out)) = (f.metadata(), std::fs::metadata("/proc/self/fd/1")) else { return false };
+        mine.dev() == out.dev() && mine.ino() == out.ino()
     }
 
     fn describe(&self, path: &Path) -> String {
@@ -260,6 +270,9 @@ struct Pairing {
     locks: HashMap<u64, LockStat>,
     threads: HashMap<u32, ()>,
     unpaired_ends: u64,
+    /// Second beginnings of a wait already open on the same lock (a mutex that stopped
+    /// spinning to sleep), left out.
+    merged_begins: u64,
     comms: tasks::Comms,
     comm_list: Vec<(u32, String)>,
 }
@@ -276,6 +289,13 @@ impl Pairing {
         if what == 0 {
             let class = (r.info >> 8) & 0xff;
             let stack = self.open.entry(r.tid).or_default();
+            // A mutex reports its wait twice: `contention_begin` before it spins
+            // optimistically and again before it sleeps, with one `contention_end`. The
+            // wait began at the first, as perf and `sclc run` count it.
+            if stack.last().is_some_and(|(l, _, _)| *l == r.lock) {
+                self.merged_begins += 1;
+                return None;
+            }
             if stack.len() >= MAX_NESTED {
                 stack.remove(0);
             }
@@ -412,7 +432,8 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::Usage;
         }
     };
-    let to_stdout = matches!(sink, Sink::Stdout(_));
+    // The trace on stdout (`-o -`, or `-o /dev/stdout` and the like): the summary on stderr.
+    let to_stdout = matches!(sink, Sink::Stdout(_)) || sink.is_stdout();
     let target = sink.describe(&args.output);
     let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
         Ok(l) => l,
@@ -631,6 +652,7 @@ pub fn run(args: RecordArgs) -> Status {
         dropped,
         missed,
         unpaired,
+        merged: pairing.merged_begins,
         size,
         stats: &pairing.locks,
         names: &names,
@@ -694,6 +716,7 @@ struct Summary<'a> {
     dropped: u64,
     missed: u64,
     unpaired: u64,
+    merged: u64,
     size: u64,
     stats: &'a HashMap<u64, LockStat>,
     names: &'a HashMap<u64, String>,
@@ -791,6 +814,7 @@ impl Summary<'_> {
             "lost_ring_full": self.dropped,
             "lost_recursion": self.missed,
             "unpaired_ends": self.unpaired,
+            "merged_begins": self.merged,
             "bytes": self.size,
             "bytes_per_event": self.per_event(),
             "hottest": hot,
@@ -835,6 +859,9 @@ mod tests {
         assert!(p.event(rec(1, 0xa, 7, 1)).is_none());
         let b = p.event(rec(2, 0xa, 7, 1 << 8)).unwrap();
         assert_eq!((b.kind, b.flags, b.lock_kind), (EventKind::ContentionBegin, 32, 1));
+        // The mutex stops spinning and sleeps: one wait, from its first beginning.
+        assert!(p.event(rec(2, 0xa, 7, 1 << 8)).is_none());
+        assert_eq!(p.merged_begins, 1);
         // Nested: the mutex's wait_lock.
         p.event(rec(3, 0xb, 7, 0)).unwrap();
         let e = p.event(rec(4, 0xb, 7, 1)).unwrap();
