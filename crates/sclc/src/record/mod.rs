@@ -34,8 +34,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The recorder policy's source.
@@ -376,21 +375,10 @@ impl Stop {
 
 /// Runs `sclc record`.
 pub fn run(args: RecordArgs) -> Status {
-    if !args.command.is_empty() && !args.filter.cgroups.is_empty() {
-        errln!("sclc: error: --cgroup and a command after `--` both choose the tasks to record\n  help: give one of them (the command runs in a cgroup of its own)");
-        return Status::Usage;
-    }
     if args.max_events == Some(0) || args.max_size == Some(0) {
         errln!("sclc: error: --max-events and --max-size must be at least 1");
         return Status::Usage;
     }
-    let mut filter = match args.filter.to_filter() {
-        Ok(f) => f,
-        Err(msg) => {
-            errln!("sclc: error: {msg}");
-            return Status::Usage;
-        }
-    };
     let topology = match Topology::from_host() {
         Ok(t) => t,
         Err(e) => {
@@ -398,19 +386,9 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::Usage;
         }
     };
-    let cgroup = if args.command.is_empty() {
-        None
-    } else {
-        match workload::Cgroup::create() {
-            Ok(cg) => {
-                filter.cgroups = vec![cg.id];
-                Some(cg)
-            }
-            Err(e) => {
-                errln!("sclc: warning: {e}; `{}` runs without a filter to its processes (every task's locks are recorded)", args.command[0]);
-                None
-            }
-        }
+    let (filter, cgroup) = match crate::run::filter_for(&args.filter, &args.command, "record", "recorded") {
+        Ok(f) => f,
+        Err(status) => return status,
     };
     let mut files = Files::new();
     let id = files.add("<sclc record>/recorder.scl".to_string(), RECORDER.to_string());
@@ -471,13 +449,7 @@ pub fn run(args: RecordArgs) -> Status {
         errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
         return Status::Usage;
     }
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    {
-        let stop_flag = stop_flag.clone();
-        if let Err(e) = ctrlc::set_handler(move || stop_flag.store(true, Ordering::SeqCst)) {
-            errln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
-        }
-    }
+    let stop_flag = crate::run::stop_on_signal();
     let mut child = match args.command.is_empty() {
         true => None,
         false => match workload::spawn(&args.command, cgroup.as_ref()) {
