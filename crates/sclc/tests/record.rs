@@ -523,3 +523,36 @@ fn output_paths_keep_what_is_there() {
     left.retain(|n| n.ends_with(".partial"));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Without root or without capabilities: an environment error (2) that says what is
+/// missing, and no output file.
+#[test]
+fn no_privilege_is_an_environment_error() {
+    if !kernel() {
+        return;
+    }
+    let dir = TempDir::new("priv");
+    let path = dir.file("t.trace");
+    for (setpriv, want) in [
+        (&["--reuid=65534", "--regid=65534", "--clear-groups"][..], "not running as root"),
+        (&["--inh-caps=-all", "--bounding-set=-all"][..], "Operation not permitted"),
+    ] {
+        let out = match Command::new("setpriv")
+            .args(setpriv)
+            .arg(env!("CARGO_BIN_EXE_sclc"))
+            .args(["record", "-o", path.to_str().unwrap(), "--duration", "1s"])
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("SKIPPED (setpriv): cannot run util-linux's setpriv: {e}");
+                return;
+            }
+        };
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want) && err.contains("CAP_BPF"), "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(dir.listing(), Vec::<String>::new(), "nothing written");
+    }
+}

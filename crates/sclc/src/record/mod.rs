@@ -403,6 +403,11 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::PolicyErrors;
         }
     };
+    // Loaded before the output is opened: without BPF nothing is written.
+    let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
+        Ok(l) => l,
+        Err(status) => return status,
+    };
     let sink = match Sink::open(&args.output) {
         Ok(s) => s,
         Err(msg) => {
@@ -413,13 +418,6 @@ pub fn run(args: RecordArgs) -> Status {
     // The trace on stdout (`-o -`, or `-o /dev/stdout` and the like): the summary on stderr.
     let to_stdout = matches!(sink, Sink::Stdout(_)) || sink.is_stdout();
     let target = sink.describe(&args.output);
-    let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
-        Ok(l) => l,
-        Err(status) => {
-            sink.abandon();
-            return status;
-        }
-    };
     let inbox: Rc<RefCell<Vec<Rec>>> = Rc::default();
     let received = Rc::new(RefCell::new(0u64));
     let ring = {
