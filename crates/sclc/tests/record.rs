@@ -6,7 +6,8 @@
 //! timestamps in order inside the recording), the filters keep only what they name, the
 //! bounds stop the recording, `-- CMD` stops with the command, and hostile outputs (a
 //! directory, a full disk, a closed pipe, a killed recording) get clear errors and never a
-//! half trace under the name asked for.
+//! half trace under the name asked for. Also the loader's ring-buffer reader on its own, and
+//! the privilege errors.
 //!
 //! The tests take turns (one lock): each one's storm must be the only one in this process.
 
@@ -555,4 +556,46 @@ fn no_privilege_is_an_environment_error() {
         assert!(out.stdout.is_empty());
         assert_eq!(dir.listing(), Vec::<String>::new(), "nothing written");
     }
+}
+
+/// `scl_loader::Ring` on its own: a ring-buffer policy (tests/run/ringbuf_emit.scl) run
+/// twice through BPF_PROG_TEST_RUN sends two records, which the reader hands over in order
+/// with the values the programs saw.
+#[test]
+fn the_ring_reader_gets_every_record_in_order() {
+    if !kernel() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("tests/run/ringbuf_emit.scl")).expect("the policy");
+    let mut files = scl_diagnostics::Files::new();
+    let id = files.add("ringbuf_emit.scl".to_string(), text);
+    let out = scl_driver::compile(&mut files, id, scl_catalogue::Target::Syncord).expect("compiles");
+    let mut loaded = scl_loader::load("t_ring", &out.object, &[]).expect("loads");
+    let got: std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>> = Default::default();
+    let ring = {
+        let got = got.clone();
+        loaded
+            .ring("events", move |b| {
+                got.borrow_mut().push(b.to_vec());
+                0
+            })
+            .expect("a reader")
+    };
+    ring.consume().expect("nothing yet");
+    assert!(got.borrow().is_empty());
+    for lock in [0x42u64, 0x43] {
+        let mut ctx = [0u8; 128];
+        ctx[..8].copy_from_slice(&lock.to_le_bytes());
+        ctx[24..28].copy_from_slice(&9u32.to_le_bytes());
+        loaded.test_run("acquired", &mut ctx).expect("runs");
+    }
+    ring.poll(Duration::from_millis(100)).expect("polls");
+    let got = got.borrow();
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (rec, lock) in got.iter().zip([0x42u64, 0x43]) {
+        assert_eq!(u64::from_le_bytes(rec[..8].try_into().unwrap()), lock);
+        assert_eq!(u32::from_le_bytes(rec[8..12].try_into().unwrap()), 9);
+    }
+    assert!(loaded.ring("no_such_map", |_| 0).is_err());
 }
