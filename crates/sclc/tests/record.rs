@@ -599,3 +599,37 @@ fn the_ring_reader_gets_every_record_in_order() {
     }
     assert!(loaded.ring("no_such_map", |_| 0).is_err());
 }
+
+/// A file system that fills up during the recording: status 2 with the reason, and neither
+/// the trace nor its temporary file left (a tmpfs of 8 KiB the test mounts).
+#[test]
+fn a_full_disk_leaves_nothing_behind() {
+    if !kernel() {
+        return;
+    }
+    let _turn = turn();
+    let dir = TempDir::new("enospc");
+    let mnt = dir.file("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8k", "tmpfs"]).arg(&mnt).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED (mount): cannot mount a tmpfs at {}", mnt.display());
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let storm = Storm::start();
+    let pid = std::process::id().to_string();
+    let out = sclc(&["record", "-o", mnt.join("t.trace").to_str().unwrap(), "--duration", "5s", "--pid", &pid]);
+    drop(storm);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("No space left on device") && err.contains("no trace was written"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&mnt).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

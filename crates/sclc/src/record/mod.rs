@@ -439,9 +439,19 @@ pub fn run(args: RecordArgs) -> Status {
         }
     };
     let start_ns = monotonic_ns();
+    let tmp = match &sink {
+        Sink::File { tmp, .. } => tmp.clone(),
+        Sink::Stdout(_) => None,
+    };
     let mut writer = match Writer::new(sink, &topology, start_ns) {
         Ok(w) => w,
-        Err(e) => return write_failed(&target, &e, None),
+        Err(e) => {
+            // The writer dropped the file with itself: remove what it left.
+            if let Some(tmp) = tmp {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return write_failed(&target, &e, None);
+        }
     };
     if let Err(e) = loaded.attach_all() {
         errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
@@ -594,6 +604,9 @@ pub fn run(args: RecordArgs) -> Status {
         None => match writer.finish(end_ns, lost, &lock_names, &comms) {
             Ok(s) => s,
             Err(e) => {
+                if let Some(tmp) = &tmp {
+                    let _ = std::fs::remove_file(tmp);
+                }
                 let status = write_failed(&target, &e, None);
                 report_command(&command_status);
                 drop(cgroup);
