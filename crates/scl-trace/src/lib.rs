@@ -14,6 +14,9 @@
 
 use serde::Serialize;
 
+pub mod format;
+pub mod topology;
+
 /// The machine a trace was recorded on, read from sysfs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Topology {
