@@ -12,6 +12,8 @@
 
 #![deny(missing_docs)]
 
+pub mod fit;
+
 use serde::Serialize;
 
 /// The machine a trace was recorded on, read from sysfs.
