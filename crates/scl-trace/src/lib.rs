@@ -16,6 +16,9 @@ pub mod fit;
 
 use serde::Serialize;
 
+pub mod format;
+pub mod topology;
+
 /// The machine a trace was recorded on, read from sysfs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Topology {
