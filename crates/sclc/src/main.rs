@@ -17,6 +17,7 @@ mod deploy;
 mod explain;
 mod lsp;
 mod run;
+mod replay;
 mod sim;
 mod source;
 
