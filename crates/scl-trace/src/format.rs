@@ -200,6 +200,12 @@ impl<W: Write> Writer<W> {
         self.threads.len() as u64
     }
 
+    /// Gives up: returns the underlying writer without writing the buffered bytes or the
+    /// trailer (what it holds is not a trace; the caller removes it).
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+
     /// Writes the end tag and the trailer, flushes, and returns the underlying writer.
     pub fn finish(
         mut self,
