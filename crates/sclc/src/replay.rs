@@ -163,14 +163,7 @@ fn pick(locks: &[LockSummary], want: Option<&str>, path: &Path) -> Result<u64, S
     const SHOWN: usize = 20;
     let mut msg = format!("--lock `{want}`: the trace `{}` has no such lock; its locks, hottest first:", path.display());
     for l in locks.iter().take(SHOWN) {
-        let _ = write!(
-            msg,
-            "\n  {:#x}  {:<8} {:>8} waits  {}",
-            l.addr,
-            fit::kind_name(l.kind),
-            l.waits,
-            l.name.as_deref().unwrap_or("-")
-        );
+        let _ = write!(msg, "\n  {:#x}  {:<8} {:>8} waits  {}", l.addr, fit::kind_name(l.kind), l.waits, l.name.as_deref().unwrap_or("-"));
     }
     if locks.len() > SHOWN {
         let _ = write!(msg, "\n  ... and {} more", locks.len() - SHOWN);
@@ -214,7 +207,11 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
         .map_err(|e| usage(format!("{}: cannot replay lock {label}: {e}", path.display())))?;
     for &i in &args.critical {
         let n = r.workload.threads.len();
-        let t = r.workload.threads.get_mut(i as usize).ok_or_else(|| usage(format!("--critical {i}: the replay has {n} threads (0..{})", n - 1)))?;
+        let t = r
+            .workload
+            .threads
+            .get_mut(i as usize)
+            .ok_or_else(|| usage(format!("--critical {i}: the replay has {n} threads (0..{})", n - 1)))?;
         t.latency_critical = true;
     }
     let main = compile(&args.file, args.color.enabled())?;
@@ -264,7 +261,7 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
                 model.failed_waits,
                 if model.exact { "module hooks: exact" } else { "stock tracepoints: inferred" }
             );
-            let _ = writeln!(t, "fit:      critical section {}", samples_text(&model.cs));
+            let _ = writeln!(t, "fit:      critical section {}; {}", samples_text(&model.cs), model.cs_rule.describe());
             let _ = writeln!(t, "          think time {}", samples_text(&model.think));
             let _ = writeln!(t, "machine:  {}", cfg.machine.describe());
             let _ = writeln!(t, "workload: {}", cfg.workload.describe());
@@ -327,6 +324,7 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
                     "read_share": model.read_share,
                     "wait": samples_json(&model.wait),
                     "cs": samples_json(&model.cs),
+                    "cs_rule": model.cs_rule,
                     "think": samples_json(&model.think),
                     "threads": threads,
                 },
@@ -369,12 +367,7 @@ fn fit_table(rec: &Side, sim: &Side) -> String {
         ("wait p99", t(rec.p99), t(sim.p99), r(rec.p99 as f64, sim.p99 as f64)),
         ("contention rate (waits/s)", format!("{:.0}", rec.rate), format!("{:.0}", sim.rate), r(rec.rate, sim.rate)),
         ("hand-offs (waits completed)", rec.waits.to_string(), sim.waits.to_string(), "-".into()),
-        (
-            "local hand-off share",
-            share(rec.local),
-            share(sim.local),
-            rec.local.zip(sim.local).map_or_else(|| "-".into(), |(a, b)| r(a, b)),
-        ),
+        ("local hand-off share", share(rec.local), share(sim.local), rec.local.zip(sim.local).map_or_else(|| "-".into(), |(a, b)| r(a, b))),
     ];
     let mut out = format!("{:<28}  {:>10}  {:>14}  {:>7}\n", "FIFO replay vs trace", "recorded", "simulated FIFO", "ratio");
     for (label, a, b, c) in rows {

@@ -60,7 +60,8 @@ fn storm() -> Trace {
     .unwrap();
     for i in 0..3u64 {
         let ts = base + 1_000 + i * 100_000;
-        let e = Event { ts, kind: EventKind::ContentionBegin, lock: COLD, flags: LCB_F_SPIN, lock_kind: 0, ok: true, tid: 7, pid: 7, cpu: 0 };
+        let e =
+            Event { ts, kind: EventKind::ContentionBegin, lock: COLD, flags: LCB_F_SPIN, lock_kind: 0, ok: true, tid: 7, pid: 7, cpu: 0 };
         events.push(e);
         events.push(Event { ts: ts + 500, kind: EventKind::ContentionEnd, flags: 0, ..e });
     }
