@@ -169,3 +169,56 @@ fn module_hooks_give_exact_critical_sections() {
     assert_eq!(m.cs.quantile(0.99), fit::quantise(3_000));
     assert_eq!(m.waits, truth.contended_wait.count);
 }
+
+/// The recorded machine: nodes of unequal size, threads that shared a CPU, a CPU the
+/// topology does not know.
+#[test]
+fn recorded_threads_land_on_their_nodes() {
+    let samples = |v: u64| fit::Samples { values: vec![(v, 50)], count: 50, events_used: 100, share: 0.5 };
+    let thread = |tid: u32, cpu: u32| fit::ThreadModel {
+        tid,
+        pid: 1,
+        comm: None,
+        cpu,
+        node: 0,
+        migrations: 0,
+        events: 100,
+        waits: 50,
+        contention_rate: 1.0,
+        think: samples(2_000),
+    };
+    let model = fit::LockModel {
+        addr: 1,
+        name: None,
+        kind: 1,
+        read_share: None,
+        events: 400,
+        exact: false,
+        waits: 200,
+        failed_waits: 0,
+        total_wait_ns: 0,
+        contention_rate: 1.0,
+        local_handoff_share: Some(0.5),
+        wait: samples(1_000),
+        cs: samples(1_000),
+        cs_rule: fit::CsRule::Busy,
+        think: samples(2_000),
+        // Node 0 is CPUs 0-2, node 1 is CPU 4 (CPU 3 offline).
+        threads: vec![thread(10, 0), thread(11, 0), thread(12, 4), thread(13, 4), thread(14, 99)],
+    };
+    let place = |node| Some(CpuPlace { node, socket: node });
+    let topo = Topology { cpus: vec![place(0), place(0), place(0), None, place(1)] };
+    let r = replay::build(&model, &topo).unwrap();
+    // Node 1 needs a second core for thread 13; node 0 has three CPUs.
+    assert_eq!((r.machine.sockets, r.machine.cores_per_socket), (2, 3));
+    let cpus: Vec<(u32, u32)> = r.threads.iter().map(|t| (t.tid, t.cpu)).collect();
+    // Thread 11 moves to node 0's next free CPU, thread 13 to an added core of node 1,
+    // thread 14 (a CPU the topology does not know) to node 0's last free CPU.
+    assert_eq!(cpus, vec![(10, 0), (11, 1), (12, 3), (13, 4), (14, 2)]);
+    assert_eq!(r.workload.locks, LockImpl::Linux);
+    assert!(r.notes.iter().any(|n| n.contains("added to the node")), "{:?}", r.notes);
+    r.workload.validate(&r.machine).unwrap();
+    // No critical sections: refused with a reason.
+    let none = fit::LockModel { cs: fit::Samples::default(), ..model };
+    assert!(replay::build(&none, &topo).unwrap_err().0.contains("cannot be inferred"));
+}
