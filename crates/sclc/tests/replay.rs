@@ -77,8 +77,9 @@ fn storm() -> Trace {
     }
 }
 
-fn storm_file() -> PathBuf {
-    let p = scratch("storm.trace");
+/// The storm written to a file of its own for test `name` (the tests run in parallel).
+fn storm_file(name: &str) -> PathBuf {
+    let p = scratch(&format!("storm-{name}.trace"));
     let mut bytes = Vec::new();
     scl_trace::format::write(&mut bytes, &storm()).unwrap();
     std::fs::write(&p, bytes).unwrap();
@@ -92,7 +93,7 @@ fn json(out: &Output) -> serde_json::Value {
 
 #[test]
 fn table_fit_then_side_by_side() {
-    let trace = storm_file();
+    let trace = storm_file("table");
     let out = sclc(&["sim", "--replay", trace.to_str().unwrap(), "examples/numa_grouping.scl"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let t = text(&out.stdout);
@@ -128,7 +129,7 @@ fn table_fit_then_side_by_side() {
 
 #[test]
 fn json_shape() {
-    let trace = storm_file();
+    let trace = storm_file("json");
     let v = json(&sclc(&["sim", "--replay", trace.to_str().unwrap(), "examples/numa_grouping.scl", "--format", "json"]));
     assert_eq!(v["trace"]["locks"], 2);
     assert_eq!(v["trace"]["cpus"], 8);
@@ -170,7 +171,7 @@ fn json_shape() {
 
 #[test]
 fn lock_by_name_or_address_and_unknown_locks() {
-    let trace = storm_file();
+    let trace = storm_file("lock");
     let t = trace.to_str().unwrap();
     let by_name = json(&sclc(&["sim", "--replay", t, "--lock", "storm_mutex", "examples/numa_grouping.scl", "--format", "json"]));
     let by_addr = json(&sclc(&["sim", "--replay", t, "--lock", "0xffff888000001000", "examples/numa_grouping.scl", "--format", "json"]));
@@ -195,7 +196,7 @@ fn lock_by_name_or_address_and_unknown_locks() {
 
 #[test]
 fn bad_traces_are_clear_errors() {
-    let good = std::fs::read(storm_file()).unwrap();
+    let good = std::fs::read(storm_file("bad")).unwrap();
     let mut wrong_version = good.clone();
     // The version follows the 8-byte magic (docs/trace-format.md).
     wrong_version[8] = 99;
@@ -225,7 +226,7 @@ fn bad_traces_are_clear_errors() {
 
 #[test]
 fn options_that_make_no_sense_with_replay_are_refused() {
-    let trace = storm_file();
+    let trace = storm_file("options");
     let t = trace.to_str().unwrap();
     for (flag, value) in [("--machine", "2x8"), ("--workload", "w.toml"), ("--threads", "4"), ("--compare", "baseline")] {
         let out = sclc(&["sim", "--replay", t, flag, value, "examples/numa_grouping.scl"]);
