@@ -35,7 +35,7 @@ pub struct Replay {
     pub workload: Workload,
     /// Workload thread `i` is `threads[i]`.
     pub threads: Vec<ReplayThread>,
-    /// What was moved, left out or assumed.
+    /// What was moved, added or assumed.
     pub notes: Vec<String>,
 }
 

@@ -116,7 +116,7 @@ fn verdict(rec: &Side, sim: &Side) -> (Verdict, String) {
         );
     }
     let (Some(w), Some(r)) = (ratio(rec.p50 as f64, sim.p50 as f64), ratio(rec.rate, sim.rate)) else {
-        return (Verdict::Poor, "the FIFO replay had no contended wait to compare".into());
+        return (Verdict::Poor, "the FIFO replay had no contended wait, or the trace no duration, to compare".into());
     };
     let off = |x: f64| (x - 1.0).abs() * 100.0;
     let worst = |x: f64| x.max(1.0 / x);
@@ -161,7 +161,8 @@ fn pick(locks: &[LockSummary], want: Option<&str>, path: &Path) -> Result<u64, S
         return Ok(l.addr);
     }
     const SHOWN: usize = 20;
-    let mut msg = format!("--lock `{want}`: the trace `{}` has no such lock; its locks, hottest first:", path.display());
+    let kind = if ["spinlock", "mutex", "rwsem"].contains(&want) { " (with --replay, --lock names a lock, not a kind)" } else { "" };
+    let mut msg = format!("--lock `{want}`: the trace `{}` has no such lock{kind}; its locks, hottest first:", path.display());
     for l in locks.iter().take(SHOWN) {
         let _ = write!(msg, "\n  {:#x}  {:<8} {:>8} waits  {}", l.addr, fit::kind_name(l.kind), l.waits, l.name.as_deref().unwrap_or("-"));
     }

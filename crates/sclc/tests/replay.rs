@@ -188,6 +188,10 @@ fn lock_by_name_or_address_and_unknown_locks() {
     assert!(e.starts_with("sclc: error: --lock `nope`: the trace"), "{e}");
     let (hot, cold) = (e.find("storm_mutex").expect("hot listed"), e.find("cold_lock").expect("cold listed"));
     assert!(hot < cold, "{e}");
+    // A kind is not a lock.
+    let out = sclc(&["sim", "--replay", t, "--lock", "mutex", "examples/numa_grouping.scl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--lock names a lock, not a kind"), "{}", text(&out.stderr));
     // The policy must apply to the lock's kind.
     let out = sclc(&["sim", "--replay", t, "examples/bravo.scl"]);
     assert_eq!(out.status.code(), Some(2));
