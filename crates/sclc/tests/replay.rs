@@ -145,6 +145,9 @@ fn json_shape() {
         assert!(!rec[k].is_null() && !sim[k].is_null(), "fit.*.{k}: {v}");
     }
     assert_eq!(v["fit"]["verdict"], "good");
+    // The fitted think time already makes the replay contend as often as the trace.
+    assert!(v["fit"]["think_scale"].is_null(), "{}", v["fit"]);
+    assert!(v["fit"]["uncalibrated"]["wait_p50_ns"].is_u64());
     let r = v["fit"]["ratios"]["wait_p50"].as_f64().unwrap();
     assert!((0.75..=1.25).contains(&r), "wait median ratio {r}");
     let runs = v["runs"].as_array().unwrap();

@@ -12,8 +12,8 @@
 //! The contention rate is not asserted: on a small host the recorder and other tasks
 //! preempt the storm's threads, a thread then takes the lock uncontended for a while, and
 //! those invisible acquisitions make the fitted think time's tail long (it is an upper
-//! bound, docs/simulator.md), so the replay contends less often than the trace; the fit
-//! table reports it and its verdict says how far to trust a prediction.
+//! bound, docs/simulator.md), so the uncalibrated replay contends less often than the
+//! trace, and the calibrated one matches it by construction.
 
 use std::os::unix::fs::FileExt;
 use std::process::Command;
@@ -106,5 +106,8 @@ fn a_recorded_storm_replays_with_its_wait_median() {
     let sim = v["fit"]["simulated"]["wait_p50_ns"].as_f64().unwrap();
     assert!(v["fit"]["recorded"]["waits"].as_u64().unwrap() > 1000, "{}", v["fit"]);
     assert!((sim - rec).abs() <= 0.25 * rec, "wait median: replayed {sim} vs recorded {rec}: {}", v["fit"]);
+    // Before the think time's calibration too.
+    let raw = v["fit"]["uncalibrated"]["wait_p50_ns"].as_f64().unwrap();
+    assert!((raw - rec).abs() <= 0.25 * rec, "uncalibrated wait median: replayed {raw} vs recorded {rec}: {}", v["fit"]);
     assert!(v["fit"]["verdict"].is_string() && v["fit"]["simulated"]["waits"].as_u64().unwrap() > 0, "{}", v["fit"]);
 }
