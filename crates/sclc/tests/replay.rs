@@ -36,14 +36,14 @@ fn scratch(name: &str) -> PathBuf {
 /// A mutex storm of 8 threads on a 2x4 machine (known cs 10 us, think 30 us), recorded as
 /// the stock tracepoints show it, plus a few waits on a second, cold lock.
 fn storm() -> Trace {
+    storm_of(8, Dist::Uniform(20_000, 40_000))
+}
+
+/// `threads` threads of the storm, with think time `think`.
+fn storm_of(threads: u32, think: Dist) -> Trace {
     let machine = Machine::symmetric(2, 4);
-    let d = WorkloadDefaults {
-        lock: LockKind::Mutex,
-        cs: Dist::Uniform(8_000, 12_000),
-        think: Dist::Uniform(20_000, 40_000),
-        ..WorkloadDefaults::default()
-    };
-    let mut workload = Workload::uniform(&machine, 8, &d).unwrap();
+    let d = WorkloadDefaults { lock: LockKind::Mutex, cs: Dist::Uniform(8_000, 12_000), think, ..WorkloadDefaults::default() };
+    let mut workload = Workload::uniform(&machine, threads, &d).unwrap();
     workload.locks = LockImpl::Linux;
     let cfg = Config { machine: machine.clone(), workload, duration_ns: 20_000_000, seed: 5 };
     let mut events = Vec::new();
@@ -71,7 +71,7 @@ fn storm() -> Trace {
         start_ns: base,
         end_ns: base + cfg.duration_ns,
         lock_names: vec![(HOT, "storm_mutex".into()), (COLD, "cold_lock".into())],
-        comms: (0..8).map(|i| (FIRST_TID + i, format!("storm/{i}"))).collect(),
+        comms: (0..threads).map(|i| (FIRST_TID + i, format!("storm/{i}"))).collect(),
         lost: 0,
         events,
     }
@@ -245,4 +245,42 @@ fn options_that_make_no_sense_with_replay_are_refused() {
     let out = sclc(&["sim", "--lock", "storm_mutex", "examples/numa_grouping.scl"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("not a lock kind"), "{}", text(&out.stderr));
+}
+
+/// A trace whose think time is too long: two threads take turns, and two of every three
+/// waits of each are taken out, as if those acquisitions had been uncontended (invisible).
+/// The replay contends too little until the think time is calibrated down; `--no-calibrate`
+/// keeps it.
+#[test]
+fn think_time_is_calibrated_to_the_recorded_contention() {
+    let mut trace = storm_of(2, Dist::Uniform(1_000, 3_000));
+    let mut seen = std::collections::HashMap::new();
+    let mut keep = std::collections::HashMap::new();
+    trace.events.retain(|e| {
+        if e.lock != HOT {
+            return true;
+        }
+        if e.kind == EventKind::ContentionBegin {
+            let n = seen.entry(e.tid).or_insert(0u64);
+            *n += 1;
+            keep.insert(e.tid, *n % 3 == 0);
+        }
+        keep.get(&e.tid).copied().unwrap_or(false)
+    });
+    let p = scratch("thinned.trace");
+    let mut bytes = Vec::new();
+    scl_trace::format::write(&mut bytes, &trace).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    let t = p.to_str().unwrap();
+    let v = json(&sclc(&["sim", "--replay", t, "examples/numa_grouping.scl", "--format", "json"]));
+    let fit = &v["fit"];
+    let scale = fit["think_scale"].as_f64().unwrap_or_else(|| panic!("not calibrated: {fit}"));
+    assert!(scale > 0.0 && scale < 1.0, "{fit}");
+    let rate = |side: &str| fit[side]["contention_rate"].as_f64().unwrap();
+    assert!(rate("uncalibrated") < 0.75 * rate("recorded"), "{fit}");
+    assert!((rate("simulated") / rate("recorded") - 1.0).abs() <= 0.25, "{fit}");
+    assert!(fit["verdict_text"].as_str().unwrap().contains("think time calibrated"), "{fit}");
+    let raw = json(&sclc(&["sim", "--replay", t, "examples/numa_grouping.scl", "--format", "json", "--no-calibrate"]));
+    assert!(raw["fit"]["think_scale"].is_null());
+    assert_eq!(raw["fit"]["simulated"], fit["uncalibrated"]);
 }
