@@ -6,7 +6,8 @@
 //! timestamps in order inside the recording), the filters keep only what they name, the
 //! bounds stop the recording, `-- CMD` stops with the command, and hostile outputs (a
 //! directory, a full disk, a closed pipe, a killed recording) get clear errors and never a
-//! half trace under the name asked for.
+//! half trace under the name asked for. Also the loader's ring-buffer reader on its own, and
+//! the privilege errors.
 //!
 //! The tests take turns (one lock): each one's storm must be the only one in this process.
 
@@ -521,5 +522,114 @@ fn output_paths_keep_what_is_there() {
 
     let mut left = dir.listing();
     left.retain(|n| n.ends_with(".partial"));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Without root or without capabilities: an environment error (2) that says what is
+/// missing, and no output file.
+#[test]
+fn no_privilege_is_an_environment_error() {
+    if !kernel() {
+        return;
+    }
+    let dir = TempDir::new("priv");
+    let path = dir.file("t.trace");
+    for (setpriv, want) in [
+        (&["--reuid=65534", "--regid=65534", "--clear-groups"][..], "not running as root"),
+        (&["--inh-caps=-all", "--bounding-set=-all"][..], "Operation not permitted"),
+    ] {
+        let out = match Command::new("setpriv")
+            .args(setpriv)
+            .arg(env!("CARGO_BIN_EXE_sclc"))
+            .args(["record", "-o", path.to_str().unwrap(), "--duration", "1s"])
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("SKIPPED (setpriv): cannot run util-linux's setpriv: {e}");
+                return;
+            }
+        };
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want) && err.contains("CAP_BPF"), "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(dir.listing(), Vec::<String>::new(), "nothing written");
+    }
+}
+
+/// `scl_loader::Ring` on its own: a ring-buffer policy (tests/run/ringbuf_emit.scl) run
+/// twice through BPF_PROG_TEST_RUN sends two records, which the reader hands over in order
+/// with the values the programs saw.
+#[test]
+fn the_ring_reader_gets_every_record_in_order() {
+    if !kernel() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("tests/run/ringbuf_emit.scl")).expect("the policy");
+    let mut files = scl_diagnostics::Files::new();
+    let id = files.add("ringbuf_emit.scl".to_string(), text);
+    let out = scl_driver::compile(&mut files, id, scl_catalogue::Target::Syncord).expect("compiles");
+    let mut loaded = scl_loader::load("t_ring", &out.object, &[]).expect("loads");
+    let got: std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>> = Default::default();
+    let ring = {
+        let got = got.clone();
+        loaded
+            .ring("events", move |b| {
+                got.borrow_mut().push(b.to_vec());
+                0
+            })
+            .expect("a reader")
+    };
+    ring.consume().expect("nothing yet");
+    assert!(got.borrow().is_empty());
+    for lock in [0x42u64, 0x43] {
+        let mut ctx = [0u8; 128];
+        ctx[..8].copy_from_slice(&lock.to_le_bytes());
+        ctx[24..28].copy_from_slice(&9u32.to_le_bytes());
+        loaded.test_run("acquired", &mut ctx).expect("runs");
+    }
+    ring.poll(Duration::from_millis(100)).expect("polls");
+    let got = got.borrow();
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (rec, lock) in got.iter().zip([0x42u64, 0x43]) {
+        assert_eq!(u64::from_le_bytes(rec[..8].try_into().unwrap()), lock);
+        assert_eq!(u32::from_le_bytes(rec[8..12].try_into().unwrap()), 9);
+    }
+    assert!(loaded.ring("no_such_map", |_| 0).is_err());
+}
+
+/// A file system that fills up during the recording: status 2 with the reason, and neither
+/// the trace nor its temporary file left (a tmpfs of 8 KiB the test mounts).
+#[test]
+fn a_full_disk_leaves_nothing_behind() {
+    if !kernel() {
+        return;
+    }
+    let _turn = turn();
+    let dir = TempDir::new("enospc");
+    let mnt = dir.file("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8k", "tmpfs"]).arg(&mnt).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED (mount): cannot mount a tmpfs at {}", mnt.display());
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let storm = Storm::start();
+    let pid = std::process::id().to_string();
+    let out = sclc(&["record", "-o", mnt.join("t.trace").to_str().unwrap(), "--duration", "5s", "--pid", &pid]);
+    drop(storm);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("No space left on device") && err.contains("no trace was written"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&mnt).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -34,8 +34,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The recorder policy's source.
@@ -376,21 +375,10 @@ impl Stop {
 
 /// Runs `sclc record`.
 pub fn run(args: RecordArgs) -> Status {
-    if !args.command.is_empty() && !args.filter.cgroups.is_empty() {
-        errln!("sclc: error: --cgroup and a command after `--` both choose the tasks to record\n  help: give one of them (the command runs in a cgroup of its own)");
-        return Status::Usage;
-    }
     if args.max_events == Some(0) || args.max_size == Some(0) {
         errln!("sclc: error: --max-events and --max-size must be at least 1");
         return Status::Usage;
     }
-    let mut filter = match args.filter.to_filter() {
-        Ok(f) => f,
-        Err(msg) => {
-            errln!("sclc: error: {msg}");
-            return Status::Usage;
-        }
-    };
     let topology = match Topology::from_host() {
         Ok(t) => t,
         Err(e) => {
@@ -398,19 +386,9 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::Usage;
         }
     };
-    let cgroup = if args.command.is_empty() {
-        None
-    } else {
-        match workload::Cgroup::create() {
-            Ok(cg) => {
-                filter.cgroups = vec![cg.id];
-                Some(cg)
-            }
-            Err(e) => {
-                errln!("sclc: warning: {e}; `{}` runs without a filter to its processes (every task's locks are recorded)", args.command[0]);
-                None
-            }
-        }
+    let (filter, cgroup) = match crate::run::filter_for(&args.filter, &args.command, "record", "recorded") {
+        Ok(f) => f,
+        Err(status) => return status,
     };
     let mut files = Files::new();
     let id = files.add("<sclc record>/recorder.scl".to_string(), RECORDER.to_string());
@@ -425,6 +403,11 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::PolicyErrors;
         }
     };
+    // Loaded before the output is opened: without BPF nothing is written.
+    let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
+        Ok(l) => l,
+        Err(status) => return status,
+    };
     let sink = match Sink::open(&args.output) {
         Ok(s) => s,
         Err(msg) => {
@@ -435,13 +418,6 @@ pub fn run(args: RecordArgs) -> Status {
     // The trace on stdout (`-o -`, or `-o /dev/stdout` and the like): the summary on stderr.
     let to_stdout = matches!(sink, Sink::Stdout(_)) || sink.is_stdout();
     let target = sink.describe(&args.output);
-    let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
-        Ok(l) => l,
-        Err(status) => {
-            sink.abandon();
-            return status;
-        }
-    };
     let inbox: Rc<RefCell<Vec<Rec>>> = Rc::default();
     let received = Rc::new(RefCell::new(0u64));
     let ring = {
@@ -463,21 +439,25 @@ pub fn run(args: RecordArgs) -> Status {
         }
     };
     let start_ns = monotonic_ns();
+    let tmp = match &sink {
+        Sink::File { tmp, .. } => tmp.clone(),
+        Sink::Stdout(_) => None,
+    };
     let mut writer = match Writer::new(sink, &topology, start_ns) {
         Ok(w) => w,
-        Err(e) => return write_failed(&target, &e, None),
+        Err(e) => {
+            // The writer dropped the file with itself: remove what it left.
+            if let Some(tmp) = tmp {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return write_failed(&target, &e, None);
+        }
     };
     if let Err(e) = loaded.attach_all() {
         errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
         return Status::Usage;
     }
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    {
-        let stop_flag = stop_flag.clone();
-        if let Err(e) = ctrlc::set_handler(move || stop_flag.store(true, Ordering::SeqCst)) {
-            errln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
-        }
-    }
+    let stop_flag = crate::run::stop_on_signal();
     let mut child = match args.command.is_empty() {
         true => None,
         false => match workload::spawn(&args.command, cgroup.as_ref()) {
@@ -624,6 +604,9 @@ pub fn run(args: RecordArgs) -> Status {
         None => match writer.finish(end_ns, lost, &lock_names, &comms) {
             Ok(s) => s,
             Err(e) => {
+                if let Some(tmp) = &tmp {
+                    let _ = std::fs::remove_file(tmp);
+                }
                 let status = write_failed(&target, &e, None);
                 report_command(&command_status);
                 drop(cgroup);
