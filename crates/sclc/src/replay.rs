@@ -206,6 +206,12 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
     let label = lock_label(model.addr, model.name.as_deref());
     let mut r = scl_sim::replay::build(&model, &trace.topology)
         .map_err(|e| usage(format!("{}: cannot replay lock {label}: {e}", path.display())))?;
+    if trace.lost > 0 {
+        r.notes.push(format!(
+            "the recorder lost {} events (its ring buffer was full): waits around them may be missing or merged, and the estimates near them off",
+            trace.lost
+        ));
+    }
     for &i in &args.critical {
         let n = r.workload.threads.len();
         let t = r
