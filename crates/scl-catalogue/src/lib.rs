@@ -771,6 +771,14 @@ pub fn lock_kind(flags: u32) -> LockKind {
     }
 }
 
+/// The `contention_begin` flags a class stands for, the inverse of [`lock_class`]: the
+/// first flag value of [`LOCK_TYPES`] of that class (a mutex's optimistic spinning,
+/// `MUTEX | SPIN`, reads as a plain mutex), 0 for the mode-less rwsem and unknown classes.
+/// What a recorder that reads `lock.class` writes as an event's flags.
+pub fn lock_class_flags(class: u32) -> u32 {
+    LOCK_TYPES.iter().flat_map(|(_, f)| f.iter().copied()).find(|&f| lock_class(f) == class).unwrap_or(0)
+}
+
 /// What the stock target's `lock.class` is for a wait with these flags (an index into
 /// [`LOCK_CLASSES`]): the most specific flag decides, mutex first, then spin, rt, per-CPU,
 /// else an rwsem by its mode (11 when the event gives none).
@@ -887,6 +895,10 @@ mod tests {
                 };
                 assert_eq!(lock_kind(f), kind, "{name} {f:#x}");
             }
+        }
+        // Every class has flags that give it back.
+        for c in 0..LOCK_CLASSES.len() as u32 {
+            assert_eq!(lock_class(super::lock_class_flags(c)), c, "{}", LOCK_CLASSES[c as usize]);
         }
         // Every class but the mode-less rwsem is some type's.
         for (i, c) in LOCK_CLASSES.iter().enumerate().take(11) {

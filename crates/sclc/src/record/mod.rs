@@ -216,39 +216,15 @@ fn decode(b: &[u8]) -> Option<Rec> {
 }
 
 /// The `LCB_F_*` flags of a `lock.class` (perf's type): the class is what the recorder can
-/// read, and each class has one set of flags but `mutex`, whose optimistic spinning
-/// (`LCB_F_MUTEX | LCB_F_SPIN`) reads as a plain mutex.
+/// read (`scl_catalogue::lock_class_flags`; a mutex's optimistic spinning reads as a plain
+/// mutex).
 pub fn class_flags(class: u32) -> u32 {
-    const SPIN: u32 = 1;
-    const READ: u32 = 2;
-    const WRITE: u32 = 4;
-    const RT: u32 = 8;
-    const PERCPU: u32 = 16;
-    const MUTEX: u32 = 32;
-    match class {
-        0 => SPIN,
-        1 => MUTEX,
-        2 => READ,
-        3 => WRITE,
-        4 => SPIN | READ,
-        5 => SPIN | WRITE,
-        6 => RT,
-        7 => RT | READ,
-        8 => RT | WRITE,
-        9 => PERCPU | READ,
-        10 => PERCPU | WRITE,
-        _ => 0,
-    }
+    scl_catalogue::lock_class_flags(class)
 }
 
-/// The policy ABI's lock kind of a class (as `lock.kind` computes it on stock: mutex 1,
-/// spinning types 0, the rest 2).
+/// The policy ABI's lock kind of a class, as `lock.kind` computes it on the stock target.
 pub fn class_kind(class: u32) -> u32 {
-    match class {
-        1 => 1,
-        0 | 4 | 5 => 0,
-        _ => 2,
-    }
+    scl_catalogue::lock_kind(class_flags(class)) as u32
 }
 
 /// Per lock, for the summary.
