@@ -730,9 +730,34 @@ impl Engine<'_> {
                 self.kick(now)?;
             } else {
                 self.handoff_round(now)?;
+                self.count_mixed_round();
             }
         }
         Ok(())
+    }
+
+    /// The decision accounting of `kernel/`'s rounds (`scl_round_end`), at each mutex or
+    /// rwsem hand-off, policy or not: the new head is the shuffler; the round is mixed when
+    /// the waiters behind it are on its node and on another, and went to its node when the
+    /// one right behind it is on its node once the round (if any) has run.
+    fn count_mixed_round(&mut self) {
+        let q = &self.lock.queue;
+        let Some(&s) = q.front() else { return };
+        let node = self.th[s].node;
+        let (mut same, mut other) = (false, false);
+        for &w in q.iter().skip(1) {
+            if self.th[w].node == node {
+                same = true;
+            } else {
+                other = true;
+            }
+        }
+        if same && other {
+            self.c.shuffle.mixed += 1;
+            if self.th[q[1]].node == node {
+                self.c.shuffle.to_shuffler_node += 1;
+            }
+        }
     }
 
     /// The mutex's and the rwsem's shuffle: at each hand-off the new queue head runs one

@@ -142,6 +142,13 @@ pub struct ShuffleMetrics {
     pub skipped: u64,
     /// Waiters moved forward.
     pub moves: u64,
+    /// Mutex and rwsem hand-offs (with or without a policy) after which the new queue head
+    /// had waiters behind it both on its own node and on another: rounds where the order
+    /// was a real choice. Counted as `kernel/` counts its `mixed` rounds (`scl_round_end`).
+    pub mixed: u64,
+    /// Of the `mixed` rounds, those after which the waiter right behind the head is on the
+    /// head's node (the guest's `to_shuffler_node`).
+    pub to_shuffler_node: u64,
     /// Rounds stopped by the reorder bound.
     pub bound_hits: u64,
     /// Most times any waiter was overtaken while queued (never above `bound`).
