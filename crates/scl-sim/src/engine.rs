@@ -128,6 +128,8 @@ struct Lock {
     shared_cpu: Option<u32>,
     shared_busy: u64,
     prev_node: Option<u32>,
+    /// (CPU, node) of the last exclusive holder or writer, for the storm's hand-offs.
+    prev_excl: Option<(u32, u32)>,
     /// The shuffler role, when a waiter holds it.
     shuffler: Option<Shuffler>,
     /// The queue head that has had its round (a head starts at most one).
@@ -235,6 +237,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             shared_cpu: None,
             shared_busy: 0,
             prev_node: None,
+            prev_excl: None,
             shuffler: None,
             tried_head: None,
             walk_gen: 0,
@@ -412,6 +415,13 @@ impl Engine<'_> {
         if !bypass {
             if let Some(p) = self.lock.prev_node.replace(node) {
                 self.c.handoff(p == node);
+            }
+        }
+        if role != Role::Read {
+            if let Some((pc, pn)) = self.lock.prev_excl.replace((cpu, node)) {
+                if pc != cpu {
+                    self.c.cpu_handoff(pn == node);
+                }
             }
         }
         let done = if bypass { at } else { self.line_op(cpu, at) };

@@ -541,3 +541,21 @@ fn mixed_rounds_are_counted_as_the_module_counts_them() {
     linux.workload.locks = scl_sim::LockImpl::Linux;
     assert_eq!(fifo(&linux).shuffle.mixed, 0);
 }
+
+/// Hand-offs as the guest's storm counts them: only a change of CPU is one, so a thread
+/// taking the lock again does not count, and their locality is FIFO's arrival order unless a
+/// policy groups by node.
+#[test]
+fn cpu_handoffs_count_changes_of_cpu() {
+    let one = cfg(LockKind::Mutex, 1, 5);
+    let m = fifo(&one);
+    assert!(m.acquisitions > 100);
+    assert_eq!(m.cpu_handoffs, 0, "one thread never hands the lock to another CPU");
+    let c = cfg(LockKind::Mutex, 16, 20);
+    let f = fifo(&c);
+    assert!(f.cpu_handoffs > 100 && f.cpu_handoffs <= f.acquisitions, "{} of {}", f.cpu_handoffs, f.acquisitions);
+    // 16 threads on 2 sockets of 8: 7 of the 15 others share the holder's node.
+    assert!((f.cpu_local_handoff_ratio - 7.0 / 15.0).abs() < 0.15, "FIFO: {}", f.cpu_local_handoff_ratio);
+    let s = simulate(&c, &mut scl_sim::StaticShfl, None).unwrap();
+    assert!(s.cpu_local_handoff_ratio > f.cpu_local_handoff_ratio + 0.2, "grouping {} vs FIFO {}", s.cpu_local_handoff_ratio, f.cpu_local_handoff_ratio);
+}
