@@ -379,6 +379,23 @@ impl Loaded {
         Ok(n)
     }
 
+    /// Detaches every attached program (the object and its maps stay loaded, so a ring
+    /// buffer can be drained and counters read after the last event).
+    pub fn detach_all(&mut self) {
+        self.links.clear();
+    }
+
+    /// A reader of the ring-buffer map `map` that calls `f` with each record's bytes, in
+    /// the order the kernel committed them ([`Ring::poll`], [`Ring::consume`]). A negative
+    /// return from `f` stops the current poll, which then fails.
+    pub fn ring<'cb>(&self, map: &str, f: impl FnMut(&[u8]) -> i32 + 'cb) -> Result<Ring<'cb>, LoadError> {
+        let m = self.obj.maps().find(|m| m.name().to_string_lossy() == map).ok_or_else(|| LoadError::Missing(map.into()))?;
+        let err = |e: libbpf_rs::Error| LoadError::Refused { what: format!("reading ring buffer `{map}`"), error: e.to_string(), log: String::new() };
+        let mut b = libbpf_rs::RingBufferBuilder::new();
+        b.add(&m, f).map_err(err)?;
+        Ok(Ring { rb: b.build().map_err(err)?, map: map.to_string() })
+    }
+
     /// The value under `key` in map `map` (for a per-CPU map, each CPU's value in turn).
     pub fn lookup(&self, map: &str, key: &[u8]) -> Result<Option<Vec<u8>>, LoadError> {
         let m = self.obj.maps().find(|m| m.name().to_string_lossy() == map).ok_or_else(|| LoadError::Missing(map.into()))?;
@@ -441,6 +458,33 @@ impl Loaded {
             btf_id: info.btf_id,
             line_info_cnt: info.nr_line_info,
         })
+    }
+}
+
+/// A ring buffer being read ([`Loaded::ring`]).
+pub struct Ring<'cb> {
+    rb: libbpf_rs::RingBuffer<'cb>,
+    map: String,
+}
+
+impl Ring<'_> {
+    fn err(&self, e: libbpf_rs::Error) -> LoadError {
+        LoadError::Refused { what: format!("reading ring buffer `{}`", self.map), error: e.to_string(), log: String::new() }
+    }
+
+    /// Waits up to `timeout` for records and hands each one available to the callback
+    /// (a signal that interrupts the wait is not an error).
+    pub fn poll(&self, timeout: std::time::Duration) -> Result<(), LoadError> {
+        let rc = self.rb.poll_raw(timeout);
+        if rc >= 0 || rc == -libc::EINTR {
+            return Ok(());
+        }
+        Err(self.err(libbpf_rs::Error::from_raw_os_error(-rc)))
+    }
+
+    /// Hands every record available now to the callback, without waiting.
+    pub fn consume(&self) -> Result<(), LoadError> {
+        self.rb.consume().map_err(|e| self.err(e))
     }
 }
 

@@ -73,6 +73,40 @@ enum Ev {
     Woken,
 }
 
+/// A lock event of a run, as a kernel would trace it (`simulate_traced`): what `sclc record`
+/// would see on the stock tracepoints (`ContentionBegin`/`ContentionEnd`, contended
+/// acquisitions only) and on the module's hooks (the others, every acquisition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimEvent {
+    /// Simulated time, ns.
+    pub ts: u64,
+    /// What happened.
+    pub kind: SimEventKind,
+    /// The thread's index in the workload.
+    pub thread: usize,
+    /// Its CPU.
+    pub cpu: u32,
+    /// An rwsem read.
+    pub read: bool,
+}
+
+/// The kinds of [`SimEvent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimEventKind {
+    /// The attempt begins (`to_acquire`).
+    ToAcquire,
+    /// The fast path failed (`lock:contention_begin`).
+    ContentionBegin,
+    /// A contended acquisition completed (`lock:contention_end`, ret 0).
+    ContentionEnd,
+    /// The thread holds the lock (`acquired`).
+    Acquired,
+    /// It is about to release (`to_release`).
+    ToRelease,
+    /// It released (`released`).
+    Released,
+}
+
 /// How a thread takes the lock this time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -98,6 +132,9 @@ pub(crate) struct Thread {
     batch: u32,
     /// Linux mutex: counts the thread's optimistic spins, so a stale `SpinEnd` is ignored.
     spin_token: u64,
+    /// When this acquisition left the fast path (where a stock kernel fires
+    /// `lock:contention_begin`); `None` for an uncontended one.
+    contended_at: Option<u64>,
 }
 
 /// The shuffler role (ShflLock): who holds it, the end of the group it has built right
@@ -158,6 +195,7 @@ struct Engine<'a> {
     lock: Lock,
     hook_rng: Rng,
     c: Collect,
+    sink: Option<&'a mut dyn FnMut(SimEvent)>,
 }
 
 /// Runs one simulation of `cfg` with `policy`. `progress` is called now and then with
@@ -167,7 +205,22 @@ struct Engine<'a> {
 pub const MAX_DURATION_NS: u64 = 3600 * 1_000_000_000;
 
 /// (simulated time, duration).
-pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut dyn FnMut(u64, u64)>) -> Result<Metrics, SimError> {
+pub fn simulate(cfg: &Config, policy: &mut dyn Policy, progress: Option<&mut dyn FnMut(u64, u64)>) -> Result<Metrics, SimError> {
+    run(cfg, policy, progress, None)
+}
+
+/// [`simulate`], handing every lock event to `sink` as it happens (in time order): the
+/// trace a kernel would give of the run, for testing what is fitted from traces.
+pub fn simulate_traced(cfg: &Config, policy: &mut dyn Policy, sink: &mut dyn FnMut(SimEvent)) -> Result<Metrics, SimError> {
+    run(cfg, policy, None, Some(sink))
+}
+
+fn run<'a>(
+    cfg: &'a Config,
+    policy: &'a mut dyn Policy,
+    mut progress: Option<&mut dyn FnMut(u64, u64)>,
+    sink: Option<&'a mut dyn FnMut(SimEvent)>,
+) -> Result<Metrics, SimError> {
     if cfg.duration_ns > MAX_DURATION_NS {
         return Err(SimError::Model(format!(
             "{} s of simulated time is more than the simulator's {} s",
@@ -213,6 +266,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             wait_start: 0,
             batch: 0,
             spin_token: 0,
+            contended_at: None,
         })
         .collect::<Vec<_>>();
     let n = th.len();
@@ -247,6 +301,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
         },
         hook_rng: Rng::stream(cfg.seed, 0),
         c: Collect::new(cfg.workload.threads.iter().map(|t| t.latency_critical).collect()),
+        sink,
     };
     e.c.notes = notes;
     // Threads start at staggered times within the first mean think time.
@@ -285,6 +340,13 @@ impl Engine<'_> {
     fn schedule(&mut self, at: u64, t: usize, ev: Ev) {
         self.seq += 1;
         self.events.push(Reverse((at, self.seq, t, ev)));
+    }
+
+    fn emit(&mut self, at: u64, kind: SimEventKind, t: usize) {
+        if let Some(sink) = self.sink.as_mut() {
+            let th = &self.th[t];
+            sink(SimEvent { ts: at, kind, thread: t, cpu: th.cpu, read: th.role == Role::Read });
+        }
     }
 
     fn has(&self, h: Hook) -> bool {
@@ -441,8 +503,10 @@ impl Engine<'_> {
                     _ => Role::Exclusive,
                 };
                 th.begin = now;
+                th.contended_at = None;
                 th.bypass = false;
                 th.waiting = true;
+                self.emit(now, SimEventKind::ToAcquire, t);
                 let (_, end) = self.hook(Hook::ToAcquire, t, now)?;
                 self.schedule(end, t, Ev::Fast);
             }
@@ -479,6 +543,8 @@ impl Engine<'_> {
                         self.c.fastpath_refused += 1;
                     }
                     self.c.contended += 1;
+                    self.th[t].contended_at = Some(now);
+                    self.emit(now, SimEventKind::ContentionBegin, t);
                     let (_, end) = self.hook(Hook::Contended, t, now)?;
                     if end == now {
                         self.step(t, Ev::Enqueue)?;
@@ -527,15 +593,21 @@ impl Engine<'_> {
                 let th = &mut self.th[t];
                 th.waiting = false;
                 self.c.acquired(t, th.role, th.bypass, now - th.begin);
+                if let Some(at) = th.contended_at {
+                    self.c.contended_acquired(th.node, now - at);
+                    self.emit(now, SimEventKind::ContentionEnd, t);
+                }
+                self.emit(now, SimEventKind::Acquired, t);
                 let (_, end) = self.hook(Hook::Acquired, t, now)?;
                 let spec = &self.w.threads[t];
-                let dist = if self.th[t].role == Role::Read { spec.read_cs } else { spec.cs };
+                let dist = if self.th[t].role == Role::Read { &spec.read_cs } else { &spec.cs };
                 let cs = dist.sample(&mut self.th[t].rng);
                 let cs = self.m.scaled(self.th[t].cpu, cs).max(1);
                 let start = self.touch_data(t, end);
                 self.schedule(start + cs, t, Ev::Release);
             }
             Ev::Release => {
+                self.emit(now, SimEventKind::ToRelease, t);
                 let (_, mut end) = self.hook(Hook::ToRelease, t, now)?;
                 if self.th[t].role == Role::Read && self.has(Hook::BypassRelease) {
                     let (was, e2) = self.hook(Hook::BypassRelease, t, end)?;
@@ -564,6 +636,7 @@ impl Engine<'_> {
                         self.line_op(cpu, now)
                     }
                 };
+                self.emit(released, SimEventKind::Released, t);
                 self.dispatch(now)?;
                 let (_, end) = self.hook(Hook::Released, t, released)?;
                 let think = self.w.threads[t].think.sample(&mut self.th[t].rng);

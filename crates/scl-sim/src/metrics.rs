@@ -18,6 +18,8 @@ pub struct WaitStats {
     pub mean_ns: f64,
     /// Median (nearest rank, to within 1/128: the top of its histogram bucket).
     pub p50_ns: u64,
+    /// 90th percentile (nearest rank, to within 1/128).
+    pub p90_ns: u64,
     /// 99th percentile (nearest rank, to within 1/128).
     pub p99_ns: u64,
     /// Longest completed wait.
@@ -33,6 +35,7 @@ impl WaitStats {
             count: h.count,
             mean_ns: h.sum as f64 / h.count as f64,
             p50_ns: h.quantile(0.50),
+            p90_ns: h.quantile(0.90),
             p99_ns: h.quantile(0.99),
             max_ns: h.max,
         }
@@ -205,6 +208,14 @@ pub struct Metrics {
     pub writes: Option<RoleMetrics>,
     /// Fast-path failures (the task queued or found the queue busy).
     pub contended: u64,
+    /// Waits of the contended acquisitions only, from the fast path's failure to the
+    /// acquisition: what `lock:contention_begin`..`contention_end` shows on a stock kernel
+    /// (`sclc sim --replay` compares it with the recorded waits).
+    pub contended_wait: WaitStats,
+    /// Of consecutive contended acquisitions, the share whose holder is on the same socket
+    /// as the previous contended holder: the hand-off locality a trace of the stock
+    /// tracepoints can show.
+    pub contended_local_ratio: f64,
     /// Acquisitions whose fast path `enable_fastpath` refused.
     pub fastpath_refused: u64,
     /// Linux mutex: times the woken first waiter found the lock taken by a spinner or a
@@ -255,6 +266,10 @@ pub(crate) struct Collect {
     waited_ns: u64,
     max_call_ns: u64,
     pub(crate) contended: u64,
+    wait_contended: Hist,
+    contended_prev_node: Option<u32>,
+    contended_pairs: u64,
+    contended_local: u64,
     pub(crate) fastpath_refused: u64,
     pub(crate) steals: u64,
     pub(crate) protocol_errors: u64,
@@ -286,6 +301,10 @@ impl Collect {
             waited_ns: 0,
             max_call_ns: 0,
             contended: 0,
+            wait_contended: Hist::default(),
+            contended_prev_node: None,
+            contended_pairs: 0,
+            contended_local: 0,
             fastpath_refused: 0,
             steals: 0,
             protocol_errors: 0,
@@ -339,6 +358,15 @@ impl Collect {
         }
     }
 
+    /// A contended acquisition by a thread on `node` completed after waiting `wait` ns.
+    pub(crate) fn contended_acquired(&mut self, node: u32, wait: u64) {
+        self.wait_contended.add(wait);
+        if let Some(p) = self.contended_prev_node.replace(node) {
+            self.contended_pairs += 1;
+            self.contended_local += u64::from(p == node);
+        }
+    }
+
     pub(crate) fn hold(&mut self, t: usize, ns: u64) {
         self.hold[t] += ns;
     }
@@ -389,6 +417,8 @@ pub(crate) fn finish(c: Collect, policy: &str, cfg: &Config, th: &[Thread]) -> M
         reads: rwsem.then(|| role(0, Role::Read)),
         writes: rwsem.then(|| role(1, Role::Write)),
         contended: c.contended,
+        contended_wait: WaitStats::of(&c.wait_contended),
+        contended_local_ratio: if c.contended_pairs == 0 { 0.0 } else { c.contended_local as f64 / c.contended_pairs as f64 },
         fastpath_refused: c.fastpath_refused,
         steals: c.steals,
         protocol_errors: c.protocol_errors,

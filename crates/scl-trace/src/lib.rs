@@ -12,7 +12,12 @@
 
 #![deny(missing_docs)]
 
+pub mod fit;
+
 use serde::Serialize;
+
+pub mod format;
+pub mod topology;
 
 /// The machine a trace was recorded on, read from sysfs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -16,7 +16,9 @@ mod check;
 mod deploy;
 mod explain;
 mod lsp;
+mod record;
 mod run;
+mod replay;
 mod sim;
 mod source;
 
@@ -50,6 +52,8 @@ enum Command {
     Unload(deploy::UnloadArgs),
     /// Read and write a pinned policy's maps, typed from its BTF (get, set, dump, delete).
     Map(deploy::MapArgs),
+    /// Record the kernel's lock events into a trace file, for `sclc sim --replay`.
+    Record(record::RecordArgs),
     /// Run a policy in the lock simulator and report throughput, fairness and waits.
     Sim(sim::SimArgs),
     /// Explain a diagnostic code: what the rule protects and how to fix a violation.
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Build(args) => build::run(args),
         Command::Run(args) => run::run(args),
+        Command::Record(args) => record::run(args),
         Command::Load(args) => deploy::load(args),
         Command::Ls(args) => deploy::ls(args),
         Command::Unload(args) => deploy::unload(args),

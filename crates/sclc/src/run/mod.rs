@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod filter;
-mod tasks;
-mod units;
-mod workload;
+pub(crate) mod filter;
+pub(crate) mod tasks;
+pub(crate) mod units;
+pub(crate) mod workload;
 
 /// How `run` prints.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
