@@ -796,6 +796,13 @@ impl Engine<'_> {
             if !self.free_for(h) {
                 break;
             }
+            if self.w.lock == LockKind::Mutex {
+                // kernel/mutex.c: the unlock runs the round under `wait_lock` with the
+                // waiter it hands the lock to as the shuffler, over the waiters behind it,
+                // and hands the lock over once the round is done (its `ready_at`).
+                self.handoff_round(now)?;
+                self.count_mixed_round();
+            }
             self.lock.queue.pop_front();
             popped = true;
             let wake = if self.w.lock == LockKind::Spinlock { 0 } else { self.m.wakeup_ns };
@@ -811,7 +818,7 @@ impl Engine<'_> {
         if popped && !self.linux() {
             if self.w.lock == LockKind::Spinlock {
                 self.kick(now)?;
-            } else {
+            } else if self.w.lock == LockKind::Rwsem {
                 self.handoff_round(now)?;
                 self.count_mixed_round();
             }
@@ -820,7 +827,8 @@ impl Engine<'_> {
     }
 
     /// The decision accounting of `kernel/`'s rounds (`scl_round_end`), at each mutex or
-    /// rwsem hand-off, policy or not: the new head is the shuffler; the round is mixed when
+    /// rwsem hand-off, policy or not: the head (the shuffler) is the waiter the lock goes
+    /// to (mutex) or goes to next (rwsem); the round is mixed when
     /// the waiters behind it are on its node and on another, and went to its node when the
     /// one right behind it is on its node once the round (if any) has run.
     fn count_mixed_round(&mut self) {
@@ -843,9 +851,11 @@ impl Engine<'_> {
         }
     }
 
-    /// The mutex's and the rwsem's shuffle: at each hand-off the new queue head runs one
-    /// round over the whole queue behind it, while the holder holds the lock, and cannot
-    /// take the lock before the round ends: `skip_reorder` once, then `should_reorder` per
+    /// The mutex's and the rwsem's shuffle: one round by the queue head over the whole
+    /// queue behind it, and the head cannot take the lock before the round ends. The
+    /// mutex's runs at the release, on the way to handing the lock to the head (as
+    /// kernel/mutex.c does under `wait_lock`); the rwsem's right after a hand-off, while
+    /// the new holder holds the lock. Each round: `skip_reorder` once, then `should_reorder` per
     /// candidate; approved candidates move right behind it (after the ones moved before
     /// them), in queue order. Bound: as in [`Engine::walk`].
     fn handoff_round(&mut self, now: u64) -> Result<(), SimError> {
