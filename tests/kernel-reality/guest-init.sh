@@ -79,7 +79,7 @@ if [ "$RECORD" = 1 ]; then
 			|| fail "cannot set a hist trigger on lock:contention_$e"
 	done
 	/bin/sclc record -o /tmp/trace.sclt --lock "$addr" --duration 600s --max-events 2000000 \
-		--color never > /tmp/record.out 2> /tmp/record.err &
+		> /tmp/record.out 2> /tmp/record.err &
 	rec=$!
 	# Attached once it holds its links (tp_btf programs: two bpf_link fds).
 	i=0
