@@ -44,7 +44,7 @@ else
 	say "SCL-CHECK bad_layout_refused yes $(dmesg | grep 'scl_hooks:' | grep -m1 'mutex_waiter')"
 fi
 insmod /scl/scl_hooks.ko || fail "insmod scl_hooks.ko: $(dmesg | grep scl_hooks | tail -3)"
-insmod /scl/scl_storm.ko kind="$KIND" ${THREADS:+threads=$THREADS} || fail "insmod scl_storm.ko"
+insmod /scl/scl_storm.ko kind="$KIND" ${THREADS:+threads=$THREADS} ${CS_SLEEP:+cs_sleep_us=$CS_SLEEP} ${THINK_SLEEP:+think_sleep_us=$THINK_SLEEP} || fail "insmod scl_storm.ko"
 addr=$(cat /sys/kernel/scl_storm/lock)
 
 # Thread classes, the same in every run: with --mark, half the threads are marked, in a

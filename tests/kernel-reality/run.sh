@@ -6,7 +6,7 @@
 #
 #   tests/kernel-reality/run.sh POLICY.scl [--lock mutex|spinlock|rwsem] [--set NAME=VALUE]...
 #       [--format table|json] [--mark MAP [--mark-app]] [--little-from CPU] [--dump MAP]
-#       [--duration MS] [--threads N] [--record TRACE]
+#       [--duration MS] [--threads N] [--cs-sleep US] [--think-sleep US] [--record TRACE]
 #
 #   --lock         the kind of lock the storm hammers (default: mutex)
 #   --set          a config value of the policy (repeatable)
@@ -17,6 +17,9 @@
 #   --dump MAP     include the policy's map MAP as it was after its run (JSON only)
 #   --duration     milliseconds per storm run (default 1500)
 #   --threads N    storm threads (default: 2 per CPU, 1 per CPU on the spinlock)
+#   --cs-sleep US  writers sleep US microseconds in the critical section instead of spinning
+#                  (mutex, rwsem): the waiters queue even when TCG runs one vCPU at a time
+#   --think-sleep US  threads sleep a random 0..US microseconds between acquisitions
 #   --record TRACE one more run with no policy, recorded in the guest by `sclc record` on
 #                  the stock contention tracepoints; the trace file is written to TRACE and
 #                  the run is reported as "recorded" (JSON), with the kernel's own counts of
@@ -32,10 +35,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 
-policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 threads="" record="" sets=()
+policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 threads="" cs_sleep="" think_sleep="" record="" sets=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--lock) kind=${2:?}; shift 2 ;;
@@ -48,6 +51,8 @@ while [ $# -gt 0 ]; do
 	--duration) duration=${2:?}; shift 2 ;;
 	--record) record=${2:?}; shift 2 ;;
 	--threads) threads=${2:?}; shift 2 ;;
+	--cs-sleep) cs_sleep=${2:?}; shift 2 ;;
+	--think-sleep) think_sleep=${2:?}; shift 2 ;;
 	-h|--help) usage ;;
 	-*) echo "run.sh: unknown option $1" >&2; usage ;;
 	*) [ -z "$policy" ] || usage; policy=$1; shift ;;
@@ -60,6 +65,8 @@ case "$kind" in mutex|spinlock|rwsem) ;; *) die "--lock is mutex, spinlock or rw
 case "$format" in table|json) ;; *) die "--format is table or json" ;; esac
 case "$duration" in ''|*[!0-9]*) die "--duration is milliseconds" ;; esac
 case "$threads" in *[!0-9]*) die "--threads is a number" ;; esac
+case "$cs_sleep$think_sleep" in *[!0-9]*) die "--cs-sleep and --think-sleep are microseconds" ;; esac
+[ -z "$cs_sleep" ] || [ "$kind" != spinlock ] || die "--cs-sleep: nothing sleeps under a spinlock"
 [ "$(id -u)" = 0 ] || die "run as root (the guest's kernel image is cached under /var/cache)"
 for tool in qemu-system-x86_64 cpio gzip busybox make; do
 	command -v "$tool" > /dev/null || die "$tool is missing: apt-get install -y qemu-system-x86 busybox-static cpio make"
@@ -139,6 +146,7 @@ cp "$policy" "$root/scl/policy.scl"
 		"$name" "$kind" "$duration" "$mark" "$mark_app" "$little" "$dump"
 	printf 'SETS=%q\n' "${sets[*]:-}"
 	printf 'THREADS=%q\n' "$threads"
+	printf 'CS_SLEEP=%q\nTHINK_SLEEP=%q\n' "$cs_sleep" "$think_sleep"
 	printf 'RECORD=%q\n' "$([ -n "$record" ] && echo 1)"
 } > "$root/scl/config"
 (cd "$root" && find . | cpio -o -H newc 2> /dev/null | gzip -1) > "$work/initrd.gz"
