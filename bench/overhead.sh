@@ -11,6 +11,9 @@
 #               (the live view, as a user runs it: it reads the maps every second)
 #   sclc-quiet  the same with --interval longer than the storm: only the in-kernel cost
 #   bpftrace    bpftrace bench/contention.bt (the same policy in bpftrace; prints at exit)
+#   sclc-record with --record only: sclc record -o target/overhead/record.trace (issue 18:
+#               recording must cost no more per event than sclc run; bench/record-cost.sh
+#               measures only that, without bpftrace)
 #   sclc-alt    with --alt FILE only: sclc-quiet with that policy instead (an earlier
 #               version of the profiler, say: `git show REV:examples/contention_profiler.scl`)
 #
@@ -23,7 +26,7 @@
 # kernel-measured run time per program call, and the instructions after the verifier
 # (`bpftool prog show`, the ids taken from the profilers' file descriptors).
 #
-# Usage: bench/overhead.sh [--rounds N] [--duration SECONDS] [--threads N] [--load L] [--alt FILE] [--no-build]
+# Usage: bench/overhead.sh [--rounds N] [--duration SECONDS] [--threads N] [--load L] [--alt FILE] [--record] [--no-build]
 #   defaults: 5 rounds, 5 s storms, 8 storm threads, --load both (mmap and pipe; `pipe`
 #   alone makes ten times more contention events); about (4 x rounds + 2) x (duration + 3) s.
 # Output: a Markdown report on stdout and in target/overhead/report.md; raw numbers and
@@ -38,7 +41,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=5 duration=5 threads=8 load=both build=1 alt=
+rounds=5 duration=5 threads=8 load=both build=1 alt= record=
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
         --threads) threads=$2; shift 2 ;;
         --load) load=$2; shift 2 ;;
         --alt) alt=$2; shift 2 ;;
+        --record) record=1; shift ;;
         --no-build) build=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "overhead.sh: unknown argument \`$1\` (try --help)" >&2; exit 2 ;;
@@ -95,6 +99,7 @@ start_profiler() {
         sclc) "$sclc" run examples/contention_profiler.scl --interval 1s --format json >"$log" 2>"$log.err" & ;;
         sclc-quiet) "$sclc" run examples/contention_profiler.scl --interval 1h --format json >"$log" 2>"$log.err" & ;;
         sclc-alt) "$sclc" run "$alt" --interval 1h --format json >"$log" 2>"$log.err" & ;;
+        sclc-record) "$sclc" record -o "$out/record.trace" --format json >"$log" 2>"$log.err" & ;;
         bpftrace) BPFTRACE_MAP_KEYS_MAX=16384 bpftrace bench/contention.bt >"$log" 2>"$log.err" & ;;
     esac
     profiler_pid=$!
@@ -119,6 +124,8 @@ stop_profiler() {
     wait "$profiler_pid" || die "$mode failed: $(cat "$log.err")"
     profiler_pid=
     case "$mode" in
+        # A recorded wait is two events (its begin and its end).
+        sclc-record) events=$(grep -o '"events":[0-9]*' "$log" | awk -F: '{s += $2} END {print int(s / 2)}') ;;
         sclc*) events=$(tail -n 1 "$log" | grep -o '"contentions":[0-9]*' | awk -F: '{s += $2} END {print s + 0}') ;;
         bpftrace) events=$(awk '/^@contentions\[/ {s += $2} END {print s + 0}' "$log") ;;
     esac
@@ -139,6 +146,7 @@ if [ -n "$alt" ]; then
     [ -f "$alt" ] || die "--alt $alt: no such file"
     modes+=(sclc-alt)
 fi
+[ -n "$record" ] && modes+=(sclc-record)
 echo "overhead.sh: $rounds rounds x ${#modes[@]} modes, $duration s storms, $threads threads, load $load ($(nproc) CPUs, $(uname -r))" >&2
 for r in $(seq "$rounds"); do
     for j in $(seq 0 $((${#modes[@]} - 1))); do
@@ -162,7 +170,7 @@ done
 echo 1 >/proc/sys/kernel/bpf_stats_enabled
 costs=$out/costs.tsv
 printf 'mode\tprogram\tinsns_xlated\tjited_bytes\tcalls\tns_per_call\trun_time_ms\n' >"$costs"
-for mode in sclc-quiet bpftrace ${alt:+sclc-alt}; do
+for mode in sclc-quiet bpftrace ${alt:+sclc-alt} ${record:+sclc-record}; do
     log=$out/$mode.stats.log
     start_profiler "$mode" "$log"
     run_storm >/dev/null

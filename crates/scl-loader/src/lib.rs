@@ -268,6 +268,9 @@ pub struct ProgInfo {
     pub btf_id: u32,
     /// Line info records the kernel kept.
     pub line_info_cnt: u32,
+    /// Times the program did not run because it (or another tracing program) was already
+    /// running on that CPU: an event it missed.
+    pub recursion_misses: u64,
 }
 
 /// How programs are loaded.
@@ -457,6 +460,7 @@ impl Loaded {
             run_time_ns: info.run_time_ns,
             btf_id: info.btf_id,
             line_info_cnt: info.nr_line_info,
+            recursion_misses: info.recursion_misses,
         })
     }
 }

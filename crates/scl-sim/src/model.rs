@@ -465,6 +465,19 @@ impl Dist {
         }
     }
 
+    /// Every value times `f` (rounded; `f` >= 0).
+    pub fn scaled(&self, f: f64) -> Dist {
+        let x = |v: u64| (v as f64 * f).round() as u64;
+        match self {
+            Dist::Fixed(v) => Dist::Fixed(x(*v)),
+            Dist::Uniform(a, b) => Dist::Uniform(x(*a), x(*b)),
+            Dist::Exponential(m) => Dist::Exponential(x(*m)),
+            Dist::Empirical(e) => {
+                Dist::Empirical(Empirical::new(e.samples().map(|(v, n)| (x(v), n))).expect("scaling keeps the samples"))
+            }
+        }
+    }
+
     fn validate(&self, what: &str) -> Result<(), ModelError> {
         match self {
             Dist::Uniform(a, b) if a > b => err(format!("{what}: uniform range [{a}, {b}] is empty")),

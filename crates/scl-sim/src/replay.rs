@@ -9,9 +9,10 @@
 //! [`Machine::symmetric`]: the trace holds no cache-line timings.
 //!
 //! The workload: one thread per recorded thread that completed a wait on the lock, pinned to
-//! the CPU it ran on most; the simulator pins one thread per CPU, so a thread whose CPU is
-//! taken moves to a free CPU of the same node (else of any node), and threads beyond the
-//! CPUs are left out (each said in `notes`). Critical sections are the lock's pooled
+//! the CPU it ran on most; the simulator pins one thread per CPU and does not time-share, so
+//! a thread whose CPU is taken moves to a free CPU of the same node, and when the node has
+//! none, the node gets another core for it (each said in `notes`): threads that
+//! time-shared a CPU run side by side. Critical sections are the lock's pooled
 //! empirical distribution; think times the thread's own when it has at least
 //! [`MIN_THREAD_SAMPLES`] of them, else the pooled one. Inferred critical sections (stock
 //! tracepoints) lose the expected cache-line transfer of a hand-off, which the simulator
@@ -34,7 +35,7 @@ pub struct Replay {
     pub workload: Workload,
     /// Workload thread `i` is `threads[i]`.
     pub threads: Vec<ReplayThread>,
-    /// What was moved, left out or assumed.
+    /// What was moved, added or assumed.
     pub notes: Vec<String>,
 }
 
@@ -78,22 +79,14 @@ pub fn build(model: &LockModel, topo: &Topology) -> Result<Replay, ModelError> {
         notes.push("the trace has no topology: one node of the CPUs the threads ran on".into());
     }
     let sockets = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
-    let cores = nodes.values().map(|c| c.len()).max().unwrap_or(1);
-    let cores = u32::try_from(cores).unwrap_or(u32::MAX);
-    if u64::from(sockets) * u64::from(cores) > u64::from(Machine::MAX_CPUS) {
-        return Err(ModelError(format!("{sockets} nodes of up to {cores} CPUs is more than the simulator's {} CPUs", Machine::MAX_CPUS)));
-    }
-    if nodes.values().any(|c| c.len() as u32 != cores) {
-        notes.push(format!("nodes of unequal size: each is a socket of {cores} cores, the smaller ones with unused cores"));
-    }
-    let mut place: BTreeMap<u32, u32> = BTreeMap::new();
+    // Each recorded CPU's (node index, rank in the node).
+    let mut place: BTreeMap<u32, (usize, u32)> = BTreeMap::new();
     for (s, cpus) in nodes.values().enumerate() {
         for (k, &c) in cpus.iter().enumerate() {
-            place.insert(c, s as u32 * cores + k as u32);
+            place.insert(c, (s, k as u32));
         }
     }
-    let machine = Machine::symmetric(sockets, cores);
-    let n = machine.cpus();
+    let sizes: Vec<u32> = nodes.values().map(|c| c.len() as u32).collect();
 
     if model.cs.count == 0 {
         return Err(ModelError(
@@ -106,8 +99,9 @@ pub fn build(model: &LockModel, topo: &Topology) -> Result<Replay, ModelError> {
     // The inferred intervals include the hand-off of the lock word's cache line, which the
     // simulator adds again: take off its expected cost on the simulated machine, weighting
     // local and remote transfers by the recorded share of local hand-offs.
+    let costs = Machine::symmetric(1, 1);
     let local = model.local_handoff_share.unwrap_or(1.0 / f64::from(sockets));
-    let transfer = (local * machine.local_handoff_ns as f64 + (1.0 - local) * machine.remote_handoff_ns as f64).round() as u64;
+    let transfer = (local * costs.local_handoff_ns as f64 + (1.0 - local) * costs.remote_handoff_ns as f64).round() as u64;
     let exact_cs = model.exact;
     let cs_values = model.cs.values.iter().map(|&(v, c)| (if exact_cs { v } else { v.saturating_sub(transfer).max(1) }, c));
     let cs = Empirical::new(cs_values).map(Dist::Empirical).map_err(|e| ModelError(format!("critical sections: {e}")))?;
@@ -117,29 +111,59 @@ pub fn build(model: &LockModel, topo: &Topology) -> Result<Replay, ModelError> {
     let pooled_think = empirical(&model.think, "think time")?;
     let read_ratio = if lock == LockKind::Rwsem { model.read_share.unwrap_or(0.0).clamp(0.0, 1.0) } else { 0.0 };
 
-    let mut used = vec![false; n as usize];
-    let mut threads = Vec::new();
-    let mut specs = Vec::new();
-    let (mut moved, mut dropped) = (0, 0);
-    for t in model.threads.iter().filter(|t| t.waits > 0) {
-        let want = place.get(&t.cpu).copied();
-        let cpu = match want {
-            Some(c) if !used[c as usize] => Some(c),
-            _ => {
-                // The same node's first free CPU, else any.
-                let s = want.map(|c| c / cores);
-                let same = s.and_then(|s| (s * cores..(s + 1) * cores).find(|&c| !used[c as usize] && is_real(&nodes, cores, c)));
-                same.or_else(|| (0..n).find(|&c| !used[c as usize] && is_real(&nodes, cores, c)))
+    // Threads to (node, rank): their own CPU, else a free CPU of the same node, else a core
+    // added to the node (the simulator pins one thread per CPU and does not time-share).
+    let users: Vec<_> = model.threads.iter().filter(|t| t.waits > 0).collect();
+    if users.is_empty() {
+        return Err(ModelError("no thread completed a wait on the lock".into()));
+    }
+    let mut taken: Vec<Vec<bool>> = sizes.iter().map(|&n| vec![false; n as usize]).collect();
+    let mut slot: Vec<Option<(usize, u32)>> = vec![None; users.len()];
+    for (i, t) in users.iter().enumerate() {
+        if let Some(&(s, k)) = place.get(&t.cpu) {
+            if !taken[s][k as usize] {
+                taken[s][k as usize] = true;
+                slot[i] = Some((s, k));
+            }
+        }
+    }
+    let (mut moved, mut added) = (0, 0);
+    for (i, t) in users.iter().enumerate() {
+        if slot[i].is_some() {
+            continue;
+        }
+        // A CPU the topology does not know goes to the first node.
+        let s = place.get(&t.cpu).map_or(0, |p| p.0);
+        let k = match taken[s].iter().position(|x| !x) {
+            Some(k) => {
+                moved += 1;
+                k
+            }
+            None => {
+                added += 1;
+                taken[s].len()
             }
         };
-        let Some(cpu) = cpu else {
-            dropped += 1;
-            continue;
-        };
-        if want != Some(cpu) {
-            moved += 1;
+        if k == taken[s].len() {
+            taken[s].push(true);
+        } else {
+            taken[s][k] = true;
         }
-        used[cpu as usize] = true;
+        slot[i] = Some((s, k as u32));
+    }
+    let cores = taken.iter().map(|t| t.len() as u32).max().unwrap_or(1).max(1);
+    if u64::from(sockets) * u64::from(cores) > u64::from(Machine::MAX_CPUS) {
+        return Err(ModelError(format!("{sockets} nodes of up to {cores} CPUs is more than the simulator's {} CPUs", Machine::MAX_CPUS)));
+    }
+    if sizes.iter().any(|&n| n != cores) {
+        notes.push(format!("nodes of unequal size (or with added cores): each is a socket of {cores} cores, some unused"));
+    }
+    let machine = Machine::symmetric(sockets, cores);
+    let mut threads = Vec::new();
+    let mut specs = Vec::new();
+    for (t, slot) in users.iter().zip(slot) {
+        let (s, k) = slot.expect("every thread placed");
+        let cpu = s as u32 * cores + k;
         let own = t.think.count >= MIN_THREAD_SAMPLES;
         let think = if own { empirical(&t.think, &format!("thread {} think time", t.tid))? } else { pooled_think.clone() };
         threads.push(ReplayThread { tid: t.tid, recorded_cpu: t.cpu, cpu, own_think: own });
@@ -155,14 +179,15 @@ pub fn build(model: &LockModel, topo: &Topology) -> Result<Replay, ModelError> {
             latency_critical: false,
         });
     }
-    if specs.is_empty() {
-        return Err(ModelError("no thread completed a wait on the lock".into()));
-    }
     if moved > 0 {
-        notes.push(format!("{moved} threads shared a CPU and were moved to a free one (the simulator pins one thread per CPU)"));
+        notes.push(format!(
+            "{moved} threads shared a CPU and were moved to a free CPU of their node (the simulator pins one thread per CPU)"
+        ));
     }
-    if dropped > 0 {
-        notes.push(format!("{dropped} threads left out: more threads than CPUs (the simulator pins one thread per CPU)"));
+    if added > 0 {
+        notes.push(format!(
+            "{added} threads shared a CPU with no free CPU left on their node: each got a core added to the node, so they run side by side where the recorded ones time-shared"
+        ));
     }
     if lock == LockKind::Rwsem {
         notes.push("rwsem: reads and writes share one critical-section distribution; the read share is that of the waits".into());
@@ -177,9 +202,4 @@ pub fn build(model: &LockModel, topo: &Topology) -> Result<Replay, ModelError> {
     };
     workload.validate(&machine)?;
     Ok(Replay { machine, workload, threads, notes })
-}
-
-/// Whether simulated CPU `c` stands for a recorded CPU (not a padding core of a small node).
-fn is_real(nodes: &BTreeMap<u32, Vec<u32>>, cores: u32, c: u32) -> bool {
-    nodes.values().nth((c / cores) as usize).is_some_and(|cpus| ((c % cores) as usize) < cpus.len())
 }

@@ -12,7 +12,9 @@
 //!   successful `contention_end` on the lock belongs to a waiter that had begun waiting
 //!   before that acquisition, the lock was busy all along, so the interval between the two
 //!   bounds the first holder's critical section from above (it includes the hand-off and,
-//!   for a sleeping waiter, its wake-up);
+//!   for a sleeping waiter, its wake-up). With fewer than [`MIN_BUSY_PAIRS`] such pairs
+//!   (two threads taking turns never give one), pairs where the next waiter began during
+//!   the interval count too ([`CsRule::Relaxed`]);
 //! - think time: from a task's contended acquisition to its next `contention_begin` on the
 //!   lock, less the critical section (the inferred one, else the lock's median): an upper
 //!   bound, since uncontended acquisitions in between are invisible.
@@ -38,6 +40,37 @@ pub const LCB_F_READ: u32 = 1 << 1;
 pub const LCB_F_WRITE: u32 = 1 << 2;
 /// `LCB_F_MUTEX`.
 pub const LCB_F_MUTEX: u32 = 1 << 5;
+
+/// Below this many hand-offs during which the lock stayed busy (and below a tenth of the
+/// waits), the fit also uses the relaxed rule ([`CsRule::Relaxed`]).
+pub const MIN_BUSY_PAIRS: u64 = 30;
+
+/// Where a lock's critical sections come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CsRule {
+    /// The module's hooks: `acquired` to `to_release` of every acquisition.
+    Exact,
+    /// Consecutive contended acquisitions where the second waiter had begun waiting before
+    /// the first got the lock: the lock was busy all along.
+    Busy,
+    /// Too few of those (two threads taking turns never give one), so also pairs where the
+    /// second waiter began while the first held the lock: an upper bound that is tight when
+    /// the tasks that waited are the lock's only users, and too long by another task's
+    /// hold when one that never waited took the lock in between.
+    Relaxed,
+}
+
+impl CsRule {
+    /// A short description for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CsRule::Exact => "exact (module hooks)",
+            CsRule::Busy => "hand-offs with the next waiter already waiting",
+            CsRule::Relaxed => "hand-offs with the next waiter waiting during the hold (relaxed)",
+        }
+    }
+}
 
 /// Threads with fewer think-time samples than this use the lock's pooled think time.
 pub const MIN_THREAD_SAMPLES: u64 = 20;
@@ -163,6 +196,8 @@ pub struct LockModel {
     pub wait: Samples,
     /// Critical-section lengths (upper bounds, see the module docs).
     pub cs: Samples,
+    /// Which hand-offs the critical sections come from.
+    pub cs_rule: CsRule,
     /// Think times of all threads (upper bounds).
     pub think: Samples,
     /// The threads, most events first.
@@ -313,6 +348,7 @@ pub fn fit_lock(trace: &Trace, addr: u64) -> LockModel {
     let mut think_used = vec![false; ev.len()];
     // Per acquisition index: its inferred critical section.
     let mut cs_of: Vec<Option<u64>> = Vec::new();
+    let mut cs_rule = CsRule::Exact;
     if exact {
         // Module hooks: the task's own events give every interval.
         let mut to_acquire: HashMap<u32, (u64, usize)> = HashMap::new();
@@ -389,11 +425,18 @@ pub fn fit_lock(trace: &Trace, addr: u64) -> LockModel {
                 _ => {}
             }
         }
+        // The next waiter had begun before `a` got the lock: the lock was busy from `a.at`
+        // to `b.at`, `a`'s hold and the hand-off to `b`. With too few such pairs (two
+        // threads take turns: the next waiter is always the one that just released), also
+        // pairs where the next waiter began during the interval: the lock was held when it
+        // began, by `a` unless a task that never waited took it in between.
+        let busy = acqs.windows(2).filter(|w| w[1].begin < w[0].at).count() as u64;
+        let relaxed = busy < MIN_BUSY_PAIRS.max(acqs.len() as u64 / 10);
+        cs_rule = if relaxed { CsRule::Relaxed } else { CsRule::Busy };
         for w in acqs.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            // The next waiter had begun before `a` got the lock: the lock was busy from
-            // `a.at` to `b.at`, `a`'s hold and the hand-off to `b`.
-            let v = (b.begin < a.at).then(|| b.at - a.at);
+            let ok = b.begin < a.at || (relaxed && b.tid != a.tid);
+            let v = ok.then(|| b.at - a.at);
             if let Some(v) = v {
                 add(&mut cs, v);
                 for k in [a.ev.1, b.ev.0, b.ev.1] {
@@ -481,6 +524,7 @@ pub fn fit_lock(trace: &Trace, addr: u64) -> LockModel {
         local_handoff_share: local,
         wait: Samples::build(wait, wait_used, n),
         cs: Samples::build(cs, used(&cs_used), n),
+        cs_rule,
         think: Samples::build(think_all, used(&think_used), n),
         threads,
     }
@@ -508,7 +552,8 @@ mod tests {
             ev(300, E, 1, 0, true, 0),
             // Thread 2 began at 150, before 300: thread 1 held 300..1300.
             ev(1300, E, 2, 1, true, 0),
-            // Thread 3 begins after thread 2 got the lock: thread 2's hold is not bounded.
+            // Thread 3 begins after thread 2 got the lock: only the relaxed rule bounds
+            // thread 2's hold.
             ev(1400, B, 3, 2, true, LCB_F_MUTEX),
             ev(1500, E, 3, 2, true, 0),
             // Thread 1 again: think = 2000 - 300 - 1000 (its inferred hold).
@@ -520,8 +565,11 @@ mod tests {
         let m = fit_lock(&trace, 0x10);
         assert_eq!((m.waits, m.failed_waits, m.events, m.kind_name()), (3, 1, 9, "mutex"));
         assert_eq!(m.wait.values, vec![(100, 1), (200, 1), (1150, 1)].into_iter().map(|(v, n)| (quantise(v), n)).collect::<Vec<_>>());
-        assert_eq!(m.cs.values, vec![(quantise(1000), 1)]);
-        assert_eq!(m.cs.events_used, 3);
+        // Two busy hand-offs are too few for the strict rule alone: the relaxed one adds
+        // thread 2's hold (thread 3 began during it).
+        assert_eq!(m.cs_rule, CsRule::Relaxed);
+        assert_eq!(m.cs.values, vec![(200, 1), (quantise(1000), 1)]);
+        assert_eq!(m.cs.events_used, 5);
         assert_eq!(m.think.values, vec![(quantise(700), 1)]);
         assert_eq!(m.total_wait_ns, 1450);
         assert!((m.contention_rate - 3.0).abs() < 1e-9);

@@ -14,7 +14,7 @@
 
 use crate::sim::{check_kind, compile, ratios, run_one, usage, vm_policy, RecordedOn, SimArgs, SimFormat};
 use crate::Status;
-use scl_sim::{Config, LockImpl, LockKind, Metrics};
+use scl_sim::{Config, LockImpl, LockKind, Metrics, Workload};
 use scl_trace::fit::{self, LockModel, LockSummary, Samples};
 use scl_trace::format::{read_path, Limits};
 use scl_trace::Trace;
@@ -116,7 +116,7 @@ fn verdict(rec: &Side, sim: &Side) -> (Verdict, String) {
         );
     }
     let (Some(w), Some(r)) = (ratio(rec.p50 as f64, sim.p50 as f64), ratio(rec.rate, sim.rate)) else {
-        return (Verdict::Poor, "the FIFO replay had no contended wait to compare".into());
+        return (Verdict::Poor, "the FIFO replay had no contended wait, or the trace no duration, to compare".into());
     };
     let off = |x: f64| (x - 1.0).abs() * 100.0;
     let worst = |x: f64| x.max(1.0 / x);
@@ -161,16 +161,10 @@ fn pick(locks: &[LockSummary], want: Option<&str>, path: &Path) -> Result<u64, S
         return Ok(l.addr);
     }
     const SHOWN: usize = 20;
-    let mut msg = format!("--lock `{want}`: the trace `{}` has no such lock; its locks, hottest first:", path.display());
+    let kind = if ["spinlock", "mutex", "rwsem"].contains(&want) { " (with --replay, --lock names a lock, not a kind)" } else { "" };
+    let mut msg = format!("--lock `{want}`: the trace `{}` has no such lock{kind}; its locks, hottest first:", path.display());
     for l in locks.iter().take(SHOWN) {
-        let _ = write!(
-            msg,
-            "\n  {:#x}  {:<8} {:>8} waits  {}",
-            l.addr,
-            fit::kind_name(l.kind),
-            l.waits,
-            l.name.as_deref().unwrap_or("-")
-        );
+        let _ = write!(msg, "\n  {:#x}  {:<8} {:>8} waits  {}", l.addr, fit::kind_name(l.kind), l.waits, l.name.as_deref().unwrap_or("-"));
     }
     if locks.len() > SHOWN {
         let _ = write!(msg, "\n  ... and {} more", locks.len() - SHOWN);
@@ -217,9 +211,19 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
         r.workload.locks = LockImpl::Module;
     }
     let baseline_on = if r.workload.locks == LockImpl::Module { "module" } else { "linux" };
+    if trace.lost > 0 {
+        r.notes.push(format!(
+            "the recorder lost {} events (its ring buffer was full): waits around them may be missing or merged, and the estimates near them off",
+            trace.lost
+        ));
+    }
     for &i in &args.critical {
         let n = r.workload.threads.len();
-        let t = r.workload.threads.get_mut(i as usize).ok_or_else(|| usage(format!("--critical {i}: the replay has {n} threads (0..{})", n - 1)))?;
+        let t = r
+            .workload
+            .threads
+            .get_mut(i as usize)
+            .ok_or_else(|| usage(format!("--critical {i}: the replay has {n} threads (0..{})", n - 1)))?;
         t.latency_critical = true;
     }
     let main = compile(&args.file, args.color.enabled())?;
@@ -229,17 +233,32 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
         Some(d) => d.as_nanos().min(u128::from(u64::MAX)) as u64,
         None => recorded_ns.clamp(MIN_DEFAULT_NS, MAX_DEFAULT_NS),
     };
-    let cfg = Config { machine: r.machine.clone(), workload: r.workload.clone(), duration_ns, seed: args.seed };
-    let fifo = run_one(&cfg, &mut scl_sim::Fifo)?;
+    let mut cfg = Config { machine: r.machine.clone(), workload: r.workload.clone(), duration_ns, seed: args.seed };
+    let rec = Side::recorded(&model, &trace);
+    let mut fifo = run_one(&cfg, &mut scl_sim::Fifo)?;
+    let uncalibrated = Side::simulated(&fifo);
+    let mut scale = None;
+    if !args.no_calibrate && rec.waits >= MIN_WAITS && uncalibrated.rate < (1.0 - GOOD) * rec.rate {
+        let s = calibrate(&cfg, rec.rate)?;
+        cfg.workload = scaled_think(&cfg.workload, s);
+        fifo = run_one(&cfg, &mut scl_sim::Fifo)?;
+        scale = Some(s);
+    }
     // The policy runs where a policy runs in the kernel: on the module's governed lock
     // (`kernel/`); the baseline on Linux's stock lock, the one the trace was recorded on.
     let mut governed = cfg.clone();
     governed.workload.locks = LockImpl::Module;
     let mut p = vm_policy(&main, &args.set, cfg.machine.cpus())?;
     let policy = run_one(&governed, &mut p)?;
-    let rec = Side::recorded(&model, &trace);
     let sim = Side::simulated(&fifo);
-    let (v, why) = verdict(&rec, &sim);
+    let (v, mut why) = verdict(&rec, &sim);
+    if let Some(s) = scale {
+        why = format!(
+            "{why} (think time calibrated: x{s:.3} made the FIFO replay contend as often as the trace; uncalibrated, its wait median was {:.2}x and its contention rate {:.2}x the trace's)",
+            ratio(rec.p50 as f64, uncalibrated.p50 as f64).unwrap_or(0.0),
+            ratio(rec.rate, uncalibrated.rate).unwrap_or(0.0)
+        );
+    }
     let nodes = {
         let mut n: Vec<u32> = trace.topology.cpus.iter().flatten().map(|c| c.node).collect();
         n.sort_unstable();
@@ -269,7 +288,7 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
                 model.failed_waits,
                 if model.exact { "module hooks: exact" } else { "stock tracepoints: inferred" }
             );
-            let _ = writeln!(t, "fit:      critical section {}", samples_text(&model.cs));
+            let _ = writeln!(t, "fit:      critical section {}; {}", samples_text(&model.cs), model.cs_rule.describe());
             let _ = writeln!(t, "          think time {}", samples_text(&model.think));
             let _ = writeln!(t, "machine:  {}", cfg.machine.describe());
             let _ = writeln!(t, "workload: {}", cfg.workload.describe());
@@ -337,6 +356,7 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
                     "read_share": model.read_share,
                     "wait": samples_json(&model.wait),
                     "cs": samples_json(&model.cs),
+                    "cs_rule": model.cs_rule,
                     "think": samples_json(&model.think),
                     "threads": threads,
                 },
@@ -351,6 +371,8 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
                         "local_handoff_share": w(rec.local.zip(sim.local).and_then(|(a, b)| ratio(a, b))),
                     },
                     "verdict": v.name(),
+                    "think_scale": scale,
+                    "uncalibrated": uncalibrated.json(),
                     "verdict_text": why,
                 },
                 "machine": cfg.machine,
@@ -368,8 +390,45 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
     Ok(Status::Ok)
 }
 
+/// `w` with every thread's think time scaled by `s`.
+fn scaled_think(w: &Workload, s: f64) -> Workload {
+    let mut w = w.clone();
+    for t in &mut w.threads {
+        t.think = t.think.scaled(s);
+    }
+    w
+}
+
+/// The think-time scale in [1/256, 1] that makes the FIFO replay contend as often as the
+/// trace (`rate` waits per second): the fitted think time is an upper bound (uncontended
+/// acquisitions are invisible), so the replay may only shorten it. A bisection over the
+/// scale's logarithm, on runs of at most 200 ms with the same seed; the contention rate
+/// falls as the think time grows.
+fn calibrate(cfg: &Config, rate: f64) -> Result<f64, Status> {
+    let probe = |s: f64| -> Result<f64, Status> {
+        let c = Config { workload: scaled_think(&cfg.workload, s), duration_ns: cfg.duration_ns.min(200_000_000), ..cfg.clone() };
+        Ok(Side::simulated(&run_one(&c, &mut scl_sim::Fifo)?).rate)
+    };
+    // `lo` contends at least as often as the trace (or is the floor), `hi` less often.
+    let (mut lo, mut hi) = (-8.0f64, 0.0f64);
+    if probe(lo.exp2())? < rate {
+        return Ok(lo.exp2());
+    }
+    for _ in 0..8 {
+        let mid = (lo + hi) / 2.0;
+        if probe(mid.exp2())? >= rate {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo.exp2())
+}
+
 /// Recorded vs simulated-under-FIFO, with the ratio.
 fn fit_table(rec: &Side, sim: &Side) -> String {
+    // The simulated run's hand-offs scaled to the trace's duration.
+    let sim_waits = if sim.duration_ns == 0 { 0.0 } else { sim.waits as f64 * rec.duration_ns as f64 / sim.duration_ns as f64 };
     let t = |v: u64| scl_sim::metrics::ns(v);
     let share = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"));
     let r = |a: f64, b: f64| ratio(a, b).map_or_else(|| "-".to_string(), |x| format!("{x:.2}x"));
@@ -378,13 +437,8 @@ fn fit_table(rec: &Side, sim: &Side) -> String {
         ("wait p90", t(rec.p90), t(sim.p90), r(rec.p90 as f64, sim.p90 as f64)),
         ("wait p99", t(rec.p99), t(sim.p99), r(rec.p99 as f64, sim.p99 as f64)),
         ("contention rate (waits/s)", format!("{:.0}", rec.rate), format!("{:.0}", sim.rate), r(rec.rate, sim.rate)),
-        ("hand-offs (waits completed)", rec.waits.to_string(), sim.waits.to_string(), "-".into()),
-        (
-            "local hand-off share",
-            share(rec.local),
-            share(sim.local),
-            rec.local.zip(sim.local).map_or_else(|| "-".into(), |(a, b)| r(a, b)),
-        ),
+        ("hand-offs in the trace's time", rec.waits.to_string(), format!("{:.0}", sim_waits), r(rec.waits as f64, sim_waits)),
+        ("local hand-off share", share(rec.local), share(sim.local), rec.local.zip(sim.local).map_or_else(|| "-".into(), |(a, b)| r(a, b))),
     ];
     let mut out = format!("{:<28}  {:>10}  {:>14}  {:>7}\n", "FIFO replay vs trace", "recorded", "simulated FIFO", "ratio");
     for (label, a, b, c) in rows {

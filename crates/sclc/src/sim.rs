@@ -79,6 +79,10 @@ pub struct SimArgs {
     /// reproduces the trace (docs/simulator.md, "Replaying a recorded trace").
     #[arg(long, value_name = "TRACE", conflicts_with_all = ["machine", "workload", "threads", "compare"])]
     pub(crate) replay: Option<PathBuf>,
+    /// With --replay: keep the fitted think time even when the FIFO replay contends less
+    /// often than the trace (by default it is scaled down until it does).
+    #[arg(long, requires = "replay")]
+    pub(crate) no_calibrate: bool,
     /// The lock kind (spinlock, mutex, rwsem); default: the workload's, else the first kind
     /// the policy applies to. With --replay: the trace's lock, by name or address (default:
     /// the hottest).

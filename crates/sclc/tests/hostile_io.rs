@@ -77,6 +77,9 @@ const STDOUT_COMMANDS: &[(&[&str], bool)] = &[
     (&["ls", "--format", "json"], true),
     (&["run", "examples/contention_profiler.scl", "--duration", "300ms", "--interval", "100ms"], true),
     (&["run", "examples/contention_profiler.scl", "--duration", "300ms", "--format", "json"], true),
+    // The trace on stdout (the summary on stderr), and the summary on stdout.
+    (&["record", "-o", "-", "--duration", "300ms"], true),
+    (&["record", "-o", "/dev/null", "--duration", "300ms", "--format", "json"], true),
 ];
 
 /// Commands that write diagnostics or messages to stderr.
@@ -88,6 +91,8 @@ const STDERR_COMMANDS: &[&[&str]] = &[
     &["check", "no/such/file.scl"],
     &["explain", "E9999"],
     &["sim", "examples/numa_grouping.scl", "--machine", "0x0"],
+    &["record", "--max-events", "0"],
+    &["record", "-o", "/", "--duration", "100ms"],
 ];
 
 /// Pins the profiler for the `map` commands; unpins when dropped.

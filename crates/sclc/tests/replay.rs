@@ -36,14 +36,14 @@ fn scratch(name: &str) -> PathBuf {
 /// A mutex storm of 8 threads on a 2x4 machine (known cs 10 us, think 30 us), recorded as
 /// the stock tracepoints show it, plus a few waits on a second, cold lock.
 fn storm() -> Trace {
+    storm_of(8, Dist::Uniform(20_000, 40_000))
+}
+
+/// `threads` threads of the storm, with think time `think`.
+fn storm_of(threads: u32, think: Dist) -> Trace {
     let machine = Machine::symmetric(2, 4);
-    let d = WorkloadDefaults {
-        lock: LockKind::Mutex,
-        cs: Dist::Uniform(8_000, 12_000),
-        think: Dist::Uniform(20_000, 40_000),
-        ..WorkloadDefaults::default()
-    };
-    let mut workload = Workload::uniform(&machine, 8, &d).unwrap();
+    let d = WorkloadDefaults { lock: LockKind::Mutex, cs: Dist::Uniform(8_000, 12_000), think, ..WorkloadDefaults::default() };
+    let mut workload = Workload::uniform(&machine, threads, &d).unwrap();
     workload.locks = LockImpl::Linux;
     let cfg = Config { machine: machine.clone(), workload, duration_ns: 20_000_000, seed: 5 };
     let mut events = Vec::new();
@@ -60,7 +60,8 @@ fn storm() -> Trace {
     .unwrap();
     for i in 0..3u64 {
         let ts = base + 1_000 + i * 100_000;
-        let e = Event { ts, kind: EventKind::ContentionBegin, lock: COLD, flags: LCB_F_SPIN, lock_kind: 0, ok: true, tid: 7, pid: 7, cpu: 0 };
+        let e =
+            Event { ts, kind: EventKind::ContentionBegin, lock: COLD, flags: LCB_F_SPIN, lock_kind: 0, ok: true, tid: 7, pid: 7, cpu: 0 };
         events.push(e);
         events.push(Event { ts: ts + 500, kind: EventKind::ContentionEnd, flags: 0, ..e });
     }
@@ -70,14 +71,15 @@ fn storm() -> Trace {
         start_ns: base,
         end_ns: base + cfg.duration_ns,
         lock_names: vec![(HOT, "storm_mutex".into()), (COLD, "cold_lock".into())],
-        comms: (0..8).map(|i| (FIRST_TID + i, format!("storm/{i}"))).collect(),
+        comms: (0..threads).map(|i| (FIRST_TID + i, format!("storm/{i}"))).collect(),
         lost: 0,
         events,
     }
 }
 
-fn storm_file() -> PathBuf {
-    let p = scratch("storm.trace");
+/// The storm written to a file of its own for test `name` (the tests run in parallel).
+fn storm_file(name: &str) -> PathBuf {
+    let p = scratch(&format!("storm-{name}.trace"));
     let mut bytes = Vec::new();
     scl_trace::format::write(&mut bytes, &storm()).unwrap();
     std::fs::write(&p, bytes).unwrap();
@@ -91,7 +93,7 @@ fn json(out: &Output) -> serde_json::Value {
 
 #[test]
 fn table_fit_then_side_by_side() {
-    let trace = storm_file();
+    let trace = storm_file("table");
     let out = sclc(&["sim", "--replay", trace.to_str().unwrap(), "examples/numa_grouping.scl"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let t = text(&out.stdout);
@@ -127,7 +129,7 @@ fn table_fit_then_side_by_side() {
 
 #[test]
 fn json_shape() {
-    let trace = storm_file();
+    let trace = storm_file("json");
     let v = json(&sclc(&["sim", "--replay", trace.to_str().unwrap(), "examples/numa_grouping.scl", "--format", "json"]));
     assert_eq!(v["trace"]["locks"], 2);
     assert_eq!(v["trace"]["cpus"], 8);
@@ -143,6 +145,9 @@ fn json_shape() {
         assert!(!rec[k].is_null() && !sim[k].is_null(), "fit.*.{k}: {v}");
     }
     assert_eq!(v["fit"]["verdict"], "good");
+    // The fitted think time already makes the replay contend as often as the trace.
+    assert!(v["fit"]["think_scale"].is_null(), "{}", v["fit"]);
+    assert!(v["fit"]["uncalibrated"]["wait_p50_ns"].is_u64());
     let r = v["fit"]["ratios"]["wait_p50"].as_f64().unwrap();
     assert!((0.75..=1.25).contains(&r), "wait median ratio {r}");
     let runs = v["runs"].as_array().unwrap();
@@ -169,7 +174,7 @@ fn json_shape() {
 
 #[test]
 fn lock_by_name_or_address_and_unknown_locks() {
-    let trace = storm_file();
+    let trace = storm_file("lock");
     let t = trace.to_str().unwrap();
     let by_name = json(&sclc(&["sim", "--replay", t, "--lock", "storm_mutex", "examples/numa_grouping.scl", "--format", "json"]));
     let by_addr = json(&sclc(&["sim", "--replay", t, "--lock", "0xffff888000001000", "examples/numa_grouping.scl", "--format", "json"]));
@@ -186,6 +191,10 @@ fn lock_by_name_or_address_and_unknown_locks() {
     assert!(e.starts_with("sclc: error: --lock `nope`: the trace"), "{e}");
     let (hot, cold) = (e.find("storm_mutex").expect("hot listed"), e.find("cold_lock").expect("cold listed"));
     assert!(hot < cold, "{e}");
+    // A kind is not a lock.
+    let out = sclc(&["sim", "--replay", t, "--lock", "mutex", "examples/numa_grouping.scl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--lock names a lock, not a kind"), "{}", text(&out.stderr));
     // The policy must apply to the lock's kind.
     let out = sclc(&["sim", "--replay", t, "examples/bravo.scl"]);
     assert_eq!(out.status.code(), Some(2));
@@ -194,7 +203,7 @@ fn lock_by_name_or_address_and_unknown_locks() {
 
 #[test]
 fn bad_traces_are_clear_errors() {
-    let good = std::fs::read(storm_file()).unwrap();
+    let good = std::fs::read(storm_file("bad")).unwrap();
     let mut wrong_version = good.clone();
     // The version follows the 8-byte magic (docs/trace-format.md).
     wrong_version[8] = 99;
@@ -224,7 +233,7 @@ fn bad_traces_are_clear_errors() {
 
 #[test]
 fn options_that_make_no_sense_with_replay_are_refused() {
-    let trace = storm_file();
+    let trace = storm_file("options");
     let t = trace.to_str().unwrap();
     for (flag, value) in [("--machine", "2x8"), ("--workload", "w.toml"), ("--threads", "4"), ("--compare", "baseline")] {
         let out = sclc(&["sim", "--replay", t, flag, value, "examples/numa_grouping.scl"]);
@@ -258,4 +267,42 @@ fn recorded_on_picks_the_baseline_lock() {
     let out = sclc(&["sim", "--recorded-on", "module", "examples/numa_grouping.scl"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--replay"), "{}", text(&out.stderr));
+}
+
+/// A trace whose think time is too long: two threads take turns, and two of every three
+/// waits of each are taken out, as if those acquisitions had been uncontended (invisible).
+/// The replay contends too little until the think time is calibrated down; `--no-calibrate`
+/// keeps it.
+#[test]
+fn think_time_is_calibrated_to_the_recorded_contention() {
+    let mut trace = storm_of(2, Dist::Uniform(1_000, 3_000));
+    let mut seen = std::collections::HashMap::new();
+    let mut keep = std::collections::HashMap::new();
+    trace.events.retain(|e| {
+        if e.lock != HOT {
+            return true;
+        }
+        if e.kind == EventKind::ContentionBegin {
+            let n = seen.entry(e.tid).or_insert(0u64);
+            *n += 1;
+            keep.insert(e.tid, *n % 3 == 0);
+        }
+        keep.get(&e.tid).copied().unwrap_or(false)
+    });
+    let p = scratch("thinned.trace");
+    let mut bytes = Vec::new();
+    scl_trace::format::write(&mut bytes, &trace).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    let t = p.to_str().unwrap();
+    let v = json(&sclc(&["sim", "--replay", t, "examples/numa_grouping.scl", "--format", "json"]));
+    let fit = &v["fit"];
+    let scale = fit["think_scale"].as_f64().unwrap_or_else(|| panic!("not calibrated: {fit}"));
+    assert!(scale > 0.0 && scale < 1.0, "{fit}");
+    let rate = |side: &str| fit[side]["contention_rate"].as_f64().unwrap();
+    assert!(rate("uncalibrated") < 0.75 * rate("recorded"), "{fit}");
+    assert!((rate("simulated") / rate("recorded") - 1.0).abs() <= 0.25, "{fit}");
+    assert!(fit["verdict_text"].as_str().unwrap().contains("think time calibrated"), "{fit}");
+    let raw = json(&sclc(&["sim", "--replay", t, "examples/numa_grouping.scl", "--format", "json", "--no-calibrate"]));
+    assert!(raw["fit"]["think_scale"].is_null());
+    assert_eq!(raw["fit"]["simulated"], fit["uncalibrated"]);
 }

@@ -5,13 +5,15 @@
 //! call of the stock `contended` and `contention_end` hooks, compiled here with the filters
 //! of `sclc run` (`run/filter.rs`) and a `-- CMD`'s cgroup (`run/workload.rs`). This module
 //! reads the ring buffer ([`scl_loader::Ring`]), pairs each end with its thread's open
-//! wait on that lock (an end without one, of a wait that began before the recording, is
-//! dropped and counted), puts the records in timestamp order (records from several CPUs
+//! wait on that lock (an end without one, of a wait that began before the recording or
+//! whose beginning was lost, is dropped and counted), puts the records in timestamp order (records from several CPUs
 //! reach the ring buffer up to a few microseconds out of order; a 50 ms window sorts them),
 //! and streams them into [`scl_trace::format::Writer`]. It stops at `--duration`,
 //! `--max-events`, `--max-size`, Ctrl-C or SIGTERM, or when CMD exits; then detaches,
 //! drains the ring buffer, and counts as lost what the recorder's per-CPU call counter
-//! says was sent minus what arrived (records the full ring buffer refused).
+//! says was sent minus what arrived (records the full ring buffer refused), plus the
+//! programs' recursion misses (an event in an interrupt that came while the recorder's
+//! program ran on that CPU: the kernel does not run a tracing program inside another).
 //!
 //! Output: `-o FILE` is written to a temporary file beside it (`.FILE.PID.partial`) and
 //! renamed into place at the end, so a killed recording never leaves half a trace under
@@ -32,8 +34,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The recorder policy's source.
@@ -134,6 +135,7 @@ impl Sink {
                 // A device, FIFO or symlink: written in place, as a shell's `>` would.
                 let f = std::fs::OpenOptions::new()
                     .write(true)
+                    .create(true)
                     .truncate(true)
                     .open(path)
                     .map_err(|e| format!("-o {shown}: cannot open it: {e}"))?;
@@ -177,6 +179,15 @@ impl Sink {
         if let Sink::File { tmp: Some(tmp), .. } = self {
             let _ = std::fs::remove_file(tmp);
         }
+    }
+
+    /// True when the file is standard output itself (the same open file's device and
+    /// inode).
+    fn is_stdout(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let Sink::File { f, .. } = self else { return true };
+        let (Ok(mine), Ok(out)) = (f.metadata(), std::fs::metadata("/proc/self/fd/1")) else { return false };
+        mine.dev() == out.dev() && mine.ino() == out.ino()
     }
 
     fn describe(&self, path: &Path) -> String {
@@ -258,6 +269,9 @@ struct Pairing {
     locks: HashMap<u64, LockStat>,
     threads: HashMap<u32, ()>,
     unpaired_ends: u64,
+    /// Second beginnings of a wait already open on the same lock (a mutex that stopped
+    /// spinning to sleep), left out.
+    merged_begins: u64,
     comms: tasks::Comms,
     comm_list: Vec<(u32, String)>,
 }
@@ -274,6 +288,13 @@ impl Pairing {
         if what == 0 {
             let class = (r.info >> 8) & 0xff;
             let stack = self.open.entry(r.tid).or_default();
+            // A mutex reports its wait twice: `contention_begin` before it spins
+            // optimistically and again before it sleeps, with one `contention_end`. The
+            // wait began at the first, as perf and `sclc run` count it.
+            if stack.last().is_some_and(|(l, _, _)| *l == r.lock) {
+                self.merged_begins += 1;
+                return None;
+            }
             if stack.len() >= MAX_NESTED {
                 stack.remove(0);
             }
@@ -354,21 +375,10 @@ impl Stop {
 
 /// Runs `sclc record`.
 pub fn run(args: RecordArgs) -> Status {
-    if !args.command.is_empty() && !args.filter.cgroups.is_empty() {
-        errln!("sclc: error: --cgroup and a command after `--` both choose the tasks to record\n  help: give one of them (the command runs in a cgroup of its own)");
-        return Status::Usage;
-    }
     if args.max_events == Some(0) || args.max_size == Some(0) {
         errln!("sclc: error: --max-events and --max-size must be at least 1");
         return Status::Usage;
     }
-    let mut filter = match args.filter.to_filter() {
-        Ok(f) => f,
-        Err(msg) => {
-            errln!("sclc: error: {msg}");
-            return Status::Usage;
-        }
-    };
     let topology = match Topology::from_host() {
         Ok(t) => t,
         Err(e) => {
@@ -376,19 +386,9 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::Usage;
         }
     };
-    let cgroup = if args.command.is_empty() {
-        None
-    } else {
-        match workload::Cgroup::create() {
-            Ok(cg) => {
-                filter.cgroups = vec![cg.id];
-                Some(cg)
-            }
-            Err(e) => {
-                errln!("sclc: warning: {e}; `{}` runs without a filter to its processes (every task's locks are recorded)", args.command[0]);
-                None
-            }
-        }
+    let (filter, cgroup) = match crate::run::filter_for(&args.filter, &args.command, "record", "recorded") {
+        Ok(f) => f,
+        Err(status) => return status,
     };
     let mut files = Files::new();
     let id = files.add("<sclc record>/recorder.scl".to_string(), RECORDER.to_string());
@@ -403,6 +403,11 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::PolicyErrors;
         }
     };
+    // Loaded before the output is opened: without BPF nothing is written.
+    let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
+        Ok(l) => l,
+        Err(status) => return status,
+    };
     let sink = match Sink::open(&args.output) {
         Ok(s) => s,
         Err(msg) => {
@@ -410,15 +415,9 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::Usage;
         }
     };
-    let to_stdout = matches!(sink, Sink::Stdout(_));
+    // The trace on stdout (`-o -`, or `-o /dev/stdout` and the like): the summary on stderr.
+    let to_stdout = matches!(sink, Sink::Stdout(_)) || sink.is_stdout();
     let target = sink.describe(&args.output);
-    let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
-        Ok(l) => l,
-        Err(status) => {
-            sink.abandon();
-            return status;
-        }
-    };
     let inbox: Rc<RefCell<Vec<Rec>>> = Rc::default();
     let received = Rc::new(RefCell::new(0u64));
     let ring = {
@@ -440,21 +439,25 @@ pub fn run(args: RecordArgs) -> Status {
         }
     };
     let start_ns = monotonic_ns();
+    let tmp = match &sink {
+        Sink::File { tmp, .. } => tmp.clone(),
+        Sink::Stdout(_) => None,
+    };
     let mut writer = match Writer::new(sink, &topology, start_ns) {
         Ok(w) => w,
-        Err(e) => return write_failed(&target, &e, None),
+        Err(e) => {
+            // The writer dropped the file with itself: remove what it left.
+            if let Some(tmp) = tmp {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return write_failed(&target, &e, None);
+        }
     };
     if let Err(e) = loaded.attach_all() {
         errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
         return Status::Usage;
     }
-    let stop_flag = Arc::new(AtomicBool::new(false));
-    {
-        let stop_flag = stop_flag.clone();
-        if let Err(e) = ctrlc::set_handler(move || stop_flag.store(true, Ordering::SeqCst)) {
-            errln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
-        }
-    }
+    let stop_flag = crate::run::stop_on_signal();
     let mut child = match args.command.is_empty() {
         true => None,
         false => match workload::spawn(&args.command, cgroup.as_ref()) {
@@ -500,7 +503,12 @@ pub fn run(args: RecordArgs) -> Status {
     };
     let mut newest = 0u64;
     let stop = loop {
-        if let Err(e) = ring.poll(Duration::from_millis(100)) {
+        // Drained every 10 ms rather than woken per record: a record committed while the
+        // reader is caught up makes the kernel wake it (an interrupt per record at worst),
+        // which cost more than the rest of the recorder together (docs/performance.md). The
+        // ring buffer holds about 130 ms of the busiest storm measured.
+        std::thread::sleep(Duration::from_millis(10));
+        if let Err(e) = ring.consume() {
             poll_error = Some(e);
             break Stop::Output;
         }
@@ -535,14 +543,15 @@ pub fn run(args: RecordArgs) -> Status {
             break Stop::Command;
         }
     };
+    // Detach, let programs already running finish, then take what is left: the recording
+    // ends after the last event that can arrive.
+    loaded.detach_all();
+    std::thread::sleep(Duration::from_millis(20));
     let end_ns = monotonic_ns();
     let elapsed = started.elapsed();
     if let Some(c) = child.as_mut() {
         command_status = Some(workload::describe(&args.command, c.id(), workload::finish(c)));
     }
-    // Detach, let programs already running finish, then take what is left.
-    loaded.detach_all();
-    std::thread::sleep(Duration::from_millis(20));
     let _ = ring.consume();
     for r in inbox.borrow_mut().drain(..) {
         if let Some(e) = pairing.event(r) {
@@ -564,7 +573,11 @@ pub fn run(args: RecordArgs) -> Status {
         .map(|v| v.chunks(8).map(|c| c.iter().rev().fold(0u64, |a, b| (a << 8) | u64::from(*b))).sum())
         .unwrap_or(0);
     let received = *received.borrow();
-    let lost = calls.saturating_sub(received);
+    // A program does not run while a tracing program runs on its CPU (a lock contended in
+    // an interrupt that came during the recorder's own program): the kernel counts those.
+    let missed: u64 = loaded.programs().iter().filter_map(|p| loaded.info(p).ok()).map(|i| i.recursion_misses).sum();
+    let dropped = calls.saturating_sub(received);
+    let lost = dropped + missed;
     drop(ring);
     drop(loaded);
     if let Some(e) = poll_error {
@@ -591,6 +604,9 @@ pub fn run(args: RecordArgs) -> Status {
         None => match writer.finish(end_ns, lost, &lock_names, &comms) {
             Ok(s) => s,
             Err(e) => {
+                if let Some(tmp) = &tmp {
+                    let _ = std::fs::remove_file(tmp);
+                }
                 let status = write_failed(&target, &e, None);
                 report_command(&command_status);
                 drop(cgroup);
@@ -616,7 +632,10 @@ pub fn run(args: RecordArgs) -> Status {
         threads,
         elapsed,
         lost,
+        dropped,
+        missed,
         unpaired,
+        merged: pairing.merged_begins,
         size,
         stats: &pairing.locks,
         names: &names,
@@ -677,7 +696,10 @@ struct Summary<'a> {
     threads: u64,
     elapsed: Duration,
     lost: u64,
+    dropped: u64,
+    missed: u64,
     unpaired: u64,
+    merged: u64,
     size: u64,
     stats: &'a HashMap<u64, LockStat>,
     names: &'a HashMap<u64, String>,
@@ -721,10 +743,14 @@ impl Summary<'_> {
             self.per_event()
         );
         if self.lost > 0 {
-            let _ = writeln!(s, "  note: {} events were lost: the ring buffer was full (the trace has gaps)", self.lost);
+            let _ = writeln!(
+                s,
+                "  note: {} events were lost ({} with the ring buffer full, {} while a tracing program already ran on that CPU); the trace has gaps there",
+                self.lost, self.dropped, self.missed
+            );
         }
         if self.unpaired > 0 {
-            let _ = writeln!(s, "  {} ends of waits that began before the recording were left out", self.unpaired);
+            let _ = writeln!(s, "  {} ends of waits without their beginning (begun before the recording, or lost) were left out", self.unpaired);
         }
         let hot = self.hottest();
         if !hot.is_empty() {
@@ -768,7 +794,10 @@ impl Summary<'_> {
             "threads": self.threads,
             "duration_s": self.elapsed.as_secs_f64(),
             "lost": self.lost,
+            "lost_ring_full": self.dropped,
+            "lost_recursion": self.missed,
             "unpaired_ends": self.unpaired,
+            "merged_begins": self.merged,
             "bytes": self.size,
             "bytes_per_event": self.per_event(),
             "hottest": hot,
@@ -813,6 +842,9 @@ mod tests {
         assert!(p.event(rec(1, 0xa, 7, 1)).is_none());
         let b = p.event(rec(2, 0xa, 7, 1 << 8)).unwrap();
         assert_eq!((b.kind, b.flags, b.lock_kind), (EventKind::ContentionBegin, 32, 1));
+        // The mutex stops spinning and sleeps: one wait, from its first beginning.
+        assert!(p.event(rec(2, 0xa, 7, 1 << 8)).is_none());
+        assert_eq!(p.merged_begins, 1);
         // Nested: the mutex's wait_lock.
         p.event(rec(3, 0xb, 7, 0)).unwrap();
         let e = p.event(rec(4, 0xb, 7, 1)).unwrap();

@@ -135,31 +135,9 @@ pub fn run(args: RunArgs) -> Status {
         );
         return Status::Usage;
     }
-    if !args.command.is_empty() && !args.filter.cgroups.is_empty() {
-        errln!("sclc: error: --cgroup and a command after `--` both choose the tasks to observe\n  help: give one of them (the command runs in a cgroup of its own)");
-        return Status::Usage;
-    }
-    let mut filter = match args.filter.to_filter() {
+    let (filter, cgroup) = match filter_for(&args.filter, &args.command, "observe", "observed") {
         Ok(f) => f,
-        Err(msg) => {
-            errln!("sclc: error: {msg}");
-            return Status::Usage;
-        }
-    };
-    // The command's cgroup exists before the programs are compiled: its id is in them.
-    let cgroup = if args.command.is_empty() {
-        None
-    } else {
-        match workload::Cgroup::create() {
-            Ok(cg) => {
-                filter.cgroups = vec![cg.id];
-                Some(cg)
-            }
-            Err(e) => {
-                errln!("sclc: warning: {e}; `{}` runs without a filter to its processes (every task's locks are observed)", args.command[0]);
-                None
-            }
-        }
+        Err(status) => return status,
     };
     let mut files = Files::new();
     let id = files.add(args.file.display().to_string(), text);
@@ -208,13 +186,7 @@ pub fn run(args: RunArgs) -> Status {
         errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
         return Status::Usage;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        if let Err(e) = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)) {
-            errln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
-        }
-    }
+    let stop = stop_on_signal();
     let symbols = Ksyms::load();
     let mut comms = tasks::Comms::default();
     let program_ids: Vec<(String, u32)> =
@@ -292,6 +264,51 @@ pub fn run(args: RunArgs) -> Status {
     }
     drop(cgroup);
     Status::Ok
+}
+
+/// The event filter of the filter options and, with a command after `--`, the command's
+/// cgroup, created before the programs are compiled (its id is in them; `sclc run` and
+/// `sclc record` share this). `verb` and `participle` say what happens to the tasks'
+/// events in the messages ("observe", "observed").
+pub(crate) fn filter_for(
+    args: &filter::FilterArgs,
+    command: &[String],
+    verb: &str,
+    participle: &str,
+) -> Result<(scl_ir::lower::EventFilter, Option<workload::Cgroup>), Status> {
+    if !command.is_empty() && !args.cgroups.is_empty() {
+        errln!("sclc: error: --cgroup and a command after `--` both choose the tasks to {verb}\n  help: give one of them (the command runs in a cgroup of its own)");
+        return Err(Status::Usage);
+    }
+    let mut filter = args.to_filter().map_err(|msg| {
+        errln!("sclc: error: {msg}");
+        Status::Usage
+    })?;
+    let cgroup = if command.is_empty() {
+        None
+    } else {
+        match workload::Cgroup::create() {
+            Ok(cg) => {
+                filter.cgroups = vec![cg.id];
+                Some(cg)
+            }
+            Err(e) => {
+                errln!("sclc: warning: {e}; `{}` runs without a filter to its processes (every task's locks are {participle})", command[0]);
+                None
+            }
+        }
+    };
+    Ok((filter, cgroup))
+}
+
+/// A flag that SIGINT and SIGTERM set (shared by `sclc run` and `sclc record`).
+pub(crate) fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
+        errln!("sclc: warning: Ctrl-C will not stop cleanly: {e}");
+    }
+    stop
 }
 
 /// True when some hook of the policy in `text` is a known hook that the stock kernel does
