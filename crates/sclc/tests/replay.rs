@@ -252,7 +252,7 @@ fn options_that_make_no_sense_with_replay_are_refused() {
 /// Linux's. Without --replay the option is refused.
 #[test]
 fn recorded_on_picks_the_baseline_lock() {
-    let trace = storm_file();
+    let trace = storm_file("recorded_on");
     let t = trace.to_str().unwrap();
     let linux = json(&sclc(&["sim", "--replay", t, "examples/numa_grouping.scl", "--format", "json"]));
     assert_eq!(linux["locks"]["baseline"], "linux");
