@@ -7,6 +7,7 @@
 #   SCL-MAP {json}      `sclc map NAME dump MAP --format json` after the policy's run
 #   SCL-CHECK key value a check of the module's behaviour
 #   SCL-REC {json}      with RECORD=1: the extra no-policy run `sclc record` recorded
+#   SCL-RECORD {json}   with RECORD=1: `sclc record`'s summary
 #   SCL-TRACE base64    with RECORD=1: the trace file of that run, one base64 line each
 #   SCL-FAIL message    the scenario could not go on
 #   SCL-DONE            the scenario ended
@@ -78,7 +79,7 @@ if [ "$RECORD" = 1 ]; then
 		echo "hist:keys=lock_addr.hex" > $T/events/lock/contention_$e/trigger \
 			|| fail "cannot set a hist trigger on lock:contention_$e"
 	done
-	/bin/sclc record -o /tmp/trace.sclt --lock "$addr" --duration 600s --max-events 2000000 \
+	/bin/sclc record -o /tmp/trace.sclt --lock "$addr" --duration 600s --max-events 2000000 --format json \
 		> /tmp/record.out 2> /tmp/record.err &
 	rec=$!
 	# Attached once it holds its links (tp_btf programs: two bpf_link fds).
@@ -100,7 +101,7 @@ if [ "$RECORD" = 1 ]; then
 		say "SCL-CHECK tracepoint_$e ${n:-0}"
 		echo "!hist:keys=lock_addr.hex" > $T/events/lock/contention_$e/trigger
 	done
-	say "SCL-CHECK record_summary $(tr '\n' ' ' < /tmp/record.err) $(tr '\n' ' ' < /tmp/record.out)"
+	say "SCL-RECORD $(cat /tmp/record.out /tmp/record.err | grep -m1 '^{')"
 	base64 /tmp/trace.sclt | sed 's/^/SCL-TRACE /' > $OUT
 fi
 echo clear > /sys/kernel/scl_hooks/locks

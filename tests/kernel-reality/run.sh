@@ -209,7 +209,7 @@ if [ "$format" = json ]; then
 	if [ -n "$record" ]; then
 		printf '"recorded":%s,"record":{"trace":%s,"trace_bytes":%s,"tracepoint_begin":%s,"tracepoint_end":%s,"summary":%s},' \
 			"$recorded" "$(json_str "$record")" "$(stat -c %s "$record")" "$(check tracepoint_begin | grep . || echo null)" "$(check tracepoint_end | grep . || echo null)" \
-			"$(json_str "$({ grep '^SCL-CHECK record_summary ' "$out" || true; } | head -1 | cut -d' ' -f3-)")"
+			"$({ grep '^SCL-RECORD {' "$out" || true; } | head -1 | sed 's/^SCL-RECORD //' | grep . || echo null)"
 	fi
 	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,"map":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}" "${map_json:-null}"
 	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s,"marked_by":%s,"marked_entries":%s,"bad_layout_refused":%s,"bad_layout_error":%s}}\n' \
