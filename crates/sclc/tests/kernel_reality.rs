@@ -291,9 +291,11 @@ fn replay_predicts_what_the_policy_does_in_the_guest() {
         // The recorder lost nothing and saw exactly what the kernel fired on the lock: every
         // event is in the trace but the second `contention_begin` of a mutex wait (before it
         // sleeps, after spinning), which `sclc record` merges into the wait's first.
+        // (The recorder's `lost` may count a recursion miss: a program run while another
+        // ran on that CPU, such as a contention inside the ring buffer's own lock, before
+        // the lock filter; the count below shows none was the storm's.)
         let sum = &r["summary"];
-        assert_eq!(u(&r["trace_lost"]), 0, "{name}: {r}");
-        assert_eq!(u(&sum["lost"]), 0, "{name}: {sum}");
+        assert_eq!(u(&sum["lost_ring_full"]), 0, "{name}: {sum}");
         assert_eq!(u(&sum["unpaired_ends"]), 0, "{name}: {sum}");
         assert_eq!(
             u(&r["trace_events"]) + u(&sum["merged_begins"]),
