@@ -249,11 +249,12 @@ fn behaviour_changing_policies_change_real_kernel_locks_in_a_guest() {
     assert!(failures.is_empty(), "{} of {} guest cases failed:\n\n{}", failures.len(), CASES.len(), failures.join("\n\n"));
 }
 
-/// One metric of one case of `bench/replay-validate`: (FIFO, policy, policy/FIFO) on one side.
+/// One metric of one case of `bench/replay-validate`: (FIFO, policy, policy/FIFO) on one side;
+/// the ratio is NaN where FIFO's value is 0 (moves).
 fn side(case: &Value, which: &str, metric: &str) -> (f64, f64, f64) {
     let s = &case[which];
     let get = |k: &str| s[k][metric].as_f64().unwrap_or_else(|| panic!("{which} {k} {metric} is not a number: {s}"));
-    (get("fifo"), get("policy"), get("ratio"))
+    (get("fifo"), get("policy"), s["ratio"][metric].as_f64().unwrap_or(f64::NAN))
 }
 
 /// Replay validated in the guest (issue 18): `bench/replay-validate` records the storm's
