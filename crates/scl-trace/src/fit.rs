@@ -14,7 +14,8 @@
 //!   bounds the first holder's critical section from above (it includes the hand-off and,
 //!   for a sleeping waiter, its wake-up). With fewer than [`MIN_BUSY_PAIRS`] such pairs
 //!   (two threads taking turns never give one), pairs where the next waiter began during
-//!   the interval count too ([`CsRule::Relaxed`]);
+//!   the interval count too ([`CsRule::Relaxed`]); an rwsem read followed by a read bounds
+//!   nothing (readers hold the lock together);
 //! - think time: from a task's contended acquisition to its next `contention_begin` on the
 //!   lock, less the critical section (the inferred one, else the lock's median): an upper
 //!   bound, since uncontended acquisitions in between are invisible.
@@ -303,6 +304,8 @@ struct Acq {
     at: u64,
     /// Indexes (into the lock's events) of its begin and end.
     ev: (usize, usize),
+    /// An rwsem read (`LCB_F_READ` on its begin).
+    read: bool,
 }
 
 /// The model of the lock at `addr` (an empty model when the trace has no events on it).
@@ -377,7 +380,7 @@ pub fn fit_lock(trace: &Trace, addr: u64) -> LockModel {
                         if contended.remove(&e.tid).is_some() {
                             add(&mut wait, e.ts.saturating_sub(b));
                             wait_used += 2;
-                            acqs.push(Acq { tid: e.tid, node: node_of(e.cpu), begin: b, at: e.ts, ev: (j, i) });
+                            acqs.push(Acq { tid: e.tid, node: node_of(e.cpu), begin: b, at: e.ts, ev: (j, i), read: false });
                         }
                     }
                     acquired.insert(e.tid, (e.ts, i));
@@ -420,7 +423,8 @@ pub fn fit_lock(trace: &Trace, addr: u64) -> LockModel {
                     }
                     add(&mut wait, e.ts.saturating_sub(b));
                     wait_used += 2;
-                    acqs.push(Acq { tid: e.tid, node: node_of(e.cpu), begin: b, at: e.ts, ev: (j, i) });
+                    let read = ev[j].flags & LCB_F_READ != 0;
+                    acqs.push(Acq { tid: e.tid, node: node_of(e.cpu), begin: b, at: e.ts, ev: (j, i), read });
                 }
                 _ => {}
             }
@@ -430,12 +434,15 @@ pub fn fit_lock(trace: &Trace, addr: u64) -> LockModel {
         // threads take turns: the next waiter is always the one that just released), also
         // pairs where the next waiter began during the interval: the lock was held when it
         // began, by `a` unless a task that never waited took it in between.
-        let busy = acqs.windows(2).filter(|w| w[1].begin < w[0].at).count() as u64;
+        // Two rwsem readers may hold the lock together: a read followed by a read bounds
+        // nothing.
+        let pair = |a: &Acq, b: &Acq| !(a.read && b.read);
+        let busy = acqs.windows(2).filter(|w| pair(&w[0], &w[1]) && w[1].begin < w[0].at).count() as u64;
         let relaxed = busy < MIN_BUSY_PAIRS.max(acqs.len() as u64 / 10);
         cs_rule = if relaxed { CsRule::Relaxed } else { CsRule::Busy };
         for w in acqs.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            let ok = b.begin < a.at || (relaxed && b.tid != a.tid);
+            let ok = pair(a, b) && (b.begin < a.at || (relaxed && b.tid != a.tid));
             let v = ok.then(|| b.at - a.at);
             if let Some(v) = v {
                 add(&mut cs, v);
@@ -577,6 +584,31 @@ mod tests {
         assert_eq!(m.threads[0].tid, 1);
         assert_eq!(m.threads.iter().find(|t| t.tid == 2).unwrap().node, 1);
         assert_eq!(locks(&trace)[0].waits, 3);
+    }
+
+    /// rwsem readers woken together hold the lock together: a read after a read gives no
+    /// critical section; a write after a read does.
+    #[test]
+    fn reads_do_not_bound_reads() {
+        use EventKind::{ContentionBegin as B, ContentionEnd as E};
+        let rw = |mut e: Event| {
+            e.lock_kind = 2;
+            e
+        };
+        let events = vec![
+            rw(ev(0, B, 1, 0, true, LCB_F_READ)),
+            rw(ev(10, B, 2, 0, true, LCB_F_READ)),
+            rw(ev(20, B, 3, 0, true, LCB_F_WRITE)),
+            rw(ev(100, E, 1, 0, true, 0)),
+            rw(ev(101, E, 2, 0, true, 0)),
+            rw(ev(900, E, 3, 0, true, 0)),
+        ];
+        let trace = Trace { end_ns: 1000, events, ..Trace::default() };
+        let m = fit_lock(&trace, 0x10);
+        assert_eq!((m.kind_name(), m.waits), ("rwsem", 3));
+        assert!((m.read_share.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        // Only read 2 -> write 3: 900 - 101.
+        assert_eq!(m.cs.values, vec![(quantise(799), 1)]);
     }
 
     #[test]
