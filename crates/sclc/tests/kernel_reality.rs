@@ -1,11 +1,12 @@
 //! Policies changing real kernel locks: each behaviour-changing example, loaded by `sclc`
 //! into a throwaway qemu guest running Debian's Linux 6.1 with the lock-hook module
 //! (`kernel/`), on a storm of kernel threads, beside the same storm with no policy.
-//! `tests/kernel-reality/run.sh` does the guest; this file says what each policy must do.
+//! `tests/kernel-reality/run.sh` does the guest; this file says what each policy must do,
+//! and checks replay predictions against the guest (`bench/replay-validate`).
 //!
 //! The guest runs under TCG (software emulation): its behaviour is faithful, its timing is
 //! not, so every assertion is about decisions, counts and ratios, never nanoseconds.
-//! Needs root, qemu-system-x86, busybox-static, cpio and linux-headers-amd64 (`.ci/run`
+//! Needs root, qemu-system-x86, busybox-static, cpio, jq and linux-headers-amd64 (`.ci/run`
 //! installs them); without root it is skipped with a loud line, like every kernel test.
 
 use serde_json::Value;
