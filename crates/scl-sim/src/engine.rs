@@ -165,6 +165,8 @@ struct Lock {
     shared_cpu: Option<u32>,
     shared_busy: u64,
     prev_node: Option<u32>,
+    /// (CPU, node) of the last exclusive holder or writer, for the storm's hand-offs.
+    prev_excl: Option<(u32, u32)>,
     /// The shuffler role, when a waiter holds it.
     shuffler: Option<Shuffler>,
     /// The queue head that has had its round (a head starts at most one).
@@ -289,6 +291,7 @@ fn run<'a>(
             shared_cpu: None,
             shared_busy: 0,
             prev_node: None,
+            prev_excl: None,
             shuffler: None,
             tried_head: None,
             walk_gen: 0,
@@ -474,6 +477,13 @@ impl Engine<'_> {
         if !bypass {
             if let Some(p) = self.lock.prev_node.replace(node) {
                 self.c.handoff(p == node);
+            }
+        }
+        if role != Role::Read {
+            if let Some((pc, pn)) = self.lock.prev_excl.replace((cpu, node)) {
+                if pc != cpu {
+                    self.c.cpu_handoff(pn == node);
+                }
             }
         }
         let done = if bypass { at } else { self.line_op(cpu, at) };
@@ -786,6 +796,13 @@ impl Engine<'_> {
             if !self.free_for(h) {
                 break;
             }
+            if self.w.lock == LockKind::Mutex {
+                // kernel/mutex.c: the unlock runs the round under `wait_lock` with the
+                // waiter it hands the lock to as the shuffler, over the waiters behind it,
+                // and hands the lock over once the round is done (its `ready_at`).
+                self.handoff_round(now)?;
+                self.count_mixed_round();
+            }
             self.lock.queue.pop_front();
             popped = true;
             let wake = if self.w.lock == LockKind::Spinlock { 0 } else { self.m.wakeup_ns };
@@ -801,16 +818,44 @@ impl Engine<'_> {
         if popped && !self.linux() {
             if self.w.lock == LockKind::Spinlock {
                 self.kick(now)?;
-            } else {
+            } else if self.w.lock == LockKind::Rwsem {
                 self.handoff_round(now)?;
+                self.count_mixed_round();
             }
         }
         Ok(())
     }
 
-    /// The mutex's and the rwsem's shuffle: at each hand-off the new queue head runs one
-    /// round over the whole queue behind it, while the holder holds the lock, and cannot
-    /// take the lock before the round ends: `skip_reorder` once, then `should_reorder` per
+    /// The decision accounting of `kernel/`'s rounds (`scl_round_end`), at each mutex or
+    /// rwsem hand-off, policy or not: the head (the shuffler) is the waiter the lock goes
+    /// to (mutex) or goes to next (rwsem); the round is mixed when
+    /// the waiters behind it are on its node and on another, and went to its node when the
+    /// one right behind it is on its node once the round (if any) has run.
+    fn count_mixed_round(&mut self) {
+        let q = &self.lock.queue;
+        let Some(&s) = q.front() else { return };
+        let node = self.th[s].node;
+        let (mut same, mut other) = (false, false);
+        for &w in q.iter().skip(1) {
+            if self.th[w].node == node {
+                same = true;
+            } else {
+                other = true;
+            }
+        }
+        if same && other {
+            self.c.shuffle.mixed += 1;
+            if self.th[q[1]].node == node {
+                self.c.shuffle.to_shuffler_node += 1;
+            }
+        }
+    }
+
+    /// The mutex's and the rwsem's shuffle: one round by the queue head over the whole
+    /// queue behind it, and the head cannot take the lock before the round ends. The
+    /// mutex's runs at the release, on the way to handing the lock to the head (as
+    /// kernel/mutex.c does under `wait_lock`); the rwsem's right after a hand-off, while
+    /// the new holder holds the lock. Each round: `skip_reorder` once, then `should_reorder` per
     /// candidate; approved candidates move right behind it (after the ones moved before
     /// them), in queue order. Bound: as in [`Engine::walk`].
     fn handoff_round(&mut self, now: u64) -> Result<(), SimError> {

@@ -145,6 +145,13 @@ pub struct ShuffleMetrics {
     pub skipped: u64,
     /// Waiters moved forward.
     pub moves: u64,
+    /// Mutex and rwsem hand-offs (with or without a policy) after which the new queue head
+    /// had waiters behind it both on its own node and on another: rounds where the order
+    /// was a real choice. Counted as `kernel/` counts its `mixed` rounds (`scl_round_end`).
+    pub mixed: u64,
+    /// Of the `mixed` rounds, those after which the waiter right behind the head is on the
+    /// head's node (the guest's `to_shuffler_node`).
+    pub to_shuffler_node: u64,
     /// Rounds stopped by the reorder bound.
     pub bound_hits: u64,
     /// Most times any waiter was overtaken while queued (never above `bound`).
@@ -222,6 +229,13 @@ pub struct Metrics {
     pub hooks: HookMetrics,
     /// Per thread.
     pub threads: Vec<ThreadMetrics>,
+    /// Hand-offs as the guest's storm (`tests/kernel-reality/storm`) counts them: exclusive
+    /// acquisitions (and writes) on another CPU than the previous one, so that two threads
+    /// taking turns on one CPU do not count.
+    pub cpu_handoffs: u64,
+    /// Of `cpu_handoffs`, the share that stayed on the previous holder's node (the guest's
+    /// `local_handoff_ratio`; 0 without hand-offs).
+    pub cpu_local_handoff_ratio: f64,
     /// Remarks on the run (a latency-critical set without a map to write it to, ...).
     pub notes: Vec<String>,
 }
@@ -262,6 +276,8 @@ pub(crate) struct Collect {
     pub(crate) in_flight_max: u64,
     pub(crate) shuffle: ShuffleMetrics,
     pub(crate) notes: Vec<String>,
+    cpu_handoffs: u64,
+    cpu_local: u64,
 }
 
 impl Collect {
@@ -295,7 +311,15 @@ impl Collect {
             in_flight_max: 0,
             shuffle: ShuffleMetrics::default(),
             notes: Vec::new(),
+            cpu_handoffs: 0,
+            cpu_local: 0,
         }
+    }
+
+    /// The holder changed CPU (the storm's hand-off); `local`: it stayed on the node.
+    pub(crate) fn cpu_handoff(&mut self, local: bool) {
+        self.cpu_handoffs += 1;
+        self.cpu_local += u64::from(local);
     }
 
     pub(crate) fn hook(&mut self, h: Hook, insns: u64, helpers: u64, waited: u64, took: u64) {
@@ -412,6 +436,8 @@ pub(crate) fn finish(c: Collect, policy: &str, cfg: &Config, th: &[Thread]) -> M
                 latency_critical: specs[i].latency_critical,
             })
             .collect(),
+        cpu_handoffs: c.cpu_handoffs,
+        cpu_local_handoff_ratio: if c.cpu_handoffs == 0 { 0.0 } else { c.cpu_local as f64 / c.cpu_handoffs as f64 },
         notes: c.notes,
     }
 }

@@ -12,7 +12,7 @@
 //! spinlock in both.
 //! A trace the reader refuses is a usage error (exit 2), as a bad workload file is.
 
-use crate::sim::{check_kind, compile, ratios, run_one, usage, vm_policy, SimArgs, SimFormat};
+use crate::sim::{check_kind, compile, ratios, run_one, usage, vm_policy, RecordedOn, SimArgs, SimFormat};
 use crate::Status;
 use scl_sim::{Config, LockImpl, LockKind, Metrics, Workload};
 use scl_trace::fit::{self, LockModel, LockSummary, Samples};
@@ -206,6 +206,11 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
     let label = lock_label(model.addr, model.name.as_deref());
     let mut r = scl_sim::replay::build(&model, &trace.topology)
         .map_err(|e| usage(format!("{}: cannot replay lock {label}: {e}", path.display())))?;
+    // The baseline runs where the trace was recorded (`--recorded-on`).
+    if args.recorded_on == RecordedOn::Module {
+        r.workload.locks = LockImpl::Module;
+    }
+    let baseline_on = if r.workload.locks == LockImpl::Module { "module" } else { "linux" };
     if trace.lost > 0 {
         r.notes.push(format!(
             "the recorder lost {} events (its ring buffer was full): waits around them may be missing or merged, and the estimates near them off",
@@ -290,9 +295,14 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
             if cfg.workload.lock != LockKind::Spinlock {
                 let _ = writeln!(
                     t,
-                    "          baseline on Linux's stock {0}, {1} on the module's governed {0} (kernel/)",
+                    "          baseline on {2}, {1} on the module's governed {0} (kernel/)",
                     cfg.workload.lock.name(),
-                    policy.policy
+                    policy.policy,
+                    if baseline_on == "module" {
+                        format!("the module's governed {} with no policy (--recorded-on module)", cfg.workload.lock.name())
+                    } else {
+                        format!("Linux's stock {}", cfg.workload.lock.name())
+                    }
                 );
             }
             let _ = writeln!(t, "run:      {} simulated, seed {}", scl_sim::metrics::ns(cfg.duration_ns), cfg.seed);
@@ -366,7 +376,7 @@ pub fn replay(args: &SimArgs, path: &Path) -> Result<Status, Status> {
                     "verdict_text": why,
                 },
                 "machine": cfg.machine,
-                "locks": { "baseline": "linux", "policy": "module" },
+                "locks": { "baseline": baseline_on, "policy": "module" },
                 "notes": r.notes,
                 "duration_ns": cfg.duration_ns,
                 "seed": cfg.seed,

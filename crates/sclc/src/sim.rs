@@ -29,6 +29,17 @@ pub enum SimFormat {
     Json,
 }
 
+/// With `--replay`: the lock implementation the trace was recorded on, which the FIFO
+/// baseline runs on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum RecordedOn {
+    /// Linux's stock mutex or rwsem (a trace of an ordinary kernel).
+    Linux,
+    /// The lock-hook module's governed lock with no policy loaded (its FIFO hand-off), as
+    /// in the guest validation of tests/kernel-reality (`run.sh --record`).
+    Module,
+}
+
 /// A lock kind on the command line.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
 pub enum LockArg {
@@ -77,6 +88,11 @@ pub struct SimArgs {
     /// the hottest).
     #[arg(long, value_name = "KIND|NAME|ADDR")]
     pub(crate) lock: Option<String>,
+    /// With --replay: the lock the trace was recorded on, where the FIFO baseline runs
+    /// (`module`: governed by kernel/ with no policy). The policy always runs on the
+    /// module's lock.
+    #[arg(long, value_enum, value_name = "linux|module", default_value_t = RecordedOn::Linux, requires = "replay")]
+    pub(crate) recorded_on: RecordedOn,
     /// Number of threads (one per CPU at most); default: the workload's, else one per CPU.
     #[arg(long, value_parser = crate::unsigned::<u32>, allow_negative_numbers = true)]
     threads: Option<u32>,

@@ -247,6 +247,28 @@ fn options_that_make_no_sense_with_replay_are_refused() {
     assert!(text(&out.stderr).contains("not a lock kind"), "{}", text(&out.stderr));
 }
 
+/// `--recorded-on module`: a trace recorded on a lock the module governs with no policy
+/// (the guest validation) has its FIFO baseline on the module's lock too; the default is
+/// Linux's. Without --replay the option is refused.
+#[test]
+fn recorded_on_picks_the_baseline_lock() {
+    let trace = storm_file("recorded_on");
+    let t = trace.to_str().unwrap();
+    let linux = json(&sclc(&["sim", "--replay", t, "examples/numa_grouping.scl", "--format", "json"]));
+    assert_eq!(linux["locks"]["baseline"], "linux");
+    let module = json(&sclc(&["sim", "--replay", t, "--recorded-on", "module", "examples/numa_grouping.scl", "--format", "json"]));
+    assert_eq!(module["locks"]["baseline"], "module");
+    assert_eq!(module["locks"]["policy"], "module");
+    // The same policy run; a different baseline, which now counts the module's rounds.
+    assert_eq!(linux["runs"][0], module["runs"][0]);
+    assert_ne!(linux["runs"][1], module["runs"][1]);
+    assert_eq!(linux["runs"][1]["shuffle"]["mixed"], 0, "Linux's mutex has no rounds");
+    assert!(module["runs"][1]["shuffle"]["mixed"].as_u64().unwrap() > 0, "{}", module["runs"][1]["shuffle"]);
+    let out = sclc(&["sim", "--recorded-on", "module", "examples/numa_grouping.scl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--replay"), "{}", text(&out.stderr));
+}
+
 /// A trace whose think time is too long: two threads take turns, and two of every three
 /// waits of each are taken out, as if those acquisitions had been uncontended (invisible).
 /// The replay contends too little until the think time is calibrated down; `--no-calibrate`
