@@ -97,6 +97,25 @@ pub const ATOMIC_FETCH: i32 = 0x01;
 pub const ATOMIC_CMPXCHG: i32 = 0xf0 | ATOMIC_FETCH;
 
 impl Insn {
+    /// True for the instructions of BPF ISA v4 (Linux 6.6+): sign-extending moves and
+    /// loads, signed division and modulo, unconditional byte swaps and the 32-bit-offset
+    /// `gotol`. The code generator never emits them, so programs load on Debian 12's 6.1
+    /// (`emit::compile` checks its output in debug builds; the tests run in debug).
+    pub fn is_isa_v4(&self) -> bool {
+        let class = self.code & 0x07;
+        let op = self.code & 0xf0;
+        match class {
+            class::ALU | class::ALU64 => {
+                (op == alu::MOV && self.off != 0)
+                    || (matches!(op, alu::DIV | alu::MOD) && self.off != 0)
+                    || (class == class::ALU64 && op == 0xd0)
+            }
+            class::LDX => self.code & 0xe0 == 0x80,
+            0x06 => op == jmp::JA,
+            _ => false,
+        }
+    }
+
     /// The 8 bytes of the instruction.
     pub fn encode(&self) -> [u8; 8] {
         let mut b = [0u8; 8];
@@ -252,6 +271,31 @@ pub fn disassemble(insns: &[Insn], helper: &dyn Fn(i32) -> String, reloc: &dyn F
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ISA v4 instructions are told from their v3 look-alikes by their offset or code.
+    #[test]
+    fn isa_v4_instructions_are_recognised() {
+        let i = |code: u8, off: i16| Insn { code, dst: 1, src: 2, off, imm: 0 };
+        let v4 = [
+            i(class::ALU64 | alu::MOV | SRC_X, 8),
+            i(class::ALU | alu::MOV | SRC_X, 16),
+            i(class::ALU64 | alu::DIV | SRC_X, 1),
+            i(class::ALU64 | alu::MOD | SRC_K, 1),
+            i(class::ALU64 | 0xd0, 0),
+            i(class::LDX | size::W | 0x80, 0),
+            i(0x06 | jmp::JA, 0),
+        ];
+        let v3 = [
+            i(class::ALU64 | alu::MOV | SRC_X, 0),
+            i(class::ALU64 | alu::DIV | SRC_X, 0),
+            i(class::ALU | 0xd0, 0),
+            i(class::LDX | size::DW | MODE_MEM, -8),
+            i(class::JMP | jmp::JA, 3),
+            i(0x06 | jmp::JEQ, 2),
+        ];
+        assert!(v4.iter().all(Insn::is_isa_v4), "{v4:?}");
+        assert!(!v3.iter().any(Insn::is_isa_v4), "{v3:?}");
+    }
 
     #[test]
     fn encoding_round_trips() {

@@ -137,6 +137,7 @@ pub fn compile(f: &Function) -> Result<Compiled, CodegenError> {
     }
     let mut c = Compiled { insns: e.out, relocs: e.relocs, lines: e.lines, stack_size: e.frame_size };
     crate::peephole::run(&mut c);
+    debug_assert!(c.insns.iter().all(|i| !i.is_isa_v4()), "ISA v4 instruction emitted: Linux before 6.6 refuses it");
     Ok(c)
 }
 impl Emitter<'_> {

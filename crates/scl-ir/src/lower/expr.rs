@@ -130,7 +130,10 @@ impl<'m, 'p> FnCx<'m, 'p> {
             y
         };
         // Signed 32-bit operations work on the low 32 bits; smaller types too.
-        let r = self.b.bin(bop, w, x, y);
+        let r = match bop {
+            BinOp::SDiv | BinOp::SRem => self.signed_div(bop, x, y),
+            _ => self.b.bin(bop, w, x, y),
+        };
         let needs = matches!(bop, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Shl | BinOp::SDiv | BinOp::SRem | BinOp::AShr)
             || (i.signed && i.bits == 32);
         if needs || (i.signed && i.bits < 64) {
@@ -138,6 +141,27 @@ impl<'m, 'p> FnCx<'m, 'p> {
         } else {
             r
         }
+    }
+
+    /// Signed `/` or `%` of two canonical (sign-extended) values, without ISA v4's signed
+    /// division (Linux 6.6+; Debian 12's 6.1 refuses it): the unsigned quotient or remainder
+    /// of the magnitudes, negated when the signs differ (`/`) or the dividend is negative
+    /// (`%`). In 64 bits, which is exact for every width once the caller canonicalises the
+    /// result (`i32::MIN / -1` wraps to `i32::MIN`, as the 32-bit instruction does); by zero
+    /// it gives 0 and the dividend, BPF's rule.
+    fn signed_div(&mut self, op: BinOp, x: Value, y: Value) -> Value {
+        let zero = self.b.iconst(0);
+        let nx = self.b.bin(BinOp::Sub, Width::W64, zero, x);
+        let ax = self.b.select(Cond::SLt, x, zero, nx, x);
+        let ny = self.b.bin(BinOp::Sub, Width::W64, zero, y);
+        let ay = self.b.select(Cond::SLt, y, zero, ny, y);
+        let (r, sign) = if op == BinOp::SDiv {
+            (self.b.bin(BinOp::UDiv, Width::W64, ax, ay), self.b.bin(BinOp::Xor, Width::W64, x, y))
+        } else {
+            (self.b.bin(BinOp::URem, Width::W64, ax, ay), x)
+        };
+        let nr = self.b.bin(BinOp::Sub, Width::W64, zero, r);
+        self.b.select(Cond::SLt, sign, zero, nr, r)
     }
 
     /// `&&` / `||`: short-circuit when the right side has effects, else branch-free.
