@@ -9,6 +9,8 @@
 #   SCL-REC {json}      with RECORD=1: the extra no-policy run `sclc record` recorded
 #   SCL-RECORD {json}   with RECORD=1: `sclc record`'s summary
 #   SCL-TRACE base64    with RECORD=1: the trace file of that run, one base64 line each
+#   SCL-VERIFY ok|fail FILE TARGET [why]  with --verify-all: one policy loaded (or refused)
+#                       by this kernel's verifier
 #   SCL-FAIL message    the scenario could not go on
 #   SCL-DONE            the scenario ended
 /bin/busybox --install -s /bin
@@ -36,6 +38,22 @@ storm() {	# LABEL [EXTRA...]: one run, fields separated by tabs
 	printf '%s\n' "$line" > /sys/kernel/scl_storm/run || fail "storm run '$line' failed"
 	say "${TAG:-SCL-RUN} $(cat /sys/kernel/scl_storm/result)"
 }
+
+# --verify-all: every example and run test, loaded into this kernel's verifier.
+if [ -f /scl/verify/list ]; then
+	cd /scl/verify
+	while read -r f t; do
+		flag="--target=$t"
+		[ "$t" = default ] && flag=""
+		if sclc build $flag --verify --color never -o /tmp/verify.o "$f" > /tmp/verify.log 2>&1; then
+			say "SCL-VERIFY ok $f $t"
+		else
+			say "SCL-VERIFY fail $f $t $(grep -m3 -E 'error|refused|invalid' /tmp/verify.log | tr '\n' ' ' | cut -c1-400)"
+		fi
+	done < list
+	rm -f /tmp/verify.o
+	cd /
+fi
 
 # A module built for a layout this kernel does not have refuses to load, saying which.
 if insmod /scl/scl_hooks_skewed.ko 2> /dev/null; then

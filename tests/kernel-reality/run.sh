@@ -7,6 +7,7 @@
 #   tests/kernel-reality/run.sh POLICY.scl [--lock mutex|spinlock|rwsem] [--set NAME=VALUE]...
 #       [--format table|json] [--mark MAP [--mark-app]] [--little-from CPU] [--dump MAP]
 #       [--duration MS] [--threads N] [--cs-sleep US] [--think-sleep US] [--record TRACE]
+#       [--verify-all]
 #
 #   --lock         the kind of lock the storm hammers (default: mutex)
 #   --set          a config value of the policy (repeatable)
@@ -24,6 +25,10 @@
 #                  the stock contention tracepoints; the trace file is written to TRACE and
 #                  the run is reported as "recorded" (JSON), with the kernel's own counts of
 #                  the tracepoints' events on the lock during it
+#   --verify-all   before the storm, load every example and every run test (tests/run) for
+#                  each kernel target it names into the guest's verifier (`sclc build
+#                  --verify`): the host's newer kernel accepts what Debian's 6.1 may refuse
+#                  (ISA v4 instructions, helpers, verifier limits); reported as "verify"
 #
 # Needs root, qemu-system-x86, busybox-static, cpio and Debian's linux-headers-amd64 (its
 # kernel image is fetched and cached by version under $SCL_GUEST_CACHE, default
@@ -35,10 +40,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 
-policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 threads="" cs_sleep="" think_sleep="" record="" sets=()
+policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 threads="" cs_sleep="" think_sleep="" record="" verify_all="" sets=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--lock) kind=${2:?}; shift 2 ;;
@@ -50,6 +55,7 @@ while [ $# -gt 0 ]; do
 	--dump) dump=${2:?}; shift 2 ;;
 	--duration) duration=${2:?}; shift 2 ;;
 	--record) record=${2:?}; shift 2 ;;
+	--verify-all) verify_all=1; shift ;;
 	--threads) threads=${2:?}; shift 2 ;;
 	--cs-sleep) cs_sleep=${2:?}; shift 2 ;;
 	--think-sleep) think_sleep=${2:?}; shift 2 ;;
@@ -141,6 +147,25 @@ cp "$here/guest-init.sh" "$root/init"
 cp "$work/kernel/scl_hooks.ko" "$work/storm/scl_storm.ko" "$root/scl/"
 cp "$work/skewed/scl_hooks.ko" "$root/scl/scl_hooks_skewed.ko"
 cp "$policy" "$root/scl/policy.scl"
+# --verify-all: the policies (their imports are the stdlib sclc carries), and the list of what to load,
+# one `FILE TARGET` line each: the targets a file's header names (`// targets:` for
+# examples, `// target:` for run tests, whose default is syncord), the kernel ones only
+# (sim runs in user space); an example without a header gets sclc's default target.
+if [ -n "$verify_all" ]; then
+	mkdir -p "$root/scl/verify/examples" "$root/scl/verify/tests/run"
+	cp "$repo"/examples/*.scl "$root/scl/verify/examples/"
+	cp "$repo"/tests/run/*.scl "$root/scl/verify/tests/run/"
+	for f in "$repo"/examples/*.scl "$repo"/tests/run/*.scl; do
+		rel=${f#"$repo"/}
+		targets=$(grep -m1 -E '^// targets?:' "$f" | sed -E 's|^// targets?:||' | tr ',' ' ' || true)
+		if [ -z "$targets" ]; then
+			case "$rel" in tests/run/*) targets=syncord ;; *) targets=default ;; esac
+		fi
+		for t in $targets; do
+			[ "$t" = sim ] || echo "$rel $t"
+		done
+	done > "$root/scl/verify/list"
+fi
 {
 	printf 'NAME=%q\nKIND=%q\nDURATION_MS=%q\nMARK_MAP=%q\nMARK_APP=%q\nLITTLE_FROM=%q\nDUMP_MAP=%q\n' \
 		"$name" "$kind" "$duration" "$mark" "$mark_app" "$little" "$dump"
@@ -210,6 +235,11 @@ if [ "$format" = json ]; then
 		printf '"recorded":%s,"record":{"trace":%s,"trace_bytes":%s,"tracepoint_begin":%s,"tracepoint_end":%s,"summary":%s},' \
 			"$recorded" "$(json_str "$record")" "$(stat -c %s "$record")" "$(check tracepoint_begin | grep . || echo null)" "$(check tracepoint_end | grep . || echo null)" \
 			"$({ grep '^SCL-RECORD {' "$out" || true; } | head -1 | sed 's/^SCL-RECORD //' | grep . || echo null)"
+	fi
+	if [ -n "$verify_all" ]; then
+		failed=$({ grep '^SCL-VERIFY fail ' "$out" || true; } | sed 's/^SCL-VERIFY fail //' | while read -r l; do json_str "$l"; echo; done | paste -sd, -)
+		printf '"verify":{"listed":%s,"ok":%s,"failed":[%s]},' "$(wc -l < "$root/scl/verify/list")" \
+			"$({ grep -c '^SCL-VERIFY ok ' "$out" || true; })" "$failed"
 	fi
 	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,"map":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}" "${map_json:-null}"
 	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s,"marked_by":%s,"marked_entries":%s,"bad_layout_refused":%s,"bad_layout_error":%s}}\n' \
