@@ -434,15 +434,9 @@ pub fn run(args: RecordArgs) -> Status {
         return Status::Usage;
     }
     let stop_flag = crate::run::stop_on_signal();
-    let mut child = match args.command.is_empty() {
-        true => None,
-        false => match workload::spawn(&args.command, cgroup.as_ref()) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                errln!("sclc: error: {e}");
-                return Status::Usage;
-            }
-        },
+    let mut child = match workload::start(&args.command, cgroup.as_ref()) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
     let started = Instant::now();
     let max_events = args.max_events.unwrap_or(u64::MAX);

@@ -191,15 +191,9 @@ pub fn run(args: RunArgs) -> Status {
     let mut comms = tasks::Comms::default();
     let program_ids: Vec<(String, u32)> =
         loaded.programs().into_iter().filter_map(|p| loaded.info(&p).ok().map(|i| (p, i.id))).collect();
-    let mut child = match args.command.is_empty() {
-        true => None,
-        false => match workload::spawn(&args.command, cgroup.as_ref()) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                errln!("sclc: error: {e}");
-                return Status::Usage;
-            }
-        },
+    let mut child = match workload::start(&args.command, cgroup.as_ref()) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
     let started = Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());

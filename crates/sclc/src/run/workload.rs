@@ -49,6 +49,18 @@ impl Drop for Cgroup {
     }
 }
 
+/// The command after `--`, started once the programs are attached: none without one; a
+/// command that cannot start is reported (`sclc: error: ...`) and is a usage error.
+pub fn start(argv: &[String], cgroup: Option<&Cgroup>) -> Result<Option<Child>, crate::Status> {
+    if argv.is_empty() {
+        return Ok(None);
+    }
+    spawn(argv, cgroup).map(Some).map_err(|e| {
+        errln!("sclc: error: {e}");
+        crate::Status::Usage
+    })
+}
+
 /// Starts `argv` (in `cgroup` when there is one).
 pub fn spawn(argv: &[String], cgroup: Option<&Cgroup>) -> Result<Child, String> {
     let mut cmd = Command::new(&argv[0]);
