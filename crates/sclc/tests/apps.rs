@@ -8,12 +8,11 @@
 //! gcc, python3 and libbpf-dev are installed by `.ci/run`; their absence is a failure, not a
 //! reason to skip. Only the kernel tests skip, when `scl_loader::check_support` fails.
 
+mod common;
+use common::repo_root;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.current_dir(repo_root()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))

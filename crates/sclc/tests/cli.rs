@@ -1,7 +1,10 @@
 //! The command line as a user meets it: exit codes, environment errors, `--help`,
 //! `--version`, output formats, and `sclc explain` whose examples must do what they say.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::repo_root;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn sclc(args: &[&str]) -> Output {
@@ -10,10 +13,6 @@ fn sclc(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("sclc runs")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
 fn text(bytes: &[u8]) -> String {

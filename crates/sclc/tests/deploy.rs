@@ -4,14 +4,13 @@
 //! Each test pins under a name of its own (with the process id), so tests run in parallel
 //! and beside a user's own pinned policies; a guard unpins on failure.
 
+mod common;
+use common::repo_root;
+
 use scl_loader::pinned::{Error, Policy, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 fn sclc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sclc")).args(args).current_dir(repo_root()).output().expect("sclc runs")

@@ -6,13 +6,11 @@
 //! a query file that exists. The server and the grammar themselves are tested elsewhere
 //! (`lsp.rs`, `neovim.rs`, `crates/scl-syntax/tests/tree_sitter.rs`).
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::repo_root;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
+use serde_json::Value;
+use std::process::Command;
 
 /// The fenced `lang` block of `docs/editors.md`'s Helix section that contains `needle`.
 fn helix_block(lang: &str, needle: &str) -> String {

@@ -5,13 +5,12 @@
 //!
 //! On the real kernel; skipped with one `SKIPPED (kernel): ...` line where BPF cannot load.
 
+mod common;
+use common::repo_root;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 fn sclc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sclc")).args(args).current_dir(repo_root()).output().expect("sclc runs")

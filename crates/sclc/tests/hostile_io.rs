@@ -6,14 +6,13 @@
 //! must be status 2 with a message, and nothing may panic. `sclc run | head -1` must stop,
 //! and detach its programs, once its reader is gone.
 
+mod common;
+use common::repo_root;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 fn kernel() -> bool {
     scl_loader::kernel_tests_can_run()

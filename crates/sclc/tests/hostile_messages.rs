@@ -1,12 +1,11 @@
 //! Messages that must not mislead (issue 15, class 5): one table of inputs and command
 //! lines, each with the exit status, what the message must say and what it must not.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::repo_root;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
+use std::path::PathBuf;
+use std::process::Command;
 
 /// Scratch files the cases name as `@NAME`.
 fn scratch() -> PathBuf {

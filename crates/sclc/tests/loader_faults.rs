@@ -15,6 +15,9 @@
 //! for with `bpftool` by the unique names these tests give their maps and programs, so
 //! other tests running at the same time do not disturb them.
 
+mod common;
+use common::repo_root;
+
 use scl_object::{CType, LineInfo, MapSpec, ObjectSpec, ProgramSpec};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,10 +26,6 @@ use std::time::{Duration, Instant};
 
 fn supported() -> bool {
     scl_loader::kernel_tests_can_run()
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
 fn sclc(args: &[&str]) -> Output {

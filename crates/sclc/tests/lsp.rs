@@ -1,10 +1,13 @@
 //! `sclc lsp` driven as an editor drives it: the real binary, JSON-RPC messages framed with
 //! `Content-Length` over its stdin and stdout.
 
+mod common;
+use common::repo_root;
+
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -162,10 +165,6 @@ fn read_message(reader: &mut impl BufRead) -> Option<Value> {
     let mut body = vec![0; length.expect("every message has a Content-Length")];
     reader.read_exact(&mut body).ok()?;
     Some(serde_json::from_slice(&body).expect("the server writes JSON"))
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
 fn pos(line: u32, character: u32) -> Value {

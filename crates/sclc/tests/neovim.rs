@@ -13,12 +13,11 @@
 //! `neovim` is one of `.ci/run`'s packages. Without `nvim` the test prints one `SKIPPED:` line
 //! on a developer's machine and fails in CI (`CI` set).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::repo_root;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
+use std::path::Path;
+use std::process::Command;
 
 /// The fenced block of `lang` in `docs/editors.md` whose first line is `first`.
 fn doc_block(lang: &str, first: &str) -> String {

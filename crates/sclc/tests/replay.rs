@@ -5,11 +5,14 @@
 //! table and the side-by-side runs, the JSON shape other tools read, `--lock`, and bad
 //! traces and options refused with clear errors and exit code 2 (as a bad workload file).
 
+mod common;
+use common::repo_root;
+
 use scl_sim::model::FIRST_TID;
 use scl_sim::{simulate_traced, Config, Dist, Fifo, LockImpl, LockKind, Machine, SimEventKind, Workload, WorkloadDefaults};
 use scl_trace::fit::{LCB_F_MUTEX, LCB_F_SPIN};
 use scl_trace::{CpuPlace, Event, EventKind, Topology, Trace};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const HOT: u64 = 0xffff_8880_0000_1000;
@@ -17,10 +20,6 @@ const COLD: u64 = 0xffff_8880_0000_2000;
 
 fn sclc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sclc")).current_dir(repo_root()).args(args).output().expect("sclc runs")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
 fn text(bytes: &[u8]) -> String {

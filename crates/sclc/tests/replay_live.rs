@@ -15,14 +15,13 @@
 //! bound, docs/simulator.md), so the uncalibrated replay contends less often than the
 //! trace, and the calibrated one matches it by construction.
 
+mod common;
+use common::repo_root;
+
 use std::os::unix::fs::FileExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 extern "C" {
     fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;

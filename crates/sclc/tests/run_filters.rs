@@ -6,16 +6,15 @@
 //! read back. Each test asserts both sides: what the filter keeps shows up, what it drops
 //! does not (measured against the same storms without the filter where that matters).
 
+mod common;
+use common::repo_root;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 fn kernel_or_skip() -> bool {
     scl_loader::kernel_tests_can_run()

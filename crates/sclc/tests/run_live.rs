@@ -7,16 +7,15 @@
 //! zero RLIMIT_MEMLOCK (which must not matter: libbpf >= 1.0 on Linux >= 5.11 charges BPF
 //! memory to the memory cgroup).
 
+mod common;
+use common::repo_root;
+
 use std::io::{BufRead, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 /// Threads that allocate and free 64 MiB blocks: allocations that large are always
 /// mapped and unmapped by glibc (its mmap threshold is at most 32 MiB), and mmap and munmap

@@ -2,15 +2,13 @@
 //! are asserted in `crates/scl-sim/tests/effects.rs`; here, what a user meets: the table and
 //! JSON reports, `--compare`, machine and workload files, seeds, and the exit codes.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::repo_root;
+
 use std::process::{Command, Output};
 
 fn sclc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sclc")).current_dir(repo_root()).args(args).output().expect("sclc runs")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
 fn text(bytes: &[u8]) -> String {

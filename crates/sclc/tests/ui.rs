@@ -8,12 +8,11 @@
 //! Run with `SCL_BLESS=1` to write the expected files from today's output; review the
 //! diff before committing it.
 
+mod common;
+use common::repo_root;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
-}
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir).expect("tests/ui is readable").flatten().map(|e| e.path()).collect();
