@@ -251,6 +251,18 @@ pub fn load(args: LoadArgs) -> Status {
 /// resolves.
 fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), String> {
     let module = Module::open().map_err(|e| format!("{e}\n  help: `--pin-only` pins the policy without running it"))?;
+    let locks = module_locks(&module, &args.locks)?;
+    let already = module.locks().map_err(|e| e.to_string())?;
+    if locks.is_empty() && already.is_empty() {
+        return Err("name the locks the policy governs with `--lock SYMBOL|ADDR`: the module never applies a policy to every lock of the machine".into());
+    }
+    Ok((module, locks))
+}
+
+/// Checks that no policy is active in `module` and resolves `--lock` arguments (symbols or
+/// addresses) to (address, the name given: empty for an address). Shared by `sclc load` and
+/// `sclc record --module`.
+pub(crate) fn module_locks(module: &Module, args: &[String]) -> Result<Vec<(u64, String)>, String> {
     match module.active() {
         Ok(Some(other)) => {
             return Err(format!("policy `{other}` is active in the lock-hook module, which runs one policy at a time\n  help: `sclc unload {other}` first"));
@@ -259,17 +271,13 @@ fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), S
         Err(e) => return Err(e.to_string()),
     }
     let mut locks = Vec::new();
-    for l in &args.locks {
+    for l in args {
         locks.push(match kmod::parse_addr(l) {
             Some(a) => (a, String::new()),
             None => (resolve_symbol(l)?, l.clone()),
         });
     }
-    let already = module.locks().map_err(|e| e.to_string())?;
-    if locks.is_empty() && already.is_empty() {
-        return Err("name the locks the policy governs with `--lock SYMBOL|ADDR`: the module never applies a policy to every lock of the machine".into());
-    }
-    Ok((module, locks))
+    Ok(locks)
 }
 
 /// A kernel data symbol's address, from /proc/kallsyms (module symbols too).
@@ -293,7 +301,7 @@ fn resolve_symbol(name: &str) -> Result<u64, String> {
 }
 
 /// Governs `locks` and activates the pinned policy `name`; undoes both on failure.
-fn activate_in_module(module: &Module, name: &str, kinds: &[&str], locks: &[(u64, String)]) -> Result<(), KmodError> {
+pub(crate) fn activate_in_module(module: &Module, name: &str, kinds: &[&str], locks: &[(u64, String)]) -> Result<(), KmodError> {
     let before = module.locks()?;
     let result = locks.iter().try_for_each(|(a, _)| module.govern(*a)).and_then(|()| module.activate(name, kinds));
     if result.is_err() && before.is_empty() {
@@ -491,23 +499,35 @@ pub fn unload(args: UnloadArgs) -> Status {
         }
         return fail(&PinError::NotFound { what: "pinned policy".into(), within: None, name: args.name, available: pin::names(root) });
     }
-    // The module first: once it has let go of the programs, they can be unpinned.
-    if let Ok(module) = Module::open() {
-        if module.active().ok().flatten().as_deref() == Some(args.name.as_str()) {
-            if let Err(e) = module.deactivate().and_then(|()| module.release_all()) {
-                errln!("sclc: error: {e}");
-                return Status::Usage;
+    match undeploy(&args.name, &dir) {
+        Ok(deactivated) => {
+            if deactivated {
+                outln!("deactivated `{}` in the lock-hook module: its locks run the kernel's own code again", args.name);
             }
-            outln!("deactivated `{}` in the lock-hook module: its locks run the kernel's own code again", args.name);
-        }
-    }
-    match pin::unpin(&dir) {
-        Ok(()) => {
             outln!("unloaded `{}`", args.name);
             Status::Ok
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            errln!("sclc: error: {e}");
+            Status::Usage
+        }
     }
+}
+
+/// Takes the pinned policy `name` (at `dir`) out of the kernel: the module first (once it
+/// has let go of the programs, they can be unpinned; its governed locks are released), then
+/// the pins. True when the module was running it. Shared by `sclc unload` and `sclc record
+/// --module`.
+pub(crate) fn undeploy(name: &str, dir: &Path) -> Result<bool, String> {
+    let mut deactivated = false;
+    if let Ok(module) = Module::open() {
+        if module.active().ok().flatten().as_deref() == Some(name) {
+            module.deactivate().and_then(|()| module.release_all()).map_err(|e| e.to_string())?;
+            deactivated = true;
+        }
+    }
+    pin::unpin(dir).map_err(|e| e.to_string())?;
+    Ok(deactivated)
 }
 
 /// Runs `sclc map`.
