@@ -448,10 +448,6 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::Usage;
         }
     };
-    let (filter, cgroup) = match crate::run::filter_for(&args.filter, &args.command, "record", "recorded") {
-        Ok(f) => f,
-        Err(status) => return status,
-    };
     // --module: the module and the locks, checked before anything is loaded.
     let governed = if args.module {
         match module::prepare(&args.filter.locks) {
@@ -463,6 +459,10 @@ pub fn run(args: RecordArgs) -> Status {
         }
     } else {
         None
+    };
+    let (filter, cgroup) = match crate::run::filter_for(&args.filter, &args.command, "record", "recorded") {
+        Ok(f) => f,
+        Err(status) => return status,
     };
     let (name, source, target) = match governed {
         Some(_) => ("module_recorder.scl", module::MODULE_RECORDER, Target::Syncord),

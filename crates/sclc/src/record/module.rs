@@ -39,18 +39,19 @@ fn alive(pid: u32) -> bool {
 }
 
 /// The module, checked before anything is loaded, and the locks to govern (address, name
-/// given). Removes the deployments of dead recordings first (a note each), then refuses
-/// when another policy is active in the module.
+/// given). Removes the deployments of dead recordings first (a note each; their pins even
+/// where the module is absent), then refuses when the module is absent or another policy
+/// is active in it.
 pub fn prepare(locks: &[String]) -> Result<(Module, Vec<(u64, String)>), String> {
     if locks.is_empty() {
         return Err("--module records the locks it governs in the lock-hook module: name them with `--lock SYMBOL|ADDR` (the module never governs every lock of the machine)".into());
     }
-    let module = Module::open().map_err(|e| format!("--module: {e}\n  help: without --module, `sclc record` records the stock lock tracepoints"))?;
     pin::require_root().map_err(|e| e.to_string())?;
     let root = pin::ensure_bpffs().map_err(|e| e.to_string())?;
     for note in clean_stale(&root) {
         errln!("sclc: note: {note}");
     }
+    let module = Module::open().map_err(|e| format!("--module: {e}\n  help: without --module, `sclc record` records the stock lock tracepoints"))?;
     let locks = deploy::module_locks(&module, locks)?;
     Ok((module, locks))
 }
