@@ -6,6 +6,9 @@
 #   SCL-LS {json}       `sclc ls --format json` while the policy ran
 #   SCL-MAP {json}      `sclc map NAME dump MAP --format json` after the policy's run
 #   SCL-CHECK key value a check of the module's behaviour
+#   SCL-REC {json}      with RECORD=1: the extra no-policy run `sclc record` recorded
+#   SCL-RECORD {json}   with RECORD=1: `sclc record`'s summary
+#   SCL-TRACE base64    with RECORD=1: the trace file of that run, one base64 line each
 #   SCL-FAIL message    the scenario could not go on
 #   SCL-DONE            the scenario ended
 /bin/busybox --install -s /bin
@@ -31,7 +34,7 @@ storm() {	# LABEL [EXTRA...]: one run, fields separated by tabs
 	shift
 	for x in "$@"; do line="$line	$x"; done
 	printf '%s\n' "$line" > /sys/kernel/scl_storm/run || fail "storm run '$line' failed"
-	say "SCL-RUN $(cat /sys/kernel/scl_storm/result)"
+	say "${TAG:-SCL-RUN} $(cat /sys/kernel/scl_storm/result)"
 }
 
 # A module built for a layout this kernel does not have refuses to load, saying which.
@@ -42,7 +45,7 @@ else
 	say "SCL-CHECK bad_layout_refused yes $(dmesg | grep 'scl_hooks:' | grep -m1 'mutex_waiter')"
 fi
 insmod /scl/scl_hooks.ko || fail "insmod scl_hooks.ko: $(dmesg | grep scl_hooks | tail -3)"
-insmod /scl/scl_storm.ko kind="$KIND" || fail "insmod scl_storm.ko"
+insmod /scl/scl_storm.ko kind="$KIND" ${THREADS:+threads=$THREADS} ${CS_SLEEP:+cs_sleep_us=$CS_SLEEP} ${THINK_SLEEP:+think_sleep_us=$THINK_SLEEP} || fail "insmod scl_storm.ko"
 addr=$(cat /sys/kernel/scl_storm/lock)
 
 # Thread classes, the same in every run: with --mark, half the threads are marked, in a
@@ -63,6 +66,44 @@ classes=""
 # The baseline: the same patched lock, governed, with no policy (FIFO hand-off).
 echo "+$addr" > /sys/kernel/scl_hooks/locks || fail "cannot govern $addr: $(cat /sys/kernel/scl_hooks/error)"
 storm "baseline (FIFO)" $classes
+
+# With RECORD=1, one more run with no policy, recorded by `sclc record` on the stock
+# contention tracepoints (a separate run, so the baseline above is not slowed by the
+# recorder). The kernel's own event counts on the same tracepoints (a hist trigger per
+# event, this lock only) check that the governed lock fires them as the stock one does,
+# and that the recorder lost nothing. The trace leaves on the serial port in base64.
+if [ "$RECORD" = 1 ]; then
+	T=/sys/kernel/tracing
+	mount -t tracefs tracefs $T 2> /dev/null
+	for e in begin end; do
+		echo "hist:keys=lock_addr.hex" > $T/events/lock/contention_$e/trigger \
+			|| fail "cannot set a hist trigger on lock:contention_$e"
+	done
+	/bin/sclc record -o /tmp/trace.sclt --lock "$addr" --duration 600s --max-events 2000000 --format json \
+		> /tmp/record.out 2> /tmp/record.err &
+	rec=$!
+	# Attached once it holds its links (tp_btf programs: two bpf_link fds).
+	i=0
+	while [ "$(ls -l /proc/$rec/fd 2> /dev/null | grep -c 'anon_inode:bpf_link')" -lt 2 ]; do
+		kill -0 $rec 2> /dev/null || fail "sclc record exited before attaching: $(tr '\n' ' ' < /tmp/record.err)"
+		i=$((i + 1))
+		[ $i -lt 1200 ] || fail "sclc record did not attach in 120 s"
+		usleep 100000
+	done
+	# The recorder yields to the storm (nice 19, every thread of it): under TCG its wake-ups
+	# for the ring buffer otherwise take turns from the storm's threads on their CPUs.
+	for t in /proc/$rec/task/*; do renice -n 19 -p "${t##*/}" > /dev/null; done
+	TAG=SCL-REC storm "recorded (FIFO)" $classes
+	kill -TERM $rec
+	wait $rec || fail "sclc record: $(tr '\n' ' ' < /tmp/record.err)"
+	for e in begin end; do
+		n=$(grep -i "lock_addr: ${addr#0x} " $T/events/lock/contention_$e/hist | grep -o 'hitcount: *[0-9]*' | grep -o '[0-9]*$')
+		say "SCL-CHECK tracepoint_$e ${n:-0}"
+		echo "!hist:keys=lock_addr.hex" > $T/events/lock/contention_$e/trigger
+	done
+	say "SCL-RECORD $(cat /tmp/record.out /tmp/record.err | grep -m1 '^{')"
+	base64 /tmp/trace.sclt | sed 's/^/SCL-TRACE /' > $OUT
+fi
 echo clear > /sys/kernel/scl_hooks/locks
 
 # The policy, loaded as a user would, governing the storm's lock by its symbol.

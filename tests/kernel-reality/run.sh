@@ -6,7 +6,7 @@
 #
 #   tests/kernel-reality/run.sh POLICY.scl [--lock mutex|spinlock|rwsem] [--set NAME=VALUE]...
 #       [--format table|json] [--mark MAP [--mark-app]] [--little-from CPU] [--dump MAP]
-#       [--duration MS]
+#       [--duration MS] [--threads N] [--cs-sleep US] [--think-sleep US] [--record TRACE]
 #
 #   --lock         the kind of lock the storm hammers (default: mutex)
 #   --set          a config value of the policy (repeatable)
@@ -16,6 +16,14 @@
 #   --little-from  report CPUs from this one up as little cores (policies such as amp)
 #   --dump MAP     include the policy's map MAP as it was after its run (JSON only)
 #   --duration     milliseconds per storm run (default 1500)
+#   --threads N    storm threads (default: 2 per CPU, 1 per CPU on the spinlock)
+#   --cs-sleep US  writers sleep US microseconds in the critical section instead of spinning
+#                  (mutex, rwsem): the waiters queue even when TCG runs one vCPU at a time
+#   --think-sleep US  threads sleep a random 0..US microseconds between acquisitions
+#   --record TRACE one more run with no policy, recorded in the guest by `sclc record` on
+#                  the stock contention tracepoints; the trace file is written to TRACE and
+#                  the run is reported as "recorded" (JSON), with the kernel's own counts of
+#                  the tracepoints' events on the lock during it
 #
 # Needs root, qemu-system-x86, busybox-static, cpio and Debian's linux-headers-amd64 (its
 # kernel image is fetched and cached by version under $SCL_GUEST_CACHE, default
@@ -27,10 +35,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 
-policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 sets=()
+policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 threads="" cs_sleep="" think_sleep="" record="" sets=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--lock) kind=${2:?}; shift 2 ;;
@@ -41,6 +49,10 @@ while [ $# -gt 0 ]; do
 	--little-from) little=${2:?}; shift 2 ;;
 	--dump) dump=${2:?}; shift 2 ;;
 	--duration) duration=${2:?}; shift 2 ;;
+	--record) record=${2:?}; shift 2 ;;
+	--threads) threads=${2:?}; shift 2 ;;
+	--cs-sleep) cs_sleep=${2:?}; shift 2 ;;
+	--think-sleep) think_sleep=${2:?}; shift 2 ;;
 	-h|--help) usage ;;
 	-*) echo "run.sh: unknown option $1" >&2; usage ;;
 	*) [ -z "$policy" ] || usage; policy=$1; shift ;;
@@ -52,6 +64,9 @@ done
 case "$kind" in mutex|spinlock|rwsem) ;; *) die "--lock is mutex, spinlock or rwsem, not $kind" ;; esac
 case "$format" in table|json) ;; *) die "--format is table or json" ;; esac
 case "$duration" in ''|*[!0-9]*) die "--duration is milliseconds" ;; esac
+case "$threads" in *[!0-9]*) die "--threads is a number" ;; esac
+case "$cs_sleep$think_sleep" in *[!0-9]*) die "--cs-sleep and --think-sleep are microseconds" ;; esac
+[ -z "$cs_sleep" ] || [ "$kind" != spinlock ] || die "--cs-sleep: nothing sleeps under a spinlock"
 [ "$(id -u)" = 0 ] || die "run as root (the guest's kernel image is cached under /var/cache)"
 for tool in qemu-system-x86_64 cpio gzip busybox make; do
 	command -v "$tool" > /dev/null || die "$tool is missing: apt-get install -y qemu-system-x86 busybox-static cpio make"
@@ -130,6 +145,9 @@ cp "$policy" "$root/scl/policy.scl"
 	printf 'NAME=%q\nKIND=%q\nDURATION_MS=%q\nMARK_MAP=%q\nMARK_APP=%q\nLITTLE_FROM=%q\nDUMP_MAP=%q\n' \
 		"$name" "$kind" "$duration" "$mark" "$mark_app" "$little" "$dump"
 	printf 'SETS=%q\n' "${sets[*]:-}"
+	printf 'THREADS=%q\n' "$threads"
+	printf 'CS_SLEEP=%q\nTHINK_SLEEP=%q\n' "$cs_sleep" "$think_sleep"
+	printf 'RECORD=%q\n' "$([ -n "$record" ] && echo 1)"
 } > "$root/scl/config"
 (cd "$root" && find . | cpio -o -H newc 2> /dev/null | gzip -1) > "$work/initrd.gz"
 
@@ -171,6 +189,14 @@ runs=$(grep '^SCL-RUN ' "$out" | sed 's/^SCL-RUN //' || true)
 baseline=$(sed -n 1p <<< "$runs")
 with_policy=$(sed -n 2p <<< "$runs")
 after=$(sed -n 3p <<< "$runs")
+recorded=$({ grep '^SCL-REC ' "$out" || true; } | sed 's/^SCL-REC //' | head -1)
+if [ -n "$record" ]; then
+	[ -n "$recorded" ] || die "--record: the guest reported no recorded run"
+	{ grep '^SCL-TRACE ' "$out" || true; } | sed 's/^SCL-TRACE //' | base64 -d > "$work/trace.sclt" \
+		|| die "--record: the trace did not come out of the guest whole (bad base64)"
+	[ -s "$work/trace.sclt" ] || die "--record: the guest sent an empty trace"
+	cp "$work/trace.sclt" "$record" || die "--record: cannot write $record"
+fi
 ls_json=$({ grep '^SCL-LS ' "$out" || true; } | sed 's/^SCL-LS //' | head -1)
 map_json=$({ grep '^SCL-MAP ' "$out" || true; } | sed 's/^SCL-MAP //' | head -1)
 check() { { grep "^SCL-CHECK $1 " "$out" || true; } | head -1 | cut -d' ' -f3; }
@@ -180,6 +206,11 @@ json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | 
 if [ "$format" = json ]; then
 	printf '{"policy":%s,"file":%s,"lock":"%s","kernel":"%s","guest":{"cpus":4,"nodes":2,"accel":"tcg"},' \
 		"$(json_str "$name")" "$(json_str "$policy")" "$kind" "$kver"
+	if [ -n "$record" ]; then
+		printf '"recorded":%s,"record":{"trace":%s,"trace_bytes":%s,"tracepoint_begin":%s,"tracepoint_end":%s,"summary":%s},' \
+			"$recorded" "$(json_str "$record")" "$(stat -c %s "$record")" "$(check tracepoint_begin | grep . || echo null)" "$(check tracepoint_end | grep . || echo null)" \
+			"$({ grep '^SCL-RECORD {' "$out" || true; } | head -1 | sed 's/^SCL-RECORD //' | grep . || echo null)"
+	fi
 	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,"map":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}" "${map_json:-null}"
 	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s,"marked_by":%s,"marked_entries":%s,"bad_layout_refused":%s,"bad_layout_error":%s}}\n' \
 		"$clean" "$(json_str "$splats")" "$(json_str "$(check unloaded_policy)")" "${check_unloaded:-$(check unloaded_locks)}" \
@@ -214,6 +245,9 @@ else
 		[ -n "$p" ] || continue
 		row "wait p50/p99 ns: $c" "$p/$(pct "$with_policy" "$c" p99)" "$(pct "$baseline" "$c" p50)/$(pct "$baseline" "$c" p99)" "$(pct "$after" "$c" p50)/$(pct "$after" "$c" p99)"
 	done
+	if [ -n "$record" ]; then
+		echo "recorded run (no policy, sclc record attached): $(num "$recorded" acquisitions) acquisitions, $(num "$(obj "$recorded" module)" contended) contended; the kernel counted $(check tracepoint_begin) contention_begin and $(check tracepoint_end) contention_end events on the lock; trace: $record ($(stat -c %s "$record") bytes)"
+	fi
 	echo "guest log clean: $clean; unload restored the kernel's code: policy $(check unloaded_policy), $(check unloaded_locks) locks governed; sleepable programs refused: $(check sleepable_refused); a module built for another layout refused: $(check bad_layout_refused); module removed: $(check module_removed)"
 	[ -z "$splats" ] || printf 'guest kernel splats:\n%s\n' "$splats"
 fi

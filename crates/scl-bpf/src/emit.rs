@@ -997,8 +997,13 @@ impl Emitter<'_> {
                         self.ins(class::ALU64 | alu::AND | SRC_K, t, 0, 0, ((1i64 << bits) - 1) as i32);
                     }
                     (bits, true) => {
-                        // ISA v4 `movsx`: sign-extend the low `bits` bits.
-                        self.ins(class::ALU64 | alu::MOV | SRC_X, t, ra, i16::from(bits), 0);
+                        // Sign-extend the low `bits` bits by two shifts, not ISA v4's
+                        // `movsx`, which kernels before 6.6 (Debian 12's 6.1) refuse
+                        // ("BPF_MOV uses reserved fields").
+                        let k = 64 - i32::from(bits);
+                        self.mov_reg(t, ra);
+                        self.ins(class::ALU64 | alu::LSH | SRC_K, t, 0, 0, k);
+                        self.ins(class::ALU64 | alu::ARSH | SRC_K, t, 0, 0, k);
                     }
                 }
                 self.settle(*dst, t);

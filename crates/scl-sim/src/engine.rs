@@ -73,6 +73,40 @@ enum Ev {
     Woken,
 }
 
+/// A lock event of a run, as a kernel would trace it (`simulate_traced`): what `sclc record`
+/// would see on the stock tracepoints (`ContentionBegin`/`ContentionEnd`, contended
+/// acquisitions only) and on the module's hooks (the others, every acquisition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimEvent {
+    /// Simulated time, ns.
+    pub ts: u64,
+    /// What happened.
+    pub kind: SimEventKind,
+    /// The thread's index in the workload.
+    pub thread: usize,
+    /// Its CPU.
+    pub cpu: u32,
+    /// An rwsem read.
+    pub read: bool,
+}
+
+/// The kinds of [`SimEvent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimEventKind {
+    /// The attempt begins (`to_acquire`).
+    ToAcquire,
+    /// The fast path failed (`lock:contention_begin`).
+    ContentionBegin,
+    /// A contended acquisition completed (`lock:contention_end`, ret 0).
+    ContentionEnd,
+    /// The thread holds the lock (`acquired`).
+    Acquired,
+    /// It is about to release (`to_release`).
+    ToRelease,
+    /// It released (`released`).
+    Released,
+}
+
 /// How a thread takes the lock this time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -98,6 +132,9 @@ pub(crate) struct Thread {
     batch: u32,
     /// Linux mutex: counts the thread's optimistic spins, so a stale `SpinEnd` is ignored.
     spin_token: u64,
+    /// When this acquisition left the fast path (where a stock kernel fires
+    /// `lock:contention_begin`); `None` for an uncontended one.
+    contended_at: Option<u64>,
 }
 
 /// The shuffler role (ShflLock): who holds it, the end of the group it has built right
@@ -128,6 +165,8 @@ struct Lock {
     shared_cpu: Option<u32>,
     shared_busy: u64,
     prev_node: Option<u32>,
+    /// (CPU, node) of the last exclusive holder or writer, for the storm's hand-offs.
+    prev_excl: Option<(u32, u32)>,
     /// The shuffler role, when a waiter holds it.
     shuffler: Option<Shuffler>,
     /// The queue head that has had its round (a head starts at most one).
@@ -156,6 +195,7 @@ struct Engine<'a> {
     lock: Lock,
     hook_rng: Rng,
     c: Collect,
+    sink: Option<&'a mut dyn FnMut(SimEvent)>,
 }
 
 /// Runs one simulation of `cfg` with `policy`. `progress` is called now and then with
@@ -165,7 +205,22 @@ struct Engine<'a> {
 pub const MAX_DURATION_NS: u64 = 3600 * 1_000_000_000;
 
 /// (simulated time, duration).
-pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut dyn FnMut(u64, u64)>) -> Result<Metrics, SimError> {
+pub fn simulate(cfg: &Config, policy: &mut dyn Policy, progress: Option<&mut dyn FnMut(u64, u64)>) -> Result<Metrics, SimError> {
+    run(cfg, policy, progress, None)
+}
+
+/// [`simulate`], handing every lock event to `sink` as it happens (in time order): the
+/// trace a kernel would give of the run, for testing what is fitted from traces.
+pub fn simulate_traced(cfg: &Config, policy: &mut dyn Policy, sink: &mut dyn FnMut(SimEvent)) -> Result<Metrics, SimError> {
+    run(cfg, policy, None, Some(sink))
+}
+
+fn run<'a>(
+    cfg: &'a Config,
+    policy: &'a mut dyn Policy,
+    mut progress: Option<&mut dyn FnMut(u64, u64)>,
+    sink: Option<&'a mut dyn FnMut(SimEvent)>,
+) -> Result<Metrics, SimError> {
     if cfg.duration_ns > MAX_DURATION_NS {
         return Err(SimError::Model(format!(
             "{} s of simulated time is more than the simulator's {} s",
@@ -211,6 +266,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             wait_start: 0,
             batch: 0,
             spin_token: 0,
+            contended_at: None,
         })
         .collect::<Vec<_>>();
     let n = th.len();
@@ -235,6 +291,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
             shared_cpu: None,
             shared_busy: 0,
             prev_node: None,
+            prev_excl: None,
             shuffler: None,
             tried_head: None,
             walk_gen: 0,
@@ -244,6 +301,7 @@ pub fn simulate(cfg: &Config, policy: &mut dyn Policy, mut progress: Option<&mut
         },
         hook_rng: Rng::stream(cfg.seed, 0),
         c: Collect::new(cfg.workload.threads.iter().map(|t| t.latency_critical).collect()),
+        sink,
     };
     e.c.notes = notes;
     // Threads start at staggered times within the first mean think time.
@@ -282,6 +340,13 @@ impl Engine<'_> {
     fn schedule(&mut self, at: u64, t: usize, ev: Ev) {
         self.seq += 1;
         self.events.push(Reverse((at, self.seq, t, ev)));
+    }
+
+    fn emit(&mut self, at: u64, kind: SimEventKind, t: usize) {
+        if let Some(sink) = self.sink.as_mut() {
+            let th = &self.th[t];
+            sink(SimEvent { ts: at, kind, thread: t, cpu: th.cpu, read: th.role == Role::Read });
+        }
     }
 
     fn has(&self, h: Hook) -> bool {
@@ -414,6 +479,13 @@ impl Engine<'_> {
                 self.c.handoff(p == node);
             }
         }
+        if role != Role::Read {
+            if let Some((pc, pn)) = self.lock.prev_excl.replace((cpu, node)) {
+                if pc != cpu {
+                    self.c.cpu_handoff(pn == node);
+                }
+            }
+        }
         let done = if bypass { at } else { self.line_op(cpu, at) };
         self.schedule(done, t, Ev::Acquired);
     }
@@ -431,8 +503,10 @@ impl Engine<'_> {
                     _ => Role::Exclusive,
                 };
                 th.begin = now;
+                th.contended_at = None;
                 th.bypass = false;
                 th.waiting = true;
+                self.emit(now, SimEventKind::ToAcquire, t);
                 let (_, end) = self.hook(Hook::ToAcquire, t, now)?;
                 self.schedule(end, t, Ev::Fast);
             }
@@ -469,6 +543,8 @@ impl Engine<'_> {
                         self.c.fastpath_refused += 1;
                     }
                     self.c.contended += 1;
+                    self.th[t].contended_at = Some(now);
+                    self.emit(now, SimEventKind::ContentionBegin, t);
                     let (_, end) = self.hook(Hook::Contended, t, now)?;
                     if end == now {
                         self.step(t, Ev::Enqueue)?;
@@ -517,15 +593,21 @@ impl Engine<'_> {
                 let th = &mut self.th[t];
                 th.waiting = false;
                 self.c.acquired(t, th.role, th.bypass, now - th.begin);
+                if let Some(at) = th.contended_at {
+                    self.c.contended_acquired(th.node, now - at);
+                    self.emit(now, SimEventKind::ContentionEnd, t);
+                }
+                self.emit(now, SimEventKind::Acquired, t);
                 let (_, end) = self.hook(Hook::Acquired, t, now)?;
                 let spec = &self.w.threads[t];
-                let dist = if self.th[t].role == Role::Read { spec.read_cs } else { spec.cs };
+                let dist = if self.th[t].role == Role::Read { &spec.read_cs } else { &spec.cs };
                 let cs = dist.sample(&mut self.th[t].rng);
                 let cs = self.m.scaled(self.th[t].cpu, cs).max(1);
                 let start = self.touch_data(t, end);
                 self.schedule(start + cs, t, Ev::Release);
             }
             Ev::Release => {
+                self.emit(now, SimEventKind::ToRelease, t);
                 let (_, mut end) = self.hook(Hook::ToRelease, t, now)?;
                 if self.th[t].role == Role::Read && self.has(Hook::BypassRelease) {
                     let (was, e2) = self.hook(Hook::BypassRelease, t, end)?;
@@ -554,6 +636,7 @@ impl Engine<'_> {
                         self.line_op(cpu, now)
                     }
                 };
+                self.emit(released, SimEventKind::Released, t);
                 self.dispatch(now)?;
                 let (_, end) = self.hook(Hook::Released, t, released)?;
                 let think = self.w.threads[t].think.sample(&mut self.th[t].rng);
@@ -713,6 +796,13 @@ impl Engine<'_> {
             if !self.free_for(h) {
                 break;
             }
+            if self.w.lock == LockKind::Mutex {
+                // kernel/mutex.c: the unlock runs the round under `wait_lock` with the
+                // waiter it hands the lock to as the shuffler, over the waiters behind it,
+                // and hands the lock over once the round is done (its `ready_at`).
+                self.handoff_round(now)?;
+                self.count_mixed_round();
+            }
             self.lock.queue.pop_front();
             popped = true;
             let wake = if self.w.lock == LockKind::Spinlock { 0 } else { self.m.wakeup_ns };
@@ -728,16 +818,44 @@ impl Engine<'_> {
         if popped && !self.linux() {
             if self.w.lock == LockKind::Spinlock {
                 self.kick(now)?;
-            } else {
+            } else if self.w.lock == LockKind::Rwsem {
                 self.handoff_round(now)?;
+                self.count_mixed_round();
             }
         }
         Ok(())
     }
 
-    /// The mutex's and the rwsem's shuffle: at each hand-off the new queue head runs one
-    /// round over the whole queue behind it, while the holder holds the lock, and cannot
-    /// take the lock before the round ends: `skip_reorder` once, then `should_reorder` per
+    /// The decision accounting of `kernel/`'s rounds (`scl_round_end`), at each mutex or
+    /// rwsem hand-off, policy or not: the head (the shuffler) is the waiter the lock goes
+    /// to (mutex) or goes to next (rwsem); the round is mixed when
+    /// the waiters behind it are on its node and on another, and went to its node when the
+    /// one right behind it is on its node once the round (if any) has run.
+    fn count_mixed_round(&mut self) {
+        let q = &self.lock.queue;
+        let Some(&s) = q.front() else { return };
+        let node = self.th[s].node;
+        let (mut same, mut other) = (false, false);
+        for &w in q.iter().skip(1) {
+            if self.th[w].node == node {
+                same = true;
+            } else {
+                other = true;
+            }
+        }
+        if same && other {
+            self.c.shuffle.mixed += 1;
+            if self.th[q[1]].node == node {
+                self.c.shuffle.to_shuffler_node += 1;
+            }
+        }
+    }
+
+    /// The mutex's and the rwsem's shuffle: one round by the queue head over the whole
+    /// queue behind it, and the head cannot take the lock before the round ends. The
+    /// mutex's runs at the release, on the way to handing the lock to the head (as
+    /// kernel/mutex.c does under `wait_lock`); the rwsem's right after a hand-off, while
+    /// the new holder holds the lock. Each round: `skip_reorder` once, then `should_reorder` per
     /// candidate; approved candidates move right behind it (after the ones moved before
     /// them), in queue order. Bound: as in [`Engine::walk`].
     fn handoff_round(&mut self, now: u64) -> Result<(), SimError> {

@@ -22,12 +22,13 @@
 mod engine;
 pub mod metrics;
 pub mod model;
+pub mod replay;
 mod policy;
 pub mod rng;
 mod vm;
 
-pub use engine::{simulate, Config, SimError, MAX_DURATION_NS};
+pub use engine::{simulate, simulate_traced, Config, SimError, SimEvent, SimEventKind, MAX_DURATION_NS};
 pub use metrics::{Metrics, WaitStats};
-pub use model::{Dist, LockImpl, LockKind, Machine, ModelError, ThreadSpec, Workload, WorkloadDefaults};
+pub use model::{Dist, Empirical, LockImpl, LockKind, Machine, ModelError, ThreadSpec, Workload, WorkloadDefaults};
 pub use policy::{abi, Fifo, Hook, HookEnv, HookOutcome, Policy, StaticShfl};
 pub use vm::VmPolicy;

@@ -18,6 +18,8 @@ pub struct WaitStats {
     pub mean_ns: f64,
     /// Median (nearest rank, to within 1/128: the top of its histogram bucket).
     pub p50_ns: u64,
+    /// 90th percentile (nearest rank, to within 1/128).
+    pub p90_ns: u64,
     /// 99th percentile (nearest rank, to within 1/128).
     pub p99_ns: u64,
     /// Longest completed wait.
@@ -33,6 +35,7 @@ impl WaitStats {
             count: h.count,
             mean_ns: h.sum as f64 / h.count as f64,
             p50_ns: h.quantile(0.50),
+            p90_ns: h.quantile(0.90),
             p99_ns: h.quantile(0.99),
             max_ns: h.max,
         }
@@ -142,6 +145,13 @@ pub struct ShuffleMetrics {
     pub skipped: u64,
     /// Waiters moved forward.
     pub moves: u64,
+    /// Mutex and rwsem hand-offs (with or without a policy) after which the new queue head
+    /// had waiters behind it both on its own node and on another: rounds where the order
+    /// was a real choice. Counted as `kernel/` counts its `mixed` rounds (`scl_round_end`).
+    pub mixed: u64,
+    /// Of the `mixed` rounds, those after which the waiter right behind the head is on the
+    /// head's node (the guest's `to_shuffler_node`).
+    pub to_shuffler_node: u64,
     /// Rounds stopped by the reorder bound.
     pub bound_hits: u64,
     /// Most times any waiter was overtaken while queued (never above `bound`).
@@ -198,6 +208,14 @@ pub struct Metrics {
     pub writes: Option<RoleMetrics>,
     /// Fast-path failures (the task queued or found the queue busy).
     pub contended: u64,
+    /// Waits of the contended acquisitions only, from the fast path's failure to the
+    /// acquisition: what `lock:contention_begin`..`contention_end` shows on a stock kernel
+    /// (`sclc sim --replay` compares it with the recorded waits).
+    pub contended_wait: WaitStats,
+    /// Of consecutive contended acquisitions, the share whose holder is on the same socket
+    /// as the previous contended holder: the hand-off locality a trace of the stock
+    /// tracepoints can show.
+    pub contended_local_ratio: f64,
     /// Acquisitions whose fast path `enable_fastpath` refused.
     pub fastpath_refused: u64,
     /// Linux mutex: times the woken first waiter found the lock taken by a spinner or a
@@ -211,6 +229,13 @@ pub struct Metrics {
     pub hooks: HookMetrics,
     /// Per thread.
     pub threads: Vec<ThreadMetrics>,
+    /// Hand-offs as the guest's storm (`tests/kernel-reality/storm`) counts them: exclusive
+    /// acquisitions (and writes) on another CPU than the previous one, so that two threads
+    /// taking turns on one CPU do not count.
+    pub cpu_handoffs: u64,
+    /// Of `cpu_handoffs`, the share that stayed on the previous holder's node (the guest's
+    /// `local_handoff_ratio`; 0 without hand-offs).
+    pub cpu_local_handoff_ratio: f64,
     /// Remarks on the run (a latency-critical set without a map to write it to, ...).
     pub notes: Vec<String>,
 }
@@ -241,12 +266,18 @@ pub(crate) struct Collect {
     waited_ns: u64,
     max_call_ns: u64,
     pub(crate) contended: u64,
+    wait_contended: Hist,
+    contended_prev_node: Option<u32>,
+    contended_pairs: u64,
+    contended_local: u64,
     pub(crate) fastpath_refused: u64,
     pub(crate) steals: u64,
     pub(crate) protocol_errors: u64,
     pub(crate) in_flight_max: u64,
     pub(crate) shuffle: ShuffleMetrics,
     pub(crate) notes: Vec<String>,
+    cpu_handoffs: u64,
+    cpu_local: u64,
 }
 
 impl Collect {
@@ -270,13 +301,25 @@ impl Collect {
             waited_ns: 0,
             max_call_ns: 0,
             contended: 0,
+            wait_contended: Hist::default(),
+            contended_prev_node: None,
+            contended_pairs: 0,
+            contended_local: 0,
             fastpath_refused: 0,
             steals: 0,
             protocol_errors: 0,
             in_flight_max: 0,
             shuffle: ShuffleMetrics::default(),
             notes: Vec::new(),
+            cpu_handoffs: 0,
+            cpu_local: 0,
         }
+    }
+
+    /// The holder changed CPU (the storm's hand-off); `local`: it stayed on the node.
+    pub(crate) fn cpu_handoff(&mut self, local: bool) {
+        self.cpu_handoffs += 1;
+        self.cpu_local += u64::from(local);
     }
 
     pub(crate) fn hook(&mut self, h: Hook, insns: u64, helpers: u64, waited: u64, took: u64) {
@@ -312,6 +355,15 @@ impl Collect {
             }
             Role::Write => self.roles[1].0 += 1,
             Role::Exclusive => {}
+        }
+    }
+
+    /// A contended acquisition by a thread on `node` completed after waiting `wait` ns.
+    pub(crate) fn contended_acquired(&mut self, node: u32, wait: u64) {
+        self.wait_contended.add(wait);
+        if let Some(p) = self.contended_prev_node.replace(node) {
+            self.contended_pairs += 1;
+            self.contended_local += u64::from(p == node);
         }
     }
 
@@ -365,6 +417,8 @@ pub(crate) fn finish(c: Collect, policy: &str, cfg: &Config, th: &[Thread]) -> M
         reads: rwsem.then(|| role(0, Role::Read)),
         writes: rwsem.then(|| role(1, Role::Write)),
         contended: c.contended,
+        contended_wait: WaitStats::of(&c.wait_contended),
+        contended_local_ratio: if c.contended_pairs == 0 { 0.0 } else { c.contended_local as f64 / c.contended_pairs as f64 },
         fastpath_refused: c.fastpath_refused,
         steals: c.steals,
         protocol_errors: c.protocol_errors,
@@ -382,6 +436,8 @@ pub(crate) fn finish(c: Collect, policy: &str, cfg: &Config, th: &[Thread]) -> M
                 latency_critical: specs[i].latency_critical,
             })
             .collect(),
+        cpu_handoffs: c.cpu_handoffs,
+        cpu_local_handoff_ratio: if c.cpu_handoffs == 0 { 0.0 } else { c.cpu_local as f64 / c.cpu_handoffs as f64 },
         notes: c.notes,
     }
 }

@@ -325,8 +325,9 @@ impl LockKind {
 }
 
 /// A distribution of durations in ns. TOML: `{ fixed = 1000 }`, `{ uniform = [500, 1500] }`,
-/// `{ exponential = 2000 }` (the mean).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// `{ exponential = 2000 }` (the mean), `{ empirical = [[800, 3], [1200, 1]] }` (samples
+/// with their counts: `sclc sim --replay` fits these from a recorded trace).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dist {
     /// Always this many ns.
@@ -335,38 +336,150 @@ pub enum Dist {
     Uniform(u64, u64),
     /// Exponential with this mean in ns (capped at 20 times the mean).
     Exponential(u64),
+    /// Drawn from recorded samples, each as often as its count says.
+    Empirical(Empirical),
+}
+
+/// Samples of a duration with their counts, sorted by value: a draw picks one of the
+/// `total()` samples uniformly. At most [`Empirical::MAX_VALUES`] distinct values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<(u64, u64)>", into = "Vec<(u64, u64)>")]
+pub struct Empirical {
+    values: Vec<u64>,
+    /// `cum[i]`: the counts of `values[..=i]`.
+    cum: Vec<u64>,
+}
+
+impl Empirical {
+    /// The most distinct values a distribution may hold (the fit keeps values to within
+    /// 1/256, which needs fewer than this for any duration up to 10 s).
+    pub const MAX_VALUES: usize = 1 << 16;
+
+    /// From (value, count) pairs in any order; repeated values add up, zero counts are
+    /// dropped. Refuses an empty set, more than [`Empirical::MAX_VALUES`] values, and counts
+    /// whose sum overflows.
+    pub fn new(samples: impl IntoIterator<Item = (u64, u64)>) -> Result<Empirical, ModelError> {
+        let too_many = || format!("an empirical distribution may hold at most {} distinct values", Self::MAX_VALUES);
+        let mut v: Vec<(u64, u64)> = Vec::new();
+        for (value, count) in samples {
+            if count == 0 {
+                continue;
+            }
+            if v.len() >= 4 * Self::MAX_VALUES {
+                return err(too_many());
+            }
+            v.push((value, count));
+        }
+        v.sort_unstable();
+        let (mut values, mut cum) = (Vec::new(), Vec::new());
+        let mut total = 0u64;
+        for (value, count) in v {
+            total = total.checked_add(count).ok_or_else(|| ModelError("empirical sample counts overflow".into()))?;
+            if values.last() == Some(&value) {
+                *cum.last_mut().expect("pushed with values") = total;
+            } else {
+                values.push(value);
+                cum.push(total);
+            }
+        }
+        if values.is_empty() {
+            return err("an empirical distribution needs at least one sample");
+        }
+        if values.len() > Self::MAX_VALUES {
+            return err(too_many());
+        }
+        Ok(Empirical { values, cum })
+    }
+
+    /// The number of samples (the sum of the counts).
+    pub fn total(&self) -> u64 {
+        self.cum.last().copied().unwrap_or(0)
+    }
+
+    /// (value, count) pairs, by value.
+    pub fn samples(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.values.iter().zip(&self.cum).scan(0u64, |prev, (v, c)| {
+            let n = c - *prev;
+            *prev = *c;
+            Some((*v, n))
+        })
+    }
+
+    /// The nearest-rank `p` quantile.
+    pub fn quantile(&self, p: f64) -> u64 {
+        let rank = ((p * self.total() as f64).ceil() as u64).clamp(1, self.total());
+        self.values[self.cum.partition_point(|&c| c < rank)]
+    }
+
+    fn draw(&self, rng: &mut Rng) -> u64 {
+        let r = rng.below(self.total());
+        self.values[self.cum.partition_point(|&c| c <= r)]
+    }
+
+    fn mean(&self) -> f64 {
+        self.samples().map(|(v, n)| v as f64 * n as f64).sum::<f64>() / self.total() as f64
+    }
+}
+
+impl TryFrom<Vec<(u64, u64)>> for Empirical {
+    type Error = ModelError;
+    fn try_from(v: Vec<(u64, u64)>) -> Result<Empirical, ModelError> {
+        Empirical::new(v)
+    }
+}
+
+impl From<Empirical> for Vec<(u64, u64)> {
+    fn from(e: Empirical) -> Vec<(u64, u64)> {
+        e.samples().collect()
+    }
 }
 
 impl Dist {
     /// One draw.
     pub fn sample(&self, rng: &mut Rng) -> f64 {
-        match *self {
-            Dist::Fixed(v) => v as f64,
-            Dist::Uniform(a, b) => a as f64 + rng.below(b - a + 1) as f64,
-            Dist::Exponential(mean) => (-(mean as f64) * (1.0 - rng.unit()).ln()).min(20.0 * mean as f64),
+        match self {
+            Dist::Fixed(v) => *v as f64,
+            Dist::Uniform(a, b) => *a as f64 + rng.below(b - a + 1) as f64,
+            Dist::Exponential(mean) => (-(*mean as f64) * (1.0 - rng.unit()).ln()).min(20.0 * *mean as f64),
+            Dist::Empirical(e) => e.draw(rng) as f64,
         }
     }
 
     /// The largest value a draw can take.
     pub fn max(&self) -> u64 {
-        match *self {
-            Dist::Fixed(v) => v,
-            Dist::Uniform(_, b) => b,
+        match self {
+            Dist::Fixed(v) => *v,
+            Dist::Uniform(_, b) => *b,
             Dist::Exponential(mean) => mean.saturating_mul(20),
+            Dist::Empirical(e) => e.values.last().copied().unwrap_or(0),
         }
     }
 
     /// The mean.
     pub fn mean(&self) -> f64 {
-        match *self {
-            Dist::Fixed(v) => v as f64,
+        match self {
+            Dist::Fixed(v) => *v as f64,
             Dist::Uniform(a, b) => (a + b) as f64 / 2.0,
-            Dist::Exponential(m) => m as f64,
+            Dist::Exponential(m) => *m as f64,
+            Dist::Empirical(e) => e.mean(),
+        }
+    }
+
+    /// Every value times `f` (rounded; `f` >= 0).
+    pub fn scaled(&self, f: f64) -> Dist {
+        let x = |v: u64| (v as f64 * f).round() as u64;
+        match self {
+            Dist::Fixed(v) => Dist::Fixed(x(*v)),
+            Dist::Uniform(a, b) => Dist::Uniform(x(*a), x(*b)),
+            Dist::Exponential(m) => Dist::Exponential(x(*m)),
+            Dist::Empirical(e) => {
+                Dist::Empirical(Empirical::new(e.samples().map(|(v, n)| (x(v), n))).expect("scaling keeps the samples"))
+            }
         }
     }
 
     fn validate(&self, what: &str) -> Result<(), ModelError> {
-        match *self {
+        match self {
             Dist::Uniform(a, b) if a > b => err(format!("{what}: uniform range [{a}, {b}] is empty")),
             d if d.max() > 10_000_000_000 => err(format!("{what}: durations above 10 s are not simulated")),
             _ => Ok(()),
@@ -380,6 +493,14 @@ impl fmt::Display for Dist {
             Dist::Fixed(v) => write!(f, "{v} ns"),
             Dist::Uniform(a, b) => write!(f, "uniform {a}..{b} ns"),
             Dist::Exponential(m) => write!(f, "exponential, mean {m} ns"),
+            Dist::Empirical(e) => write!(
+                f,
+                "empirical ({} samples, median {} ns, p90 {} ns, mean {:.0} ns)",
+                e.total(),
+                e.quantile(0.5),
+                e.quantile(0.9),
+                e.mean()
+            ),
         }
     }
 }
@@ -533,9 +654,9 @@ impl Workload {
         let threads = (0..threads)
             .map(|i| ThreadSpec {
                 cpu: Placement::Spread.cpu(m, i),
-                cs: d.cs,
-                read_cs: d.read_cs,
-                think: d.think,
+                cs: d.cs.clone(),
+                read_cs: d.read_cs.clone(),
+                think: d.think.clone(),
                 cs_lines: d.cs_lines,
                 shared_lines: d.shared_lines,
                 read_ratio: if d.lock == LockKind::Rwsem { d.read_ratio } else { 0.0 },
@@ -568,8 +689,8 @@ impl Workload {
         let cs = t.cs.unwrap_or(base.cs);
         let d = WorkloadDefaults {
             lock,
+            read_cs: t.read_cs.unwrap_or_else(|| cs.clone()),
             cs,
-            read_cs: t.read_cs.unwrap_or(cs),
             think: t.think.unwrap_or(base.think),
             read_ratio: t.read_ratio.unwrap_or(base.read_ratio),
             cs_lines: t.cs_lines.unwrap_or(0),
@@ -765,5 +886,27 @@ mod tests {
         assert!(Workload::from_toml("[[thread]]\nindex = 0\ncpu = 4\n", &m, Some(2), LockKind::Spinlock, None).is_err());
         assert!(Workload::from_toml("cs = { uniform = [5, 1] }", &m, None, LockKind::Spinlock, None).is_err());
         assert_eq!(Workload::from_toml("", &m, Some(3), LockKind::Mutex, None).unwrap().threads.len(), 3);
+    }
+
+    #[test]
+    fn empirical_distribution() {
+        let e = Empirical::new([(300, 1), (100, 2), (300, 1), (200, 0)]).unwrap();
+        assert_eq!(e.samples().collect::<Vec<_>>(), vec![(100, 2), (300, 2)]);
+        assert_eq!((e.total(), e.quantile(0.5), e.quantile(0.51), e.quantile(1.0)), (4, 100, 300, 300));
+        let d = Dist::Empirical(e);
+        assert_eq!((d.max(), d.mean()), (300, 200.0));
+        // Draws follow the counts.
+        let mut rng = Rng::new(5);
+        let low = (0..10_000).filter(|_| d.sample(&mut rng) == 100.0).count();
+        assert!((4_500..5_500).contains(&low), "{low}");
+        assert!(Empirical::new([]).is_err());
+        assert!(Empirical::new([(1, 0)]).is_err());
+        assert!(Empirical::new([(1, u64::MAX), (2, 1)]).is_err());
+        // TOML, and its checks.
+        let m = Machine::symmetric(1, 2);
+        let w = Workload::from_toml("cs = { empirical = [[1000, 3], [2000, 1]] }", &m, None, LockKind::Spinlock, None).unwrap();
+        assert_eq!(w.threads[0].cs.max(), 2000);
+        assert!(Workload::from_toml("cs = { empirical = [] }", &m, None, LockKind::Spinlock, None).is_err());
+        assert!(Workload::from_toml("cs = { empirical = [[20000000000, 1]] }", &m, None, LockKind::Spinlock, None).is_err());
     }
 }

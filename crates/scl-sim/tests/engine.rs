@@ -518,3 +518,44 @@ fn linux_rwsem_readers_steal_until_a_writer_asks_for_the_hand_off() {
     assert!(w.wait.max_ns > 4_000_000, "stealing holds a writer off until it asks for the hand-off: {}", w.wait.max_ns);
     assert!(w.wait.max_ns < 4_000_000 + 100_000, "the hand-off bounds it: {}", w.wait.max_ns);
 }
+
+/// The decision accounting of `kernel/`'s rounds, which the guest reports and
+/// `bench/replay-validate` compares with: at each mutex hand-off with waiters behind the new
+/// head on its node and on another (a mixed round), whether the one right behind it is on its
+/// node. FIFO leaves that to arrival order; NUMA grouping makes it nearly always so; the
+/// spinlock (its rounds are the walk's, not hand-offs) and Linux's own mutex count none.
+#[test]
+fn mixed_rounds_are_counted_as_the_module_counts_them() {
+    let c = cfg(LockKind::Mutex, 16, 20);
+    let f = fifo(&c);
+    assert!(f.shuffle.mixed > 100, "{:?}", f.shuffle);
+    let fr = f.shuffle.to_shuffler_node as f64 / f.shuffle.mixed as f64;
+    assert!(fr > 0.2 && fr < 0.8, "FIFO sent {fr} of the mixed rounds to the head's node: {:?}", f.shuffle);
+    let s = simulate(&c, &mut scl_sim::StaticShfl, None).unwrap();
+    assert!(s.shuffle.mixed > 100, "{:?}", s.shuffle);
+    let sr = s.shuffle.to_shuffler_node as f64 / s.shuffle.mixed as f64;
+    assert!(sr > 0.95 && sr > fr + 0.2, "grouping sent {sr} (FIFO {fr}): {:?}", s.shuffle);
+    assert!(s.shuffle.to_shuffler_node <= s.shuffle.mixed);
+    assert_eq!(fifo(&cfg(LockKind::Spinlock, 16, 5)).shuffle.mixed, 0);
+    let mut linux = cfg(LockKind::Mutex, 16, 5);
+    linux.workload.locks = scl_sim::LockImpl::Linux;
+    assert_eq!(fifo(&linux).shuffle.mixed, 0);
+}
+
+/// Hand-offs as the guest's storm counts them: only a change of CPU is one, so a thread
+/// taking the lock again does not count, and their locality is FIFO's arrival order unless a
+/// policy groups by node.
+#[test]
+fn cpu_handoffs_count_changes_of_cpu() {
+    let one = cfg(LockKind::Mutex, 1, 5);
+    let m = fifo(&one);
+    assert!(m.acquisitions > 100);
+    assert_eq!(m.cpu_handoffs, 0, "one thread never hands the lock to another CPU");
+    let c = cfg(LockKind::Mutex, 16, 20);
+    let f = fifo(&c);
+    assert!(f.cpu_handoffs > 100 && f.cpu_handoffs <= f.acquisitions, "{} of {}", f.cpu_handoffs, f.acquisitions);
+    // 16 threads on 2 sockets of 8: 7 of the 15 others share the holder's node.
+    assert!((f.cpu_local_handoff_ratio - 7.0 / 15.0).abs() < 0.15, "FIFO: {}", f.cpu_local_handoff_ratio);
+    let s = simulate(&c, &mut scl_sim::StaticShfl, None).unwrap();
+    assert!(s.cpu_local_handoff_ratio > f.cpu_local_handoff_ratio + 0.2, "grouping {} vs FIFO {}", s.cpu_local_handoff_ratio, f.cpu_local_handoff_ratio);
+}

@@ -12,6 +12,8 @@
 
 #![deny(missing_docs)]
 
+pub mod fit;
+
 use serde::Serialize;
 
 pub mod format;

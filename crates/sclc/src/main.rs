@@ -18,6 +18,7 @@ mod explain;
 mod lsp;
 mod record;
 mod run;
+mod replay;
 mod sim;
 mod source;
 

@@ -5,9 +5,10 @@
 //! the same workload, with the same seed, also runs on the stock FIFO lock, and the two are
 //! shown side by side with ratios (policy over baseline); `--compare shfllock` compares with
 //! ShflLock's NUMA grouping with free hooks (the "static ShflLock"), `--compare FILE` with
-//! another policy. Exit codes: 0 ok, 1 policy errors (or a hook that failed while
-//! running), 2 usage problems (a bad machine or workload description, a lock kind the policy
-//! does not apply to).
+//! another policy. `--replay TRACE` simulates a recorded workload instead (`replay.rs`).
+//! Exit codes: 0 ok, 1 policy errors (or a hook that failed while running), 2 usage
+//! problems (a bad machine, workload or trace file, a lock kind the policy does not apply
+//! to).
 
 use crate::run::{config_overrides, parse_duration};
 use crate::{source, ColorArg, Status};
@@ -28,6 +29,17 @@ pub enum SimFormat {
     Json,
 }
 
+/// With `--replay`: the lock implementation the trace was recorded on, which the FIFO
+/// baseline runs on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum RecordedOn {
+    /// Linux's stock mutex or rwsem (a trace of an ordinary kernel).
+    Linux,
+    /// The lock-hook module's governed lock with no policy loaded (its FIFO hand-off), as
+    /// in the guest validation of tests/kernel-reality (`run.sh --record`).
+    Module,
+}
+
 /// A lock kind on the command line.
 #[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
 pub enum LockArg {
@@ -40,7 +52,7 @@ pub enum LockArg {
 }
 
 impl LockArg {
-    fn kind(self) -> LockKind {
+    pub(crate) fn kind(self) -> LockKind {
         match self {
             LockArg::Spinlock => LockKind::Spinlock,
             LockArg::Mutex => LockKind::Mutex,
@@ -54,7 +66,7 @@ impl LockArg {
 pub struct SimArgs {
     /// The policy (its hooks must be available on the `sim` target).
     #[arg(value_name = "FILE")]
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// The machine: SOCKETSxCORES (`2x8`) or a TOML file (docs/simulator.md).
     #[arg(long, value_name = "SxC|FILE", default_value = "2x8")]
     machine: String,
@@ -62,18 +74,35 @@ pub struct SimArgs {
     /// critical sections, 2 us mean think time.
     #[arg(long, value_name = "FILE")]
     workload: Option<PathBuf>,
-    /// The lock kind; default: the workload's, else the first kind the policy applies to.
-    #[arg(long, value_enum)]
-    lock: Option<LockArg>,
+    /// Simulate the workload of a trace `sclc record` wrote, on the machine it was recorded
+    /// on, under the policy and under FIFO, after a table of how well the FIFO replay
+    /// reproduces the trace (docs/simulator.md, "Replaying a recorded trace").
+    #[arg(long, value_name = "TRACE", conflicts_with_all = ["machine", "workload", "threads", "compare"])]
+    pub(crate) replay: Option<PathBuf>,
+    /// With --replay: keep the fitted think time even when the FIFO replay contends less
+    /// often than the trace (by default it is scaled down until it does).
+    #[arg(long, requires = "replay")]
+    pub(crate) no_calibrate: bool,
+    /// The lock kind (spinlock, mutex, rwsem); default: the workload's, else the first kind
+    /// the policy applies to. With --replay: the trace's lock, by name or address (default:
+    /// the hottest).
+    #[arg(long, value_name = "KIND|NAME|ADDR")]
+    pub(crate) lock: Option<String>,
+    /// With --replay: the lock the trace was recorded on, where the FIFO baseline runs
+    /// (`module`: governed by kernel/ with no policy). The policy always runs on the
+    /// module's lock.
+    #[arg(long, value_enum, value_name = "linux|module", default_value_t = RecordedOn::Linux, requires = "replay")]
+    pub(crate) recorded_on: RecordedOn,
     /// Number of threads (one per CPU at most); default: the workload's, else one per CPU.
     #[arg(long, value_parser = crate::unsigned::<u32>, allow_negative_numbers = true)]
     threads: Option<u32>,
-    /// Simulated time to run (`100ms`, `1s`).
-    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
-    duration: Duration,
+    /// Simulated time to run (`100ms`, `1s`); default 100ms, with --replay the trace's
+    /// duration (at most 1s).
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) duration: Option<Duration>,
     /// Seed of every random draw: the same seed gives the same run.
     #[arg(long, default_value_t = 1, value_parser = crate::unsigned::<u64>, allow_negative_numbers = true)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Also run `baseline` (the stock FIFO lock, no policy), `shfllock` (ShflLock's NUMA
     /// grouping with hooks that cost nothing) or another policy FILE on the same workload
     /// and seed, and show both with ratios.
@@ -82,20 +111,23 @@ pub struct SimArgs {
     /// Mark threads latency-critical by index (`--critical 0,3`): written into the policy's
     /// `latency_critical` map, and their waits are reported separately.
     #[arg(long, value_name = "I,...", value_delimiter = ',', value_parser = crate::unsigned::<u32>, allow_negative_numbers = true)]
-    critical: Vec<u32>,
+    pub(crate) critical: Vec<u32>,
     /// Set a config value of FILE's policy: `--set NAME=VALUE` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
-    set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = SimFormat::Table)]
-    format: SimFormat,
+    pub(crate) format: SimFormat,
     /// When to colour diagnostics.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
-    color: ColorArg,
+    pub(crate) color: ColorArg,
 }
 
+/// The default simulated time.
+const DEFAULT_DURATION: Duration = Duration::from_millis(100);
+
 /// A compiled policy, ready to run.
-struct Compiled {
+pub(crate) struct Compiled {
     out: scl_driver::Output,
     kinds: Vec<LockKind>,
 }
@@ -109,7 +141,7 @@ fn kind_of(k: scl_catalogue::LockKind) -> LockKind {
 }
 
 /// Reads and compiles `path` for the sim target; diagnostics go to stderr.
-fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
+pub(crate) fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
     let text = source::read(path).map_err(|e| {
         errln!("sclc: error: cannot read `{}`: {e}", path.display());
         Status::Usage
@@ -132,7 +164,7 @@ fn compile(path: &Path, color: bool) -> Result<Compiled, Status> {
     }
 }
 
-fn usage(msg: impl std::fmt::Display) -> Status {
+pub(crate) fn usage(msg: impl std::fmt::Display) -> Status {
     errln!("sclc: error: {msg}");
     Status::Usage
 }
@@ -187,7 +219,7 @@ impl Progress {
     }
 }
 
-fn run_one(cfg: &Config, policy: &mut dyn Policy) -> Result<Metrics, Status> {
+pub(crate) fn run_one(cfg: &Config, policy: &mut dyn Policy) -> Result<Metrics, Status> {
     let mut bar = Progress::new(&format!("simulating {}", policy.name()));
     let result = scl_sim::simulate(cfg, policy, Some(&mut |done, total| bar.update(done, total)));
     bar.finish();
@@ -200,7 +232,7 @@ fn run_one(cfg: &Config, policy: &mut dyn Policy) -> Result<Metrics, Status> {
     })
 }
 
-fn vm_policy(c: &Compiled, sets: &[String], cpus: u32) -> Result<scl_sim::VmPolicy, Status> {
+pub(crate) fn vm_policy(c: &Compiled, sets: &[String], cpus: u32) -> Result<scl_sim::VmPolicy, Status> {
     let overrides = config_overrides(&c.out, sets).map_err(usage)?;
     scl_sim::VmPolicy::new(&c.out, &overrides, cpus).map_err(|e| {
         errln!("sclc: error: the VM cannot run `{}`: {e}", c.out.module.name);
@@ -208,7 +240,7 @@ fn vm_policy(c: &Compiled, sets: &[String], cpus: u32) -> Result<scl_sim::VmPoli
     })
 }
 
-fn check_kind(c: &Compiled, lock: LockKind, file: &Path) -> Result<(), Status> {
+pub(crate) fn check_kind(c: &Compiled, lock: LockKind, file: &Path) -> Result<(), Status> {
     if c.kinds.contains(&lock) {
         return Ok(());
     }
@@ -221,6 +253,19 @@ fn check_kind(c: &Compiled, lock: LockKind, file: &Path) -> Result<(), Status> {
     )))
 }
 
+/// The JSON ratios of run `b` over run `a` (`null` where `a`'s value is 0).
+pub(crate) fn ratios(a: &Metrics, b: &Metrics) -> serde_json::Value {
+    let ratio = |x: f64, y: f64| if x == 0.0 { serde_json::Value::Null } else { serde_json::json!(y / x) };
+    serde_json::json!({
+        "throughput": ratio(a.throughput, b.throughput),
+        "fairness": ratio(a.fairness, b.fairness),
+        "local_handoff_ratio": ratio(a.local_handoff_ratio, b.local_handoff_ratio),
+        "wait_p50": ratio(a.wait.p50_ns as f64, b.wait.p50_ns as f64),
+        "wait_p99": ratio(a.wait.p99_ns as f64, b.wait.p99_ns as f64),
+        "wait_max": ratio(a.max_wait_ns() as f64, b.max_wait_ns() as f64),
+    })
+}
+
 /// Runs `sclc sim`.
 pub fn run(args: SimArgs) -> Status {
     match sim(args) {
@@ -230,17 +275,27 @@ pub fn run(args: SimArgs) -> Status {
 
 fn sim(args: SimArgs) -> Result<Status, Status> {
     let color = args.color.enabled();
-    if args.duration.as_nanos() > u128::from(scl_sim::MAX_DURATION_NS) {
-        return Err(usage(format!(
-            "--duration {:?}: the simulator runs at most {} s of simulated time",
-            args.duration,
-            scl_sim::MAX_DURATION_NS / 1_000_000_000
-        )));
+    if let Some(d) = args.duration {
+        if d.as_nanos() > u128::from(scl_sim::MAX_DURATION_NS) {
+            return Err(usage(format!(
+                "--duration {d:?}: the simulator runs at most {} s of simulated time",
+                scl_sim::MAX_DURATION_NS / 1_000_000_000
+            )));
+        }
     }
+    if let Some(trace) = &args.replay {
+        return crate::replay::replay(&args, trace);
+    }
+    let duration = args.duration.unwrap_or(DEFAULT_DURATION);
     let machine = read_machine(&args.machine)?;
     let main = compile(&args.file, color)?;
     let lock_default = main.kinds.first().copied().unwrap_or(LockKind::Spinlock);
-    let lock_override = args.lock.map(LockArg::kind);
+    let lock_override = match &args.lock {
+        None => None,
+        Some(l) => Some(<LockArg as clap::ValueEnum>::from_str(l, false).map(LockArg::kind).map_err(|_| {
+            usage(format!("--lock `{l}`: not a lock kind (spinlock, mutex, rwsem); a lock by name or address goes with --replay"))
+        })?),
+    };
     let mut workload = match &args.workload {
         Some(path) => {
             let text = source::read_text(path).map_err(|e| usage(format!("cannot read workload `{}`: {e}", path.display())))?;
@@ -258,7 +313,7 @@ fn sim(args: SimArgs) -> Result<Status, Status> {
         t.latency_critical = true;
     }
     check_kind(&main, workload.lock, &args.file)?;
-    let cfg = Config { machine, workload, duration_ns: args.duration.as_nanos().min(u128::from(u64::MAX)) as u64, seed: args.seed };
+    let cfg = Config { machine, workload, duration_ns: duration.as_nanos().min(u128::from(u64::MAX)) as u64, seed: args.seed };
     let cpus = cfg.machine.cpus();
     let mut runs = Vec::new();
     match args.compare.as_deref() {
@@ -297,16 +352,7 @@ fn sim(args: SimArgs) -> Result<Status, Status> {
                 "runs": runs,
             });
             if runs.len() == 2 {
-                let (a, b) = (&runs[0], &runs[1]);
-                let ratio = |x: f64, y: f64| if x == 0.0 { serde_json::Value::Null } else { serde_json::json!(y / x) };
-                v["ratios"] = serde_json::json!({
-                    "throughput": ratio(a.throughput, b.throughput),
-                    "fairness": ratio(a.fairness, b.fairness),
-                    "local_handoff_ratio": ratio(a.local_handoff_ratio, b.local_handoff_ratio),
-                    "wait_p50": ratio(a.wait.p50_ns as f64, b.wait.p50_ns as f64),
-                    "wait_p99": ratio(a.wait.p99_ns as f64, b.wait.p99_ns as f64),
-                    "wait_max": ratio(a.max_wait_ns() as f64, b.max_wait_ns() as f64),
-                });
+                v["ratios"] = ratios(&runs[0], &runs[1]);
             }
             writeln!(stdout, "{v}")
         }

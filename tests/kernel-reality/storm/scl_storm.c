@@ -9,6 +9,10 @@
  * and how many of them stayed on the previous holder's NUMA node, and whether any
  * critical section ever overlapped one it must exclude. It reads scl_hooks' counters for
  * the lock before and after, so a run reports exactly what the module decided during it.
+ * With `cs_sleep_us=`, writers sleep in the critical section instead of spinning, so the
+ * others queue behind a mutex or rwsem even when TCG does not run the vCPUs together; with
+ * `think_sleep_us=`, threads sleep a random while between acquisitions, so they queue in a
+ * new order each time.
  *
  *   /sys/kernel/scl_storm/lock      the lock's address (for `sclc load --lock`)
  *   /sys/kernel/scl_storm/threads   "tid cpu node" per thread
@@ -38,6 +42,12 @@ static int cs_ns = 3000;
 module_param(cs_ns, int, 0444);
 static int think_ns = 1000;
 module_param(think_ns, int, 0444);
+static int cs_sleep_us;
+module_param(cs_sleep_us, int, 0444);
+static int think_sleep_us;
+module_param(think_sleep_us, int, 0444);
+MODULE_PARM_DESC(think_sleep_us, "after think_ns, sleep a random 0..think_sleep_us (uniform), so the waiters queue in a new order each time instead of keeping one cycle");
+MODULE_PARM_DESC(cs_sleep_us, "mutex/rwsem writers: sleep this long in the critical section instead of spinning cs_ns (0: spin); the waiters queue whether or not the vCPUs run together");
 static int read_pct = 90;
 module_param(read_pct, int, 0444);
 MODULE_PARM_DESC(read_pct, "rwsem: share of acquisitions that read");
@@ -117,7 +127,10 @@ static void critical_section(struct storm_thread *t, bool reader)
 		}
 		last_cpu = t->cpu;
 	}
-	ndelay(cs_ns);
+	if (cs_sleep_us)
+		usleep_range(cs_sleep_us, cs_sleep_us + cs_sleep_us / 4 + 1);
+	else
+		ndelay(cs_ns);
 	atomic_dec(&excl_inside);
 }
 
@@ -166,6 +179,12 @@ static int storm_fn(void *arg)
 			t->hist[bucket_of(w)]++;
 			t->wait_max = max(t->wait_max, w);
 			ndelay(think_ns);
+			if (think_sleep_us) {
+				u32 us = get_random_u32_below(think_sleep_us + 1);
+
+				if (us)
+					usleep_range(us, us + 1);
+			}
 			cond_resched();
 		}
 		if (atomic_dec_and_test(&storm_running))
@@ -424,6 +443,9 @@ static int __init storm_init(void)
 		storm_kind = K_RWSEM;
 	else
 		return -EINVAL;
+	if (cs_sleep_us < 0 || cs_sleep_us > 100000 || (cs_sleep_us && storm_kind == K_SPIN) ||
+	    think_sleep_us < 0 || think_sleep_us > 100000)
+		return -EINVAL;	/* no sleeping under a spinlock */
 	nr = threads > 0 ? threads : (storm_kind == K_SPIN ? ncpu : 2 * ncpu);
 	st = kcalloc(nr, sizeof(*st), GFP_KERNEL);
 	result = kzalloc(RESULT_SIZE, GFP_KERNEL);
