@@ -361,6 +361,92 @@ fn replay_predicts_what_the_policy_does_in_the_guest() {
     }
 }
 
+/// `sclc record --module` in the guest: the storm's mutex recorded through the module's full
+/// hook set, checked against the module's own counters for the run and the per-thread order
+/// of the hooks; nothing stays active, governed or pinned; a recording killed with SIGKILL
+/// leaves a whole deployment that `sclc ls` shows, `sclc unload` removes, and the next
+/// recording removes by itself.
+#[test]
+fn record_module_records_the_full_hook_set_in_the_guest() {
+    use scl_trace::EventKind;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        eprintln!("SKIPPED (sclc record --module in the guest): not root; the guest needs root to fetch the kernel image and build modules");
+        return;
+    }
+    let _one = GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let trace_path = std::env::temp_dir().join(format!("sclc-record-module-{}.sclt", std::process::id()));
+    let out = Command::new("bash")
+        .current_dir(&repo)
+        .arg("tests/kernel-reality/run.sh")
+        .args(["examples/lockstat.scl", "--lock", "mutex", "--format", "json", "--duration", "1500", "--threads", "4"])
+        .args(["--cs-sleep", "50", "--think-sleep", "100", "--record-module"])
+        .arg(&trace_path)
+        .env("SCLC", env!("CARGO_BIN_EXE_sclc"))
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "run.sh exited {:?}:\n{}{stdout}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}"));
+    let run = &v["module_recorded"];
+    let rec = &v["module_record"];
+    eprintln!("{}\n{}", serde_json::to_string_pretty(run).unwrap_or_default(), serde_json::to_string_pretty(rec).unwrap_or_default());
+    let trace = scl_trace::format::read_path(&trace_path, &scl_trace::format::Limits::default()).expect("the trace reads back");
+    let _ = std::fs::remove_file(&trace_path);
+    let sum = &rec["summary"];
+    assert_eq!(u(&sum["lost"]), 0, "{sum}");
+    assert_eq!(u(&sum["unpaired_ends"]), 0, "{sum}");
+    assert_eq!(trace.lost, 0);
+    assert!(sum["module"].as_str().is_some_and(|m| m.starts_with("sclc-record-")), "{sum}");
+    // One lock, the storm's mutex, and nothing but the module's hooks.
+    let locks: std::collections::HashSet<u64> = trace.events.iter().map(|e| e.lock).collect();
+    assert_eq!(locks.len(), 1, "{locks:x?}");
+    assert!(trace.events.iter().all(|e| e.lock_kind == 1 && e.ok && e.kind != EventKind::ContentionEnd), "only a mutex's hooks");
+    let count = |k: EventKind| trace.events.iter().filter(|e| e.kind == k).count() as u64;
+    let (to_acq, begins, acq, to_rel, rel) =
+        (count(EventKind::ToAcquire), count(EventKind::ContentionBegin), count(EventKind::Acquired), count(EventKind::ToRelease), count(EventKind::Released));
+    // The module's counters of the run (it governed the lock for the recording alone) and
+    // the storm's own count of its acquisitions.
+    let (m_acq, m_cont) = (u(&run["module"]["acquisitions"]), u(&run["module"]["contended"]));
+    eprintln!("trace: {to_acq} to_acquire, {begins} contended, {acq} acquired, {to_rel} to_release, {rel} released; module: {m_acq} acquisitions, {m_cont} contended; storm: {} acquisitions", run["acquisitions"]);
+    assert!(acq >= 200, "too few acquisitions to say anything: {acq}");
+    assert_eq!(acq, m_acq, "Acquired events = the module's acquisitions");
+    assert_eq!(acq, u(&run["acquisitions"]), "Acquired events = the storm's acquisitions");
+    assert_eq!((to_acq, to_rel, rel), (acq, acq, acq), "every hook once per acquisition");
+    assert_eq!(begins, m_cont, "contended events = the module's contended count");
+    assert!(begins > 0, "the storm contended");
+    // Per thread: to_acquire, [contended], acquired, to_release, released, in that order.
+    let mut state: std::collections::HashMap<u32, u8> = std::collections::HashMap::new();
+    for e in &trace.events {
+        let s = state.entry(e.tid).or_insert(0);
+        let next = match (*s, e.kind) {
+            (0, EventKind::ToAcquire) => 1,
+            (1, EventKind::ContentionBegin) => 2,
+            (1 | 2, EventKind::Acquired) => 3,
+            (3, EventKind::ToRelease) => 4,
+            (4, EventKind::Released) => 0,
+            (st, k) => panic!("tid {}: {k:?} at {} after state {st}", e.tid, e.ts),
+        };
+        *s = next;
+    }
+    assert!(state.values().all(|s| *s == 0), "every acquisition released by the end: {state:?}");
+    // The fit reads it as exact critical sections, one per acquisition.
+    let addr = *locks.iter().next().unwrap();
+    let model = scl_trace::fit::fit_lock(&trace, addr);
+    assert!(model.exact, "the fit uses the module's hooks");
+    assert_eq!(model.cs.count, acq);
+    assert_eq!(model.waits, begins, "{model:?}");
+    // Nothing left: no policy active, no lock governed, no recorder pinned ("POLICY LOCKS PINNED").
+    assert_eq!(rec["left"], "- 0 0", "{rec}");
+    // Killed: the whole deployment stays, active, until removed.
+    let killed = rec["killed_left"].as_str().unwrap_or("");
+    assert!(killed.starts_with("sclc-record-") && killed.ends_with(" 1 1"), "{rec}");
+    assert_eq!(rec["killed_in_ls"], true, "{rec}");
+    assert_eq!(rec["killed_unloaded"], "- 0 0", "{rec}");
+    assert_eq!(rec["killed_cleaned"], "yes - 0 0", "{rec}");
+}
+
 extern "C" {
     fn geteuid() -> u32;
 }
