@@ -73,10 +73,8 @@ pub fn clean_stale(root: &Path) -> Vec<String> {
         });
     }
     for i in pin::incomplete(root) {
-        if recorder_pid(&i.name).is_some() && !i.loading && !alive(i.pid) {
-            if pin::remove_stale(root, &i.name).is_ok() {
-                notes.push(format!("removed the incomplete load of `{}` (process {} was killed)", i.name, i.pid));
-            }
+        if recorder_pid(&i.name).is_some() && !i.loading && !alive(i.pid) && pin::remove_stale(root, &i.name).is_ok() {
+            notes.push(format!("removed the incomplete load of `{}` (process {} was killed)", i.name, i.pid));
         }
     }
     notes
