@@ -166,6 +166,11 @@ impl Module {
         self.write("locks", &format!("+{addr:#x}"), || format!("govern the lock at {addr:#x}"))
     }
 
+    /// Stops governing the lock at `addr`: it runs the kernel's own code again.
+    pub fn release(&self, addr: u64) -> Result<(), KmodError> {
+        self.write("locks", &format!("-{addr:#x}"), || format!("release the lock at {addr:#x}"))
+    }
+
     /// Stops governing every lock: they run the kernel's own code again.
     pub fn release_all(&self) -> Result<(), KmodError> {
         self.write("locks", "clear", || "release the governed locks".into())

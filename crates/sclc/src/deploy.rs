@@ -300,14 +300,28 @@ fn resolve_symbol(name: &str) -> Result<u64, String> {
     }
 }
 
-/// Governs `locks` and activates the pinned policy `name`; undoes both on failure.
-pub(crate) fn activate_in_module(module: &Module, name: &str, kinds: &[&str], locks: &[(u64, String)]) -> Result<(), KmodError> {
+/// Activates the pinned policy `name` and governs `locks`; undoes both on failure. Returns
+/// the locks it governed that were not governed before.
+///
+/// Activated first: a process killed in between leaves a policy active on no lock or on
+/// some of its locks, each run whole by it, never a governed lock waiting for its policy.
+pub(crate) fn activate_in_module(module: &Module, name: &str, kinds: &[&str], locks: &[(u64, String)]) -> Result<Vec<u64>, KmodError> {
     let before = module.locks()?;
-    let result = locks.iter().try_for_each(|(a, _)| module.govern(*a)).and_then(|()| module.activate(name, kinds));
-    if result.is_err() && before.is_empty() {
-        let _ = module.release_all();
+    module.activate(name, kinds)?;
+    let mut ours = Vec::new();
+    for (a, _) in locks {
+        if let Err(e) = module.govern(*a) {
+            let _ = module.deactivate();
+            for a in &ours {
+                let _ = module.release(*a);
+            }
+            return Err(e);
+        }
+        if !before.contains(a) && !ours.contains(a) {
+            ours.push(*a);
+        }
     }
-    result
+    Ok(ours)
 }
 
 /// Runs `sclc ls`.

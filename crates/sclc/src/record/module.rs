@@ -86,6 +86,8 @@ pub struct Deployment {
     pub name: String,
     dir: PathBuf,
     module: Module,
+    /// The locks it governed that were not governed before: released at the end.
+    ours: Vec<u64>,
     active: bool,
 }
 
@@ -99,23 +101,30 @@ pub fn deploy(loaded: &mut scl_loader::Loaded, hidden: &[&str], kinds: &[&str], 
         deploy::undeploy(&name, &dir)?;
     }
     let pinned = loaded.pin_all(&dir, false, hidden).map_err(|e| e.to_string())?;
-    if let Err(e) = deploy::activate_in_module(&module, &name, kinds, &locks) {
-        let _ = pin::unpin(&pinned.dir);
-        return Err(format!("{e}\n  note: nothing stays loaded: `{name}` was unpinned again"));
-    }
-    Ok(Deployment { name, dir, module, active: true })
+    let ours = match deploy::activate_in_module(&module, &name, kinds, &locks) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = pin::unpin(&pinned.dir);
+            return Err(format!("{e}\n  note: nothing stays loaded: `{name}` was unpinned again"));
+        }
+    };
+    Ok(Deployment { name, dir, module, ours, active: true })
 }
 
 impl Deployment {
-    /// Stops the recorder: deactivated, its locks released (they run the kernel's own code
-    /// again). The pins stay until [`Deployment::remove`].
+    /// Stops the recorder: deactivated, the locks it governed released (they run the
+    /// kernel's own code again; locks governed before the recording stay governed). The pins
+    /// stay until [`Deployment::remove`].
     pub fn stop(&mut self) -> Result<(), String> {
         if !self.active {
             return Ok(());
         }
         self.active = false;
         if self.module.active().ok().flatten().as_deref() == Some(self.name.as_str()) {
-            self.module.deactivate().and_then(|()| self.module.release_all()).map_err(|e| e.to_string())?;
+            self.module.deactivate().map_err(|e| e.to_string())?;
+        }
+        for a in std::mem::take(&mut self.ours) {
+            self.module.release(a).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
