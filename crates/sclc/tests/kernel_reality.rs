@@ -402,7 +402,7 @@ fn record_module_records_the_full_hook_set_in_the_guest() {
     // One lock, the storm's mutex, and nothing but the module's hooks.
     let locks: std::collections::HashSet<u64> = trace.events.iter().map(|e| e.lock).collect();
     assert_eq!(locks.len(), 1, "{locks:x?}");
-    assert!(trace.events.iter().all(|e| e.lock_kind == 1 && e.ok && e.kind != EventKind::ContentionEnd), "only a mutex's hooks");
+    assert!(trace.events.iter().all(|e| e.lock_kind == 1 && e.ok), "only a mutex's hooks, no failed wait");
     let count = |k: EventKind| trace.events.iter().filter(|e| e.kind == k).count() as u64;
     let (to_acq, begins, acq, to_rel, rel) =
         (count(EventKind::ToAcquire), count(EventKind::ContentionBegin), count(EventKind::Acquired), count(EventKind::ToRelease), count(EventKind::Released));
@@ -415,15 +415,17 @@ fn record_module_records_the_full_hook_set_in_the_guest() {
     assert_eq!(acq, u(&run["acquisitions"]), "Acquired events = the storm's acquisitions");
     assert_eq!((to_acq, to_rel, rel), (acq, acq, acq), "every hook once per acquisition");
     assert_eq!(begins, m_cont, "contended events = the module's contended count");
+    assert_eq!(count(EventKind::ContentionEnd), begins, "every wait ends");
     assert!(begins > 0, "the storm contended");
-    // Per thread: to_acquire, [contended], acquired, to_release, released, in that order.
+    // Per thread: to_acquire, [contended, its end], acquired, to_release, released, in order.
     let mut state: std::collections::HashMap<u32, u8> = std::collections::HashMap::new();
     for e in &trace.events {
         let s = state.entry(e.tid).or_insert(0);
         let next = match (*s, e.kind) {
             (0, EventKind::ToAcquire) => 1,
             (1, EventKind::ContentionBegin) => 2,
-            (1 | 2, EventKind::Acquired) => 3,
+            (2, EventKind::ContentionEnd) => 5,
+            (1 | 5, EventKind::Acquired) => 3,
             (3, EventKind::ToRelease) => 4,
             (4, EventKind::Released) => 0,
             (st, k) => panic!("tid {}: {k:?} at {} after state {st}", e.tid, e.ts),
@@ -437,6 +439,8 @@ fn record_module_records_the_full_hook_set_in_the_guest() {
     assert!(model.exact, "the fit uses the module's hooks");
     assert_eq!(model.cs.count, acq);
     assert_eq!(model.waits, begins, "{model:?}");
+    let hottest = scl_trace::fit::locks(&trace);
+    assert_eq!((hottest.len(), hottest[0].waits), (1, begins), "the replay's pick sees every wait");
     // Nothing left: no policy active, no lock governed, no recorder pinned ("POLICY LOCKS PINNED").
     assert_eq!(rec["left"], "- 0 0", "{rec}");
     // Killed: the whole deployment stays, active, until removed.

@@ -283,9 +283,19 @@ struct Pairing {
     merged_begins: u64,
     comms: tasks::Comms,
     comm_list: Vec<(u32, String)>,
+    /// --module: the end of a mutex's or rwsem's wait, written just before the `Acquired`
+    /// that [`Pairing::event`] returns.
+    wait_end: Option<Event>,
 }
 
 impl Pairing {
+    /// The events of one record, in order, onto `out`.
+    fn push(&mut self, r: Rec, out: &mut Vec<Event>) {
+        let e = self.event(r);
+        out.extend(self.wait_end.take());
+        out.extend(e);
+    }
+
     fn event(&mut self, r: Rec) -> Option<Event> {
         if self.threads.insert(r.tid, ()).is_none() {
             let c = self.comms.get(&r.tid.to_string());
@@ -353,11 +363,11 @@ impl Pairing {
 
 impl Pairing {
     /// A record of the module recorder's other hooks (module_recorder.scl): 3 to_acquire, 4
-    /// acquired, 5 to_release, 6 released. The wait a `contended` opened ends at `acquired`:
-    /// for a spinlock, whose module hooks are its slow path's alone (no release hooks, no
-    /// uncontended acquisition), as a `contention_end` (the fit's hand-off inference applies,
-    /// as on a stock trace); for a mutex or rwsem as `Acquired`, which with `ToRelease`
-    /// gives the fit exact critical sections.
+    /// acquired, 5 to_release, 6 released. The wait a `contended` opened ends at `acquired`
+    /// with a `contention_end`: for a spinlock, whose module hooks are its slow path's alone
+    /// (no release hooks, no uncontended acquisition), that alone (the fit's hand-off
+    /// inference applies, as on a stock trace); for a mutex or rwsem followed by `Acquired`
+    /// (in `wait_end`), which with `ToRelease` gives the fit exact critical sections.
     fn module_event(&mut self, r: Rec, what: u32) -> Option<Event> {
         let class = (r.info >> 8) & 0xff;
         let lock_kind = class_kind(class);
@@ -376,10 +386,12 @@ impl Pairing {
                         st.waits += 1;
                         st.wait_total += w;
                         st.wait_max = st.wait_max.max(w);
+                        let end = Event { ts: r.ts, kind: EventKind::ContentionEnd, lock: r.lock, flags: 0, lock_kind, ok: true, tid: r.tid, pid: r.pid, cpu: r.cpu };
                         if lock_kind == 0 {
                             st.acquisitions += 1;
-                            return Some(Event { ts: r.ts, kind: EventKind::ContentionEnd, lock: r.lock, flags: 0, lock_kind, ok: true, tid: r.tid, pid: r.pid, cpu: r.cpu });
+                            return Some(end);
                         }
+                        self.wait_end = Some(end);
                     }
                 }
                 if lock_kind == 0 {
@@ -607,9 +619,7 @@ pub fn run(args: RecordArgs) -> Status {
         }
         for r in inbox.borrow_mut().drain(..) {
             newest = newest.max(r.ts);
-            if let Some(e) = pairing.event(r) {
-                pending.push(e);
-            }
+            pairing.push(r, &mut pending);
         }
         match flush(&mut writer, &mut pending, newest.saturating_sub(REORDER_NS)) {
             Ok(Some(s)) => break s,
@@ -654,9 +664,7 @@ pub fn run(args: RecordArgs) -> Status {
     }
     let _ = ring.consume();
     for r in inbox.borrow_mut().drain(..) {
-        if let Some(e) = pairing.event(r) {
-            pending.push(e);
-        }
+        pairing.push(r, &mut pending);
     }
     let mut stop = stop;
     if write_error.is_none() {
@@ -986,16 +994,18 @@ mod module_tests {
     fn module_hooks_become_the_events_the_fit_reads() {
         let mut p = Pairing::default();
         // A writer of an rwsem (class 3): to_acquire, contended, acquired, to_release, released.
-        let kinds: Vec<(EventKind, u32, u32)> = [(3u32, 1u64), (0, 2), (4, 5), (5, 9), (6, 10)]
-            .into_iter()
-            .filter_map(|(what, ts)| p.event(rec(ts, 0xa, 7, what | (3 << 8))))
-            .map(|e| (e.kind, e.flags, e.lock_kind))
-            .collect();
+        let mut out = Vec::new();
+        for (what, ts) in [(3u32, 1u64), (0, 2), (4, 5), (5, 9), (6, 10)] {
+            p.push(rec(ts, 0xa, 7, what | (3 << 8)), &mut out);
+        }
+        let kinds: Vec<(EventKind, u32, u32)> = out.iter().map(|e| (e.kind, e.flags, e.lock_kind)).collect();
+        assert_eq!(out[2].ts, out[3].ts, "the wait ends as the lock is acquired");
         assert_eq!(
             kinds,
             [
                 (EventKind::ToAcquire, 4, 2),
                 (EventKind::ContentionBegin, 4, 2),
+                (EventKind::ContentionEnd, 0, 2),
                 (EventKind::Acquired, 0, 2),
                 (EventKind::ToRelease, 0, 2),
                 (EventKind::Released, 0, 2)
@@ -1006,6 +1016,7 @@ mod module_tests {
         // An uncontended mutex acquisition: no wait.
         assert_eq!(p.event(rec(20, 0xb, 8, 3 | (1 << 8))).unwrap().kind, EventKind::ToAcquire);
         assert_eq!(p.event(rec(21, 0xb, 8, 4 | (1 << 8))).unwrap().kind, EventKind::Acquired);
+        assert!(p.wait_end.is_none(), "no wait to end");
         assert_eq!((p.locks[&0xb].waits, p.locks[&0xb].acquisitions), (0, 1));
         // A spinlock's slow path ends its wait with a contention_end (no release hooks).
         p.event(rec(30, 0xc, 9, 0)).unwrap();
