@@ -656,6 +656,15 @@ fn module_recording_is_refused_without_locks_or_module_and_cleans_dead_recorders
     let o = sclc(&["record", "--module", "-o", out.to_str().unwrap(), "--duration", "1s"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("name them with `--lock SYMBOL|ADDR`"), "{}", text(&o.stderr));
+    // The stock tracepoints' filters do not apply to the module's hooks: refused, not ignored.
+    let me = std::process::id().to_string();
+    for extra in [&["--tid", me.as_str()][..], &["--cpu", "0"], &["--type", "mutex"], &["--", "true"]] {
+        let mut args = vec!["record", "--module", "--lock", "0xffffffff81000000", "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = sclc(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("filter the stock tracepoints only"), "{extra:?}: {}", text(&o.stderr));
+    }
     if Path::new("/sys/kernel/scl_hooks").exists() {
         eprintln!("SKIPPED (the absent module's refusal): this kernel has the lock-hook module");
         return;

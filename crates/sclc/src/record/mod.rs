@@ -462,6 +462,13 @@ pub fn run(args: RecordArgs) -> Status {
     };
     // --module: the module and the locks, checked before anything is loaded.
     let governed = if args.module {
+        // The module runs the recorder on every acquisition of a governed lock: the filters
+        // are the stock tracepoints' (compiled into stock programs only).
+        let f = &args.filter;
+        if !f.tids.is_empty() || !f.pids.is_empty() || !f.cpus.is_empty() || !f.types.is_empty() || !f.cgroups.is_empty() || !args.command.is_empty() {
+            errln!("sclc: error: --module records every acquisition of the `--lock` locks: --tid, --pid, --cpu, --type, --cgroup and `-- CMD` filter the stock tracepoints only\n  help: record without --module to filter, or filter the trace afterwards");
+            return Status::Usage;
+        }
         match module::prepare(&args.filter.locks) {
             Ok(g) => Some(g),
             Err(msg) => {
