@@ -342,6 +342,9 @@ pub fn ls(args: LsArgs) -> Status {
                     if let Some(k) = kernel_state(p, kernel.as_ref()) {
                         v["kernel"] = k;
                     }
+                    if let Some((pid, alive)) = recorder(&p.name) {
+                        v["recorder"] = serde_json::json!({ "pid": pid, "alive": alive });
+                    }
                     v
                 })
                 .collect();
@@ -362,6 +365,13 @@ pub fn ls(args: LsArgs) -> Status {
                 if let Some(k) = kernel_state(p, kernel.as_ref()) {
                     outln!("  kernel   {}", kernel_line(&k));
                 }
+                if let Some((pid, alive)) = recorder(&p.name) {
+                    if alive {
+                        outln!("  recorder `sclc record --module`, process {pid}: removed when it ends");
+                    } else {
+                        outln!("  recorder `sclc record --module` of process {pid}, which was killed: `sclc unload {}` or the next `sclc record --module` removes it", p.name);
+                    }
+                }
             }
             for i in &incomplete {
                 let why = if i.loading {
@@ -374,6 +384,13 @@ pub fn ls(args: LsArgs) -> Status {
         }
     }
     Status::Ok
+}
+
+/// For the module recorder of `sclc record --module` (pinned as `sclc-record-PID`): its
+/// process and whether it is alive.
+fn recorder(name: &str) -> Option<(u32, bool)> {
+    let pid = crate::record::module::recorder_pid(name)?;
+    Some((pid, Path::new(&format!("/proc/{pid}")).exists()))
 }
 
 /// For a policy of lock-context programs: whether the lock-hook module runs it, on which

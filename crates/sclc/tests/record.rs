@@ -679,7 +679,11 @@ fn module_recording_is_refused_without_locks_or_module_and_cleans_dead_recorders
     let o = sclc(&["load", "--target", "syncord", "--pin-only", "--pin", &name, policy.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let ls = sclc(&["ls"]);
-    assert!(text(&ls.stdout).contains(&name), "{}", text(&ls.stdout));
+    assert!(text(&ls.stdout).contains(&format!("recorder `sclc record --module` of process {dead}, which was killed")), "{}", text(&ls.stdout));
+    let ls = sclc(&["ls", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("JSON");
+    let mine = v.as_array().unwrap().iter().find(|p| p["name"] == name.as_str()).expect("listed");
+    assert_eq!(mine["recorder"], serde_json::json!({ "pid": dead, "alive": false }));
     let o = sclc(&["record", "--module", "--lock", "0xffffffff81000000", "-o", out.to_str().unwrap(), "--duration", "1s"]);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
