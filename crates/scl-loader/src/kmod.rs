@@ -224,6 +224,11 @@ mod tests {
         let m = Module::at(&dir).unwrap();
         assert_eq!(m.active().unwrap(), None);
         assert_eq!(m.locks().unwrap(), vec![0x10, 0x20]);
+        // The requests, as the module's control files read them.
+        m.release(0x20).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("locks")).unwrap(), "-0x20");
+        m.govern(0x30).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("locks")).unwrap(), "+0x30");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
