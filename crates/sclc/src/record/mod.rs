@@ -15,6 +15,9 @@
 //! programs' recursion misses (an event in an interrupt that came while the recorder's
 //! program ran on that CPU: the kernel does not run a tracing program inside another).
 //!
+//! `--module` (`module.rs`) records a governed lock's full hook set in the kernel's
+//! lock-hook module instead, through `module_recorder.scl` (the same record layout).
+//!
 //! Output: `-o FILE` is written to a temporary file beside it (`.FILE.PID.partial`) and
 //! renamed into place at the end, so a killed recording never leaves half a trace under
 //! FILE; a device, FIFO or symlink is written in place (as `sclc build -o` does); `-o -`
