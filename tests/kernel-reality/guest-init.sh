@@ -116,9 +116,9 @@ echo clear > /sys/kernel/scl_hooks/locks
 # active, governed or pinned. Then a recording killed with SIGKILL: its deployment stays
 # (whole, active), `sclc ls` shows it, `sclc unload` removes it, and the next recording
 # removes another such one by itself.
-mrec_wait_active() {	# PID: until the module runs sclc-record-PID
+mrec_wait_active() {	# PID: until the module runs sclc-record-PID on its lock (activated first, then governed)
 	i=0
-	until [ "$(cat /sys/kernel/scl_hooks/policy)" = "sclc-record-$1" ]; do
+	until [ "$(cat /sys/kernel/scl_hooks/policy)" = "sclc-record-$1" ] && [ -n "$(cat /sys/kernel/scl_hooks/locks)" ]; do
 		kill -0 "$1" 2> /dev/null || fail "sclc record --module exited before it was active: $(tr '\n' ' ' < /tmp/mrecord.err)"
 		i=$((i + 1))
 		[ $i -lt 1200 ] || fail "sclc record --module was not active in 120 s"
