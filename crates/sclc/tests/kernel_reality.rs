@@ -412,10 +412,32 @@ fn record_module_in_guest(lock: &str, extra: &[&str]) -> Option<(Value, scl_trac
 
 #[test]
 fn record_module_records_the_full_hook_set_in_the_guest() {
-    use scl_trace::EventKind;
     let Some((v, trace)) = record_module_in_guest("mutex", &["--threads", "4", "--cs-sleep", "50", "--think-sleep", "100"]) else {
         return;
     };
+    check_full_hook_set(&v, &trace, 1);
+}
+
+/// The same on the rwsem storm (readers and writers): the readers' `to_acquire` carry the
+/// read flag, as many as the storm's reads.
+#[test]
+fn record_module_records_an_rwsems_readers_and_writers_in_the_guest() {
+    let Some((v, trace)) = record_module_in_guest("rwsem", &["--threads", "4", "--cs-sleep", "50", "--think-sleep", "100"]) else {
+        return;
+    };
+    check_full_hook_set(&v, &trace, 2);
+    let reads = trace.events.iter().filter(|e| e.kind == scl_trace::EventKind::ToAcquire && e.flags & 2 != 0).count() as u64;
+    let writes = trace.events.iter().filter(|e| e.kind == scl_trace::EventKind::ToAcquire && e.flags & 4 != 0).count() as u64;
+    eprintln!("reads {reads}, writes {writes}; the storm's reads {}", v["module_recorded"]["reads"]);
+    assert_eq!(reads, u(&v["module_recorded"]["reads"]), "the readers' to_acquire carry the read flag");
+    assert_eq!(reads + writes, u(&v["module_recorded"]["acquisitions"]), "every acquisition reads or writes");
+    assert!(reads > 0 && writes > 0, "both modes");
+}
+
+/// The full hook set of a mutex (`kind` 1) or rwsem (2) recorded in the guest, against the
+/// module's and the storm's counters.
+fn check_full_hook_set(v: &Value, trace: &scl_trace::Trace, kind: u32) {
+    use scl_trace::EventKind;
     let run = &v["module_recorded"];
     let rec = &v["module_record"];
     let sum = &rec["summary"];
@@ -423,10 +445,10 @@ fn record_module_records_the_full_hook_set_in_the_guest() {
     assert_eq!(u(&sum["unpaired_ends"]), 0, "{sum}");
     assert_eq!(trace.lost, 0);
     assert!(sum["module"].as_str().is_some_and(|m| m.starts_with("sclc-record-")), "{sum}");
-    // One lock, the storm's mutex, and nothing but the module's hooks.
+    // One lock, the storm's, and nothing but the module's hooks.
     let locks: std::collections::HashSet<u64> = trace.events.iter().map(|e| e.lock).collect();
     assert_eq!(locks.len(), 1, "{locks:x?}");
-    assert!(trace.events.iter().all(|e| e.lock_kind == 1 && e.ok), "only a mutex's hooks, no failed wait");
+    assert!(trace.events.iter().all(|e| e.lock_kind == kind && e.ok), "only the storm lock's hooks, no failed wait");
     let count = |k: EventKind| trace.events.iter().filter(|e| e.kind == k).count() as u64;
     let (to_acq, begins, acq, to_rel, rel) =
         (count(EventKind::ToAcquire), count(EventKind::ContentionBegin), count(EventKind::Acquired), count(EventKind::ToRelease), count(EventKind::Released));
@@ -459,11 +481,11 @@ fn record_module_records_the_full_hook_set_in_the_guest() {
     assert!(state.values().all(|s| *s == 0), "every acquisition released by the end: {state:?}");
     // The fit reads it as exact critical sections, one per acquisition.
     let addr = *locks.iter().next().unwrap();
-    let model = scl_trace::fit::fit_lock(&trace, addr);
+    let model = scl_trace::fit::fit_lock(trace, addr);
     assert!(model.exact, "the fit uses the module's hooks");
     assert_eq!(model.cs.count, acq);
     assert_eq!(model.waits, begins, "{model:?}");
-    let hottest = scl_trace::fit::locks(&trace);
+    let hottest = scl_trace::fit::locks(trace);
     assert_eq!((hottest.len(), hottest[0].waits), (1, begins), "the replay's pick sees every wait");
     assert_eq!(u(&sum["hottest"][0]["acquisitions"]), acq, "{sum}");
 }
