@@ -555,6 +555,9 @@ pub fn run(args: RecordArgs) -> Status {
             return write_failed(&target, &e, None);
         }
     };
+    // Before anything is attached or deployed: Ctrl-C or SIGTERM from here on ends the
+    // recording through its clean-up.
+    let stop_flag = crate::run::stop_on_signal();
     let mut deployment = None;
     if let Some((kmodule, locks)) = governed {
         let hidden: Vec<&str> = out.module.maps.values().filter(|m| m.origin.is_hidden()).map(|m| m.name.as_str()).collect();
@@ -572,7 +575,6 @@ pub fn run(args: RecordArgs) -> Status {
         writer_abandon(writer);
         return Status::Usage;
     }
-    let stop_flag = crate::run::stop_on_signal();
     let mut child = match args.command.is_empty() {
         true => None,
         false => match workload::spawn(&args.command, cgroup.as_ref()) {
