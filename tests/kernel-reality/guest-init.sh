@@ -11,6 +11,9 @@
 #   SCL-TRACE base64    with RECORD=1: the trace file of that run, one base64 line each
 #   SCL-VERIFY ok|fail FILE TARGET [why]  with --verify-all: one policy loaded (or refused)
 #                       by this kernel's verifier
+#   SCL-MREC {json}     with RECORD_MODULE=1: the run `sclc record --module` recorded
+#   SCL-MRECORD {json}  with RECORD_MODULE=1: its summary
+#   SCL-MTRACE base64   with RECORD_MODULE=1: its trace file
 #   SCL-FAIL message    the scenario could not go on
 #   SCL-DONE            the scenario ended
 /bin/busybox --install -s /bin
@@ -123,6 +126,59 @@ if [ "$RECORD" = 1 ]; then
 	base64 /tmp/trace.sclt | sed 's/^/SCL-TRACE /' > $OUT
 fi
 echo clear > /sys/kernel/scl_hooks/locks
+
+# With RECORD_MODULE=1, one more run with no policy, recorded by `sclc record --module`: the
+# module recorder governs the storm's lock (by its symbol) and records its full hook set.
+# The storm's result carries the module's own counters for the run (acquisitions,
+# contended), which the host compares with the trace. Afterwards nothing may be left
+# active, governed or pinned. Then a recording killed with SIGKILL: its deployment stays
+# (whole, active), `sclc ls` shows it, `sclc unload` removes it, and the next recording
+# removes another such one by itself.
+mrec_wait_active() {	# PID: until the module runs sclc-record-PID on its lock (activated first, then governed)
+	i=0
+	until [ "$(cat /sys/kernel/scl_hooks/policy)" = "sclc-record-$1" ] && [ -n "$(cat /sys/kernel/scl_hooks/locks)" ]; do
+		kill -0 "$1" 2> /dev/null || fail "sclc record --module exited before it was active: $(tr '\n' ' ' < /tmp/mrecord.err)"
+		i=$((i + 1))
+		[ $i -lt 1200 ] || fail "sclc record --module was not active in 120 s"
+		usleep 100000
+	done
+}
+mrec_left() {	# what a recorder left: the active policy, governed locks, pinned recorders
+	p=$(cat /sys/kernel/scl_hooks/policy)
+	echo "${p:--} $(wc -l < /sys/kernel/scl_hooks/locks) $(ls /sys/fs/bpf/scl 2> /dev/null | grep -c '^sclc-record-')"
+}
+if [ "$RECORD_MODULE" = 1 ]; then
+	/bin/sclc record --module --lock "storm_$KIND" -o /tmp/mtrace.sclt --duration 600s --format json \
+		> /tmp/mrecord.out 2> /tmp/mrecord.err &
+	rec=$!
+	mrec_wait_active $rec
+	TAG=SCL-MREC storm "module-recorded (FIFO)" $classes
+	kill -TERM $rec
+	wait $rec || fail "sclc record --module: $(tr '\n' ' ' < /tmp/mrecord.err)"
+	say "SCL-CHECK mrec_left $(mrec_left)"
+	say "SCL-MRECORD $(grep -m1 '^{' /tmp/mrecord.out)"
+	base64 /tmp/mtrace.sclt | sed 's/^/SCL-MTRACE /' > $OUT
+	# Killed: the deployment stays whole and active until removed.
+	/bin/sclc record --module --lock "storm_$KIND" -o /tmp/killed.sclt > /dev/null 2> /tmp/mrecord.err &
+	rec=$!
+	mrec_wait_active $rec
+	kill -KILL $rec
+	wait $rec
+	say "SCL-CHECK mkill_left $(mrec_left)"
+	/bin/sclc ls --format json | grep -q "\"sclc-record-$rec\"" && say "SCL-CHECK mkill_ls yes" || say "SCL-CHECK mkill_ls no"
+	/bin/sclc unload "sclc-record-$rec" > /tmp/unload 2>&1 || fail "sclc unload sclc-record-$rec: $(tr '\n' ' ' < /tmp/unload)"
+	say "SCL-CHECK mkill_unloaded $(mrec_left)"
+	/bin/sclc record --module --lock "storm_$KIND" -o /tmp/killed.sclt > /dev/null 2> /tmp/mrecord.err &
+	rec=$!
+	mrec_wait_active $rec
+	kill -KILL $rec
+	wait $rec
+	/bin/sclc record --module --lock "storm_$KIND" -o /tmp/next.sclt --duration 1s > /dev/null 2> /tmp/next.err \
+		|| fail "sclc record --module after a killed one: $(tr '\n' ' ' < /tmp/next.err)"
+	grep -q "removed \`sclc-record-$rec\`" /tmp/next.err && say "SCL-CHECK mkill_cleaned yes $(mrec_left)" \
+		|| say "SCL-CHECK mkill_cleaned no $(mrec_left) $(tr '\n' ' ' < /tmp/next.err)"
+	echo clear > /sys/kernel/scl_hooks/locks
+fi
 
 # The policy, loaded as a user would, governing the storm's lock by its symbol.
 /bin/sclc load --target syncord /scl/policy.scl --pin "$NAME" --lock "storm_$KIND" $SETS --color never > /tmp/load 2>&1 \

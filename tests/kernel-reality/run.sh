@@ -8,6 +8,7 @@
 #       [--format table|json] [--mark MAP [--mark-app]] [--little-from CPU] [--dump MAP]
 #       [--duration MS] [--threads N] [--cs-sleep US] [--think-sleep US] [--record TRACE]
 #       [--verify-all]
+#       [--record-module TRACE]
 #
 #   --lock         the kind of lock the storm hammers (default: mutex)
 #   --set          a config value of the policy (repeatable)
@@ -29,6 +30,10 @@
 #                  each kernel target it names into the guest's verifier (`sclc build
 #                  --verify`): the host's newer kernel accepts what Debian's 6.1 may refuse
 #                  (ISA v4 instructions, helpers, verifier limits); reported as "verify"
+#   --record-module TRACE  one more run with no policy, recorded by `sclc record --module`
+#                  (the lock's full hook set in the module); its trace is written to TRACE,
+#                  the run reported as "module_recorded" (JSON) with what the recorder left
+#                  behind, and what a recording killed with SIGKILL leaves and how it goes
 #
 # Needs root, qemu-system-x86, busybox-static, cpio and Debian's linux-headers-amd64 (its
 # kernel image is fetched and cached by version under $SCL_GUEST_CACHE, default
@@ -40,10 +45,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 
-policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 threads="" cs_sleep="" think_sleep="" record="" verify_all="" sets=()
+policy="" kind=mutex format=table mark="" mark_app="" little="" dump="" duration=1500 threads="" cs_sleep="" think_sleep="" record="" verify_all="" record_module="" sets=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--lock) kind=${2:?}; shift 2 ;;
@@ -56,6 +61,7 @@ while [ $# -gt 0 ]; do
 	--duration) duration=${2:?}; shift 2 ;;
 	--record) record=${2:?}; shift 2 ;;
 	--verify-all) verify_all=1; shift ;;
+	--record-module) record_module=${2:?}; shift 2 ;;
 	--threads) threads=${2:?}; shift 2 ;;
 	--cs-sleep) cs_sleep=${2:?}; shift 2 ;;
 	--think-sleep) think_sleep=${2:?}; shift 2 ;;
@@ -173,6 +179,7 @@ fi
 	printf 'THREADS=%q\n' "$threads"
 	printf 'CS_SLEEP=%q\nTHINK_SLEEP=%q\n' "$cs_sleep" "$think_sleep"
 	printf 'RECORD=%q\n' "$([ -n "$record" ] && echo 1)"
+	printf 'RECORD_MODULE=%q\n' "$([ -n "$record_module" ] && echo 1)"
 } > "$root/scl/config"
 (cd "$root" && find . | cpio -o -H newc 2> /dev/null | gzip -1) > "$work/initrd.gz"
 
@@ -222,6 +229,14 @@ if [ -n "$record" ]; then
 	[ -s "$work/trace.sclt" ] || die "--record: the guest sent an empty trace"
 	cp "$work/trace.sclt" "$record" || die "--record: cannot write $record"
 fi
+module_recorded=$({ grep '^SCL-MREC ' "$out" || true; } | sed 's/^SCL-MREC //' | head -1)
+if [ -n "$record_module" ]; then
+	[ -n "$module_recorded" ] || die "--record-module: the guest reported no recorded run"
+	{ grep '^SCL-MTRACE ' "$out" || true; } | sed 's/^SCL-MTRACE //' | base64 -d > "$work/mtrace.sclt" \
+		|| die "--record-module: the trace did not come out of the guest whole (bad base64)"
+	[ -s "$work/mtrace.sclt" ] || die "--record-module: the guest sent an empty trace"
+	cp "$work/mtrace.sclt" "$record_module" || die "--record-module: cannot write $record_module"
+fi
 ls_json=$({ grep '^SCL-LS ' "$out" || true; } | sed 's/^SCL-LS //' | head -1)
 map_json=$({ grep '^SCL-MAP ' "$out" || true; } | sed 's/^SCL-MAP //' | head -1)
 check() { { grep "^SCL-CHECK $1 " "$out" || true; } | head -1 | cut -d' ' -f3; }
@@ -240,6 +255,16 @@ if [ "$format" = json ]; then
 		failed=$({ grep '^SCL-VERIFY fail ' "$out" || true; } | sed 's/^SCL-VERIFY fail //' | while read -r l; do json_str "$l"; echo; done | paste -sd, -)
 		printf '"verify":{"listed":%s,"ok":%s,"failed":[%s]},' "$(wc -l < "$root/scl/verify/list")" \
 			"$({ grep -c '^SCL-VERIFY ok ' "$out" || true; })" "$failed"
+	fi
+	if [ -n "$record_module" ]; then
+		printf '"module_recorded":%s,"module_record":{"trace":%s,"summary":%s,"left":%s,"killed_left":%s,"killed_in_ls":%s,"killed_unloaded":%s,"killed_cleaned":%s},' \
+			"$module_recorded" "$(json_str "$record_module")" \
+			"$({ grep '^SCL-MRECORD {' "$out" || true; } | head -1 | sed 's/^SCL-MRECORD //' | grep . || echo null)" \
+			"$(json_str "$(check mrec_left) $(check_line mrec_left)")" \
+			"$(json_str "$(check mkill_left) $(check_line mkill_left)")" \
+			"$([ "$(check mkill_ls)" = yes ] && echo true || echo false)" \
+			"$(json_str "$(check mkill_unloaded) $(check_line mkill_unloaded)")" \
+			"$(json_str "$(check mkill_cleaned) $(check_line mkill_cleaned)")"
 	fi
 	printf '"runs":[%s,%s],"after_unload":%s,"sclc_ls":%s,"map":%s,' "$with_policy" "$baseline" "${after:-null}" "${ls_json:-null}" "${map_json:-null}"
 	printf '"checks":{"guest_log_clean":%s,"splats":%s,"unloaded_policy":%s,"unloaded_locks":%s,"sleepable_refused":%s,"sleepable_error":%s,"module_removed":%s,"module_removed_detail":%s,"marked_by":%s,"marked_entries":%s,"bad_layout_refused":%s,"bad_layout_error":%s}}\n' \

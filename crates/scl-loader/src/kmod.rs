@@ -166,6 +166,11 @@ impl Module {
         self.write("locks", &format!("+{addr:#x}"), || format!("govern the lock at {addr:#x}"))
     }
 
+    /// Stops governing the lock at `addr`: it runs the kernel's own code again.
+    pub fn release(&self, addr: u64) -> Result<(), KmodError> {
+        self.write("locks", &format!("-{addr:#x}"), || format!("release the lock at {addr:#x}"))
+    }
+
     /// Stops governing every lock: they run the kernel's own code again.
     pub fn release_all(&self) -> Result<(), KmodError> {
         self.write("locks", "clear", || "release the governed locks".into())
@@ -219,6 +224,11 @@ mod tests {
         let m = Module::at(&dir).unwrap();
         assert_eq!(m.active().unwrap(), None);
         assert_eq!(m.locks().unwrap(), vec![0x10, 0x20]);
+        // The requests, as the module's control files read them.
+        m.release(0x20).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("locks")).unwrap(), "-0x20");
+        m.govern(0x30).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("locks")).unwrap(), "+0x30");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -251,6 +251,18 @@ pub fn load(args: LoadArgs) -> Status {
 /// resolves.
 fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), String> {
     let module = Module::open().map_err(|e| format!("{e}\n  help: `--pin-only` pins the policy without running it"))?;
+    let locks = module_locks(&module, &args.locks)?;
+    let already = module.locks().map_err(|e| e.to_string())?;
+    if locks.is_empty() && already.is_empty() {
+        return Err("name the locks the policy governs with `--lock SYMBOL|ADDR`: the module never applies a policy to every lock of the machine".into());
+    }
+    Ok((module, locks))
+}
+
+/// Checks that no policy is active in `module` and resolves `--lock` arguments (symbols or
+/// addresses) to (address, the name given: empty for an address). Shared by `sclc load` and
+/// `sclc record --module`.
+pub(crate) fn module_locks(module: &Module, args: &[String]) -> Result<Vec<(u64, String)>, String> {
     match module.active() {
         Ok(Some(other)) => {
             return Err(format!("policy `{other}` is active in the lock-hook module, which runs one policy at a time\n  help: `sclc unload {other}` first"));
@@ -259,7 +271,7 @@ fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), S
         Err(e) => return Err(e.to_string()),
     }
     let mut locks = Vec::new();
-    for l in &args.locks {
+    for l in args {
         locks.push(match kmod::parse_addr(l) {
             Some(a) => (a, String::new()),
             None => match scl_loader::ksyms::find_lock(l) {
@@ -268,21 +280,31 @@ fn prepare_activation(args: &LoadArgs) -> Result<(Module, Vec<(u64, String)>), S
             },
         });
     }
-    let already = module.locks().map_err(|e| e.to_string())?;
-    if locks.is_empty() && already.is_empty() {
-        return Err("name the locks the policy governs with `--lock SYMBOL|ADDR`: the module never applies a policy to every lock of the machine".into());
-    }
-    Ok((module, locks))
+    Ok(locks)
 }
 
-/// Governs `locks` and activates the pinned policy `name`; undoes both on failure.
-fn activate_in_module(module: &Module, name: &str, kinds: &[&str], locks: &[(u64, String)]) -> Result<(), KmodError> {
+/// Activates the pinned policy `name` and governs `locks`; undoes both on failure. Returns
+/// the locks it governed that were not governed before.
+///
+/// Activated first: a process killed in between leaves a policy active on no lock or on
+/// some of its locks, each run whole by it, never a governed lock waiting for its policy.
+pub(crate) fn activate_in_module(module: &Module, name: &str, kinds: &[&str], locks: &[(u64, String)]) -> Result<Vec<u64>, KmodError> {
     let before = module.locks()?;
-    let result = locks.iter().try_for_each(|(a, _)| module.govern(*a)).and_then(|()| module.activate(name, kinds));
-    if result.is_err() && before.is_empty() {
-        let _ = module.release_all();
+    module.activate(name, kinds)?;
+    let mut ours = Vec::new();
+    for (a, _) in locks {
+        if let Err(e) = module.govern(*a) {
+            let _ = module.deactivate();
+            for a in &ours {
+                let _ = module.release(*a);
+            }
+            return Err(e);
+        }
+        if !before.contains(a) && !ours.contains(a) {
+            ours.push(*a);
+        }
     }
-    result
+    Ok(ours)
 }
 
 /// Runs `sclc ls`.
@@ -302,6 +324,9 @@ pub fn ls(args: LsArgs) -> Status {
                     let mut v = policy_json(p);
                     if let Some(k) = kernel_state(p, kernel.as_ref()) {
                         v["kernel"] = k;
+                    }
+                    if let Some((pid, alive)) = recorder(&p.name) {
+                        v["recorder"] = serde_json::json!({ "pid": pid, "alive": alive });
                     }
                     v
                 })
@@ -323,6 +348,13 @@ pub fn ls(args: LsArgs) -> Status {
                 if let Some(k) = kernel_state(p, kernel.as_ref()) {
                     outln!("  kernel   {}", kernel_line(&k));
                 }
+                if let Some((pid, alive)) = recorder(&p.name) {
+                    if alive {
+                        outln!("  recorder `sclc record --module`, process {pid}: removed when it ends");
+                    } else {
+                        outln!("  recorder `sclc record --module` of process {pid}, which was killed: `sclc unload {}` or the next `sclc record --module` removes it", p.name);
+                    }
+                }
             }
             for i in &incomplete {
                 let why = if i.loading {
@@ -335,6 +367,13 @@ pub fn ls(args: LsArgs) -> Status {
         }
     }
     Status::Ok
+}
+
+/// For the module recorder of `sclc record --module` (pinned as `sclc-record-PID`): its
+/// process and whether it is alive.
+fn recorder(name: &str) -> Option<(u32, bool)> {
+    let pid = crate::record::module::recorder_pid(name)?;
+    Some((pid, Path::new(&format!("/proc/{pid}")).exists()))
 }
 
 /// For a policy of lock-context programs: whether the lock-hook module runs it, on which
@@ -474,23 +513,35 @@ pub fn unload(args: UnloadArgs) -> Status {
         }
         return fail(&PinError::NotFound { what: "pinned policy".into(), within: None, name: args.name, available: pin::names(root) });
     }
-    // The module first: once it has let go of the programs, they can be unpinned.
-    if let Ok(module) = Module::open() {
-        if module.active().ok().flatten().as_deref() == Some(args.name.as_str()) {
-            if let Err(e) = module.deactivate().and_then(|()| module.release_all()) {
-                errln!("sclc: error: {e}");
-                return Status::Usage;
+    match undeploy(&args.name, &dir) {
+        Ok(deactivated) => {
+            if deactivated {
+                outln!("deactivated `{}` in the lock-hook module: its locks run the kernel's own code again", args.name);
             }
-            outln!("deactivated `{}` in the lock-hook module: its locks run the kernel's own code again", args.name);
-        }
-    }
-    match pin::unpin(&dir) {
-        Ok(()) => {
             outln!("unloaded `{}`", args.name);
             Status::Ok
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            errln!("sclc: error: {e}");
+            Status::Usage
+        }
     }
+}
+
+/// Takes the pinned policy `name` (at `dir`) out of the kernel: the module first (once it
+/// has let go of the programs, they can be unpinned; its governed locks are released), then
+/// the pins. True when the module was running it. Shared by `sclc unload` and `sclc record
+/// --module`.
+pub(crate) fn undeploy(name: &str, dir: &Path) -> Result<bool, String> {
+    let mut deactivated = false;
+    if let Ok(module) = Module::open() {
+        if module.active().ok().flatten().as_deref() == Some(name) {
+            module.deactivate().and_then(|()| module.release_all()).map_err(|e| e.to_string())?;
+            deactivated = true;
+        }
+    }
+    pin::unpin(dir).map_err(|e| e.to_string())?;
+    Ok(deactivated)
 }
 
 /// Runs `sclc map`.

@@ -1,4 +1,4 @@
-//! Every example (and `sclc record`'s recorder policy), compiled for each target its header names, loads into the running
+//! Every example (and `sclc record`'s recorder policies), compiled for each target its header names, loads into the running
 //! kernel: stock programs attach to the lock tracepoints, syncord and sim programs pass the
 //! verifier as `syscall` programs and run through `BPF_PROG_TEST_RUN`.
 
@@ -19,12 +19,14 @@ fn examples() -> Vec<(String, String, Vec<Target>)> {
         out.push((format!("examples/{}", p.file_name().unwrap().to_string_lossy()), text, targets));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    // The policy `sclc record` embeds is an example like the others.
-    let recorder = "crates/sclc/src/record/recorder.scl";
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(recorder)).expect("the recorder");
-    let targets = Target::in_header(&text);
-    assert_eq!(targets, vec![Target::Stock], "the recorder runs on the stock tracepoints");
-    out.push((recorder.to_string(), text, targets));
+    // The policies `sclc record` embeds are examples like the others: the stock recorder, and
+    // `--module`'s for the lock-hook module.
+    for (recorder, target) in [("crates/sclc/src/record/recorder.scl", Target::Stock), ("crates/sclc/src/record/module_recorder.scl", Target::Syncord)] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(recorder)).expect("the recorder");
+        let targets = Target::in_header(&text);
+        assert_eq!(targets, vec![target], "{recorder} runs on {target}");
+        out.push((recorder.to_string(), text, targets));
+    }
     out
 }
 

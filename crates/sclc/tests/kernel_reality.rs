@@ -373,6 +373,159 @@ fn replay_predicts_what_the_policy_does_in_the_guest() {
     }
 }
 
+/// `sclc record --module` in the guest: the storm's mutex recorded through the module's full
+/// hook set, checked against the module's own counters for the run and the per-thread order
+/// of the hooks; nothing stays active, governed or pinned; a recording killed with SIGKILL
+/// leaves a whole deployment that `sclc ls` shows, `sclc unload` removes, and the next
+/// recording removes by itself.
+/// One guest boot with `run.sh --record-module` on a storm of `lock`: the harness's JSON and
+/// the trace. `None` (with a loud line) without root.
+fn record_module_in_guest(lock: &str, extra: &[&str]) -> Option<(Value, scl_trace::Trace)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        eprintln!("SKIPPED (sclc record --module in the guest): not root; the guest needs root to fetch the kernel image and build modules");
+        return None;
+    }
+    let _one = GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let trace_path = std::env::temp_dir().join(format!("sclc-record-module-{lock}-{}.sclt", std::process::id()));
+    let out = Command::new("bash")
+        .current_dir(&repo)
+        .arg("tests/kernel-reality/run.sh")
+        .args(["examples/lockstat.scl", "--lock", lock, "--format", "json", "--duration", "1500"])
+        .args(extra)
+        .arg("--record-module")
+        .arg(&trace_path)
+        .env("SCLC", env!("CARGO_BIN_EXE_sclc"))
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "run.sh exited {:?}:\n{}{stdout}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}"));
+    eprintln!("{}\n{}", serde_json::to_string_pretty(&v["module_recorded"]).unwrap_or_default(), serde_json::to_string_pretty(&v["module_record"]).unwrap_or_default());
+    let trace = scl_trace::format::read_path(&trace_path, &scl_trace::format::Limits::default()).expect("the trace reads back");
+    let _ = std::fs::remove_file(&trace_path);
+    let rec = &v["module_record"];
+    let sum = &rec["summary"];
+    assert_eq!(u(&sum["lost"]), 0, "{sum}");
+    assert_eq!(u(&sum["unpaired_ends"]), 0, "{sum}");
+    assert_eq!(trace.lost, 0);
+    assert!(sum["module"].as_str().is_some_and(|m| m.starts_with("sclc-record-")), "{sum}");
+    // Nothing left: no policy active, no lock governed, no recorder pinned ("POLICY LOCKS PINNED").
+    assert_eq!(rec["left"], "- 0 0", "{rec}");
+    // Killed: the whole deployment stays, active, until removed.
+    let killed = rec["killed_left"].as_str().unwrap_or("");
+    assert!(killed.starts_with("sclc-record-") && killed.ends_with(" 1 1"), "{rec}");
+    assert_eq!(rec["killed_in_ls"], true, "{rec}");
+    assert_eq!(rec["killed_unloaded"], "- 0 0", "{rec}");
+    assert_eq!(rec["killed_cleaned"], "yes - 0 0", "{rec}");
+    Some((v, trace))
+}
+
+#[test]
+fn record_module_records_the_full_hook_set_in_the_guest() {
+    let Some((v, trace)) = record_module_in_guest("mutex", &["--threads", "4", "--cs-sleep", "50", "--think-sleep", "100"]) else {
+        return;
+    };
+    check_full_hook_set(&v, &trace, 1);
+}
+
+/// The same on the rwsem storm (readers and writers): the readers' `to_acquire` carry the
+/// read flag, as many as the storm's reads.
+#[test]
+fn record_module_records_an_rwsems_readers_and_writers_in_the_guest() {
+    let Some((v, trace)) = record_module_in_guest("rwsem", &["--threads", "4", "--cs-sleep", "50", "--think-sleep", "100"]) else {
+        return;
+    };
+    check_full_hook_set(&v, &trace, 2);
+    let reads = trace.events.iter().filter(|e| e.kind == scl_trace::EventKind::ToAcquire && e.flags & 2 != 0).count() as u64;
+    let writes = trace.events.iter().filter(|e| e.kind == scl_trace::EventKind::ToAcquire && e.flags & 4 != 0).count() as u64;
+    eprintln!("reads {reads}, writes {writes}; the storm's reads {}", v["module_recorded"]["reads"]);
+    assert_eq!(reads, u(&v["module_recorded"]["reads"]), "the readers' to_acquire carry the read flag");
+    assert_eq!(reads + writes, u(&v["module_recorded"]["acquisitions"]), "every acquisition reads or writes");
+    assert!(reads > 0 && writes > 0, "both modes");
+}
+
+/// The full hook set of a mutex (`kind` 1) or rwsem (2) recorded in the guest, against the
+/// module's and the storm's counters.
+fn check_full_hook_set(v: &Value, trace: &scl_trace::Trace, kind: u32) {
+    use scl_trace::EventKind;
+    let run = &v["module_recorded"];
+    let rec = &v["module_record"];
+    let sum = &rec["summary"];
+    assert_eq!(u(&sum["lost"]), 0, "{sum}");
+    assert_eq!(u(&sum["unpaired_ends"]), 0, "{sum}");
+    assert_eq!(trace.lost, 0);
+    assert!(sum["module"].as_str().is_some_and(|m| m.starts_with("sclc-record-")), "{sum}");
+    // One lock, the storm's, and nothing but the module's hooks.
+    let locks: std::collections::HashSet<u64> = trace.events.iter().map(|e| e.lock).collect();
+    assert_eq!(locks.len(), 1, "{locks:x?}");
+    assert!(trace.events.iter().all(|e| e.lock_kind == kind && e.ok), "only the storm lock's hooks, no failed wait");
+    let count = |k: EventKind| trace.events.iter().filter(|e| e.kind == k).count() as u64;
+    let (to_acq, begins, acq, to_rel, rel) =
+        (count(EventKind::ToAcquire), count(EventKind::ContentionBegin), count(EventKind::Acquired), count(EventKind::ToRelease), count(EventKind::Released));
+    // The module's counters of the run (it governed the lock for the recording alone) and
+    // the storm's own count of its acquisitions.
+    let (m_acq, m_cont) = (u(&run["module"]["acquisitions"]), u(&run["module"]["contended"]));
+    eprintln!("trace: {to_acq} to_acquire, {begins} contended, {acq} acquired, {to_rel} to_release, {rel} released; module: {m_acq} acquisitions, {m_cont} contended; storm: {} acquisitions", run["acquisitions"]);
+    assert!(acq >= 200, "too few acquisitions to say anything: {acq}");
+    assert_eq!(acq, m_acq, "Acquired events = the module's acquisitions");
+    assert_eq!(acq, u(&run["acquisitions"]), "Acquired events = the storm's acquisitions");
+    assert_eq!((to_acq, to_rel, rel), (acq, acq, acq), "every hook once per acquisition");
+    assert_eq!(begins, m_cont, "contended events = the module's contended count");
+    assert_eq!(count(EventKind::ContentionEnd), begins, "every wait ends");
+    assert!(begins > 0, "the storm contended");
+    // Per thread: to_acquire, [contended, its end], acquired, to_release, released, in order.
+    let mut state: std::collections::HashMap<u32, u8> = std::collections::HashMap::new();
+    for e in &trace.events {
+        let s = state.entry(e.tid).or_insert(0);
+        let next = match (*s, e.kind) {
+            (0, EventKind::ToAcquire) => 1,
+            (1, EventKind::ContentionBegin) => 2,
+            (2, EventKind::ContentionEnd) => 5,
+            (1 | 5, EventKind::Acquired) => 3,
+            (3, EventKind::ToRelease) => 4,
+            (4, EventKind::Released) => 0,
+            (st, k) => panic!("tid {}: {k:?} at {} after state {st}", e.tid, e.ts),
+        };
+        *s = next;
+    }
+    assert!(state.values().all(|s| *s == 0), "every acquisition released by the end: {state:?}");
+    // The fit reads it as exact critical sections, one per acquisition.
+    let addr = *locks.iter().next().unwrap();
+    let model = scl_trace::fit::fit_lock(trace, addr);
+    assert!(model.exact, "the fit uses the module's hooks");
+    assert_eq!(model.cs.count, acq);
+    assert_eq!(model.waits, begins, "{model:?}");
+    let hottest = scl_trace::fit::locks(trace);
+    assert_eq!((hottest.len(), hottest[0].waits), (1, begins), "the replay's pick sees every wait");
+    assert_eq!(u(&sum["hottest"][0]["acquisitions"]), acq, "{sum}");
+}
+
+/// A governed spinlock's module hooks are its slow path's: every event is a contended
+/// acquisition's to_acquire, contention_begin and contention_end (its `acquired`), as many
+/// as the module counted, and the fit infers (not exact).
+#[test]
+fn record_module_records_a_spinlocks_slow_path_in_the_guest() {
+    use scl_trace::EventKind;
+    let Some((v, trace)) = record_module_in_guest("spinlock", &[]) else {
+        return;
+    };
+    let run = &v["module_recorded"];
+    let count = |k: EventKind| trace.events.iter().filter(|e| e.kind == k).count() as u64;
+    let (m_acq, m_cont) = (u(&run["module"]["acquisitions"]), u(&run["module"]["contended"]));
+    let (to_acq, begins, ends) = (count(EventKind::ToAcquire), count(EventKind::ContentionBegin), count(EventKind::ContentionEnd));
+    eprintln!("trace: {to_acq} to_acquire, {begins} contention_begin, {ends} contention_end; module: {m_acq} acquisitions, {m_cont} contended; storm: {} acquisitions", run["acquisitions"]);
+    assert!(ends >= 50, "too few contended acquisitions to say anything: {ends}");
+    assert_eq!((to_acq, begins, ends), (m_cont, m_cont, m_acq), "one of each per slow-path acquisition");
+    assert!(trace.events.iter().all(|e| e.lock_kind == 0 && e.ok), "a spinlock's, no failed wait");
+    let locks: std::collections::HashSet<u64> = trace.events.iter().map(|e| e.lock).collect();
+    assert_eq!(locks.len(), 1);
+    let model = scl_trace::fit::fit_lock(&trace, *locks.iter().next().unwrap());
+    assert!(!model.exact, "no release hooks: the fit infers");
+    assert_eq!(model.waits, ends, "{model:?}");
+}
+
 extern "C" {
     fn geteuid() -> u32;
 }

@@ -634,3 +634,65 @@ fn a_full_disk_leaves_nothing_behind() {
     let left: Vec<_> = std::fs::read_dir(&mnt).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `--module` without its locks, or on a kernel without the lock-hook module (this host):
+/// refused before anything is loaded or written (exit 2). A module recorder deployment left
+/// by a killed recording (its process dead) is removed first, with a note, and `sclc ls`
+/// shows it until then.
+#[test]
+fn module_recording_is_refused_without_locks_or_module_and_cleans_dead_recorders() {
+    let _t = turn();
+    if !kernel() {
+        return;
+    }
+    let dir = TempDir::new("module");
+    let out = dir.file("m.trace");
+    let o = sclc(&["record", "--module", "-o", out.to_str().unwrap(), "--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("name them with `--lock SYMBOL|ADDR`"), "{}", text(&o.stderr));
+    // The stock tracepoints' filters do not apply to the module's hooks: refused, not ignored.
+    let me = std::process::id().to_string();
+    for extra in [&["--tid", me.as_str()][..], &["--cpu", "0"], &["--type", "mutex"], &["--", "true"]] {
+        let mut args = vec!["record", "--module", "--lock", "0xffffffff81000000", "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = sclc(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("filter the stock tracepoints only"), "{extra:?}: {}", text(&o.stderr));
+    }
+    if Path::new("/sys/kernel/scl_hooks").exists() {
+        eprintln!("SKIPPED (the absent module's refusal): this kernel has the lock-hook module");
+        return;
+    }
+    // A recording killed with its recorder pinned: a process that has exited.
+    let mut child = Command::new("true").spawn().expect("true");
+    let dead = child.id();
+    child.wait().expect("reaped");
+    let name = format!("sclc-record-{dead}");
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/record/module_recorder.scl");
+    let _ = sclc(&["unload", &name]);
+    let o = sclc(&["load", "--target", "syncord", "--pin-only", "--pin", &name, policy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let ls = sclc(&["ls"]);
+    assert!(text(&ls.stdout).contains(&format!("recorder `sclc record --module` of process {dead}, which was killed")), "{}", text(&ls.stdout));
+    let ls = sclc(&["ls", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("JSON");
+    let mine = v.as_array().unwrap().iter().find(|p| p["name"] == name.as_str()).expect("listed");
+    assert_eq!(mine["recorder"], serde_json::json!({ "pid": dead, "alive": false }));
+    let o = sclc(&["record", "--module", "--lock", "0xffffffff81000000", "-o", out.to_str().unwrap(), "--duration", "1s"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("this kernel has no lock-hook module") && err.contains("without --module"), "{err}");
+    assert!(err.contains(&format!("removed `{name}`")) && err.contains(&format!("process {dead}")), "{err}");
+    assert!(!Path::new("/sys/fs/bpf/scl").join(&name).exists(), "the dead recorder is unpinned");
+    assert!(dir.listing().is_empty(), "nothing written: {:?}", dir.listing());
+    // A live process's recorder is left alone.
+    let live = format!("sclc-record-{}", std::process::id());
+    let o = sclc(&["load", "--target", "syncord", "--pin-only", "--pin", &live, policy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = sclc(&["record", "--module", "--lock", "0xffffffff81000000", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o.stderr).contains("removed"), "{}", text(&o.stderr));
+    assert!(Path::new("/sys/fs/bpf/scl").join(&live).exists());
+    let o = sclc(&["unload", &live]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}

@@ -15,10 +15,15 @@
 //! programs' recursion misses (an event in an interrupt that came while the recorder's
 //! program ran on that CPU: the kernel does not run a tracing program inside another).
 //!
+//! `--module` (`module.rs`) records a governed lock's full hook set in the kernel's
+//! lock-hook module instead, through `module_recorder.scl` (the same record layout).
+//!
 //! Output: `-o FILE` is written to a temporary file beside it (`.FILE.PID.partial`) and
 //! renamed into place at the end, so a killed recording never leaves half a trace under
 //! FILE; a device, FIFO or symlink is written in place (as `sclc build -o` does); `-o -`
 //! is stdout. The summary goes to stdout, or to stderr when the trace goes to stdout.
+
+pub mod module;
 
 use crate::run::{filter, parse_duration, tasks, workload};
 use crate::Status;
@@ -79,6 +84,11 @@ pub struct RecordArgs {
     format: SummaryFormat,
     #[command(flatten)]
     filter: filter::FilterArgs,
+    /// Record the full hook set (about to acquire, contended, acquired, about to release,
+    /// released) of the `--lock` locks in the kernel's lock-hook module (kernel/), which
+    /// governs them for the recording, instead of the stock tracepoints.
+    #[arg(long)]
+    module: bool,
     /// A command to record (after `--`): started once the programs are attached, its
     /// process tree alone recorded (through a cgroup of its own), the recording ending
     /// when it exits.
@@ -231,6 +241,8 @@ pub fn class_kind(class: u32) -> u32 {
 #[derive(Default)]
 struct LockStat {
     class: u32,
+    /// `acquired` hooks (--module; 0 on the stock tracepoints, which see only waits).
+    acquisitions: u64,
     waits: u64,
     failed: u64,
     wait_total: u64,
@@ -250,9 +262,19 @@ struct Pairing {
     merged_begins: u64,
     comms: tasks::Comms,
     comm_list: Vec<(u32, String)>,
+    /// --module: the end of a mutex's or rwsem's wait, written just before the `Acquired`
+    /// that [`Pairing::event`] returns.
+    wait_end: Option<Event>,
 }
 
 impl Pairing {
+    /// The events of one record, in order, onto `out`.
+    fn push(&mut self, r: Rec, out: &mut Vec<Event>) {
+        let e = self.event(r);
+        out.extend(self.wait_end.take());
+        out.extend(e);
+    }
+
     fn event(&mut self, r: Rec) -> Option<Event> {
         if self.threads.insert(r.tid, ()).is_none() {
             let c = self.comms.get(&r.tid.to_string());
@@ -261,6 +283,9 @@ impl Pairing {
             }
         }
         let what = r.info & 0xff;
+        if what >= 3 {
+            return self.module_event(r, what);
+        }
         if what == 0 {
             let class = (r.info >> 8) & 0xff;
             let stack = self.open.entry(r.tid).or_default();
@@ -315,6 +340,58 @@ impl Pairing {
     }
 }
 
+impl Pairing {
+    /// A record of the module recorder's other hooks (module_recorder.scl): 3 to_acquire, 4
+    /// acquired, 5 to_release, 6 released. The wait a `contended` opened ends at `acquired`
+    /// with a `contention_end`: for a spinlock, whose module hooks are its slow path's alone
+    /// (no release hooks, no uncontended acquisition), that alone (the fit's hand-off
+    /// inference applies, as on a stock trace); for a mutex or rwsem followed by `Acquired`
+    /// (in `wait_end`), which with `ToRelease` gives the fit exact critical sections.
+    fn module_event(&mut self, r: Rec, what: u32) -> Option<Event> {
+        let class = (r.info >> 8) & 0xff;
+        let lock_kind = class_kind(class);
+        let mut flags = 0;
+        let kind = match what {
+            3 => {
+                flags = class_flags(class);
+                EventKind::ToAcquire
+            }
+            4 => {
+                if let Some(stack) = self.open.get_mut(&r.tid) {
+                    if let Some(i) = stack.iter().rposition(|(l, _, _)| *l == r.lock) {
+                        let (_, _, start) = stack.remove(i);
+                        let st = self.locks.entry(r.lock).or_default();
+                        let w = r.ts.saturating_sub(start);
+                        st.waits += 1;
+                        st.wait_total += w;
+                        st.wait_max = st.wait_max.max(w);
+                        let end = Event { ts: r.ts, kind: EventKind::ContentionEnd, lock: r.lock, flags: 0, lock_kind, ok: true, tid: r.tid, pid: r.pid, cpu: r.cpu };
+                        if lock_kind == 0 {
+                            st.acquisitions += 1;
+                            return Some(end);
+                        }
+                        self.wait_end = Some(end);
+                    }
+                }
+                if lock_kind == 0 {
+                    // A spinlock's `acquired` whose `contended` was lost: left out, as an end
+                    // without its beginning.
+                    self.unpaired_ends += 1;
+                    return None;
+                }
+                EventKind::Acquired
+            }
+            5 => EventKind::ToRelease,
+            6 => EventKind::Released,
+            _ => return None,
+        };
+        let st = self.locks.entry(r.lock).or_default();
+        st.class = class;
+        st.acquisitions += u64::from(kind == EventKind::Acquired);
+        Some(Event { ts: r.ts, kind, lock: r.lock, flags, lock_kind, ok: true, tid: r.tid, pid: r.pid, cpu: r.cpu })
+    }
+}
+
 /// Monotonic clock, as `bpf_ktime_get_ns` reads it.
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -362,16 +439,39 @@ pub fn run(args: RecordArgs) -> Status {
             return Status::Usage;
         }
     };
+    // --module: the module and the locks, checked before anything is loaded.
+    let governed = if args.module {
+        // The module runs the recorder on every acquisition of a governed lock: the filters
+        // are the stock tracepoints' (compiled into stock programs only).
+        let f = &args.filter;
+        if !f.tids.is_empty() || !f.pids.is_empty() || !f.cpus.is_empty() || !f.types.is_empty() || !f.cgroups.is_empty() || !args.command.is_empty() {
+            errln!("sclc: error: --module records every acquisition of the `--lock` locks: --tid, --pid, --cpu, --type, --cgroup and `-- CMD` filter the stock tracepoints only\n  help: record without --module to filter, or filter the trace afterwards");
+            return Status::Usage;
+        }
+        match module::prepare(&args.filter.locks) {
+            Ok(g) => Some(g),
+            Err(msg) => {
+                errln!("sclc: error: {msg}");
+                return Status::Usage;
+            }
+        }
+    } else {
+        None
+    };
     let (filter, cgroup) = match crate::run::filter_for(&args.filter, &args.command, "record", "recorded") {
         Ok(f) => f,
         Err(status) => return status,
     };
+    let (name, source, target) = match governed {
+        Some(_) => ("module_recorder.scl", module::MODULE_RECORDER, Target::Syncord),
+        None => ("recorder.scl", RECORDER, Target::Stock),
+    };
     let mut files = Files::new();
-    let id = files.add("<sclc record>/recorder.scl".to_string(), RECORDER.to_string());
+    let id = files.add(format!("<sclc record>/{name}"), source.to_string());
     let report = |files: &Files, d: &[Diagnostic]| {
         crate::output::diagnostics(files, d, Format::Human, false);
     };
-    let out = match scl_driver::compile_with(&mut files, id, Target::Stock, &scl_driver::Options { filter }) {
+    let out = match scl_driver::compile_with(&mut files, id, target, &scl_driver::Options { filter }) {
         Ok(o) => o,
         Err(d) => {
             errln!("sclc: internal error: the recorder policy does not compile");
@@ -380,7 +480,9 @@ pub fn run(args: RecordArgs) -> Status {
         }
     };
     // Loaded before the output is opened: without BPF nothing is written.
-    let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, scl_loader::Options::default()) {
+    // Programs the lock-hook module runs inside lock code must not be sleepable.
+    let opts = scl_loader::Options { lock_context: target == Target::Syncord };
+    let mut loaded = match crate::build::load_or_report("sclc_record", &files, id, &out.object, &[], &report, opts) {
         Ok(l) => l,
         Err(status) => return status,
     };
@@ -429,14 +531,32 @@ pub fn run(args: RecordArgs) -> Status {
             return write_failed(&target, &e, None);
         }
     };
-    if let Err(e) = loaded.attach_all() {
+    // Before anything is attached or deployed: Ctrl-C or SIGTERM from here on ends the
+    // recording through its clean-up.
+    let stop_flag = crate::run::stop_on_signal();
+    let mut deployment = None;
+    if let Some((kmodule, locks)) = governed {
+        let hidden: Vec<&str> = out.module.maps.values().filter(|m| m.origin.is_hidden()).map(|m| m.name.as_str()).collect();
+        let kinds: Vec<&str> = out.program.policy.as_ref().map(|p| p.kinds.iter().map(|k| k.name()).collect()).unwrap_or_default();
+        match module::deploy(&mut loaded, &hidden, &kinds, kmodule, locks) {
+            Ok(d) => deployment = Some(d),
+            Err(msg) => {
+                errln!("sclc: error: {msg}");
+                writer_abandon(writer);
+                return Status::Usage;
+            }
+        }
+    } else if let Err(e) = loaded.attach_all() {
         errln!("sclc: error: {e}\n  note: the lock tracepoints need Linux 5.19 or later with BTF");
+        writer_abandon(writer);
         return Status::Usage;
     }
-    let stop_flag = crate::run::stop_on_signal();
     let mut child = match workload::start(&args.command, cgroup.as_ref()) {
         Ok(c) => c,
-        Err(status) => return status,
+        Err(status) => {
+            writer_abandon(writer);
+            return status;
+        }
     };
     let started = Instant::now();
     let max_events = args.max_events.unwrap_or(u64::MAX);
@@ -484,9 +604,7 @@ pub fn run(args: RecordArgs) -> Status {
         }
         for r in inbox.borrow_mut().drain(..) {
             newest = newest.max(r.ts);
-            if let Some(e) = pairing.event(r) {
-                pending.push(e);
-            }
+            pairing.push(r, &mut pending);
         }
         match flush(&mut writer, &mut pending, newest.saturating_sub(REORDER_NS)) {
             Ok(Some(s)) => break s,
@@ -515,7 +633,14 @@ pub fn run(args: RecordArgs) -> Status {
     };
     // Detach, let programs already running finish, then take what is left: the recording
     // ends after the last event that can arrive.
-    loaded.detach_all();
+    match deployment.as_mut() {
+        Some(d) => {
+            if let Err(e) = d.stop() {
+                errln!("sclc: error: cannot deactivate the module recorder `{}`: {e}", d.name);
+            }
+        }
+        None => loaded.detach_all(),
+    }
     std::thread::sleep(Duration::from_millis(20));
     let end_ns = monotonic_ns();
     let elapsed = started.elapsed();
@@ -524,9 +649,7 @@ pub fn run(args: RecordArgs) -> Status {
     }
     let _ = ring.consume();
     for r in inbox.borrow_mut().drain(..) {
-        if let Some(e) = pairing.event(r) {
-            pending.push(e);
-        }
+        pairing.push(r, &mut pending);
     }
     let mut stop = stop;
     if write_error.is_none() {
@@ -549,6 +672,13 @@ pub fn run(args: RecordArgs) -> Status {
     let dropped = calls.saturating_sub(received);
     let lost = dropped + missed;
     drop(ring);
+    let module_name = deployment.as_ref().map(|d| d.name.clone());
+    if let Some(d) = deployment.take() {
+        let name = d.name.clone();
+        if let Err(e) = d.remove() {
+            errln!("sclc: error: cannot unpin the module recorder `{name}`: {e}\n  help: `sclc unload {name}`");
+        }
+    }
     drop(loaded);
     if let Some(e) = poll_error {
         errln!("sclc: error: {e}");
@@ -611,6 +741,7 @@ pub fn run(args: RecordArgs) -> Status {
         names: &names,
         top: args.top,
         command: command_status.as_ref().map(|c| c.1.clone()),
+        module: module_name,
     };
     let text = match args.format {
         SummaryFormat::Json => format!("{}\n", summary.json()),
@@ -675,11 +806,13 @@ struct Summary<'a> {
     names: &'a HashMap<u64, String>,
     top: usize,
     command: Option<serde_json::Value>,
+    /// --module: the recorder's pin name.
+    module: Option<String>,
 }
 
 impl Summary<'_> {
     fn hottest(&self) -> Vec<(u64, &LockStat)> {
-        let mut v: Vec<(u64, &LockStat)> = self.stats.iter().filter(|(_, s)| s.waits > 0).map(|(a, s)| (*a, s)).collect();
+        let mut v: Vec<(u64, &LockStat)> = self.stats.iter().filter(|(_, s)| s.waits > 0 || s.acquisitions > 0).map(|(a, s)| (*a, s)).collect();
         v.sort_by(|a, b| b.1.wait_total.cmp(&a.1.wait_total).then(a.0.cmp(&b.0)));
         v.truncate(self.top);
         v
@@ -722,6 +855,9 @@ impl Summary<'_> {
         if self.unpaired > 0 {
             let _ = writeln!(s, "  {} ends of waits without their beginning (begun before the recording, or lost) were left out", self.unpaired);
         }
+        if let Some(m) = &self.module {
+            let _ = writeln!(s, "  recorded in the lock-hook module as `{m}`, taken out again: the full hook set of the governed locks");
+        }
         let hot = self.hottest();
         if !hot.is_empty() {
             let _ = writeln!(s, "\n  {:<40} {:<12} {:>10} {:>14} {:>14}", "lock", "type", "waits", "wait_total", "wait_max");
@@ -750,6 +886,7 @@ impl Summary<'_> {
                     "name": self.names.get(&addr),
                     "type": class_name(st.class),
                     "waits": st.waits,
+                    "acquisitions": st.acquisitions,
                     "failed": st.failed,
                     "wait_total_ns": st.wait_total,
                     "wait_max_ns": st.wait_max,
@@ -774,6 +911,9 @@ impl Summary<'_> {
         });
         if let Some(c) = &self.command {
             v["command"] = c.clone();
+        }
+        if let Some(m) = &self.module {
+            v["module"] = m.clone().into();
         }
         v
     }
@@ -824,5 +964,53 @@ mod tests {
         assert_eq!(p.unpaired_ends, 1);
         let st = &p.locks[&0xa];
         assert_eq!((st.waits, st.failed, st.wait_total), (1, 1, 7));
+    }
+}
+
+#[cfg(test)]
+mod module_tests {
+    use super::*;
+
+    fn rec(ts: u64, lock: u64, tid: u32, info: u32) -> Rec {
+        Rec { ts, lock, tid, pid: 1, cpu: 0, info }
+    }
+
+    #[test]
+    fn module_hooks_become_the_events_the_fit_reads() {
+        let mut p = Pairing::default();
+        // A writer of an rwsem (class 3): to_acquire, contended, acquired, to_release, released.
+        let mut out = Vec::new();
+        for (what, ts) in [(3u32, 1u64), (0, 2), (4, 5), (5, 9), (6, 10)] {
+            p.push(rec(ts, 0xa, 7, what | (3 << 8)), &mut out);
+        }
+        let kinds: Vec<(EventKind, u32, u32)> = out.iter().map(|e| (e.kind, e.flags, e.lock_kind)).collect();
+        assert_eq!(out[2].ts, out[3].ts, "the wait ends as the lock is acquired");
+        assert_eq!(
+            kinds,
+            [
+                (EventKind::ToAcquire, 4, 2),
+                (EventKind::ContentionBegin, 4, 2),
+                (EventKind::ContentionEnd, 0, 2),
+                (EventKind::Acquired, 0, 2),
+                (EventKind::ToRelease, 0, 2),
+                (EventKind::Released, 0, 2)
+            ]
+        );
+        let st = &p.locks[&0xa];
+        assert_eq!((st.waits, st.wait_total, st.acquisitions), (1, 3, 1));
+        // An uncontended mutex acquisition: no wait.
+        assert_eq!(p.event(rec(20, 0xb, 8, 3 | (1 << 8))).unwrap().kind, EventKind::ToAcquire);
+        assert_eq!(p.event(rec(21, 0xb, 8, 4 | (1 << 8))).unwrap().kind, EventKind::Acquired);
+        assert!(p.wait_end.is_none(), "no wait to end");
+        assert_eq!((p.locks[&0xb].waits, p.locks[&0xb].acquisitions), (0, 1));
+        // A spinlock's slow path ends its wait with a contention_end (no release hooks).
+        p.event(rec(30, 0xc, 9, 0)).unwrap();
+        let e = p.event(rec(33, 0xc, 9, 4)).unwrap();
+        assert_eq!((e.kind, e.ok, e.lock_kind), (EventKind::ContentionEnd, true, 0));
+        // ... and one whose contended was lost is left out.
+        assert!(p.event(rec(40, 0xc, 9, 4)).is_none());
+        assert_eq!(p.unpaired_ends, 1);
+        // Unknown codes are dropped.
+        assert!(p.event(rec(50, 0xc, 9, 7)).is_none());
     }
 }
