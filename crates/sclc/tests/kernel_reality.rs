@@ -17,6 +17,22 @@ use std::sync::Mutex;
 /// One guest at a time: two TCG guests on a small machine slow each other's vCPUs unevenly.
 static GUEST: Mutex<()> = Mutex::new(());
 
+/// The guest, for one test: the repository's root, with the one-guest-at-a-time lock held.
+/// `None` after a loud line without root (needed to fetch the kernel image and build
+/// modules); under CI, where the machine has root, a failure instead of a skip.
+fn guest(what: &str) -> Option<(std::sync::MutexGuard<'static, ()>, std::path::PathBuf)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false") {
+            panic!("{what} in the guest cannot run under CI: not root");
+        }
+        eprintln!("SKIPPED ({what} in the guest): not root; the guest needs root to fetch the kernel image and build modules");
+        return None;
+    }
+    let one = GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    Some((one, Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")))
+}
+
 /// One guest run: a policy on a lock kind, with the harness's options.
 struct Case {
     policy: &'static str,
@@ -212,13 +228,9 @@ fn common(r: &Report) {
 
 #[test]
 fn behaviour_changing_policies_change_real_kernel_locks_in_a_guest() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { geteuid() } != 0 {
-        eprintln!("SKIPPED (kernel reality): not root; the guest suite needs root to fetch the kernel image and build modules");
+    let Some((_one, repo)) = guest("kernel reality") else {
         return;
-    }
-    let _one = GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    };
     let mut failures = Vec::new();
     for case in CASES {
         let what = format!("{} on a {} {}", case.policy, case.lock, case.args.join(" "));
@@ -280,13 +292,9 @@ fn side(case: &Value, which: &str, metric: &str) -> (f64, f64, f64) {
 /// tolerances below (decisions and ratios: TCG's times mean nothing).
 #[test]
 fn replay_predicts_what_the_policy_does_in_the_guest() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { geteuid() } != 0 {
-        eprintln!("SKIPPED (replay validation in the guest): not root; the guest needs root to fetch the kernel image and build modules");
+    let Some((_one, repo)) = guest("replay validation") else {
         return;
-    }
-    let _one = GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    };
     let out = Command::new("bash")
         .current_dir(&repo)
         .args(["bench/replay-validate", "--format", "json"])
@@ -381,13 +389,9 @@ fn replay_predicts_what_the_policy_does_in_the_guest() {
 /// One guest boot with `run.sh --record-module` on a storm of `lock`: the harness's JSON and
 /// the trace. `None` (with a loud line) without root.
 fn record_module_in_guest(lock: &str, extra: &[&str]) -> Option<(Value, scl_trace::Trace)> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { geteuid() } != 0 {
-        eprintln!("SKIPPED (sclc record --module in the guest): not root; the guest needs root to fetch the kernel image and build modules");
+    let Some((_one, repo)) = guest("sclc record --module") else {
         return None;
-    }
-    let _one = GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    };
     let trace_path = std::env::temp_dir().join(format!("sclc-record-module-{lock}-{}.sclt", std::process::id()));
     let out = Command::new("bash")
         .current_dir(&repo)
