@@ -221,21 +221,23 @@ runs=$(grep '^SCL-RUN ' "$out" | sed 's/^SCL-RUN //' || true)
 baseline=$(sed -n 1p <<< "$runs")
 with_policy=$(sed -n 2p <<< "$runs")
 after=$(sed -n 3p <<< "$runs")
+# A trace a recording in the guest sent as base64 lines tagged TAG, written to DEST
+# (OPTION names the run.sh option in errors).
+take_trace() {	# TAG DEST OPTION
+	{ grep "^$1 " "$out" || true; } | sed "s/^$1 //" | base64 -d > "$work/$1.sclt" \
+		|| die "$3: the trace did not come out of the guest whole (bad base64)"
+	[ -s "$work/$1.sclt" ] || die "$3: the guest sent an empty trace"
+	cp "$work/$1.sclt" "$2" || die "$3: cannot write $2"
+}
 recorded=$({ grep '^SCL-REC ' "$out" || true; } | sed 's/^SCL-REC //' | head -1)
 if [ -n "$record" ]; then
 	[ -n "$recorded" ] || die "--record: the guest reported no recorded run"
-	{ grep '^SCL-TRACE ' "$out" || true; } | sed 's/^SCL-TRACE //' | base64 -d > "$work/trace.sclt" \
-		|| die "--record: the trace did not come out of the guest whole (bad base64)"
-	[ -s "$work/trace.sclt" ] || die "--record: the guest sent an empty trace"
-	cp "$work/trace.sclt" "$record" || die "--record: cannot write $record"
+	take_trace SCL-TRACE "$record" --record
 fi
 module_recorded=$({ grep '^SCL-MREC ' "$out" || true; } | sed 's/^SCL-MREC //' | head -1)
 if [ -n "$record_module" ]; then
 	[ -n "$module_recorded" ] || die "--record-module: the guest reported no recorded run"
-	{ grep '^SCL-MTRACE ' "$out" || true; } | sed 's/^SCL-MTRACE //' | base64 -d > "$work/mtrace.sclt" \
-		|| die "--record-module: the trace did not come out of the guest whole (bad base64)"
-	[ -s "$work/mtrace.sclt" ] || die "--record-module: the guest sent an empty trace"
-	cp "$work/mtrace.sclt" "$record_module" || die "--record-module: cannot write $record_module"
+	take_trace SCL-MTRACE "$record_module" --record-module
 fi
 ls_json=$({ grep '^SCL-LS ' "$out" || true; } | sed 's/^SCL-LS //' | head -1)
 map_json=$({ grep '^SCL-MAP ' "$out" || true; } | sed 's/^SCL-MAP //' | head -1)

@@ -14,6 +14,18 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
+/// Runs a harness script of the repository (`bash ARGS...`) with this build's `sclc` and
+/// returns the JSON it printed; a failed run, or output that is not JSON, fails the test
+/// with what the script printed.
+fn harness_json<S: AsRef<std::ffi::OsStr>>(repo: &Path, args: impl IntoIterator<Item = S>) -> Value {
+    let args: Vec<S> = args.into_iter().collect();
+    let what = args.first().map(|a| a.as_ref().to_string_lossy().into_owned()).unwrap_or_default();
+    let out = Command::new("bash").current_dir(repo).args(&args).env("SCLC", env!("CARGO_BIN_EXE_sclc")).output().expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{what} exited {:?}:\n{}{stdout}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{what}: no JSON ({e}):\n{stdout}"))
+}
+
 /// One guest at a time: two TCG guests on a small machine slow each other's vCPUs unevenly.
 static GUEST: Mutex<()> = Mutex::new(());
 
@@ -295,15 +307,7 @@ fn replay_predicts_what_the_policy_does_in_the_guest() {
     let Some((_one, repo)) = guest("replay validation") else {
         return;
     };
-    let out = Command::new("bash")
-        .current_dir(&repo)
-        .args(["bench/replay-validate", "--format", "json"])
-        .env("SCLC", env!("CARGO_BIN_EXE_sclc"))
-        .output()
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "bench/replay-validate exited {:?}:\n{}{stdout}", out.status.code(), String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}"));
+    let v = harness_json(&repo, ["bench/replay-validate", "--format", "json"]);
     eprintln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     let cases = v["cases"].as_array().expect("cases");
     assert_eq!(cases.len(), 2, "{v}");
@@ -381,11 +385,6 @@ fn replay_predicts_what_the_policy_does_in_the_guest() {
     }
 }
 
-/// `sclc record --module` in the guest: the storm's mutex recorded through the module's full
-/// hook set, checked against the module's own counters for the run and the per-thread order
-/// of the hooks; nothing stays active, governed or pinned; a recording killed with SIGKILL
-/// leaves a whole deployment that `sclc ls` shows, `sclc unload` removes, and the next
-/// recording removes by itself.
 /// One guest boot with `run.sh --record-module` on a storm of `lock`: the harness's JSON and
 /// the trace. `None` (with a loud line) without root.
 fn record_module_in_guest(lock: &str, extra: &[&str]) -> Option<(Value, scl_trace::Trace)> {
@@ -393,19 +392,13 @@ fn record_module_in_guest(lock: &str, extra: &[&str]) -> Option<(Value, scl_trac
         return None;
     };
     let trace_path = std::env::temp_dir().join(format!("sclc-record-module-{lock}-{}.sclt", std::process::id()));
-    let out = Command::new("bash")
-        .current_dir(&repo)
-        .arg("tests/kernel-reality/run.sh")
-        .args(["examples/lockstat.scl", "--lock", lock, "--format", "json", "--duration", "1500"])
-        .args(extra)
-        .arg("--record-module")
-        .arg(&trace_path)
-        .env("SCLC", env!("CARGO_BIN_EXE_sclc"))
-        .output()
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "run.sh exited {:?}:\n{}{stdout}", out.status.code(), String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}"));
+    let mut args: Vec<std::ffi::OsString> = ["tests/kernel-reality/run.sh", "examples/lockstat.scl", "--lock", lock, "--format", "json", "--duration", "1500"]
+        .iter()
+        .chain(extra)
+        .map(Into::into)
+        .collect();
+    args.extend(["--record-module".into(), trace_path.clone().into_os_string()]);
+    let v = harness_json(&repo, args);
     eprintln!("{}\n{}", serde_json::to_string_pretty(&v["module_recorded"]).unwrap_or_default(), serde_json::to_string_pretty(&v["module_record"]).unwrap_or_default());
     let trace = scl_trace::format::read_path(&trace_path, &scl_trace::format::Limits::default()).expect("the trace reads back");
     let _ = std::fs::remove_file(&trace_path);
@@ -426,6 +419,11 @@ fn record_module_in_guest(lock: &str, extra: &[&str]) -> Option<(Value, scl_trac
     Some((v, trace))
 }
 
+/// `sclc record --module` in the guest: the storm's mutex recorded through the module's full
+/// hook set, checked against the module's own counters for the run and the per-thread order
+/// of the hooks; nothing stays active, governed or pinned; a recording killed with SIGKILL
+/// leaves a whole deployment that `sclc ls` shows, `sclc unload` removes, and the next
+/// recording removes by itself.
 #[test]
 fn record_module_records_the_full_hook_set_in_the_guest() {
     let Some((v, trace)) = record_module_in_guest("mutex", &["--threads", "4", "--cs-sleep", "50", "--think-sleep", "100"]) else {
